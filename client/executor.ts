@@ -1,0 +1,442 @@
+// Runs a reconcile plan: checks that each path still holds what the plan saw, then writes locally or commits.
+import { dirname, join } from "node:path";
+import { type Change, type ChangeResult, encodeRows, type WireEntry } from "../protocol/messages.ts";
+import { type RpcPeer } from "../protocol/rpc.ts";
+import type { ChunkRow } from "../server/metadata.ts";
+import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
+import { FileChangedError, type ScanEntry, type Scanner } from "./scanner.ts";
+import type { BaseRecord, ClientState } from "./state.ts";
+import { fetchFile, type Progress, sendFile, StaleError } from "./transfer.ts";
+
+/** Changes per COMMIT. */
+const COMMIT_BATCH = 200;
+/** Files transferred at once. */
+const PARALLEL_FILES = 4;
+
+/** What the executor works with. */
+export interface ExecutorContext {
+  root: string;
+  state: ClientState;
+  scanner: Scanner;
+  peer: RpcPeer;
+  /** The current local snapshot (updated as the executor writes). */
+  local: Map<string, ScanEntry>;
+  /** User-facing notifications: one line per upload, download, delete, move, conflict. */
+  notify: (line: string) => void;
+  progress?: Progress;
+}
+
+/** Counts of what a plan run did. */
+export interface ExecutionReport {
+  done: number;
+  skipped: number;
+  /** True when the plan made new local files (conflict copies) that the next cycle must upload. */
+  again: boolean;
+}
+
+/** Thrown when a local path no longer holds what the plan expected. */
+class Changed extends Error {}
+
+interface QueuedChange {
+  change: Change;
+  rows?: ChunkRow[];
+  onDone: (result: ChangeResult) => void | Promise<void>;
+}
+
+function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number | null } {
+  return {
+    size: info.isFile ? info.size : 0,
+    mtime: info.isFile ? info.mtime?.getTime() ?? 0 : 0,
+    ino: info.ino ?? null,
+  };
+}
+
+async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+  try {
+    return await Deno.lstat(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+function formatSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+/** Runs plans against the local folder and the server. */
+export class Executor {
+  #ctx: ExecutorContext;
+  #queue: QueuedChange[] = [];
+  #report: ExecutionReport = { done: 0, skipped: 0, again: false };
+
+  /** An executor over one connection. */
+  constructor(ctx: ExecutorContext) {
+    this.#ctx = ctx;
+  }
+
+  /** Runs the plan in order; consecutive actions of one kind run together. */
+  async run(plan: Action[]): Promise<ExecutionReport> {
+    this.#report = { done: 0, skipped: 0, again: false };
+    let i = 0;
+    while (i < plan.length) {
+      const group = groupOf(plan[i]);
+      let j = i;
+      while (j < plan.length && groupOf(plan[j]) === group) j++;
+      const segment = plan.slice(i, j);
+      if (group === "transfer") await this.#parallel(segment);
+      else for (const action of segment) await this.#guard(action);
+      await this.#flushCommits();
+      i = j;
+    }
+    await this.#ctx.state.flush();
+    return this.#report;
+  }
+
+  async #parallel(actions: Action[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < actions.length) await this.#guard(actions[next++]);
+    };
+    await Promise.all(Array.from({ length: Math.min(PARALLEL_FILES, actions.length) }, worker));
+  }
+
+  async #guard(action: Action): Promise<void> {
+    try {
+      await this.#one(action);
+      this.#report.done++;
+    } catch (error) {
+      this.#report.skipped++;
+      if (error instanceof Changed || error instanceof StaleError || error instanceof FileChangedError) {
+        return;
+      }
+      if ((error as { code?: string }).code === "closed") throw error;
+      this.#ctx.notify(`could not ${describe(action)}: ${(error as Error).message}`);
+    }
+  }
+
+  #abs(path: string): string {
+    return join(this.#ctx.root, path);
+  }
+
+  async #one(action: Action): Promise<void> {
+    const { state } = this.#ctx;
+    switch (action.type) {
+      case "sync": {
+        if (!action.base) state.setBase(action.path, null);
+        else {
+          const local = this.#ctx.local.get(action.path);
+          state.setBase(action.path, {
+            ...action.base,
+            size: local?.size ?? 0,
+            mtime: local?.mtime ?? 0,
+            ino: local?.ino ?? null,
+          });
+        }
+        return;
+      }
+      case "mkdirLocal":
+        await this.#mkdirLocal(action.path, action.remote, action.expect);
+        return;
+      case "mkdirRemote":
+        this.#enqueue({ op: "mkdir", path: action.path, baseRev: action.baseRev }, undefined, (r) => {
+          if (r.ok) this.#recordRemoteDir(r.entries);
+        });
+        return;
+      case "moveLocal":
+        await this.#moveLocal(action.from, action.to, action.expect, action.remote);
+        return;
+      case "moveRemote":
+        this.#enqueue(
+          { op: "move", from: action.from, path: action.to, baseRev: action.baseRev },
+          undefined,
+          (r) => {
+            if (!r.ok) return;
+            const entry = r.entries.find((e) => e.path === action.to && !e.deleted);
+            const local = this.#ctx.local.get(action.to);
+            state.setBase(action.from, null);
+            if (entry && local) {
+              state.setBase(action.to, {
+                ...baseOf(entry),
+                size: local.size,
+                mtime: local.mtime,
+                ino: local.ino,
+              });
+            }
+            this.#recordRemoteDir(r.entries);
+            this.#ctx.notify(`moved ${action.from} -> ${action.to} (on the server)`);
+          },
+        );
+        return;
+      case "conflict":
+        await this.#conflict(action);
+        return;
+      case "download":
+        await this.#download(action.path, action.remote, action.expect);
+        return;
+      case "upload":
+        await this.#upload(action.path, action.local, action.baseRev);
+        return;
+      case "deleteLocal":
+        await this.#deleteLocal(action.path, action.expect);
+        return;
+      case "deleteRemote":
+        this.#enqueue(
+          { op: "delete", path: action.path, kind: action.kind, baseRev: action.baseRev },
+          undefined,
+          (r) => {
+            if (!r.ok) return;
+            state.setBase(action.path, null);
+            this.#ctx.notify(`deleted ${action.path} (on the server)`);
+          },
+        );
+        return;
+    }
+  }
+
+  /** Throws {@linkcode Changed} unless the local path still holds `expect` (null: nothing). */
+  async #check(path: string, expect: LocalEntry | null): Promise<Deno.FileInfo | null> {
+    const info = await lstatOrNull(this.#abs(path));
+    if (expect === null) {
+      if (info) throw new Changed();
+      return null;
+    }
+    if (!info) throw new Changed();
+    if (expect.kind === "dir") {
+      if (!info.isDirectory) throw new Changed();
+      return info;
+    }
+    if (!info.isFile || info.size !== expect.size || (info.mtime?.getTime() ?? 0) !== expect.mtime) {
+      throw new Changed();
+    }
+    return info;
+  }
+
+  async #setLocalBase(
+    path: string,
+    entry: { kind: "file" | "dir"; hash: string; rev: number },
+  ): Promise<void> {
+    const info = await Deno.lstat(this.#abs(path));
+    const stat = statOf(info);
+    this.#ctx.state.setBase(path, { kind: entry.kind, hash: entry.hash, rev: entry.rev, ...stat });
+    this.#ctx.local.set(path, { kind: entry.kind, hash: entry.hash, ...stat });
+  }
+
+  #recordRemoteDir(entries: WireEntry[]): void {
+    // Folders the server made (the path itself or parents created on the way) exist locally: record them.
+    for (const entry of entries) {
+      if (entry.deleted || entry.kind !== "dir") continue;
+      const local = this.#ctx.local.get(entry.path);
+      if (local?.kind === "dir") {
+        this.#ctx.state.setBase(entry.path, { ...baseOf(entry), size: 0, mtime: 0, ino: local.ino });
+      }
+    }
+  }
+
+  async #mkdirLocal(path: string, remote: RemoteEntry, expect: LocalEntry | null): Promise<void> {
+    const info = await this.#check(path, expect);
+    if (info?.isFile) await Deno.remove(this.#abs(path));
+    if (!info?.isDirectory) await Deno.mkdir(this.#abs(path), { recursive: true });
+    await this.#setLocalBase(path, { kind: "dir", hash: "", rev: remote.rev });
+  }
+
+  async #moveLocal(from: string, to: string, expect: LocalEntry, remote: RemoteEntry): Promise<void> {
+    await this.#check(from, expect);
+    await this.#check(to, null);
+    await Deno.mkdir(dirname(this.#abs(to)), { recursive: true });
+    await Deno.rename(this.#abs(from), this.#abs(to));
+    this.#ctx.state.setBase(from, null);
+    this.#ctx.local.delete(from);
+    await this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev });
+    this.#ctx.notify(`moved ${from} -> ${to} (from the server)`);
+  }
+
+  async #download(
+    path: string,
+    remote: RemoteEntry,
+    expect: LocalEntry | null,
+    quiet = false,
+  ): Promise<void> {
+    await this.#check(path, expect);
+    const fetched = await fetchFile(
+      this.#ctx.peer,
+      this.#ctx.state.tmpDir,
+      path,
+      remote.rev,
+      this.#ctx.progress,
+    );
+    try {
+      // The local path may have changed during the download: check again just before the rename.
+      const info = await this.#check(path, expect);
+      await Deno.mkdir(dirname(this.#abs(path)), { recursive: true });
+      if (info?.isDirectory) await Deno.remove(this.#abs(path)); // an emptied folder the file replaces
+      await Deno.utime(fetched.tmpPath, new Date(), new Date(fetched.entry.mtime));
+      await Deno.rename(fetched.tmpPath, this.#abs(path));
+    } catch (error) {
+      await Deno.remove(fetched.tmpPath).catch(() => {});
+      throw error;
+    }
+    await this.#setLocalBase(path, { kind: "file", hash: fetched.entry.hash, rev: fetched.entry.rev });
+    if (!quiet) this.#ctx.notify(`downloaded ${path} (${formatSize(fetched.entry.size)})`);
+  }
+
+  async #upload(path: string, local: LocalEntry, baseRev: number, quiet = false): Promise<void> {
+    const scanned = this.#ctx.local.get(path);
+    const info = await this.#check(path, local);
+    const stat = statOf(info!);
+    if (scanned?.kind !== "file" || scanned.hash !== local.hash) throw new Changed();
+    const sent = await sendFile(
+      this.#ctx.peer,
+      this.#ctx.root,
+      this.#ctx.scanner,
+      path,
+      stat,
+      this.#ctx.progress,
+    );
+    if (sent.hash !== local.hash) throw new Changed();
+    const change: Change = {
+      op: "upload",
+      path,
+      baseRev,
+      size: stat.size,
+      mtime: stat.mtime,
+      hash: sent.hash,
+      rows: { offset: 0, count: sent.rows.length },
+    };
+    this.#enqueue(change, sent.rows, (r) => {
+      if (!r.ok) return;
+      const entry = r.entries.find((e) => e.path === path)!;
+      this.#ctx.state.setBase(path, { kind: "file", hash: entry.hash, rev: entry.rev, ...stat });
+      this.#recordRemoteDir(r.entries);
+      this.#ctx.scanner.forget(path);
+      if (!quiet) {
+        const note = sent.sent < stat.size ? `, ${formatSize(sent.sent)} sent` : "";
+        this.#ctx.notify(`uploaded ${path} (${formatSize(stat.size)}${note})`);
+      }
+    });
+    // Commit full batches while other files are still transferring.
+    if (this.#queue.length >= COMMIT_BATCH) this.#flushCommits().catch(() => {});
+  }
+
+  async #deleteLocal(path: string, expect: LocalEntry): Promise<void> {
+    await this.#check(path, expect);
+    try {
+      await Deno.remove(this.#abs(path));
+    } catch (error) {
+      // A folder that gained content is not removed: the next cycle uploads what is in it.
+      if (expect.kind === "dir") throw new Changed();
+      throw error;
+    }
+    this.#ctx.state.setBase(path, null);
+    this.#ctx.local.delete(path);
+    this.#ctx.notify(`deleted ${path} (from the server)`);
+  }
+
+  async #conflict(action: Extract<Action, { type: "conflict" }>): Promise<void> {
+    const { path, copyPath, local, remote } = action;
+    if (action.keep === "remote") {
+      // The local version moves aside under the copy name (uploaded by the next cycle); the remote takes the name.
+      await this.#check(path, local);
+      await this.#check(copyPath, null);
+      await Deno.rename(this.#abs(path), this.#abs(copyPath));
+      this.#ctx.local.delete(path);
+      this.#report.again = true;
+      this.#ctx.notify(
+        `conflict: ${path} changed here and on "${remote.device}"; kept this device's version as ${copyPath}`,
+      );
+      if (remote.kind === "dir") await this.#mkdirLocal(path, remote, null);
+      else await this.#download(path, remote, null, true);
+      return;
+    }
+    // Keep local: the server's version moves aside under the copy name, locally and on the server.
+    await this.#check(path, local);
+    const moved = await this.#commitNow({ op: "move", from: path, path: copyPath, baseRev: remote.rev });
+    if (!moved.ok) throw new Changed();
+    const entry = moved.entries.find((e) => e.path === copyPath && !e.deleted)!;
+    await this.#download(copyPath, { ...remote, rev: entry.rev }, null, true).catch(() => {
+      this.#report.again = true; // it arrives with the journal instead
+    });
+    this.#ctx.notify(
+      `conflict: ${path} changed here and on "${remote.device}"; kept their version as ${copyPath}`,
+    );
+    if (local.kind === "dir") {
+      const made = await this.#commitNow({ op: "mkdir", path, baseRev: 0 });
+      if (made.ok) this.#recordRemoteDir(made.entries);
+    } else {
+      await this.#upload(path, local, 0, true);
+      await this.#flushCommits();
+    }
+  }
+
+  #enqueue(change: Change, rows: ChunkRow[] | undefined, onDone: QueuedChange["onDone"]): void {
+    this.#queue.push({ change, rows, onDone });
+  }
+
+  async #commitNow(change: Change): Promise<ChangeResult> {
+    let result!: ChangeResult;
+    this.#enqueue(change, undefined, (r) => {
+      result = r;
+    });
+    await this.#flushCommits();
+    return result;
+  }
+
+  #flushing: Promise<void> = Promise.resolve();
+
+  /** Commits everything queued; calls run one after another so commits keep their order. */
+  #flushCommits(): Promise<void> {
+    const run = this.#flushing.then(() => this.#commitQueued());
+    this.#flushing = run.catch(() => {});
+    return run;
+  }
+
+  async #commitQueued(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0, COMMIT_BATCH);
+      const allRows: ChunkRow[] = [];
+      const changes = batch.map(({ change, rows }) => {
+        if (change.op !== "upload" || !rows) return change;
+        const withRows = { ...change, rows: { offset: allRows.length, count: rows.length } };
+        allRows.push(...rows);
+        return withRows;
+      });
+      const data = allRows.length > 0 ? encodeRows(allRows) : undefined;
+      const reply = await this.#ctx.peer.request("COMMIT", { changes }, data);
+      const results = reply.message.results as ChangeResult[];
+      for (let k = 0; k < batch.length; k++) {
+        const result = results[k];
+        if (!result.ok && result.code !== "conflict" && result.code !== "exists") {
+          this.#ctx.notify(
+            `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}`,
+          );
+        }
+        await batch[k].onDone(result);
+      }
+    }
+  }
+}
+
+function baseOf(entry: WireEntry): Omit<BaseRecord, "size" | "mtime" | "ino"> {
+  return { kind: entry.kind, hash: entry.hash, rev: entry.rev };
+}
+
+function groupOf(action: Action): string {
+  if (action.type === "download" || action.type === "upload") return "transfer";
+  if (action.type === "mkdirLocal" || action.type === "mkdirRemote") return "mkdir";
+  if (action.type === "moveLocal" || action.type === "moveRemote") return "move";
+  if (action.type === "deleteLocal" || action.type === "deleteRemote") return "delete";
+  return action.type;
+}
+
+function describe(action: Action): string {
+  switch (action.type) {
+    case "moveLocal":
+    case "moveRemote":
+      return `move ${action.from} -> ${action.to}`;
+    default:
+      return `${action.type} ${action.path}`;
+  }
+}

@@ -1,0 +1,186 @@
+// The client's persistent state in DIR/.filesync/: device identity, token, cursor, base snapshot, remote mirror.
+import { createHash } from "node:crypto";
+import { join } from "node:path";
+import type { WireEntry } from "../protocol/messages.ts";
+import type { BaseEntry, RemoteEntry } from "./reconcile.ts";
+
+/** Folder of client state inside the synced folder (never synced). */
+export const STATE_DIR = ".filesync";
+
+/** A base entry plus the local file's stat when both sides agreed, so unchanged files need no re-hashing. */
+export interface BaseRecord extends BaseEntry {
+  size: number;
+  mtime: number;
+  ino: number | null;
+}
+
+/** Device identity saved at first login. */
+export interface DeviceInfo {
+  server: string;
+  user: string;
+  device: string;
+  deviceId: string;
+}
+
+const KEY_PATH_MAX = 1500;
+
+function pathKey(prefix: string, path: string): Deno.KvKey {
+  return new TextEncoder().encode(path).length <= KEY_PATH_MAX
+    ? [prefix, path]
+    : [prefix + "#", createHash("sha256").update(path).digest("hex")];
+}
+
+/** Base snapshot, remote mirror and cursor, held in memory and written through to a Deno KV file. */
+export class ClientState {
+  readonly dir: string;
+  readonly base = new Map<string, BaseRecord>();
+  readonly remote = new Map<string, RemoteEntry>();
+  cursor = 0;
+  #kv: Deno.Kv;
+  #dirty = new Map<string, Deno.KvKey>();
+
+  private constructor(dir: string, kv: Deno.Kv) {
+    this.dir = dir;
+    this.#kv = kv;
+  }
+
+  /** Opens (creating) the state of the synced folder `root`. */
+  static async open(root: string): Promise<ClientState> {
+    const dir = join(root, STATE_DIR);
+    await Deno.mkdir(join(dir, "tmp"), { recursive: true, mode: 0o700 });
+    const kv = await Deno.openKv(join(dir, "state.kv"));
+    const state = new ClientState(dir, kv);
+    for (const prefix of ["base", "base#"]) {
+      for await (
+        const e of kv.list<BaseRecord & { path: string }>({ prefix: [prefix] }, { batchSize: 1000 })
+      ) {
+        const { path, ...record } = e.value;
+        state.base.set(path, record);
+      }
+    }
+    for (const prefix of ["remote", "remote#"]) {
+      for await (
+        const e of kv.list<RemoteEntry & { path: string }>({ prefix: [prefix] }, { batchSize: 1000 })
+      ) {
+        const { path, ...entry } = e.value;
+        state.remote.set(path, entry);
+      }
+    }
+    state.cursor = (await kv.get<number>(["cursor"])).value ?? 0;
+    return state;
+  }
+
+  /** Path of the temp folder for downloads. */
+  get tmpDir(): string {
+    return join(this.dir, "tmp");
+  }
+
+  /** Sets or clears the base of a path (written on the next flush). */
+  setBase(path: string, record: BaseRecord | null): void {
+    if (record) this.base.set(path, record);
+    else this.base.delete(path);
+    this.#dirty.set("b" + path, pathKey("base", path));
+  }
+
+  /** Applies journal events to the remote mirror; returns the paths they touched. */
+  applyEvents(events: WireEntry[]): string[] {
+    const paths: string[] = [];
+    for (const event of events) {
+      if (event.rev <= this.cursor) continue;
+      if (event.deleted) this.remote.delete(event.path);
+      else {
+        this.remote.set(event.path, {
+          kind: event.kind,
+          hash: event.hash,
+          size: event.size,
+          mtime: event.mtime,
+          rev: event.rev,
+          device: event.device,
+        });
+      }
+      this.#dirty.set("r" + event.path, pathKey("remote", event.path));
+      this.cursor = event.rev;
+      paths.push(event.path);
+    }
+    return paths;
+  }
+
+  /** Forgets the remote mirror and cursor (the server's journal was reset). */
+  resetRemote(): void {
+    for (const path of this.remote.keys()) this.#dirty.set("r" + path, pathKey("remote", path));
+    this.remote.clear();
+    this.cursor = 0;
+  }
+
+  /** Writes pending changes to disk. */
+  async flush(): Promise<void> {
+    if (this.#dirty.size === 0) return;
+    const dirty = [...this.#dirty];
+    this.#dirty.clear();
+    let atomic = this.#kv.atomic();
+    let count = 0;
+    let bytes = 0;
+    for (const [tag, key] of dirty) {
+      const path = tag.slice(1);
+      const value = tag[0] === "b"
+        ? (this.base.has(path) ? { path, ...this.base.get(path)! } : null)
+        : (this.remote.has(path) ? { path, ...this.remote.get(path)! } : null);
+      if (value) atomic.set(key, value);
+      else atomic.delete(key);
+      bytes += path.length * 2 + 200;
+      if (++count >= 500 || bytes > 400_000) {
+        await atomic.commit();
+        atomic = this.#kv.atomic();
+        count = 0;
+        bytes = 0;
+      }
+    }
+    atomic.set(["cursor"], this.cursor);
+    await atomic.commit();
+  }
+
+  /** Flushes and closes the KV. */
+  async close(): Promise<void> {
+    await this.flush();
+    this.#kv.close();
+  }
+}
+
+/** Reads the saved device identity, or null before the first login. */
+export async function readDeviceInfo(root: string): Promise<DeviceInfo | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(join(root, STATE_DIR, "device.json"))) as DeviceInfo;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+/** Saves the device identity and its token (mode 0600, via temp file and rename). */
+export async function saveLogin(root: string, info: DeviceInfo, token: string): Promise<void> {
+  const dir = join(root, STATE_DIR);
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  await writePrivate(join(dir, "token"), token);
+  await writePrivate(join(dir, "device.json"), JSON.stringify(info, null, 2) + "\n");
+}
+
+/** The saved token, or null. */
+export async function readToken(root: string): Promise<string | null> {
+  try {
+    return (await Deno.readTextFile(join(root, STATE_DIR, "token"))).trim() || null;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
+/** Removes a saved token that the server no longer accepts. */
+export async function forgetToken(root: string): Promise<void> {
+  await Deno.remove(join(root, STATE_DIR, "token")).catch(() => {});
+}
+
+async function writePrivate(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  await Deno.writeTextFile(tmp, text, { mode: 0o600, createNew: true });
+  await Deno.rename(tmp, path);
+}

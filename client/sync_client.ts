@@ -1,0 +1,382 @@
+// The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
+import { join } from "node:path";
+import { isDescendant } from "../protocol/paths.ts";
+import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
+import type { WireEntry } from "../protocol/messages.ts";
+import { UserError } from "../protocol/user_error.ts";
+import { openConnection, UnreachableError } from "./connection.ts";
+import { Executor } from "./executor.ts";
+import { IGNORE_FILE, loadIgnoreRules } from "./ignore.ts";
+import { reconcile } from "./reconcile.ts";
+import { type ScanEntry, Scanner } from "./scanner.ts";
+import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
+import { watchFolder } from "./watcher.ts";
+
+/** Options of {@linkcode SyncClient}. */
+export interface SyncClientOptions {
+  /** The synced folder (created if missing). */
+  dir: string;
+  hostname: string;
+  port: number;
+  user: string;
+  /** Name of this device. @default the host name */
+  device: string;
+  /** PEM of the CA to trust. */
+  caPem?: string;
+  /** Gives the password when a login is needed (first start, or a token that stopped working). */
+  password: () => Promise<string>;
+  /** User-facing lines. */
+  log: (line: string) => void;
+  /** Seconds between full scans. @default 10 */
+  rescanSeconds?: number;
+  /** First and largest reconnect delay in ms. @default 250 / 30000 */
+  backoffMs?: [number, number];
+  /** Whether to use Deno.watchFs. @default true */
+  watch?: boolean;
+}
+
+/** Creates the folder if needed; a file in its place is a {@linkcode UserError}. */
+export async function ensureSyncFolder(dir: string): Promise<void> {
+  try {
+    const info = await Deno.stat(dir);
+    if (!info.isDirectory) throw new UserError(`Cannot sync "${dir}": it is a file, not a folder`);
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    if (!(error instanceof Deno.errors.NotFound)) {
+      throw new UserError(`Cannot use "${dir}": ${(error as Error).message}`);
+    }
+    try {
+      await Deno.mkdir(dir, { recursive: true });
+    } catch (cause) {
+      throw new UserError(`Cannot create folder "${dir}": ${(cause as Error).message}`);
+    }
+  }
+}
+
+/** One synced folder and its connection to the server. */
+export class SyncClient {
+  #o: SyncClientOptions;
+  #state!: ClientState;
+  #scanner!: Scanner;
+  #local = new Map<string, ScanEntry>();
+  #peer: RpcPeer | null = null;
+  #stopWatch: (() => void) | null = null;
+  #stopped = false;
+  #fatal: Error | null = null;
+  #dirty = new Set<string>();
+  #fullScanDue = true;
+  #cycleRunning = false;
+  #cycleAgain = false;
+  #rescanTimer: ReturnType<typeof setInterval> | undefined;
+  #pingTimer: ReturnType<typeof setInterval> | undefined;
+  #wake: (() => void) | null = null;
+  #done: Promise<void>;
+  #resolveDone!: () => void;
+  #rejectDone!: (e: Error) => void;
+
+  /** Prepares a client; {@linkcode start} runs it. */
+  constructor(options: SyncClientOptions) {
+    this.#o = options;
+    this.#done = new Promise((resolve, reject) => {
+      this.#resolveDone = resolve;
+      this.#rejectDone = reject;
+    });
+  }
+
+  /** Resolves when stopped; rejects with a {@linkcode UserError} when the client cannot go on. */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** Opens the state, starts watching and connecting. */
+  async start(): Promise<void> {
+    await ensureSyncFolder(this.#o.dir);
+    const saved = await readDeviceInfo(this.#o.dir);
+    const server = `${this.#o.hostname}:${this.#o.port}`;
+    if (saved && saved.user !== this.#o.user) {
+      throw new UserError(
+        `"${this.#o.dir}" is synced for user "${saved.user}", not "${this.#o.user}": use another folder`,
+      );
+    }
+    this.#state = await ClientState.open(this.#o.dir);
+    if (saved && saved.server !== server) {
+      this.#o.log(`note: this folder was last synced with ${saved.server}; now using ${server}`);
+    }
+    const ignore = await loadIgnoreRules(this.#o.dir);
+    this.#scanner = new Scanner(this.#o.dir, {
+      ignore,
+      known: (path) => {
+        const base = this.#state.base.get(path);
+        return base?.kind === "file" ? base : undefined;
+      },
+      onSkip: (path, reason) => this.#o.log(`not syncing ${path}: ${reason}`),
+    });
+    if (this.#o.watch !== false) {
+      this.#stopWatch = watchFolder(this.#o.dir, (paths, full) => {
+        if (full) this.#fullScanDue = true;
+        for (const p of paths) this.#dirty.add(p);
+        this.#kick();
+      });
+    }
+    this.#rescanTimer = setInterval(() => {
+      this.#fullScanDue = true;
+      this.#kick();
+    }, (this.#o.rescanSeconds ?? 10) * 1000);
+    this.#connectLoop();
+  }
+
+  /** Stops syncing and saves state. */
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#rescanTimer);
+    clearInterval(this.#pingTimer);
+    this.#stopWatch?.();
+    this.#peer?.close();
+    this.#wake?.();
+    while (this.#cycleRunning) await new Promise((r) => setTimeout(r, 10));
+    await this.#state?.close();
+    if (this.#fatal) this.#rejectDone(this.#fatal);
+    else this.#resolveDone();
+  }
+
+  async #fail(error: Error): Promise<void> {
+    this.#fatal = error;
+    await this.stop();
+  }
+
+  async #login(peer: RpcPeer): Promise<void> {
+    const token = await readToken(this.#o.dir);
+    if (token) {
+      try {
+        await peer.request("AUTH", { token });
+        return;
+      } catch (error) {
+        if (!(error instanceof RpcError) || error.code !== "auth_token") throw error;
+        this.#o.log(`${error.message}: logging in again with the password`);
+        await forgetToken(this.#o.dir);
+      }
+    }
+    const password = await this.#o.password();
+    try {
+      const reply = await peer.request("LOGIN", { user: this.#o.user, password, device: this.#o.device });
+      const info: DeviceInfo = {
+        server: `${this.#o.hostname}:${this.#o.port}`,
+        user: this.#o.user,
+        device: this.#o.device,
+        deviceId: String(reply.message.deviceId),
+      };
+      await saveLogin(this.#o.dir, info, String(reply.message.token));
+      this.#o.log(`logged in as ${this.#o.user} on device "${this.#o.device}"`);
+    } catch (error) {
+      if (error instanceof RpcError && (error.code === "auth" || error.code === "rate_limited")) {
+        throw new UserError(`Login failed: ${error.message}`);
+      }
+      throw error;
+    }
+  }
+
+  async #connectLoop(): Promise<void> {
+    const [firstDelay, maxDelay] = this.#o.backoffMs ?? [250, 30_000];
+    let delay = firstDelay;
+    let announced = false;
+    while (!this.#stopped) {
+      let peer: RpcPeer | null = null;
+      try {
+        peer = await openConnection({
+          hostname: this.#o.hostname,
+          port: this.#o.port,
+          caPem: this.#o.caPem,
+          rpc: { onPush: (frame) => this.#onPush(frame.message) },
+        });
+        await this.#login(peer);
+        this.#peer = peer;
+        this.#o.log(`connected to ${this.#o.hostname}:${this.#o.port}`);
+        announced = false;
+        delay = firstDelay;
+        this.#pingTimer = setInterval(() => peer?.request("PING").catch(() => {}), 20_000);
+        await this.#monitor(peer);
+        this.#fullScanDue = true;
+        this.#kick();
+        const reason = await peer.closed;
+        clearInterval(this.#pingTimer);
+        this.#peer = null;
+        if (this.#stopped) return;
+        this.#o.log(`disconnected from server (${reason.message}); reconnecting`);
+      } catch (error) {
+        peer?.close();
+        this.#peer = null;
+        if (this.#stopped) return;
+        if (error instanceof UserError) {
+          await this.#fail(error);
+          return;
+        }
+        if (!announced || !(error instanceof UnreachableError)) {
+          this.#o.log(`${(error as Error).message}; will keep trying (working offline meanwhile)`);
+          announced = true;
+        }
+      }
+      const jittered = delay * (0.75 + Math.random() * 0.5);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, jittered);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = null;
+      delay = Math.min(maxDelay, delay * 2);
+    }
+  }
+
+  async #monitor(peer: RpcPeer): Promise<void> {
+    try {
+      await peer.request("MONITOR", { since: this.#state.cursor });
+    } catch (error) {
+      if (!(error instanceof RpcError) || error.code !== "cursor_ahead") throw error;
+      // The server's journal is behind this device's cursor (its data was restored from an older backup):
+      // forget the mirror and take the server's state again; local files are kept and merged.
+      this.#o.log("the server's journal is older than this device's; resynchronizing from the start");
+      this.#state.resetRemote();
+      await peer.request("MONITOR", { since: 0 });
+    }
+  }
+
+  #onPush(message: Record<string, unknown>): void {
+    if (message.push === "events") {
+      const touched = this.#state.applyEvents(message.events as WireEntry[]);
+      for (const path of touched) this.#dirty.add(path);
+      if (touched.length > 0) this.#kick();
+    } else if (message.push === "error") {
+      this.#o.log(`server: ${String(message.error)}`);
+    }
+  }
+
+  #kick(): void {
+    if (this.#stopped || !this.#peer) return;
+    if (this.#cycleRunning) {
+      this.#cycleAgain = true;
+      return;
+    }
+    this.#cycleRunning = true;
+    queueMicrotask(() => this.#runCycles());
+  }
+
+  async #runCycles(): Promise<void> {
+    let rounds = 0;
+    try {
+      do {
+        this.#cycleAgain = false;
+        const again = await this.#cycle();
+        if (again && rounds++ < 5) this.#cycleAgain = true;
+      } while (this.#cycleAgain && !this.#stopped && this.#peer);
+    } catch (error) {
+      if (!(error instanceof RpcError && error.code === "closed")) {
+        this.#o.log(`sync error: ${(error as Error).message}`);
+      }
+    } finally {
+      this.#cycleRunning = false;
+    }
+  }
+
+  /** One scan–reconcile–execute round. Returns true if another round is needed. */
+  async #cycle(): Promise<boolean> {
+    const peer = this.#peer;
+    if (!peer) return false;
+    const full = this.#fullScanDue;
+    this.#fullScanDue = false;
+    const dirty = this.#dirty;
+    this.#dirty = new Set();
+    if (!full && dirty.size === 0) return false;
+    if (dirty.has(IGNORE_FILE)) {
+      this.#scanner.ignore = await loadIgnoreRules(this.#o.dir);
+    }
+    let paths: Set<string> | undefined;
+    if (full) {
+      this.#local = await this.#scanner.scanAll();
+    } else {
+      const found = await this.#scanner.scanPaths(dirty);
+      for (const [path, entry] of found) {
+        if (entry === null || entry.kind === "dir") {
+          for (const known of [...this.#local.keys()]) {
+            if (isDescendant(known, path) && !found.has(known)) this.#local.delete(known);
+          }
+        }
+        if (entry === null) this.#local.delete(path);
+        else this.#local.set(path, entry);
+      }
+      paths = this.#expand(dirty, found);
+    }
+    const plan = reconcile(
+      { base: this.#state.base, local: this.#local, remote: this.#state.remote, paths },
+      { device: this.#o.device, now: new Date() },
+    );
+    if (plan.length === 0) {
+      await this.#state.flush();
+      return false;
+    }
+    const executor = new Executor({
+      root: this.#o.dir,
+      state: this.#state,
+      scanner: this.#scanner,
+      peer,
+      local: this.#local,
+      notify: this.#o.log,
+      progress: this.#progress(),
+    });
+    const report = await executor.run(plan);
+    if (report.again || report.skipped > 0) {
+      // Something changed under the plan or made new files: look at those paths again.
+      for (const action of plan) {
+        if ("path" in action) this.#dirty.add(action.path);
+        if ("from" in action) {
+          this.#dirty.add(action.from);
+          this.#dirty.add(action.to);
+        }
+        if (action.type === "conflict") this.#dirty.add(action.copyPath);
+      }
+      return true;
+    }
+    return false;
+  }
+
+  /** The dirty paths plus everything below those that are (or were) folders, in any snapshot. */
+  #expand(dirty: Set<string>, found: Map<string, ScanEntry | null>): Set<string> {
+    const paths = new Set(dirty);
+    for (const entry of found.keys()) paths.add(entry);
+    const folders = [...dirty].filter((p) =>
+      this.#local.get(p)?.kind === "dir" || this.#state.base.get(p)?.kind === "dir" ||
+      this.#state.remote.get(p)?.kind === "dir" || found.get(p) === null
+    );
+    if (folders.length > 0) {
+      for (const map of [this.#state.base, this.#state.remote, this.#local] as Map<string, unknown>[]) {
+        for (const path of map.keys()) {
+          if (folders.some((f) => isDescendant(path, f))) paths.add(path);
+        }
+      }
+    }
+    return paths;
+  }
+
+  #progress() {
+    const last = new Map<string, number>();
+    return (path: string, done: number, total: number, direction: "up" | "down") => {
+      if (total < 16 * 1024 * 1024) return;
+      const now = Date.now();
+      if (done < total && now - (last.get(path) ?? 0) < 1000) return;
+      last.set(path, now);
+      if (done >= total) last.delete(path);
+      const percent = Math.floor((done / total) * 100);
+      this.#o.log(
+        `${direction === "up" ? "uploading" : "downloading"} ${path}: ${percent}% of ${
+          Math.round(total / 1048576)
+        } MiB`,
+      );
+    };
+  }
+}
+
+/** Path of the state folder of a synced folder. */
+export function stateDirOf(dir: string): string {
+  return join(dir, ".filesync");
+}

@@ -1,0 +1,69 @@
+// Filesystem change hints from Deno.watchFs: collects paths, debounces bursts, asks for a full scan on overflow.
+import { relative, sep } from "node:path";
+import { STATE_DIR } from "./state.ts";
+
+/** Receives the relative paths that changed, or `full` when only a full scan can tell. */
+export type ChangeHandler = (paths: Set<string>, full: boolean) => void;
+
+/** Options of {@linkcode watchFolder}. */
+export interface WatchOptions {
+  /** Quiet time before a burst is delivered. @default 15 */
+  debounceMs?: number;
+  /** Longest delay of a delivery during a continuous burst. @default 150 */
+  maxDelayMs?: number;
+}
+
+/**
+ * Watches `root` recursively. Events are hints only (the watcher drops events under load, see PLATFORM.md);
+ * the periodic full scan is what makes sync correct. Returns a function that stops watching.
+ */
+export function watchFolder(root: string, onChange: ChangeHandler, options: WatchOptions = {}): () => void {
+  const debounceMs = options.debounceMs ?? 15;
+  const maxDelayMs = options.maxDelayMs ?? 150;
+  const watcher = Deno.watchFs(root, { recursive: true });
+  let paths = new Set<string>();
+  let full = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let firstAt = 0;
+  const deliver = () => {
+    timer = undefined;
+    const batch = paths;
+    const wasFull = full;
+    paths = new Set();
+    full = false;
+    if (batch.size > 0 || wasFull) onChange(batch, wasFull);
+  };
+  const schedule = () => {
+    const now = Date.now();
+    if (timer === undefined) firstAt = now;
+    clearTimeout(timer);
+    timer = setTimeout(deliver, now - firstAt >= maxDelayMs ? 0 : debounceMs);
+  };
+  (async () => {
+    try {
+      for await (const event of watcher) {
+        if (event.flag === "rescan" || event.kind === "other") full = true;
+        for (const abs of event.paths) {
+          const rel = relative(root, abs).split(sep).join("/");
+          if (rel === "" || rel.startsWith("..") || rel === STATE_DIR || rel.startsWith(STATE_DIR + "/")) {
+            continue;
+          }
+          paths.add(rel);
+        }
+        if (paths.size > 10_000) {
+          paths.clear();
+          full = true;
+        }
+        schedule();
+      }
+    } catch {
+      // The watch ended (folder removed or watcher closed); the periodic scan carries on.
+    }
+  })();
+  return () => {
+    clearTimeout(timer);
+    try {
+      watcher.close();
+    } catch { /* closed */ }
+  };
+}

@@ -1,0 +1,56 @@
+// filesync command-line entry: dispatches to the server, user and client commands.
+import { clientCommand } from "./client/cli.ts";
+import { UserError } from "./protocol/user_error.ts";
+import { serverCommand, userCommand } from "./server/cli.ts";
+
+/** Version printed by --version. */
+export const VERSION = "0.1.0";
+
+const HELP = `filesync ${VERSION}: self-hosted file sync
+
+Usage:
+  filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
+  filesync user add|passwd|remove|list [NAME] --data DIR
+  filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
+
+Run "filesync COMMAND --help" for a command's options. Passwords are never taken on the command line:
+set FILESYNC_PASSWORD, pipe them on standard input, or type them when asked.
+`;
+
+async function main(args: string[]): Promise<number> {
+  const [command, ...rest] = args;
+  switch (command) {
+    case "server":
+      return await serverCommand(rest);
+    case "user":
+      return await userCommand(rest);
+    case "client":
+      return await clientCommand(rest);
+    case "--version":
+    case "-V":
+      console.log(`filesync ${VERSION}`);
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(HELP);
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UserError(`Unknown command "${command}" (server, user, client; see filesync --help)`);
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (error) {
+    const usage = error instanceof TypeError &&
+      (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    if (error instanceof UserError || usage) {
+      console.error(`filesync: ${(error as Error).message}`);
+      Deno.exit(usage ? 2 : 1);
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,115 @@
+// Wire schema: every request both sides exchange, validated at the boundary with zod.
+import { z } from "zod";
+import { isValidPath } from "./paths.ts";
+
+/** Protocol version carried by HELLO; a mismatch is refused with a clear error. */
+export const PROTOCOL_VERSION = 1;
+/** TLS application protocol name. */
+export const ALPN = "filesync/1";
+/** Most changes in one COMMIT. */
+export const MAX_BATCH = 1000;
+/** Most hashes in one HAVE. */
+export const MAX_HAVE = 4096;
+/** Bytes of one manifest row on the wire: 32-byte SHA-256 then 4-byte big-endian size. */
+export const MANIFEST_ROW_BYTES = 36;
+
+const path = z.string().refine(isValidPath, { message: "invalid path" });
+const hash = z.string().regex(/^[0-9a-f]{64}$/, "invalid hash");
+const rev = z.number().int().min(0);
+const uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const kind = z.enum(["file", "dir"]);
+
+/** An upload change: commit a file version whose chunk rows travel in the COMMIT's data. */
+export const UploadChange = z.object({
+  op: z.literal("upload"),
+  path,
+  baseRev: rev,
+  size: uint,
+  mtime: uint,
+  hash,
+  /** Rows [offset, offset+count) of the COMMIT data: the whole chunk list, or the inserted part when `from` is set. */
+  rows: z.object({ offset: uint, count: uint }),
+  /** Delta against the version `hash` of the same path: keep `head` rows from its start and `tail` from its end. */
+  from: z.object({ hash, head: uint, tail: uint }).optional(),
+});
+/** A folder creation. */
+export const MkdirChange = z.object({ op: z.literal("mkdir"), path, baseRev: rev });
+/** A deletion of a file or an empty folder. */
+export const DeleteChange = z.object({ op: z.literal("delete"), path, baseRev: rev, kind });
+/** A rename or move of a file without content. */
+export const MoveChange = z.object({ op: z.literal("move"), from: path, path, baseRev: rev });
+/** Any change in a COMMIT. */
+export const Change = z.discriminatedUnion("op", [UploadChange, MkdirChange, DeleteChange, MoveChange]);
+/** Type of {@linkcode Change}. */
+export type Change = z.infer<typeof Change>;
+/** Type of {@linkcode UploadChange}. */
+export type UploadChange = z.infer<typeof UploadChange>;
+
+/** Request schemas by op. */
+export const Requests = {
+  HELLO: z.object({ version: z.number().int(), agent: z.string().max(200) }),
+  LOGIN: z.object({
+    user: z.string().min(1).max(64),
+    password: z.string().min(1).max(1024),
+    device: z.string().min(1).max(64),
+  }),
+  AUTH: z.object({ token: z.string().min(1).max(200) }),
+  PING: z.object({}),
+  CHANGES: z.object({ since: rev, limit: z.number().int().min(1).max(5000).optional() }),
+  MONITOR: z.object({ since: rev }),
+  HAVE: z.object({ hashes: z.array(hash).max(MAX_HAVE) }),
+  PUT: z.object({ hash }),
+  GET: z.object({ hash }),
+  DOWNLOAD: z.object({ path }),
+  COMMIT: z.object({ changes: z.array(Change).min(1).max(MAX_BATCH) }),
+} as const;
+/** Names of every op. */
+export type Op = keyof typeof Requests;
+
+/** A path's state as the server reports it (in events and replies). Deleted paths have `deleted: true`. */
+export interface WireEntry {
+  path: string;
+  kind: "file" | "dir";
+  hash: string;
+  size: number;
+  mtime: number;
+  rev: number;
+  device: string;
+  deleted?: boolean;
+}
+
+/** Result of one change of a COMMIT. */
+export type ChangeResult =
+  | { ok: true; entries: WireEntry[] }
+  | { ok: false; code: string; error: string; current?: WireEntry | null };
+
+/** Encodes chunk rows (id, size) as manifest bytes. */
+export function encodeRows(rows: readonly { id: string; size: number }[]): Uint8Array {
+  const out = new Uint8Array(rows.length * MANIFEST_ROW_BYTES);
+  const view = new DataView(out.buffer);
+  rows.forEach((row, i) => {
+    const at = i * MANIFEST_ROW_BYTES;
+    for (let j = 0; j < 32; j++) out[at + j] = parseInt(row.id.substring(j * 2, j * 2 + 2), 16);
+    view.setUint32(at + 32, row.size);
+  });
+  return out;
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+
+/** Decodes manifest bytes into chunk rows. SyntaxError if the length is not a whole number of rows. */
+export function decodeRows(bytes: Uint8Array): { id: string; size: number }[] {
+  if (bytes.length % MANIFEST_ROW_BYTES !== 0) {
+    throw new SyntaxError(
+      `Cannot decode manifest: ${bytes.length} bytes is not a multiple of ${MANIFEST_ROW_BYTES}`,
+    );
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const rows: { id: string; size: number }[] = [];
+  for (let at = 0; at < bytes.length; at += MANIFEST_ROW_BYTES) {
+    let id = "";
+    for (let j = 0; j < 32; j++) id += HEX[bytes[at + j]];
+    rows.push({ id, size: view.getUint32(at + 32) });
+  }
+  return rows;
+}

@@ -1,0 +1,83 @@
+// Local admin socket: lets `filesync user …` act through the running server, which owns the KV file.
+import { join } from "node:path";
+
+/** Path of the admin socket in a data folder. */
+export function adminSocketPath(dataDir: string): string {
+  return join(dataDir, "admin.sock");
+}
+
+/** An admin request and its answer, as JSON lines. */
+export type AdminRequest =
+  | { op: "user-add"; name: string; password: string }
+  | { op: "user-passwd"; name: string; password: string }
+  | { op: "user-remove"; name: string }
+  | { op: "user-list" }
+  | { op: "ping" };
+/** The answer to an {@linkcode AdminRequest}. */
+export type AdminReply = { ok: true; users?: string[] } | { ok: false; error: string };
+
+/** Serves admin requests on a unix socket (mode 0600) until closed. */
+export async function serveAdmin(
+  dataDir: string,
+  handle: (request: AdminRequest) => Promise<AdminReply>,
+): Promise<Deno.Listener> {
+  const path = adminSocketPath(dataDir);
+  await Deno.remove(path).catch(() => {});
+  const listener = Deno.listen({ transport: "unix", path });
+  await Deno.chmod(path, 0o600);
+  (async () => {
+    for await (const conn of listener) {
+      (async () => {
+        try {
+          const text = await readAll(conn);
+          let reply: AdminReply;
+          try {
+            reply = await handle(JSON.parse(text) as AdminRequest);
+          } catch (error) {
+            reply = { ok: false, error: (error as Error).message };
+          }
+          await conn.write(new TextEncoder().encode(JSON.stringify(reply) + "\n"));
+        } catch {
+          /* client went away */
+        } finally {
+          try {
+            conn.close();
+          } catch { /* closed */ }
+        }
+      })();
+    }
+  })().catch(() => {});
+  return listener;
+}
+
+async function readAll(conn: Deno.Conn): Promise<string> {
+  const decoder = new TextDecoder();
+  let text = "";
+  const buffer = new Uint8Array(64 * 1024);
+  while (!text.includes("\n")) {
+    const n = await conn.read(buffer);
+    if (n === null) break;
+    text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    if (text.length > 1_000_000) throw new RangeError("admin request too large");
+  }
+  return text.split("\n")[0];
+}
+
+/** Sends one request to a running server; null if no server is listening in this data folder. */
+export async function adminRequest(dataDir: string, request: AdminRequest): Promise<AdminReply | null> {
+  let conn: Deno.Conn;
+  try {
+    conn = await Deno.connect({ transport: "unix", path: adminSocketPath(dataDir) });
+  } catch {
+    return null;
+  }
+  try {
+    await conn.write(new TextEncoder().encode(JSON.stringify(request) + "\n"));
+    const text = await readAll(conn);
+    return JSON.parse(text) as AdminReply;
+  } finally {
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+}

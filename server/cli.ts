@@ -1,0 +1,147 @@
+// The `filesync server` and `filesync user` commands.
+import { parseArgs } from "node:util";
+import { readPassword } from "../client/password.ts";
+import { UserError } from "../protocol/user_error.ts";
+import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
+import { validateUserName } from "./auth.ts";
+import { MetadataStore } from "./metadata.ts";
+import { ensureDataDir, kvLocation, runAdmin, startServer } from "./server.ts";
+
+/** Help text of `filesync server`. */
+export const SERVER_HELP = `Usage: filesync server --data DIR --port PORT [options]
+
+Runs the server. DIR holds the metadata (Deno KV), the chunk store, the certificates and the admin socket.
+Without --cert/--key the first start creates a local CA in DIR/certs/ca.pem and prints its fingerprint;
+give that file to clients with --ca.
+
+Options:
+  --data DIR           data folder (created if missing)
+  --port PORT          TCP port (0 picks a free one; the chosen port is printed)
+  --host HOST          address to listen on (default 0.0.0.0)
+  --cert FILE          PEM certificate chain (with --key), e.g. from a public CA
+  --key FILE           PEM private key
+  --kv PATH_OR_URL     metadata store: a file path (default DIR/metadata.kv) or a KV Connect URL
+  -h, --help           show this help
+`;
+
+/** Help text of `filesync user`. */
+export const USER_HELP = `Usage: filesync user COMMAND [NAME] --data DIR [--kv PATH_OR_URL]
+
+Commands:
+  add NAME      create a user; the password comes from FILESYNC_PASSWORD or standard input
+                (typed without echo at a terminal)
+  passwd NAME   set a new password (and log out every device of that user)
+  remove NAME   remove a user with all files
+  list          list users
+
+Works whether or not the server is running (through the server's admin socket when it is).
+`;
+
+/** Runs `filesync server ARGS` until SIGINT/SIGTERM. */
+export async function serverCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      data: { type: "string" },
+      port: { type: "string" },
+      host: { type: "string" },
+      cert: { type: "string" },
+      key: { type: "string" },
+      kv: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(SERVER_HELP);
+    return 0;
+  }
+  if (!values.data) throw new UserError("Missing --data DIR (see filesync server --help)");
+  if (values.port === undefined) throw new UserError("Missing --port PORT (see filesync server --help)");
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new UserError(`Invalid --port "${values.port}"`);
+  }
+  const server = await startServer({
+    dataDir: values.data,
+    port,
+    host: values.host,
+    certFile: values.cert,
+    keyFile: values.key,
+    kv: values.kv,
+  });
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    Deno.addSignalListener("SIGINT", stop);
+    Deno.addSignalListener("SIGTERM", stop);
+  });
+  console.log(`${new Date().toISOString()} stopping`);
+  await server.close();
+  return 0;
+}
+
+/** Runs `filesync user ARGS`. */
+export async function userCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { data: { type: "string" }, kv: { type: "string" }, help: { type: "boolean", short: "h" } },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (values.help || positionals.length === 0) {
+    console.log(USER_HELP);
+    return values.help ? 0 : 2;
+  }
+  if (!values.data) throw new UserError("Missing --data DIR (see filesync user --help)");
+  const [command, name, ...rest] = positionals;
+  if (rest.length > 0) throw new UserError(`Unexpected argument "${rest[0]}"`);
+  let request: AdminRequest;
+  const needName = () => {
+    if (!name) throw new UserError(`Missing user name: filesync user ${command} NAME --data DIR`);
+    try {
+      return validateUserName(name);
+    } catch (error) {
+      throw new UserError((error as Error).message);
+    }
+  };
+  switch (command) {
+    case "add":
+      request = { op: "user-add", name: needName(), password: await newPassword(name!) };
+      break;
+    case "passwd":
+      request = { op: "user-passwd", name: needName(), password: await newPassword(name!) };
+      break;
+    case "remove":
+      request = { op: "user-remove", name: needName() };
+      break;
+    case "list":
+      request = { op: "user-list" };
+      break;
+    default:
+      throw new UserError(`Unknown user command "${command}" (add, passwd, remove, list)`);
+  }
+  let reply: AdminReply | null = await adminRequest(values.data, request);
+  if (!reply) {
+    // No server running: open the KV directly (only one process may own it).
+    await ensureDataDir(values.data);
+    const store = await MetadataStore.open(kvLocation(values.data, values.kv));
+    try {
+      reply = await runAdmin(store, request);
+    } finally {
+      store.close();
+    }
+  }
+  if (!reply.ok) throw new UserError(reply.error);
+  if (request.op === "user-list") { for (const user of reply.users ?? []) console.log(user); }
+  else {console.log(
+      `${command === "add" ? "added" : command === "remove" ? "removed" : "changed password of"} ${name}`,
+    );}
+  return 0;
+}
+
+async function newPassword(name: string): Promise<string> {
+  const password = await readPassword(`New password for ${name}: `);
+  if (password.length < 1) throw new UserError("Empty password");
+  return password;
+}

@@ -1,0 +1,206 @@
+// The filesync server: TLS listener, sessions, metadata KV, chunk store, admin socket.
+import { join } from "node:path";
+import { certificateFingerprint, ensureServerCertificate } from "../certs/ca.ts";
+import { ALPN } from "../protocol/messages.ts";
+import { UserError } from "../protocol/user_error.ts";
+import { type AdminReply, type AdminRequest, adminRequest, serveAdmin } from "./admin.ts";
+import { LoginLimiter, makeUser, validateUserName } from "./auth.ts";
+import { DiskChunkStore } from "./chunk_store.ts";
+import { Hub } from "./hub.ts";
+import { MetadataStore } from "./metadata.ts";
+import { Session } from "./session.ts";
+
+/** Options of {@linkcode startServer}. */
+export interface ServerOptions {
+  /** Data folder: KV file, chunks, certificates, admin socket. Created if missing. */
+  dataDir: string;
+  /** Address to listen on. @default "0.0.0.0" */
+  host?: string;
+  /** Port; 0 picks a free one. */
+  port: number;
+  /** PEM certificate chain and key files; both or neither. Without them a local CA is used. */
+  certFile?: string;
+  keyFile?: string;
+  /** KV file path or KV Connect URL. @default "DIR/metadata.kv" */
+  kv?: string;
+  /** Where log lines go. @default console.log with a timestamp */
+  log?: (line: string) => void;
+  /** Login and idle time limits, in ms (tests shorten them). */
+  loginTimeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+
+/** A running server. */
+export interface RunningServer {
+  port: number;
+  hostname: string;
+  store: MetadataStore;
+  chunks: DiskChunkStore;
+  /** Stops listening, closes every session and the KV. */
+  close(): Promise<void>;
+}
+
+/** Default log: a timestamped line on stdout. */
+export function timestampedLog(line: string): void {
+  console.log(`${new Date().toISOString()} ${line}`);
+}
+
+/** Creates the data folder or explains in one line why it cannot. */
+export async function ensureDataDir(dir: string): Promise<void> {
+  try {
+    const info = await Deno.stat(dir);
+    if (!info.isDirectory) throw new UserError(`Cannot use data folder "${dir}": it is a file`);
+    return;
+  } catch (error) {
+    if (error instanceof UserError) throw error;
+    if (!(error instanceof Deno.errors.NotFound)) {
+      throw new UserError(`Cannot use data folder "${dir}": ${(error as Error).message}`);
+    }
+  }
+  try {
+    await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    const reason = error instanceof Deno.errors.NotADirectory || /Not a directory/.test(String(error))
+      ? "a parent of it is a file"
+      : (error as Error).message;
+    throw new UserError(`Cannot create data folder "${dir}": ${reason}`);
+  }
+}
+
+/** The KV location for a data folder. */
+export function kvLocation(dataDir: string, kv?: string): string {
+  return kv ?? join(dataDir, "metadata.kv");
+}
+
+/** Runs admin requests against a metadata store (used by the admin socket and by offline `user` commands). */
+export async function runAdmin(store: MetadataStore, request: AdminRequest): Promise<AdminReply> {
+  switch (request.op) {
+    case "ping":
+      return { ok: true };
+    case "user-add": {
+      validateUserName(request.name);
+      const added = await store.addUser(await makeUser(request.name, request.password));
+      return added ? { ok: true } : { ok: false, error: `User "${request.name}" already exists` };
+    }
+    case "user-passwd": {
+      const user = await makeUser(request.name, request.password);
+      return await store.setPassword(request.name, user.salt, user.hash)
+        ? { ok: true }
+        : { ok: false, error: `No user "${request.name}"` };
+    }
+    case "user-remove":
+      return await store.removeUser(request.name)
+        ? { ok: true }
+        : { ok: false, error: `No user "${request.name}"` };
+    case "user-list":
+      return { ok: true, users: (await store.listUsers()).map((u) => u.name) };
+    default:
+      return { ok: false, error: "Unknown admin request" };
+  }
+}
+
+/** Starts a server and returns once it is listening. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const log = options.log ?? timestampedLog;
+  const host = options.host ?? "0.0.0.0";
+  await ensureDataDir(options.dataDir);
+  if (await adminRequest(options.dataDir, { op: "ping" })) {
+    throw new UserError(`Another filesync server is already running with data folder "${options.dataDir}"`);
+  }
+  let cert: string, key: string;
+  if (options.certFile || options.keyFile) {
+    if (!options.certFile || !options.keyFile) throw new UserError("--cert and --key go together");
+    try {
+      cert = await Deno.readTextFile(options.certFile);
+      key = await Deno.readTextFile(options.keyFile);
+    } catch (error) {
+      throw new UserError(`Cannot read certificate or key: ${(error as Error).message}`);
+    }
+    log(`using certificate ${options.certFile} (SHA-256 ${certificateFingerprint(cert)})`);
+  } else {
+    const hostnames = host === "0.0.0.0" || host === "::" ? [] : [host];
+    let made;
+    try {
+      made = await ensureServerCertificate(options.dataDir, { hostnames });
+    } catch (error) {
+      throw new UserError((error as Error).message);
+    }
+    cert = made.certPem;
+    key = made.keyPem;
+    log(`${made.created ? "created" : "using"} CA ${made.caPath}`);
+    log(`CA fingerprint SHA-256 ${made.caFingerprint}`);
+    log(`clients trust this server with: --ca ${made.caPath}`);
+  }
+  const store = await MetadataStore.open(kvLocation(options.dataDir, options.kv));
+  const chunks = new DiskChunkStore(join(options.dataDir, "chunks"));
+  await chunks.open();
+  let listener: Deno.TlsListener;
+  try {
+    listener = Deno.listenTls({ hostname: host, port: options.port, cert, key, alpnProtocols: [ALPN] });
+  } catch (error) {
+    store.close();
+    const reason = error instanceof Deno.errors.AddrInUse
+      ? "address already in use"
+      : (error as Error).message;
+    throw new UserError(`Cannot listen on ${host}:${options.port}: ${reason}`);
+  }
+  const admin = await serveAdmin(options.dataDir, (request) => runAdmin(store, request));
+  const addr = listener.addr as Deno.NetAddr;
+  log(`listening on ${addr.hostname}:${addr.port}`);
+  const hub = new Hub();
+  const limiter = new LoginLimiter();
+  const sessions = new Set<Session>();
+  const ctx = {
+    store,
+    chunks,
+    hub,
+    limiter,
+    log,
+    loginTimeoutMs: options.loginTimeoutMs,
+    idleTimeoutMs: options.idleTimeoutMs,
+  };
+  const acceptLoop = (async () => {
+    for await (const conn of listener) {
+      const remote = `${(conn.remoteAddr as Deno.NetAddr).hostname}:${
+        (conn.remoteAddr as Deno.NetAddr).port
+      }`;
+      (async () => {
+        const timer = setTimeout(() => {
+          try {
+            conn.close();
+          } catch { /* closed */ }
+        }, ctx.loginTimeoutMs ?? 10_000);
+        try {
+          await conn.handshake();
+        } catch (error) {
+          log(`TLS handshake with ${remote} failed: ${(error as Error).message}`);
+          try {
+            conn.close();
+          } catch { /* closed */ }
+          return;
+        } finally {
+          clearTimeout(timer);
+        }
+        log(`connection from ${remote}`);
+        const session = new Session(conn, remote, ctx);
+        sessions.add(session);
+        session.peer.closed.then(() => sessions.delete(session));
+      })();
+    }
+  })().catch(() => {});
+  return {
+    port: addr.port,
+    hostname: addr.hostname,
+    store,
+    chunks,
+    async close() {
+      listener.close();
+      admin.close();
+      await Deno.remove(join(options.dataDir, "admin.sock")).catch(() => {});
+      for (const session of sessions) session.peer.close();
+      await Promise.all([...sessions].map((s) => s.peer.closed));
+      await acceptLoop;
+      store.close();
+    },
+  };
+}

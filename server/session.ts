@@ -1,0 +1,297 @@
+// One client connection on the server: HELLO, authentication, then the sync ops, each checked and logged.
+import { createHash } from "node:crypto";
+import type { z } from "zod";
+import { type Frame } from "../protocol/frame.ts";
+import {
+  type ChangeResult,
+  encodeRows,
+  PROTOCOL_VERSION,
+  Requests,
+  type WireEntry,
+} from "../protocol/messages.ts";
+import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
+import { checkPassword, checkToken, issueToken, type LoginLimiter } from "./auth.ts";
+import type { ChunkStore } from "./chunk_store.ts";
+import type { Hub } from "./hub.ts";
+import type { MetadataStore } from "./metadata.ts";
+
+/** Largest chunk accepted by PUT. */
+export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** What every session shares. */
+export interface SessionContext {
+  store: MetadataStore;
+  chunks: ChunkStore;
+  hub: Hub;
+  limiter: LoginLimiter;
+  log: (line: string) => void;
+  /** Time allowed from connect to a successful login. @default 10000 */
+  loginTimeoutMs?: number;
+  /** Idle time after which the connection is dropped. @default 90000 */
+  idleTimeoutMs?: number;
+}
+
+type State = "new" | "hello" | "ready";
+
+/** Serves one connection until it closes. */
+export class Session {
+  readonly peer: RpcPeer;
+  #ctx: SessionContext;
+  #remote: string;
+  #state: State = "new";
+  #user = "";
+  #device = "";
+  #deviceId = "";
+  #known = new Set<string>();
+  #unsubscribe: (() => void) | null = null;
+
+  /** Starts serving the connection. */
+  constructor(duplex: Duplex, remote: string, ctx: SessionContext) {
+    this.#ctx = ctx;
+    this.#remote = remote;
+    this.peer = new RpcPeer(duplex, {
+      onRequest: (frame) => this.#handle(frame),
+      idleTimeoutMs: ctx.idleTimeoutMs ?? 90_000,
+    });
+    const loginTimer = setTimeout(() => {
+      if (this.#state !== "ready") {
+        this.peer.push({ push: "error", code: "timeout", error: "Login took too long" });
+        this.peer.close(new RpcError("timeout", "login timeout"));
+      }
+    }, ctx.loginTimeoutMs ?? 10_000);
+    this.peer.closed.then((reason) => {
+      clearTimeout(loginTimer);
+      this.#unsubscribe?.();
+      const who = this.#user ? `${this.#user}@${this.#device}` : remote;
+      ctx.log(`disconnected ${who}${reason.code === "closed" ? "" : ` (${reason.message})`}`);
+    });
+  }
+
+  #parse<K extends keyof typeof Requests>(
+    op: K,
+    message: Record<string, unknown>,
+  ): z.infer<(typeof Requests)[K]> {
+    const result = Requests[op].safeParse(message);
+    if (!result.success) {
+      const issue = result.error.issues[0];
+      throw new RpcError(
+        "bad_request",
+        `Invalid ${op}: ${issue.path.join(".") || "message"}: ${issue.message}`,
+      );
+    }
+    return result.data as z.infer<(typeof Requests)[K]>;
+  }
+
+  async #handle(frame: Frame): Promise<Reply> {
+    const op = frame.message.op as string;
+    if (!Object.hasOwn(Requests, op)) throw new RpcError("unknown_op", `Unknown op "${op}"`);
+    if (this.#state === "new" && op !== "HELLO") throw new RpcError("bad_request", "HELLO must come first");
+    if (this.#state === "hello" && !["LOGIN", "AUTH", "PING"].includes(op)) {
+      throw new RpcError("auth", "Log in first");
+    }
+    switch (op as keyof typeof Requests) {
+      case "HELLO":
+        return this.#hello(this.#parse("HELLO", frame.message));
+      case "LOGIN":
+        return await this.#login(this.#parse("LOGIN", frame.message));
+      case "AUTH":
+        return await this.#auth(this.#parse("AUTH", frame.message));
+      case "PING":
+        return {};
+      case "CHANGES": {
+        const { since, limit } = this.#parse("CHANGES", frame.message);
+        const latest = await this.#ctx.store.latestSeq(this.#user);
+        const events = await this.#ctx.store.changesSince(this.#user, since, limit ?? 1000);
+        return { body: { events, latest } };
+      }
+      case "MONITOR":
+        return await this.#monitor(this.#parse("MONITOR", frame.message).since);
+      case "HAVE": {
+        const { hashes } = this.#parse("HAVE", frame.message);
+        return { body: { missing: await this.#missingChunks(hashes) } };
+      }
+      case "PUT":
+        return await this.#put(this.#parse("PUT", frame.message).hash, frame.data);
+      case "GET":
+        return await this.#get(this.#parse("GET", frame.message).hash);
+      case "DOWNLOAD":
+        return await this.#download(this.#parse("DOWNLOAD", frame.message).path);
+      case "COMMIT":
+        return await this.#commit(this.#parse("COMMIT", frame.message).changes, frame.data);
+    }
+  }
+
+  #hello(hello: { version: number; agent: string }): Reply {
+    if (hello.version !== PROTOCOL_VERSION) {
+      throw new RpcError(
+        "version",
+        `Protocol version ${hello.version} is not supported: this server speaks version ${PROTOCOL_VERSION}`,
+      );
+    }
+    this.#state = "hello";
+    return { body: { version: PROTOCOL_VERSION, server: "filesync" } };
+  }
+
+  async #login(login: { user: string; password: string; device: string }): Promise<Reply> {
+    const limiter = this.#ctx.limiter;
+    const address = this.#remote.replace(/:\d+$/, "");
+    const wait = Math.max(limiter.waitFor(`user:${login.user}`), limiter.waitFor(`addr:${address}`));
+    if (wait > 0) {
+      this.#ctx.log(`login refused for ${login.user} from ${this.#remote}: too many failed attempts`);
+      throw new RpcError("rate_limited", `Too many failed logins: try again in ${Math.ceil(wait / 1000)} s`);
+    }
+    const user = await this.#ctx.store.getUser(login.user);
+    if (!user || !(await checkPassword(user, login.password))) {
+      limiter.fail(`user:${login.user}`);
+      limiter.fail(`addr:${address}`);
+      this.#ctx.log(`login failed for ${login.user} from ${this.#remote}`);
+      throw new RpcError("auth", "Wrong user name or password");
+    }
+    limiter.succeed(`user:${login.user}`);
+    limiter.succeed(`addr:${address}`);
+    const { token, record } = await issueToken(this.#ctx.store, user.name, login.device);
+    this.#ready(record.user, record.device, record.deviceId, "login");
+    return { body: { token, deviceId: record.deviceId, user: record.user, expires: record.expires } };
+  }
+
+  async #auth({ token }: { token: string }): Promise<Reply> {
+    const check = await checkToken(this.#ctx.store, token);
+    if (!check.ok) {
+      this.#ctx.log(`token refused from ${this.#remote}: ${check.reason}`);
+      throw new RpcError(
+        "auth_token",
+        check.reason === "expired" ? "Device token expired" : "Device token unknown or revoked",
+      );
+    }
+    const { record } = check;
+    this.#ready(record.user, record.device, record.deviceId, "token");
+    return { body: { user: record.user, deviceId: record.deviceId, device: record.device } };
+  }
+
+  #ready(user: string, device: string, deviceId: string, how: string): void {
+    this.#state = "ready";
+    this.#user = user;
+    this.#device = device;
+    this.#deviceId = deviceId;
+    this.#ctx.log(`login ${user} on device "${device}" (${deviceId}) from ${this.#remote} by ${how}`);
+  }
+
+  async #monitor(since: number): Promise<Reply> {
+    if (this.#unsubscribe) throw new RpcError("bad_request", "Already monitoring");
+    const latest = await this.#ctx.store.latestSeq(this.#user);
+    if (since > latest) {
+      throw new RpcError("cursor_ahead", `Cursor ${since} is ahead of the server's journal (${latest})`, {
+        latest,
+      });
+    }
+    let live = false;
+    let cursor = since;
+    const buffered: WireEntry[] = [];
+    const send = (events: WireEntry[]) => {
+      const fresh = events.filter((e) => e.rev > cursor);
+      if (fresh.length === 0) return;
+      cursor = fresh[fresh.length - 1].rev;
+      this.peer.push({ push: "events", events: fresh });
+    };
+    this.#unsubscribe = this.#ctx.hub.subscribe(
+      this.#user,
+      (events) => live ? send(events) : buffered.push(...events),
+    );
+    while (true) {
+      const page = await this.#ctx.store.changesSince(this.#user, cursor, 1000);
+      if (page.length === 0) break;
+      send(page);
+      await this.peer.drain();
+    }
+    send(buffered);
+    live = true;
+    return { body: { cursor } };
+  }
+
+  async #missingChunks(ids: string[]): Promise<string[]> {
+    const unknown = ids.filter((id) => !this.#known.has(id));
+    if (unknown.length === 0) return [];
+    const referenced = await this.#ctx.store.referencedChunks(this.#user, unknown);
+    const missing: string[] = [];
+    for (const id of unknown) {
+      if (referenced.has(id) && await this.#ctx.chunks.has(id)) this.#known.add(id);
+      else missing.push(id);
+    }
+    return missing;
+  }
+
+  async #put(id: string, data: Uint8Array | undefined): Promise<Reply> {
+    if (!data) throw new RpcError("bad_request", "PUT carries no data");
+    if (data.length > MAX_CHUNK_BYTES) {
+      throw new RpcError("too_large", `Chunk of ${data.length} bytes exceeds ${MAX_CHUNK_BYTES}`);
+    }
+    const actual = createHash("sha256").update(data).digest("hex");
+    if (actual !== id) {
+      throw new RpcError("bad_hash", `Chunk data does not match its hash ${id.slice(0, 12)}`);
+    }
+    try {
+      await this.#ctx.chunks.put(id, data);
+    } catch (error) {
+      this.#ctx.log(`cannot store chunk ${id.slice(0, 12)}: ${(error as Error).message}`);
+      if (/No space|ENOSPC|os error 28/i.test(String(error))) {
+        throw new RpcError("no_space", "The server is out of disk space");
+      }
+      throw new RpcError("storage", "The server could not store the chunk");
+    }
+    await this.#ctx.store.addPendingChunk(this.#user, id);
+    this.#known.add(id);
+    return {};
+  }
+
+  async #get(id: string): Promise<Reply> {
+    if ((await this.#missingChunks([id])).length > 0) {
+      throw new RpcError("not_found", `No chunk ${id.slice(0, 12)}`);
+    }
+    const data = await this.#ctx.chunks.get(id);
+    if (!data) throw new RpcError("not_found", `No chunk ${id.slice(0, 12)}`);
+    return { data };
+  }
+
+  async #download(path: string): Promise<Reply> {
+    const entry = await this.#ctx.store.getEntry(this.#user, path);
+    if (!entry || entry.kind !== "file") throw new RpcError("not_found", `No file "${path}"`);
+    const rows = await this.#ctx.store.getManifest(entry.hash);
+    if (!rows) throw new RpcError("storage", `Manifest of "${path}" is missing`);
+    for (const row of rows) this.#known.add(row.id);
+    return { body: { entry }, data: encodeRows(rows) };
+  }
+
+  async #commit(
+    changes: Parameters<MetadataStore["commit"]>[2],
+    data: Uint8Array | undefined,
+  ): Promise<Reply> {
+    const { results, journal } = await this.#ctx.store.commit(
+      this.#user,
+      this.#device,
+      changes,
+      data ?? new Uint8Array(),
+      (ids) => this.#missingChunks(ids),
+    );
+    this.#logCommit(results, changes.length);
+    this.#ctx.hub.publish(this.#user, journal);
+    return { body: { results } };
+  }
+
+  #logCommit(results: ChangeResult[], count: number): void {
+    const who = `${this.#user}@${this.#device}`;
+    const lines: string[] = [];
+    for (const result of results) {
+      if (!result.ok) {
+        lines.push(`${who}: refused: ${result.error}`);
+        continue;
+      }
+      for (const e of result.entries) {
+        lines.push(
+          `${who}: ${e.deleted ? "delete" : e.kind === "dir" ? "mkdir" : "upload"} ${e.path} (rev ${e.rev})`,
+        );
+      }
+    }
+    if (lines.length <= 20) { for (const line of lines) this.#ctx.log(line); }
+    else this.#ctx.log(`${who}: committed ${count} changes (${lines.length} journal entries)`);
+  }
+}
