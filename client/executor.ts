@@ -1,6 +1,6 @@
 // Runs a reconcile plan: checks that each path still holds what the plan saw, then writes locally or commits.
 import { dirname, join } from "node:path";
-import { type Change, type ChangeResult, encodeRows, type WireEntry } from "../protocol/messages.ts";
+import { type Change, type ChangeResult, commonEnds, encodeRows, type WireEntry } from "../protocol/messages.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../server/metadata.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
@@ -24,6 +24,8 @@ export interface ExecutorContext {
   /** User-facing notifications: one line per upload, download, delete, move, conflict. */
   notify: (line: string) => void;
   progress?: Progress;
+  /** Paths whose last commit lacked chunks the local index said the server had: ask about every chunk. */
+  distrust: Set<string>;
 }
 
 /** Counts of what a plan run did. */
@@ -71,6 +73,7 @@ function formatSize(bytes: number): string {
 export class Executor {
   #ctx: ExecutorContext;
   #queue: QueuedChange[] = [];
+
   #report: ExecutionReport = { done: 0, skipped: 0, again: false };
 
   /** An executor over one connection. */
@@ -129,12 +132,9 @@ export class Executor {
         if (!action.base) state.setBase(action.path, null);
         else {
           const local = this.#ctx.local.get(action.path);
-          state.setBase(action.path, {
-            ...action.base,
-            size: local?.size ?? 0,
-            mtime: local?.mtime ?? 0,
-            ino: local?.ino ?? null,
-          });
+          const stat = { size: local?.size ?? 0, mtime: local?.mtime ?? 0, ino: local?.ino ?? null };
+          const rows = local?.kind === "file" ? this.#ctx.scanner.hashedRows(action.path, stat) : undefined;
+          state.setBase(action.path, { ...action.base, ...stat }, rows);
         }
         return;
       }
@@ -157,14 +157,11 @@ export class Executor {
             if (!r.ok) return;
             const entry = r.entries.find((e) => e.path === action.to && !e.deleted);
             const local = this.#ctx.local.get(action.to);
+            const rows = state.rows.get(action.from);
             state.setBase(action.from, null);
             if (entry && local) {
-              state.setBase(action.to, {
-                ...baseOf(entry),
-                size: local.size,
-                mtime: local.mtime,
-                ino: local.ino,
-              });
+              const record = { ...baseOf(entry), size: local.size, mtime: local.mtime, ino: local.ino };
+              state.setBase(action.to, record, rows);
             }
             this.#recordRemoteDir(r.entries);
             this.#ctx.notify(`moved ${action.from} -> ${action.to} (on the server)`);
@@ -218,10 +215,11 @@ export class Executor {
   async #setLocalBase(
     path: string,
     entry: { kind: "file" | "dir"; hash: string; rev: number },
+    rows?: ChunkRow[],
   ): Promise<void> {
     const info = await Deno.lstat(this.#abs(path));
     const stat = statOf(info);
-    this.#ctx.state.setBase(path, { kind: entry.kind, hash: entry.hash, rev: entry.rev, ...stat });
+    this.#ctx.state.setBase(path, { kind: entry.kind, hash: entry.hash, rev: entry.rev, ...stat }, rows);
     this.#ctx.local.set(path, { kind: entry.kind, hash: entry.hash, ...stat });
   }
 
@@ -248,9 +246,10 @@ export class Executor {
     await this.#check(to, null);
     await Deno.mkdir(dirname(this.#abs(to)), { recursive: true });
     await Deno.rename(this.#abs(from), this.#abs(to));
+    const rows = this.#ctx.state.rows.get(from);
     this.#ctx.state.setBase(from, null);
     this.#ctx.local.delete(from);
-    await this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev });
+    await this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows);
     this.#ctx.notify(`moved ${from} -> ${to} (from the server)`);
   }
 
@@ -261,13 +260,14 @@ export class Executor {
     quiet = false,
   ): Promise<void> {
     await this.#check(path, expect);
-    const fetched = await fetchFile(
-      this.#ctx.peer,
-      this.#ctx.state.tmpDir,
-      path,
-      remote.rev,
-      this.#ctx.progress,
-    );
+    const { state } = this.#ctx;
+    const base = state.base.get(path);
+    const baseRows = state.rows.get(path);
+    const fetched = await fetchFile(this.#ctx.peer, state.tmpDir, path, remote.rev, {
+      base: base?.kind === "file" && baseRows ? { hash: base.hash, rows: baseRows } : undefined,
+      localChunk: (id, size) => this.#readLocalChunk(id, size),
+      progress: this.#ctx.progress,
+    });
     try {
       // The local path may have changed during the download: check again just before the rename.
       const info = await this.#check(path, expect);
@@ -279,8 +279,12 @@ export class Executor {
       await Deno.remove(fetched.tmpPath).catch(() => {});
       throw error;
     }
-    await this.#setLocalBase(path, { kind: "file", hash: fetched.entry.hash, rev: fetched.entry.rev });
-    if (!quiet) this.#ctx.notify(`downloaded ${path} (${formatSize(fetched.entry.size)})`);
+    await this.#setLocalBase(path, { kind: "file", hash: fetched.entry.hash, rev: fetched.entry.rev }, fetched.rows);
+    if (!quiet) {
+      const size = fetched.entry.size;
+      const note = fetched.received < size ? `, ${formatSize(fetched.received)} received` : "";
+      this.#ctx.notify(`downloaded ${path} (${formatSize(size)}${note})`);
+    }
   }
 
   async #upload(path: string, local: LocalEntry, baseRev: number, quiet = false): Promise<void> {
@@ -288,15 +292,24 @@ export class Executor {
     const info = await this.#check(path, local);
     const stat = statOf(info!);
     if (scanned?.kind !== "file" || scanned.hash !== local.hash) throw new Changed();
-    const sent = await sendFile(
-      this.#ctx.peer,
-      this.#ctx.root,
-      this.#ctx.scanner,
-      path,
-      stat,
-      this.#ctx.progress,
-    );
+    const { state } = this.#ctx;
+    const trustIndex = !this.#ctx.distrust.has(path);
+    const sent = await sendFile(this.#ctx.peer, this.#ctx.root, this.#ctx.scanner, path, stat, {
+      known: (id) => trustIndex && state.chunkIndex.has(id),
+      progress: this.#ctx.progress,
+    });
     if (sent.hash !== local.hash) throw new Changed();
+    // Send only the rows that differ from the version being replaced, when this device has that version's rows.
+    const base = state.base.get(path);
+    const baseRows = state.rows.get(path);
+    const remote = state.remote.get(path);
+    let rows = sent.rows;
+    let from: { hash: string; head: number; tail: number } | undefined;
+    if (base?.kind === "file" && baseRows && remote?.hash === base.hash && remote.rev === baseRev) {
+      const { head, tail } = commonEnds(baseRows, sent.rows);
+      from = { hash: base.hash, head, tail };
+      rows = sent.rows.slice(head, sent.rows.length - tail);
+    }
     const change: Change = {
       op: "upload",
       path,
@@ -304,12 +317,17 @@ export class Executor {
       size: stat.size,
       mtime: stat.mtime,
       hash: sent.hash,
-      rows: { offset: 0, count: sent.rows.length },
+      rows: { offset: 0, count: rows.length },
+      ...(from ? { from } : {}),
     };
-    this.#enqueue(change, sent.rows, (r) => {
-      if (!r.ok) return;
+    this.#enqueue(change, rows, (r) => {
+      if (!r.ok) {
+        if (r.code === "missing_chunks") this.#ctx.distrust.add(path);
+        return;
+      }
+      this.#ctx.distrust.delete(path);
       const entry = r.entries.find((e) => e.path === path)!;
-      this.#ctx.state.setBase(path, { kind: "file", hash: entry.hash, rev: entry.rev, ...stat });
+      state.setBase(path, { kind: "file", hash: entry.hash, rev: entry.rev, ...stat }, sent.rows);
       this.#recordRemoteDir(r.entries);
       this.#ctx.scanner.forget(path);
       if (!quiet) {
@@ -319,6 +337,30 @@ export class Executor {
     });
     // Commit full batches while other files are still transferring.
     if (this.#queue.length >= COMMIT_BATCH) this.#flushCommits().catch(() => {});
+  }
+
+  /** Reads a chunk from a local file of the base snapshot, if that file is unchanged; null otherwise. */
+  async #readLocalChunk(id: string, size: number): Promise<Uint8Array | null> {
+    const where = this.#ctx.state.chunkIndex.get(id);
+    if (!where || where.size !== size) return null;
+    const base = this.#ctx.state.base.get(where.path);
+    if (!base || base.kind !== "file") return null;
+    try {
+      using file = await Deno.open(this.#abs(where.path), { read: true });
+      const info = await file.stat();
+      if (info.size !== base.size || (info.mtime?.getTime() ?? 0) !== base.mtime) return null;
+      await file.seek(where.offset, Deno.SeekMode.Start);
+      const data = new Uint8Array(size);
+      let at = 0;
+      while (at < size) {
+        const n = await file.read(data.subarray(at));
+        if (n === null) return null;
+        at += n;
+      }
+      return data; // the caller verifies the hash
+    } catch {
+      return null;
+    }
   }
 
   async #deleteLocal(path: string, expect: LocalEntry): Promise<void> {

@@ -52,12 +52,13 @@ export interface ReconcileInput {
   local: ReadonlyMap<string, LocalEntry>;
   /** The server's live entries (deleted paths are absent). */
   remote: ReadonlyMap<string, RemoteEntry>;
-  /** When given, decide only these paths (the caller adds descendants it cares about); any entry of the maps may still be read. */
+  /**
+   * When given, decide only these paths (the caller adds descendants it cares about); any entry of the maps
+   * may still be read. Parent folders of these paths are created when needed; a folder that still holds
+   * paths not listed is never deleted.
+   */
   paths?: Iterable<string>;
 }
-
-/** Signature of the function that names a conflict copy; see {@linkcode ReconcileOptions.copyPath}. */
-export type CopyPathFn = (path: string, device: string, when: Date, taken: (p: string) => boolean) => string;
 
 /** Options of {@linkcode reconcile}. */
 export interface ReconcileOptions {
@@ -70,7 +71,7 @@ export interface ReconcileOptions {
    * in the same folder as `path`.
    * @default {@linkcode conflictCopyPath}: "dir/name (conflicted copy from DEVICE YYYY-MM-DD HHMMSS).ext"
    */
-  copyPath?: CopyPathFn;
+  copyPath?: (path: string, device: string, when: Date, taken: (p: string) => boolean) => string;
 }
 
 /**
@@ -170,7 +171,7 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
     if (!requested.has(path) && action !== undefined && !createsFolder(action)) plan.delete(path);
   }
 
-  nameConflictCopies(plan, local, remote, options);
+  nameConflictCopies(plan, base, local, remote, options);
   const actions = [...plan.values()];
   const replacing = new Set<Action>(
     actions.filter((a) =>
@@ -371,16 +372,18 @@ function createsFolder(action: Action): boolean {
     (action.type === "conflict" && (action.local.kind === "dir" || action.remote.kind === "dir"));
 }
 
-/** Fills each conflict's copy path, in path order, so that no two copies and no existing path collide. */
+/** Fills each conflict's copy path, in path order, so that no two copies and no known path (base too) collide. */
 function nameConflictCopies(
   plan: Map<string, Action>,
+  base: ReadonlyMap<string, BaseEntry>,
   local: ReadonlyMap<string, LocalEntry>,
   remote: ReadonlyMap<string, RemoteEntry>,
   options: ReconcileOptions,
 ): void {
   const name = options.copyPath ?? conflictCopyPath;
   const chosen = new Set<string>();
-  const taken = (p: string) => local.has(p) || remote.has(p) || chosen.has(p);
+  // Base paths count too: a path deleted on both sides still gets a `sync` that forgets it.
+  const taken = (p: string) => local.has(p) || remote.has(p) || base.has(p) || chosen.has(p);
   for (const path of [...plan.keys()].sort(comparePaths)) {
     const action = plan.get(path)!;
     if (action.type !== "conflict") continue;

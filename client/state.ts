@@ -1,7 +1,8 @@
 // The client's persistent state in DIR/.filesync/: device identity, token, cursor, base snapshot, remote mirror.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import type { WireEntry } from "../protocol/messages.ts";
+import { decodeRows, encodeRows, MANIFEST_ROW_BYTES, type WireEntry } from "../protocol/messages.ts";
+import type { ChunkRow } from "../server/metadata.ts";
 import type { BaseEntry, RemoteEntry } from "./reconcile.ts";
 
 /** Folder of client state inside the synced folder (never synced). */
@@ -23,6 +24,14 @@ export interface DeviceInfo {
 }
 
 const KEY_PATH_MAX = 1500;
+const ROWS_PER_PART = Math.floor(60_000 / MANIFEST_ROW_BYTES);
+
+/** Where a chunk can be read locally: a file of the base snapshot and the chunk's offset in it. */
+export interface LocalChunk {
+  path: string;
+  offset: number;
+  size: number;
+}
 
 function pathKey(prefix: string, path: string): Deno.KvKey {
   return new TextEncoder().encode(path).length <= KEY_PATH_MAX
@@ -36,8 +45,13 @@ export class ClientState {
   readonly base = new Map<string, BaseRecord>();
   readonly remote = new Map<string, RemoteEntry>();
   cursor = 0;
+  /** Chunk rows of base file versions (for deltas and for building files from local chunks). */
+  readonly rows = new Map<string, ChunkRow[]>();
+  /** Chunk id -> a place in a base file holding it (may be stale: readers verify the hash). */
+  readonly chunkIndex = new Map<string, LocalChunk>();
   #kv: Deno.Kv;
   #dirty = new Map<string, Deno.KvKey>();
+  #dirtyRows = new Set<string>();
 
   private constructor(dir: string, kv: Deno.Kv) {
     this.dir = dir;
@@ -66,6 +80,16 @@ export class ClientState {
         state.remote.set(path, entry);
       }
     }
+    const parts = new Map<string, Uint8Array[]>();
+    for await (const e of kv.list<{ path: string; bytes: Uint8Array }>({ prefix: ["rows"] }, { batchSize: 1000 })) {
+      const list = parts.get(e.value.path) ?? [];
+      list[e.key[e.key.length - 1] as number] = e.value.bytes;
+      parts.set(e.value.path, list);
+    }
+    for (const [path, list] of parts) {
+      if (state.base.get(path)?.kind !== "file") continue;
+      state.#indexRows(path, list.flatMap((bytes) => decodeRows(bytes)));
+    }
     state.cursor = (await kv.get<number>(["cursor"])).value ?? 0;
     return state;
   }
@@ -75,11 +99,35 @@ export class ClientState {
     return join(this.dir, "tmp");
   }
 
-  /** Sets or clears the base of a path (written on the next flush). */
-  setBase(path: string, record: BaseRecord | null): void {
+  /**
+   * Sets or clears the base of a path (written on the next flush). `rows` are the chunk rows of the file version
+   * when known; without them, rows already recorded are kept only if the content hash is unchanged.
+   */
+  setBase(path: string, record: BaseRecord | null, rows?: ChunkRow[]): void {
+    const before = this.base.get(path);
     if (record) this.base.set(path, record);
     else this.base.delete(path);
     this.#dirty.set("b" + path, pathKey("base", path));
+    if (record?.kind === "file" && rows) this.setRows(path, rows);
+    else if (this.rows.has(path) && (record?.kind !== "file" || before?.hash !== record.hash)) {
+      this.setRows(path, null);
+    }
+  }
+
+  /** Records (or forgets, with null) the chunk rows of the base version of a file. */
+  setRows(path: string, rows: ChunkRow[] | null): void {
+    if (rows) this.#indexRows(path, rows);
+    else this.rows.delete(path);
+    this.#dirtyRows.add(path);
+  }
+
+  #indexRows(path: string, rows: ChunkRow[]): void {
+    this.rows.set(path, rows);
+    let offset = 0;
+    for (const row of rows) {
+      this.chunkIndex.set(row.id, { path, offset, size: row.size });
+      offset += row.size;
+    }
   }
 
   /** Applies journal events to the remote mirror; returns the paths they touched. */
@@ -112,8 +160,39 @@ export class ClientState {
     this.cursor = 0;
   }
 
+  async #flushRows(): Promise<void> {
+    const paths = [...this.#dirtyRows];
+    this.#dirtyRows.clear();
+    for (const path of paths) {
+      const id = new TextEncoder().encode(path).length <= KEY_PATH_MAX
+        ? path
+        : "#" + createHash("sha256").update(path).digest("hex");
+      const atomic = this.#kv.atomic();
+      for await (const old of this.#kv.list({ prefix: ["rows", id] })) atomic.delete(old.key);
+      const rows = this.rows.get(path);
+      if (rows) {
+        for (let part = 0; part * ROWS_PER_PART < rows.length; part++) {
+          const bytes = encodeRows(rows.slice(part * ROWS_PER_PART, (part + 1) * ROWS_PER_PART));
+          atomic.set(["rows", id, part], { path, bytes });
+        }
+      }
+      const result = await atomic.commit().catch(() => null);
+      if (!result) await this.#writeRowsInParts(id, path, rows);
+    }
+  }
+
+  async #writeRowsInParts(id: string, path: string, rows: ChunkRow[] | undefined): Promise<void> {
+    for await (const old of this.#kv.list({ prefix: ["rows", id] })) await this.#kv.delete(old.key);
+    if (!rows) return;
+    for (let part = 0; part * ROWS_PER_PART < rows.length; part++) {
+      const bytes = encodeRows(rows.slice(part * ROWS_PER_PART, (part + 1) * ROWS_PER_PART));
+      await this.#kv.set(["rows", id, part], { path, bytes });
+    }
+  }
+
   /** Writes pending changes to disk. */
   async flush(): Promise<void> {
+    await this.#flushRows();
     if (this.#dirty.size === 0) return;
     const dirty = [...this.#dirty];
     this.#dirty.clear();

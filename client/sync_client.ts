@@ -64,6 +64,7 @@ export class SyncClient {
   #stopped = false;
   #fatal: Error | null = null;
   #dirty = new Set<string>();
+  #distrust = new Set<string>();
   #fullScanDue = true;
   #cycleRunning = false;
   #cycleAgain = false;
@@ -281,6 +282,8 @@ export class SyncClient {
 
   /** One scan–reconcile–execute round. Returns true if another round is needed. */
   async #cycle(): Promise<boolean> {
+    const trace = Deno.env.get("FILESYNC_TRACE") ? (m: string) => console.log(`TRACE ${Date.now()} ${m}`) : () => {};
+    trace(`cycle start dirty=${[...this.#dirty].slice(0, 3)} full=${this.#fullScanDue}`);
     const peer = this.#peer;
     if (!peer) return false;
     const full = this.#fullScanDue;
@@ -307,6 +310,7 @@ export class SyncClient {
       }
       paths = this.#expand(dirty, found);
     }
+    trace("scanned");
     const plan = reconcile(
       { base: this.#state.base, local: this.#local, remote: this.#state.remote, paths },
       { device: this.#o.device, now: new Date() },
@@ -323,8 +327,11 @@ export class SyncClient {
       local: this.#local,
       notify: this.#o.log,
       progress: this.#progress(),
+      distrust: this.#distrust,
     });
+    trace(`plan ${plan.map((p) => p.type).join(",")}`);
     const report = await executor.run(plan);
+    trace(`executed ${JSON.stringify(report)}`);
     if (report.again || report.skipped > 0) {
       // Something changed under the plan or made new files: look at those paths again.
       for (const action of plan) {

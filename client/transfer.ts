@@ -55,7 +55,7 @@ export interface SentFile {
 }
 
 /** Which of these ids the server lacks (for this user). */
-async function missingOf(peer: RpcPeer, ids: string[]): Promise<Set<string>> {
+export async function missingOf(peer: RpcPeer, ids: string[]): Promise<Set<string>> {
   const missing = new Set<string>();
   for (let i = 0; i < ids.length; i += MAX_HAVE) {
     const reply = await peer.request("HAVE", { hashes: ids.slice(i, i + MAX_HAVE) });
@@ -64,8 +64,16 @@ async function missingOf(peer: RpcPeer, ids: string[]): Promise<Set<string>> {
   return missing;
 }
 
+/** Options of {@linkcode sendFile}. */
+export interface SendOptions {
+  /** Chunks the server surely has for this user (chunks of base versions): not asked about. */
+  known?: (id: string) => boolean;
+  progress?: Progress;
+}
+
 /**
  * Makes sure every chunk of the local file is on the server, sending only missing ones, and returns its rows.
+ * Reading, asking (HAVE) and sending (PUT) overlap; at most 32 MiB of chunk data is in flight.
  * Throws {@linkcode FileChangedError} if the file changes while it is read.
  */
 export async function sendFile(
@@ -74,54 +82,55 @@ export async function sendFile(
   scanner: Scanner,
   path: string,
   stat: { size: number; mtime: number; ino: number | null },
-  progress?: Progress,
+  options: SendOptions = {},
 ): Promise<SentFile> {
+  const known = options.known ?? (() => false);
   const cached = scanner.hashedRows(path, stat);
-  if (cached) {
-    const missing = await missingOf(peer, [...new Set(cached.map((r) => r.id))]);
-    if (missing.size === 0) return { hash: fileHashOfChunks(cached.map((r) => r.id)), rows: cached, sent: 0 };
-  }
+  if (cached) return await sendKnownRows(peer, root, path, stat, cached, known, options.progress);
   const window = new Window(WINDOW_BYTES);
   const hasher = new FileHasher();
   const rows: ChunkRow[] = [];
   const pending: Promise<void>[] = [];
-  const sentIds = new Set<string>();
+  const asked = new Set<string>();
   let sent = 0;
   let done = 0;
   let failure: Error | null = null;
   let batch: { id: string; data: Uint8Array }[] = [];
-  const flush = async () => {
+  let batchBytes = 0;
+  const flush = () => {
     const current = batch;
+    const bytes = batchBytes;
     batch = [];
-    const missing = await missingOf(peer, [...new Set(current.map((c) => c.id))]);
-    for (const chunk of current) {
-      if (!missing.has(chunk.id) || sentIds.has(chunk.id)) continue;
-      sentIds.add(chunk.id);
-      await window.take(chunk.data.length);
-      sent += chunk.data.length;
-      pending.push(
-        peer.request("PUT", { hash: chunk.id }, chunk.data).then(
-          () => window.give(chunk.data.length),
-          (error) => {
-            window.give(chunk.data.length);
-            failure ??= error;
-          },
-        ),
-      );
-    }
+    batchBytes = 0;
+    const ids = current.map((c) => c.id);
+    const work = missingOf(peer, ids).then(async (missing) => {
+      const puts: Promise<unknown>[] = [];
+      for (const chunk of current) {
+        if (!missing.has(chunk.id)) continue;
+        sent += chunk.data.length;
+        puts.push(peer.request("PUT", { hash: chunk.id }, chunk.data));
+      }
+      await Promise.all(puts);
+    }).catch((error) => {
+      failure ??= error;
+    }).finally(() => window.give(bytes));
+    pending.push(work);
   };
   for await (const chunk of chunkFile(join(root, path))) {
     if (failure) throw failure;
     hasher.addChunk(chunk.id);
     rows.push({ id: chunk.id, size: chunk.data.length });
-    batch.push({ id: chunk.id, data: chunk.data });
     done += chunk.data.length;
-    if (batch.length >= HAVE_BATCH) {
-      await flush();
-      progress?.(path, done, stat.size, "up");
+    if (!known(chunk.id) && !asked.has(chunk.id)) {
+      asked.add(chunk.id);
+      await window.take(chunk.data.length);
+      batch.push({ id: chunk.id, data: chunk.data });
+      batchBytes += chunk.data.length;
+      if (batch.length >= HAVE_BATCH) flush();
     }
+    options.progress?.(path, done, stat.size, "up");
   }
-  if (batch.length > 0) await flush();
+  if (batch.length > 0) flush();
   await Promise.all(pending);
   if (failure) throw failure;
   const after = await Deno.lstat(join(root, path));
@@ -131,76 +140,173 @@ export async function sendFile(
   return { hash: hasher.digest(), rows, sent };
 }
 
+/**
+ * Sends the missing chunks of a file whose rows the scanner already computed: reads them at their offsets
+ * without cutting or hashing the file again (the server verifies every chunk; the stat check catches edits).
+ */
+async function sendKnownRows(
+  peer: RpcPeer,
+  root: string,
+  path: string,
+  stat: { size: number; mtime: number },
+  rows: ChunkRow[],
+  known: (id: string) => boolean,
+  progress?: Progress,
+): Promise<SentFile> {
+  const ask = [...new Set(rows.filter((r) => !known(r.id)).map((r) => r.id))];
+  const missing = ask.length > 0 ? await missingOf(peer, ask) : new Set<string>();
+  let sent = 0;
+  if (missing.size > 0) {
+    const window = new Window(WINDOW_BYTES);
+    const pending: Promise<unknown>[] = [];
+    let failure: Error | null = null;
+    using file = await Deno.open(join(root, path), { read: true });
+    let offset = 0;
+    for (const row of rows) {
+      const at = offset;
+      offset += row.size;
+      if (!missing.delete(row.id)) continue;
+      if (failure) throw failure;
+      await window.take(row.size);
+      const data = new Uint8Array(row.size);
+      await file.seek(at, Deno.SeekMode.Start);
+      let filled = 0;
+      while (filled < data.length) {
+        const n = await file.read(data.subarray(filled));
+        if (n === null) throw new FileChangedError(`"${path}" shrank while it was uploaded`);
+        filled += n;
+      }
+      sent += row.size;
+      pending.push(
+        peer.request("PUT", { hash: row.id }, data).catch((error) => {
+          failure ??= error;
+        }).finally(() => window.give(row.size)),
+      );
+      progress?.(path, at + row.size, stat.size, "up");
+    }
+    await Promise.all(pending);
+    if (failure) throw failure;
+  }
+  const after = await Deno.lstat(join(root, path));
+  if (after.size !== stat.size || (after.mtime?.getTime() ?? 0) !== stat.mtime) {
+    throw new FileChangedError(`"${path}" changed while it was uploaded`);
+  }
+  return { hash: fileHashOfChunks(rows.map((r) => r.id)), rows, sent };
+}
+
 /** A downloaded version, verified, waiting in the temp folder to be renamed into place. */
 export interface FetchedFile {
   tmpPath: string;
   entry: WireEntry;
+  rows: ChunkRow[];
+  /** Bytes of chunk data that came over the network. */
   received: number;
+}
+
+/** Options of {@linkcode fetchFile}. */
+export interface FetchOptions {
+  /** A version of this file held locally: only rows that differ from it are sent. */
+  base?: { hash: string; rows: ChunkRow[] };
+  /** Reads a chunk from a local file if one holds it (verified by the caller of this hook or here). */
+  localChunk?: (id: string, size: number) => Promise<Uint8Array | null>;
+  progress?: Progress;
 }
 
 /**
  * Downloads the server's current version of `path` into a temp file and verifies every chunk and the whole-file
- * hash. Throws {@linkcode StaleError} if the server's version is not `rev`.
+ * hash. Chunks found locally (other files, the previous version, a partial earlier download) are not fetched.
+ * Throws {@linkcode StaleError} if the server's version is not `rev`.
  */
 export async function fetchFile(
   peer: RpcPeer,
   tmpDir: string,
   path: string,
   rev: number,
-  progress?: Progress,
+  options: FetchOptions = {},
 ): Promise<FetchedFile> {
   let reply;
   try {
-    reply = await peer.request("DOWNLOAD", { path });
+    reply = await peer.request("DOWNLOAD", { path, base: options.base?.hash });
   } catch (error) {
-    if ((error as { code?: string }).code === "not_found") {
-      throw new StaleError(`"${path}" is gone from the server`);
-    }
+    if ((error as { code?: string }).code === "not_found") throw new StaleError(`"${path}" is gone from the server`);
     throw error;
   }
   const entry = reply.message.entry as WireEntry;
   if (entry.rev !== rev) throw new StaleError(`"${path}" changed on the server`);
-  const rows = decodeRows(reply.data ?? new Uint8Array());
+  let rows = decodeRows(reply.data ?? new Uint8Array());
+  const from = reply.message.from as { hash: string; head: number; tail: number } | undefined;
+  if (from) {
+    const baseRows = options.base?.hash === from.hash ? options.base.rows : null;
+    if (!baseRows || from.head + from.tail > baseRows.length) throw new Error(`Bad delta for "${path}"`);
+    rows = [...baseRows.slice(0, from.head), ...rows, ...baseRows.slice(baseRows.length - from.tail)];
+  }
   if (fileHashOfChunks(rows.map((r) => r.id)) !== entry.hash) {
     throw new Error(`Manifest of "${path}" does not match its hash`);
   }
-  const tmpPath = join(tmpDir, `${crypto.randomUUID()}.download`);
-  const file = await Deno.open(tmpPath, { write: true, createNew: true, mode: 0o600 });
+  // The temp file is named by the version, so a download cut short resumes from what it already wrote.
+  const tmpPath = join(tmpDir, `${entry.hash}.partial`);
+  const file = await Deno.open(tmpPath, { read: true, write: true, create: true, mode: 0o600 });
   let received = 0;
   try {
-    // At most 64 chunk requests (16 MiB at the largest chunk size) in flight, written in order as they arrive.
-    const requests: Promise<Uint8Array>[] = [];
-    let next = 0;
-    let written = 0;
+    const existing = (await file.stat()).size;
+    let offset = 0;
+    let resumed = 0;
+    for (const row of rows) {
+      if (offset + row.size > existing) break;
+      const data = new Uint8Array(row.size);
+      await file.seek(offset, Deno.SeekMode.Start);
+      let at = 0;
+      while (at < data.length) {
+        const n = await file.read(data.subarray(at));
+        if (n === null) break;
+        at += n;
+      }
+      if (at < data.length || sha256Hex(data) !== row.id) break;
+      offset += row.size;
+      resumed++;
+    }
+    await file.truncate(offset);
+    await file.seek(offset, Deno.SeekMode.Start);
+    // At most 64 chunks (16 MiB at the largest chunk size) requested ahead, written in order as they arrive.
+    const requests: Promise<{ data: Uint8Array; remote: boolean }>[] = [];
+    let next = resumed;
+    let written = resumed;
     const issue = () => {
       const row = rows[next++];
-      const request = peer.request("GET", { hash: row.id }).then((f) => {
-        const data = f.data ?? new Uint8Array();
+      const request = (async () => {
+        const local = await options.localChunk?.(row.id, row.size);
+        if (local && local.length === row.size && sha256Hex(local) === row.id) return { data: local, remote: false };
+        const frame = await peer.request("GET", { hash: row.id });
+        const data = frame.data ?? new Uint8Array();
         if (data.length !== row.size || sha256Hex(data) !== row.id) {
           throw new Error(`Chunk ${row.id.slice(0, 12)} of "${path}" is damaged`);
         }
-        return data;
-      });
+        return { data, remote: true };
+      })();
       request.catch(() => {}); // awaited in order below; this only keeps an early failure from being "unhandled"
       requests.push(request);
     };
+    for (let i = 0; i < resumed; i++) requests.push(undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>);
     while (written < rows.length) {
       while (next < rows.length && next - written < 64) issue();
-      const data = await requests[written];
-      requests[written] = undefined as unknown as Promise<Uint8Array>;
+      const { data, remote } = await requests[written];
+      requests[written] = undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>;
       let at = 0;
       while (at < data.length) at += await file.write(data.subarray(at));
+      offset += data.length;
       written++;
-      received += data.length;
-      progress?.(path, received, entry.size, "down");
+      if (remote) received += data.length;
+      options.progress?.(path, offset, entry.size, "down");
     }
-    if (received !== entry.size) throw new Error(`"${path}" has ${received} bytes, expected ${entry.size}`);
+    if (offset !== entry.size) throw new Error(`"${path}" has ${offset} bytes, expected ${entry.size}`);
     await file.syncData();
   } catch (error) {
     file.close();
-    await Deno.remove(tmpPath).catch(() => {});
+    if (!(error as { code?: string }).code || (error as { code?: string }).code !== "closed") {
+      await Deno.remove(tmpPath).catch(() => {});
+    }
     throw error;
   }
   file.close();
-  return { tmpPath, entry, received };
+  return { tmpPath, entry, rows, received };
 }

@@ -30,6 +30,19 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * ```
  */
 export function encodeFrame(message: Record<string, unknown>, data?: Uint8Array): Uint8Array {
+  const parts = encodeFrameParts(message, data);
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(parts[0].length + parts[1].length);
+  out.set(parts[0]);
+  out.set(parts[1], parts[0].length);
+  return out;
+}
+
+/**
+ * Encodes a frame as its header-and-JSON part followed by the data bytes, without copying the data: writing
+ * the parts in order gives the same bytes as {@linkcode encodeFrame}.
+ */
+export function encodeFrameParts(message: Record<string, unknown>, data?: Uint8Array): Uint8Array[] {
   const json = encoder.encode(JSON.stringify(message));
   if (data === undefined) {
     const out = new Uint8Array(5 + json.length);
@@ -37,16 +50,15 @@ export function encodeFrame(message: Record<string, unknown>, data?: Uint8Array)
     view.setUint32(0, 1 + json.length);
     out[4] = FRAME_JSON;
     out.set(json, 5);
-    return out;
+    return [out];
   }
-  const out = new Uint8Array(9 + json.length + data.length);
-  const view = new DataView(out.buffer);
+  const head = new Uint8Array(9 + json.length);
+  const view = new DataView(head.buffer);
   view.setUint32(0, 5 + json.length + data.length);
-  out[4] = FRAME_DATA;
+  head[4] = FRAME_DATA;
   view.setUint32(5, json.length);
-  out.set(json, 9);
-  out.set(data, 9 + json.length);
-  return out;
+  head.set(json, 9);
+  return data.length > 0 ? [head, data] : [head];
 }
 
 /** Options for {@linkcode FrameDecoder}. */

@@ -60,7 +60,8 @@ export const Requests = {
   HAVE: z.object({ hashes: z.array(hash).max(MAX_HAVE) }),
   PUT: z.object({ hash }),
   GET: z.object({ hash }),
-  DOWNLOAD: z.object({ path }),
+  /** `base`: a version of the file the client holds; the reply then carries only the rows that differ. */
+  DOWNLOAD: z.object({ path, base: hash.optional() }),
   COMMIT: z.object({ changes: z.array(Change).min(1).max(MAX_BATCH) }),
 } as const;
 /** Names of every op. */
@@ -76,6 +77,16 @@ export interface WireEntry {
   rev: number;
   device: string;
   deleted?: boolean;
+}
+
+/** Lengths of the common prefix and suffix of two chunk lists (not overlapping). */
+export function commonEnds(a: readonly { id: string }[], b: readonly { id: string }[]): { head: number; tail: number } {
+  const limit = Math.min(a.length, b.length);
+  let head = 0;
+  while (head < limit && a[head].id === b[head].id) head++;
+  let tail = 0;
+  while (tail < limit - head && a[a.length - 1 - tail].id === b[b.length - 1 - tail].id) tail++;
+  return { head, tail };
 }
 
 /** Result of one change of a COMMIT. */

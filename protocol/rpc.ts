@@ -1,5 +1,5 @@
 // Request/reply and push messaging over one byte stream: ids, pipelining, limits, batched writes.
-import { encodeFrame, type Frame, FrameDecoder, FrameError } from "./frame.ts";
+import { encodeFrameParts, type Frame, FrameDecoder, FrameError } from "./frame.ts";
 
 /** Any pair of byte streams: a TLS connection, or an in-memory pipe in tests. */
 export interface Duplex {
@@ -45,6 +45,7 @@ export interface RpcOptions {
 }
 
 const COALESCE_LIMIT = 256 * 1024;
+const SMALL_PART = 16 * 1024;
 
 /**
  * One end of a filesync connection. Requests carry an id and replies echo it as `re`, so many requests can be in
@@ -138,10 +139,11 @@ export class RpcPeer {
   }
 
   #send(message: Record<string, unknown>, data?: Uint8Array): void {
-    const bytes = encodeFrame(message, data);
-    this.#queue.push(bytes);
-    this.#queuedBytes += bytes.length;
-    this.#options.onBytes?.("out", bytes.length);
+    for (const part of encodeFrameParts(message, data)) {
+      this.#queue.push(part);
+      this.#queuedBytes += part.length;
+      this.#options.onBytes?.("out", part.length);
+    }
     if (!this.#flushing) this.#flushing = this.#flush();
   }
 
@@ -151,12 +153,16 @@ export class RpcPeer {
       await Promise.resolve();
       while (this.#queue.length > 0) {
         let batch: Uint8Array;
-        if (this.#queue.length === 1 || this.#queue[0].length >= COALESCE_LIMIT) {
+        if (this.#queue.length === 1 || this.#queue[0].length >= SMALL_PART) {
           batch = this.#queue.shift()!;
         } else {
+          // Copy runs of small parts (headers, JSON messages) into one write; large parts go out as they are.
           let size = 0;
           let count = 0;
-          while (count < this.#queue.length && size + this.#queue[count].length <= COALESCE_LIMIT) {
+          while (
+            count < this.#queue.length && this.#queue[count].length < SMALL_PART &&
+            size + this.#queue[count].length <= COALESCE_LIMIT
+          ) {
             size += this.#queue[count].length;
             count++;
           }

@@ -285,11 +285,38 @@ export class MetadataStore {
     return found;
   }
 
-  /** Records that the namespace uploaded a chunk not yet committed (expires unless a commit references it). */
-  async addPendingChunk(ns: string, id: string): Promise<void> {
-    const current = await this.kv.get<{ until: number }>(["c", ns, id]);
-    if (current.value && current.value.until === 0) return;
-    await this.kv.set(["c", ns, id], { until: this.#now() + PENDING_CHUNK_MS });
+  #pendingQueue: { key: Deno.KvKey; done: () => void; fail: (e: Error) => void }[] = [];
+  #pendingFlushing = false;
+
+  /**
+   * Records that the namespace uploaded a chunk not yet committed (it expires unless a commit references it).
+   * Calls made while a write is under way are grouped into the next atomic write (group commit); each call
+   * resolves once its record is durable.
+   */
+  addPendingChunk(ns: string, id: string): Promise<void> {
+    const promise = new Promise<void>((done, fail) => this.#pendingQueue.push({ key: ["c", ns, id], done, fail }));
+    if (!this.#pendingFlushing) this.#flushPending();
+    return promise;
+  }
+
+  async #flushPending(): Promise<void> {
+    this.#pendingFlushing = true;
+    try {
+      while (this.#pendingQueue.length > 0) {
+        const batch = this.#pendingQueue.splice(0, MUTATIONS_PER_ATOMIC);
+        const atomic = this.kv.atomic();
+        const until = this.#now() + PENDING_CHUNK_MS;
+        for (const item of batch) atomic.set(item.key, { until });
+        try {
+          await atomic.commit();
+          for (const item of batch) item.done();
+        } catch (error) {
+          for (const item of batch) item.fail(error as Error);
+        }
+      }
+    } finally {
+      this.#pendingFlushing = false;
+    }
   }
 
   async #setPermanentChunks(ns: string, ids: Iterable<string>): Promise<void> {

@@ -4,6 +4,7 @@ import type { z } from "zod";
 import { type Frame } from "../protocol/frame.ts";
 import {
   type ChangeResult,
+  commonEnds,
   encodeRows,
   PROTOCOL_VERSION,
   Requests,
@@ -114,8 +115,10 @@ export class Session {
         return await this.#put(this.#parse("PUT", frame.message).hash, frame.data);
       case "GET":
         return await this.#get(this.#parse("GET", frame.message).hash);
-      case "DOWNLOAD":
-        return await this.#download(this.#parse("DOWNLOAD", frame.message).path);
+      case "DOWNLOAD": {
+        const { path, base } = this.#parse("DOWNLOAD", frame.message);
+        return await this.#download(path, base);
+      }
       case "COMMIT":
         return await this.#commit(this.#parse("COMMIT", frame.message).changes, frame.data);
     }
@@ -252,12 +255,19 @@ export class Session {
     return { data };
   }
 
-  async #download(path: string): Promise<Reply> {
+  async #download(path: string, base: string | undefined): Promise<Reply> {
     const entry = await this.#ctx.store.getEntry(this.#user, path);
     if (!entry || entry.kind !== "file") throw new RpcError("not_found", `No file "${path}"`);
     const rows = await this.#ctx.store.getManifest(entry.hash);
     if (!rows) throw new RpcError("storage", `Manifest of "${path}" is missing`);
     for (const row of rows) this.#known.add(row.id);
+    const baseRows = base && base !== entry.hash ? await this.#ctx.store.getManifest(base) : null;
+    if (baseRows) {
+      // Only the rows between the common head and tail travel; the client has the rest.
+      const { head, tail } = commonEnds(baseRows, rows);
+      const from = { hash: base, head, tail };
+      return { body: { entry, from }, data: encodeRows(rows.slice(head, rows.length - tail)) };
+    }
     return { body: { entry }, data: encodeRows(rows) };
   }
 

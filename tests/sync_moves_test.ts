@@ -1,0 +1,201 @@
+// End-to-end: renames and moves travel as moves (no content sent), and a device never echoes its own writes.
+import assert from "node:assert/strict";
+import { dirname } from "node:path";
+import {
+  describeTree,
+  type Proc,
+  randomBytes,
+  readTree,
+  waitFor,
+  waitForFile,
+  waitForGone,
+  waitForSameTree,
+  World,
+} from "./harness.ts";
+
+/** How many times `pattern` occurs in `text`. */
+function count(text: string, pattern: RegExp): number {
+  return [...text.matchAll(new RegExp(pattern.source, "g"))].length;
+}
+
+/** `text` as a regular expression that matches it literally. */
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
+
+/** Whether something exists at `path`. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Output a process printed after `from` characters (mark with `proc.output.length`). */
+function since(proc: Proc, from: number): string {
+  return proc.output.slice(from);
+}
+
+/**
+ * Waits until `done` holds, checking on every poll that each content is still at its old path or already at
+ * its new one (old looked at first: a move from old to new can never make both look absent).
+ */
+async function waitNeverMissing(
+  dir: string,
+  pairs: [from: string, to: string][],
+  done: () => Promise<boolean>,
+): Promise<void> {
+  const missing = new Set<string>();
+  await waitFor(async () => {
+    for (const [from, to] of pairs) {
+      if (!(await exists(`${dir}/${from}`)) && !(await exists(`${dir}/${to}`))) missing.add(from);
+    }
+    return await done();
+  }, { intervalMs: 5, message: () => `move never completed in ${dir}` });
+  assert.deepEqual([...missing], [], `content missing at both its old and new path at some point in ${dir}`);
+}
+
+/** A and B connected, with `path` (random content) synced to both. */
+async function twoDevicesWith(
+  paths: string[],
+): Promise<{ world: World; clientA: Proc; clientB: Proc; contents: Map<string, Uint8Array> }> {
+  const world = await World.create();
+  try {
+    const clientA = await world.client("A");
+    const clientB = await world.client("B");
+    const contents = new Map<string, Uint8Array>();
+    for (const [i, path] of paths.entries()) {
+      const content = randomBytes(50_000 + i, i + 1);
+      contents.set(path, content);
+      await Deno.mkdir(dirname(`${world.dir("A")}/${path}`), { recursive: true });
+      await Deno.writeFile(`${world.dir("A")}/${path}`, content);
+    }
+    for (const [path, content] of contents) {
+      await waitForFile(`${world.dir("B")}/${path}`, content);
+      // A prints its line after the server's reply, which may come after B already has the file.
+      await clientA.waitForOutput(new RegExp(`uploaded ${literal(path)} `));
+    }
+    await waitForSameTree(world.dir("A"), world.dir("B"));
+    return { world, clientA, clientB, contents };
+  } catch (error) {
+    await world[Symbol.asyncDispose]();
+    throw error;
+  }
+}
+
+/** Moves `from` to `to` on A; checks B replays it as a move, with no content sent and nothing echoed back. */
+async function expectMovedWithoutContent(from: string, to: string): Promise<void> {
+  const { world, clientA, clientB, contents } = await twoDevicesWith([from, "other.txt"]);
+  await using _world = world;
+  const a = world.dir("A");
+  const b = world.dir("B");
+  const [markA, markB, markServer] = [
+    clientA.output.length,
+    clientB.output.length,
+    world.server.output.length,
+  ];
+
+  await Deno.mkdir(dirname(`${a}/${to}`), { recursive: true });
+  await Deno.rename(`${a}/${from}`, `${a}/${to}`);
+  await waitNeverMissing(
+    b,
+    [[from, to]],
+    async () => await exists(`${b}/${to}`) && !(await exists(`${b}/${from}`)),
+  );
+  await waitForFile(`${b}/${to}`, contents.get(from)!);
+
+  // A later change from B: once it reached A, anything B would have echoed for the move was sent before it.
+  await Deno.writeTextFile(`${b}/marker.txt`, "after the move");
+  await waitForFile(`${a}/marker.txt`, "after the move");
+  await waitForSameTree(a, b);
+
+  const outA = since(clientA, markA);
+  const outB = since(clientB, markB);
+  assert.match(outA, new RegExp(`moved ${literal(from)} -> ${literal(to)} \\(on the server\\)`));
+  assert.doesNotMatch(outA, /uploaded /);
+  assert.match(outB, new RegExp(`moved ${literal(from)} -> ${literal(to)} \\(from the server\\)`));
+  assert.doesNotMatch(outB, /downloaded |deleted /);
+  const fromB = since(world.server, markServer).split("\n").filter((l) => l.includes("alice@B:"));
+  assert.equal(fromB.length, 1, `B committed more than its marker:\n${fromB.join("\n")}`);
+  assert.match(fromB[0], /alice@B: upload marker\.txt /);
+}
+
+Deno.test("renaming a file on A renames it on B without sending its content", async () => {
+  await expectMovedWithoutContent("report.txt", "final report.txt");
+});
+
+Deno.test("moving a file into a new folder on A moves it on B without sending its content", async () => {
+  await expectMovedWithoutContent("inbox/plan.txt", "archive/2024/plan.txt");
+});
+
+Deno.test("the server records a rename as a move, not as an upload of the new path", async () => {
+  const { world } = await twoDevicesWith(["report.txt"]);
+  await using _world = world;
+  const a = world.dir("A");
+  const b = world.dir("B");
+  const mark = world.server.output.length;
+  await Deno.rename(`${a}/report.txt`, `${a}/renamed.txt`);
+  await waitForGone(`${b}/report.txt`);
+  await waitForSameTree(a, b);
+  const log = since(world.server, mark);
+  assert.match(log, /alice@A: .*renamed\.txt/);
+  assert.doesNotMatch(log, /upload renamed\.txt/, `the server log shows the rename as an upload:\n${log}`);
+});
+
+Deno.test("renaming a folder of 50 files on A renames it on B without downloading any file", async () => {
+  const names = Array.from({ length: 50 }, (_, i) => i < 40 ? `img${i}.jpg` : `old/img${i}.jpg`);
+  const { world, clientA, clientB, contents } = await twoDevicesWith(names.map((n) => `photos/${n}`));
+  await using _world = world;
+  const a = world.dir("A");
+  const b = world.dir("B");
+  const [markA, markB] = [clientA.output.length, clientB.output.length];
+
+  await Deno.rename(`${a}/photos`, `${a}/pictures`);
+  const pairs = names.map((n): [string, string] => [`photos/${n}`, `pictures/${n}`]);
+  await waitNeverMissing(b, pairs, async () => {
+    if (await exists(`${b}/photos`)) return false;
+    for (const [, to] of pairs) if (!(await exists(`${b}/${to}`))) return false;
+    return true;
+  });
+  await waitForSameTree(a, b);
+
+  const tree = await readTree(b);
+  assert.deepEqual(
+    [...tree.keys()].sort(),
+    ["pictures", "pictures/old", ...pairs.map(([, to]) => to)].sort(),
+    describeTree(tree),
+  );
+  for (const [from, to] of pairs) {
+    assert.equal(await Deno.readFile(`${b}/${to}`).then((d) => d.length), contents.get(from)!.length);
+  }
+  const outA = since(clientA, markA);
+  const outB = since(clientB, markB);
+  assert.doesNotMatch(outA, /uploaded /);
+  assert.doesNotMatch(outB, /downloaded /);
+  assert.equal(count(outA, /moved photos\/\S+ -> pictures\/\S+ \(on the server\)/), 50, outA);
+  assert.equal(count(outB, /moved photos\/\S+ -> pictures\/\S+ \(from the server\)/), 50, outB);
+  assert.doesNotMatch(
+    outB,
+    /deleted photos\/\S+\.jpg/,
+    "B deleted files of the old folder instead of moving them",
+  );
+});
+
+Deno.test("a file B downloaded is not uploaded back by B", async () => {
+  await using world = await World.create();
+  await world.client("A");
+  const clientB = await world.client("B");
+  const a = world.dir("A");
+  const b = world.dir("B");
+  await Deno.writeTextFile(`${a}/shared.txt`, "written on A");
+  await waitForFile(`${b}/shared.txt`, "written on A");
+  // A later change from B: once it reached A, an echo of shared.txt would have been committed before it.
+  await Deno.writeTextFile(`${b}/marker.txt`, "after the download");
+  await waitForFile(`${a}/marker.txt`, "after the download");
+  await waitForSameTree(a, b);
+  assert.equal(count(world.server.output, /: upload shared\.txt /), 1, world.server.output);
+  assert.doesNotMatch(world.server.output, /alice@B: upload shared\.txt/);
+  assert.doesNotMatch(clientB.output, /uploaded shared\.txt/);
+});
