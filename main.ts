@@ -1,7 +1,7 @@
 // filesync command-line entry: dispatches to the server, user and client commands.
 import { clientCommand } from "./client/cli.ts";
 import { UserError } from "./protocol/user_error.ts";
-import { serverCommand, userCommand } from "./server/cli.ts";
+import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 
 /** Version printed by --version. */
 export const VERSION = "0.1.0";
@@ -12,6 +12,7 @@ Usage:
   filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
+  filesync gc --data DIR
 
 Run "filesync COMMAND --help" for a command's options. Passwords are never taken on the command line:
 set FILESYNC_PASSWORD, pipe them on standard input, or type them when asked.
@@ -26,6 +27,8 @@ async function main(args: string[]): Promise<number> {
       return await userCommand(rest);
     case "client":
       return await clientCommand(rest);
+    case "gc":
+      return await gcCommand(rest);
     case "--version":
     case "-V":
       console.log(`filesync ${VERSION}`);
@@ -37,7 +40,7 @@ async function main(args: string[]): Promise<number> {
       console.log(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new UserError(`Unknown command "${command}" (server, user, client; see filesync --help)`);
+      throw new UserError(`Unknown command "${command}" (server, user, client, gc; see filesync --help)`);
   }
 }
 

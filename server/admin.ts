@@ -12,9 +12,13 @@ export type AdminRequest =
   | { op: "user-passwd"; name: string; password: string }
   | { op: "user-remove"; name: string }
   | { op: "user-list" }
+  | { op: "gc" }
+  | { op: "stats" }
   | { op: "ping" };
 /** The answer to an {@linkcode AdminRequest}. */
-export type AdminReply = { ok: true; users?: string[] } | { ok: false; error: string };
+export type AdminReply =
+  | { ok: true; users?: string[]; report?: Record<string, number>; stats?: Record<string, unknown> }
+  | { ok: false; error: string };
 
 /** Serves admin requests on a unix socket (mode 0600) until closed. */
 export async function serveAdmin(

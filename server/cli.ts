@@ -4,6 +4,8 @@ import { readPassword } from "../client/password.ts";
 import { UserError } from "../protocol/user_error.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
+import { join } from "node:path";
+import { DiskChunkStore } from "./chunk_store.ts";
 import { MetadataStore } from "./metadata.ts";
 import { ensureDataDir, kvLocation, runAdmin, startServer } from "./server.ts";
 
@@ -78,6 +80,46 @@ export async function serverCommand(args: string[]): Promise<number> {
   });
   console.log(`${new Date().toISOString()} stopping`);
   await server.close();
+  return 0;
+}
+
+/** Help text of `filesync gc`. */
+export const GC_HELP = `Usage: filesync gc --data DIR [--kv PATH_OR_URL]
+
+Removes stored chunks and manifests that no file needs any more (the server also does this every 6 hours).
+Works whether or not the server is running (through the server's admin socket when it is).
+`;
+
+/** Runs `filesync gc ARGS`. */
+export async function gcCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { data: { type: "string" }, kv: { type: "string" }, help: { type: "boolean", short: "h" } },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(GC_HELP);
+    return 0;
+  }
+  if (!values.data) throw new UserError("Missing --data DIR (see filesync gc --help)");
+  let reply = await adminRequest(values.data, { op: "gc" });
+  if (!reply) {
+    await ensureDataDir(values.data);
+    const store = await MetadataStore.open(kvLocation(values.data, values.kv));
+    const chunks = new DiskChunkStore(join(values.data, "chunks"));
+    try {
+      await chunks.open();
+      reply = await runAdmin(store, { op: "gc" }, chunks);
+    } finally {
+      store.close();
+    }
+  }
+  if (!reply.ok) throw new UserError(reply.error);
+  const r = reply.report ?? {};
+  console.log(
+    `removed ${r.removedChunks} chunks and ${r.removedManifests} manifests; ${r.liveChunks} chunks in use`,
+  );
   return 0;
 }
 

@@ -2,6 +2,7 @@
 import { createHash } from "node:crypto";
 import { ancestorsOf, baseName, parentPath } from "../protocol/paths.ts";
 import { fileHashOfChunks } from "../protocol/hash.ts";
+import { SharedExclusiveLock } from "./gc_lock.ts";
 import {
   type Change,
   type ChangeResult,
@@ -92,6 +93,8 @@ class Mutex {
 /** The server's metadata. The server process owns the KV; other commands go through it. */
 export class MetadataStore {
   readonly kv: Deno.Kv;
+  /** Uploads and commits hold it shared; garbage collection holds it alone. */
+  readonly gcLock = new SharedExclusiveLock();
   #locks = new Map<string, Mutex>();
   #now: () => number;
 
@@ -347,7 +350,7 @@ export class MetadataStore {
     rows: Uint8Array,
     checkChunks: ChunkCheck,
   ): Promise<{ results: ChangeResult[]; journal: WireEntry[] }> {
-    return this.#lock(ns).run(() => this.#commit(ns, device, changes, rows, checkChunks));
+    return this.gcLock.shared(() => this.#lock(ns).run(() => this.#commit(ns, device, changes, rows, checkChunks)));
   }
 
   async #commit(

@@ -5,7 +5,8 @@ import { ALPN } from "../protocol/messages.ts";
 import { UserError } from "../protocol/user_error.ts";
 import { type AdminReply, type AdminRequest, adminRequest, serveAdmin } from "./admin.ts";
 import { LoginLimiter, makeUser, validateUserName } from "./auth.ts";
-import { DiskChunkStore } from "./chunk_store.ts";
+import { type ChunkStore, DiskChunkStore } from "./chunk_store.ts";
+import { collectGarbage } from "./gc.ts";
 import { Hub } from "./hub.ts";
 import { MetadataStore } from "./metadata.ts";
 import { Session } from "./session.ts";
@@ -28,6 +29,8 @@ export interface ServerOptions {
   /** Login and idle time limits, in ms (tests shorten them). */
   loginTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** Hours between automatic garbage collections; 0 turns them off. @default 6 */
+  gcIntervalHours?: number;
 }
 
 /** A running server. */
@@ -72,11 +75,22 @@ export function kvLocation(dataDir: string, kv?: string): string {
   return kv ?? join(dataDir, "metadata.kv");
 }
 
-/** Runs admin requests against a metadata store (used by the admin socket and by offline `user` commands). */
-export async function runAdmin(store: MetadataStore, request: AdminRequest): Promise<AdminReply> {
+/** Runs admin requests against a metadata store (used by the admin socket and by offline commands). */
+export async function runAdmin(
+  store: MetadataStore,
+  request: AdminRequest,
+  chunks?: ChunkStore,
+  stats?: () => Record<string, unknown>,
+): Promise<AdminReply> {
   switch (request.op) {
     case "ping":
       return { ok: true };
+    case "gc": {
+      if (!chunks) return { ok: false, error: "No chunk store" };
+      return { ok: true, report: { ...await collectGarbage(store, chunks) } };
+    }
+    case "stats":
+      return { ok: true, stats: stats?.() ?? {} };
     case "user-add": {
       validateUserName(request.name);
       const added = await store.addUser(await makeUser(request.name, request.password));
@@ -144,7 +158,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       : (error as Error).message;
     throw new UserError(`Cannot listen on ${host}:${options.port}: ${reason}`);
   }
-  const admin = await serveAdmin(options.dataDir, (request) => runAdmin(store, request));
+  const traffic = new Map<string, { in: number; out: number }>();
+  const stats = () => ({ traffic: Object.fromEntries(traffic) });
+  const admin = await serveAdmin(options.dataDir, (request) => runAdmin(store, request, chunks, stats));
+  // Unreferenced chunks are collected a while after start and then every few hours.
+  const gcEveryMs = (options.gcIntervalHours ?? 6) * 3600_000;
+  const runGc = () =>
+    collectGarbage(store, chunks).then(
+      (r) => log(`garbage collection: removed ${r.removedChunks} chunks, ${r.removedManifests} manifests`),
+      (e) => log(`garbage collection failed: ${(e as Error).message}`),
+    );
+  const gcTimer = gcEveryMs > 0 ? setInterval(runGc, gcEveryMs) : undefined;
   const addr = listener.addr as Deno.NetAddr;
   log(`listening on ${addr.hostname}:${addr.port}`);
   const hub = new Hub();
@@ -158,6 +182,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     log,
     loginTimeoutMs: options.loginTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
+    traffic,
   };
   const acceptLoop = (async () => {
     for await (const conn of listener) {
@@ -194,6 +219,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     store,
     chunks,
     async close() {
+      clearInterval(gcTimer);
       listener.close();
       admin.close();
       await Deno.remove(join(options.dataDir, "admin.sock")).catch(() => {});

@@ -30,6 +30,8 @@ export interface SessionContext {
   loginTimeoutMs?: number;
   /** Idle time after which the connection is dropped. @default 90000 */
   idleTimeoutMs?: number;
+  /** Bytes in and out per device name, for statistics. */
+  traffic?: Map<string, { in: number; out: number }>;
 }
 
 type State = "new" | "hello" | "ready";
@@ -44,6 +46,7 @@ export class Session {
   #device = "";
   #deviceId = "";
   #known = new Set<string>();
+  #knownGeneration = 0;
   #unsubscribe: (() => void) | null = null;
 
   /** Starts serving the connection. */
@@ -53,6 +56,13 @@ export class Session {
     this.peer = new RpcPeer(duplex, {
       onRequest: (frame) => this.#handle(frame),
       idleTimeoutMs: ctx.idleTimeoutMs ?? 90_000,
+      onBytes: (direction, count) => {
+        if (!ctx.traffic) return;
+        const key = this.#device ? `${this.#user}@${this.#device}` : "(not logged in)";
+        let counter = ctx.traffic.get(key);
+        if (!counter) ctx.traffic.set(key, counter = { in: 0, out: 0 });
+        counter[direction] += count;
+      },
     });
     const loginTimer = setTimeout(() => {
       if (this.#state !== "ready") {
@@ -212,6 +222,11 @@ export class Session {
   }
 
   async #missingChunks(ids: string[]): Promise<string[]> {
+    if (this.#knownGeneration !== this.#ctx.store.gcLock.generation) {
+      // A garbage collection ran: what this session knew about stored chunks may be stale.
+      this.#known.clear();
+      this.#knownGeneration = this.#ctx.store.gcLock.generation;
+    }
     const unknown = ids.filter((id) => !this.#known.has(id));
     if (unknown.length === 0) return [];
     const referenced = await this.#ctx.store.referencedChunks(this.#user, unknown);
@@ -232,6 +247,10 @@ export class Session {
     if (actual !== id) {
       throw new RpcError("bad_hash", `Chunk data does not match its hash ${id.slice(0, 12)}`);
     }
+    return await this.#ctx.store.gcLock.shared(() => this.#store(id, data));
+  }
+
+  async #store(id: string, data: Uint8Array): Promise<Reply> {
     try {
       await this.#ctx.chunks.put(id, data);
     } catch (error) {
