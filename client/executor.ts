@@ -1,6 +1,12 @@
 // Runs a reconcile plan: checks that each path still holds what the plan saw, then writes locally or commits.
 import { dirname, join } from "node:path";
-import { type Change, type ChangeResult, commonEnds, encodeRows, type WireEntry } from "../protocol/messages.ts";
+import {
+  type Change,
+  type ChangeResult,
+  commonEnds,
+  encodeRows,
+  type WireEntry,
+} from "../protocol/messages.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../server/metadata.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
@@ -279,7 +285,11 @@ export class Executor {
       await Deno.remove(fetched.tmpPath).catch(() => {});
       throw error;
     }
-    await this.#setLocalBase(path, { kind: "file", hash: fetched.entry.hash, rev: fetched.entry.rev }, fetched.rows);
+    await this.#setLocalBase(
+      path,
+      { kind: "file", hash: fetched.entry.hash, rev: fetched.entry.rev },
+      fetched.rows,
+    );
     if (!quiet) {
       const size = fetched.entry.size;
       const note = fetched.received < size ? `, ${formatSize(fetched.received)} received` : "";

@@ -81,7 +81,9 @@ export class ClientState {
       }
     }
     const parts = new Map<string, Uint8Array[]>();
-    for await (const e of kv.list<{ path: string; bytes: Uint8Array }>({ prefix: ["rows"] }, { batchSize: 1000 })) {
+    for await (
+      const e of kv.list<{ path: string; bytes: Uint8Array }>({ prefix: ["rows"] }, { batchSize: 1000 })
+    ) {
       const list = parts.get(e.value.path) ?? [];
       list[e.key[e.key.length - 1] as number] = e.value.bytes;
       parts.set(e.value.path, list);

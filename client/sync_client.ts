@@ -282,7 +282,9 @@ export class SyncClient {
 
   /** One scan–reconcile–execute round. Returns true if another round is needed. */
   async #cycle(): Promise<boolean> {
-    const trace = Deno.env.get("FILESYNC_TRACE") ? (m: string) => console.log(`TRACE ${Date.now()} ${m}`) : () => {};
+    const trace = Deno.env.get("FILESYNC_TRACE")
+      ? (m: string) => console.log(`TRACE ${Date.now()} ${m}`)
+      : () => {};
     trace(`cycle start dirty=${[...this.#dirty].slice(0, 3)} full=${this.#fullScanDue}`);
     const peer = this.#peer;
     if (!peer) return false;

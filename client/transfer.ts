@@ -228,7 +228,9 @@ export async function fetchFile(
   try {
     reply = await peer.request("DOWNLOAD", { path, base: options.base?.hash });
   } catch (error) {
-    if ((error as { code?: string }).code === "not_found") throw new StaleError(`"${path}" is gone from the server`);
+    if ((error as { code?: string }).code === "not_found") {
+      throw new StaleError(`"${path}" is gone from the server`);
+    }
     throw error;
   }
   const entry = reply.message.entry as WireEntry;
@@ -275,7 +277,9 @@ export async function fetchFile(
       const row = rows[next++];
       const request = (async () => {
         const local = await options.localChunk?.(row.id, row.size);
-        if (local && local.length === row.size && sha256Hex(local) === row.id) return { data: local, remote: false };
+        if (local && local.length === row.size && sha256Hex(local) === row.id) {
+          return { data: local, remote: false };
+        }
         const frame = await peer.request("GET", { hash: row.id });
         const data = frame.data ?? new Uint8Array();
         if (data.length !== row.size || sha256Hex(data) !== row.id) {
@@ -286,7 +290,9 @@ export async function fetchFile(
       request.catch(() => {}); // awaited in order below; this only keeps an early failure from being "unhandled"
       requests.push(request);
     };
-    for (let i = 0; i < resumed; i++) requests.push(undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>);
+    for (let i = 0; i < resumed; i++) {
+      requests.push(undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>);
+    }
     while (written < rows.length) {
       while (next < rows.length && next - written < 64) issue();
       const { data, remote } = await requests[written];

@@ -80,7 +80,10 @@ export interface WireEntry {
 }
 
 /** Lengths of the common prefix and suffix of two chunk lists (not overlapping). */
-export function commonEnds(a: readonly { id: string }[], b: readonly { id: string }[]): { head: number; tail: number } {
+export function commonEnds(
+  a: readonly { id: string }[],
+  b: readonly { id: string }[],
+): { head: number; tail: number } {
   const limit = Math.min(a.length, b.length);
   let head = 0;
   while (head < limit && a[head].id === b[head].id) head++;

@@ -304,11 +304,11 @@ Deno.test("a connection silent for longer than idleTimeoutMs closes with code ti
 
 Deno.test("incoming traffic keeps a connection with an idle timeout open", async () => {
   const [local, remote] = memoryPipe();
-  const peer = new RpcPeer(local, { idleTimeoutMs: 300 });
+  const peer = new RpcPeer(local, { idleTimeoutMs: 200 });
   const raw = rawEnd(remote);
   try {
-    // Ten times the timeout's check interval, with a frame every 20 ms.
-    const until = Date.now() + 800;
+    // Three times the timeout, with a frame every 20 ms.
+    const until = Date.now() + 600;
     while (Date.now() < until) {
       await raw.writer.write(encodeFrame({ push: "keepalive" }));
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -350,7 +350,7 @@ Deno.test("the idle timeout closes a connection whose peer has stopped reading",
     let reason: RpcError | null = null;
     peer.closed.then((r) => reason = r);
     assert.ok(
-      await eventually(() => reason !== null, 3000),
+      await eventually(() => reason !== null, 1500),
       "closed never resolved: close() waits for the writes",
     );
     assert.equal(reason!.code, "timeout");

@@ -17,7 +17,11 @@ export interface GcReport {
  * store is removed, as are unreferenced manifests and expired pending references. Runs under the store's
  * exclusive lock, so no upload or commit interleaves.
  */
-export function collectGarbage(store: MetadataStore, chunks: ChunkStore, now = Date.now()): Promise<GcReport> {
+export function collectGarbage(
+  store: MetadataStore,
+  chunks: ChunkStore,
+  now = Date.now(),
+): Promise<GcReport> {
   return store.gcLock.exclusive(async () => {
     const kv = store.kv;
     const liveManifests = new Set<string>();
@@ -60,6 +64,12 @@ export function collectGarbage(store: MetadataStore, chunks: ChunkStore, now = D
       await atomic.commit();
       removedManifests++;
     }
-    return { liveManifests: liveManifests.size, liveChunks: live.size, removedChunks, removedManifests, removedRefs };
+    return {
+      liveManifests: liveManifests.size,
+      liveChunks: live.size,
+      removedChunks,
+      removedManifests,
+      removedRefs,
+    };
   });
 }

@@ -17,7 +17,9 @@ export class SharedExclusiveLock {
 
   /** Runs `fn` while holding the lock shared. */
   async shared<T>(fn: () => Promise<T>): Promise<T> {
-    while (this.#exclusive || this.#waitingExclusive > 0) await new Promise<void>((r) => this.#wakers.push(r));
+    while (this.#exclusive || this.#waitingExclusive > 0) {
+      await new Promise<void>((r) => this.#wakers.push(r));
+    }
     this.#shared++;
     try {
       return await fn();

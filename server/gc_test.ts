@@ -51,15 +51,21 @@ Deno.test("collectGarbage() keeps chunks of live files and fresh uploads, remove
     t.advance(25 * 3600_000);
     await t.store.addPendingChunk("alice", pending.id);
     const hash = fileHashOfChunks([a.id, b.id]);
-    const { results } = await t.store.commit("alice", "laptop", [{
-      op: "upload",
-      path: "doc.txt",
-      baseRev: 0,
-      size: a.size + b.size,
-      mtime: 1,
-      hash,
-      rows: { offset: 0, count: 2 },
-    }], encodeRows([a, b]), () => Promise.resolve([]));
+    const { results } = await t.store.commit(
+      "alice",
+      "laptop",
+      [{
+        op: "upload",
+        path: "doc.txt",
+        baseRev: 0,
+        size: a.size + b.size,
+        mtime: 1,
+        hash,
+        rows: { offset: 0, count: 2 },
+      }],
+      encodeRows([a, b]),
+      () => Promise.resolve([]),
+    );
     assert.equal(results[0].ok, true);
 
     const report = await collectGarbage(t.store, t.chunks, t.now());
@@ -86,12 +92,24 @@ Deno.test("collectGarbage() removes the chunks and manifest of a deleted file on
       hash: fileHashOfChunks(rows.map((r) => r.id)),
       rows: { offset: 0, count: rows.length },
     });
-    await t.store.commit("alice", "laptop", [upload("gone.txt", [a, shared])], encodeRows([a, shared]), check);
+    await t.store.commit(
+      "alice",
+      "laptop",
+      [upload("gone.txt", [a, shared])],
+      encodeRows([a, shared]),
+      check,
+    );
     await t.store.commit("alice", "laptop", [upload("stays.txt", [shared])], encodeRows([shared]), check);
     const gone = await t.store.getEntry("alice", "gone.txt");
-    const { results } = await t.store.commit("alice", "laptop", [
-      { op: "delete", path: "gone.txt", kind: "file", baseRev: gone!.rev },
-    ], new Uint8Array(), check);
+    const { results } = await t.store.commit(
+      "alice",
+      "laptop",
+      [
+        { op: "delete", path: "gone.txt", kind: "file", baseRev: gone!.rev },
+      ],
+      new Uint8Array(),
+      check,
+    );
     assert.equal(results[0].ok, true);
 
     await collectGarbage(t.store, t.chunks, t.now());

@@ -297,7 +297,9 @@ export class MetadataStore {
    * resolves once its record is durable.
    */
   addPendingChunk(ns: string, id: string): Promise<void> {
-    const promise = new Promise<void>((done, fail) => this.#pendingQueue.push({ key: ["c", ns, id], done, fail }));
+    const promise = new Promise<void>((done, fail) =>
+      this.#pendingQueue.push({ key: ["c", ns, id], done, fail })
+    );
     if (!this.#pendingFlushing) this.#flushPending();
     return promise;
   }
@@ -350,7 +352,9 @@ export class MetadataStore {
     rows: Uint8Array,
     checkChunks: ChunkCheck,
   ): Promise<{ results: ChangeResult[]; journal: WireEntry[] }> {
-    return this.gcLock.shared(() => this.#lock(ns).run(() => this.#commit(ns, device, changes, rows, checkChunks)));
+    return this.gcLock.shared(() =>
+      this.#lock(ns).run(() => this.#commit(ns, device, changes, rows, checkChunks))
+    );
   }
 
   async #commit(

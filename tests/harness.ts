@@ -36,7 +36,11 @@ export class Proc implements AsyncDisposable {
   #status: Promise<Deno.CommandStatus>;
   exitCode: number | null = null;
 
-  constructor(name: string, args: string[], options: { env?: Record<string, string>; stdin?: string; cwd?: string } = {}) {
+  constructor(
+    name: string,
+    args: string[],
+    options: { env?: Record<string, string>; stdin?: string; cwd?: string } = {},
+  ) {
     const [cmd, ...rest] = [...filesyncCommand(), ...args];
     this.name = name;
     const env = { ...options.env };
@@ -64,7 +68,9 @@ export class Proc implements AsyncDisposable {
     for await (const part of stream) {
       this.#out += decoder.decode(part, { stream: true });
       if (Deno.env.get("FILESYNC_TEST_VERBOSE")) {
-        for (const line of decoder.decode(part).split("\n")) if (line) console.error(`[${this.name}] ${line}`);
+        for (const line of decoder.decode(part).split("\n")) {
+          if (line) console.error(`[${this.name}] ${line}`);
+        }
       }
     }
   }
@@ -81,7 +87,9 @@ export class Proc implements AsyncDisposable {
       timeoutMs,
       message: () => `${this.name}: no output matching ${pattern}; output so far:\n${this.#out}`,
     });
-    if (!match) throw new Error(`${this.name} exited (${this.exitCode}) before printing ${pattern}:\n${this.#out}`);
+    if (!match) {
+      throw new Error(`${this.name} exited (${this.exitCode}) before printing ${pattern}:\n${this.#out}`);
+    }
     return match;
   }
 
@@ -120,7 +128,16 @@ export class ServerProc extends Proc {
   port = 0;
   readonly dataDir: string;
   constructor(dataDir: string, extraArgs: string[] = [], port = 0) {
-    super("server", ["server", "--data", dataDir, "--port", String(port), "--host", "127.0.0.1", ...extraArgs]);
+    super("server", [
+      "server",
+      "--data",
+      dataDir,
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+      ...extraArgs,
+    ]);
     this.dataDir = dataDir;
   }
   /** The CA file clients trust. */
@@ -158,7 +175,9 @@ export async function run(
 
 /** Adds a user (through the running server's admin socket, or directly when none runs). */
 export async function addUser(dataDir: string, name: string, password: string): Promise<void> {
-  const { code, output } = await run(["user", "add", name, "--data", dataDir], { env: { FILESYNC_PASSWORD: password } });
+  const { code, output } = await run(["user", "add", name, "--data", dataDir], {
+    env: { FILESYNC_PASSWORD: password },
+  });
   if (code !== 0) throw new Error(`user add failed (${code}): ${output}`);
 }
 
@@ -177,8 +196,20 @@ export interface ClientOptions {
 /** Starts a client process (does not wait for it to connect). */
 export function startClient(options: ClientOptions): Proc {
   const address = typeof options.server === "string" ? options.server : options.server.address;
-  const ca = options.ca === undefined && typeof options.server !== "string" ? options.server.caPath : options.ca;
-  const args = ["client", "--server", address, "--user", options.user, "--dir", options.dir, "--device", options.device];
+  const ca = options.ca === undefined && typeof options.server !== "string"
+    ? options.server.caPath
+    : options.ca;
+  const args = [
+    "client",
+    "--server",
+    address,
+    "--user",
+    options.user,
+    "--dir",
+    options.dir,
+    "--device",
+    options.device,
+  ];
   if (ca) args.push("--ca", ca);
   args.push("--rescan", "2", ...(options.extraArgs ?? []));
   const env: Record<string, string> = { ...options.env };
@@ -232,7 +263,9 @@ export async function readTree(dir: string): Promise<Map<string, string>> {
 
 /** Sorted text listing of a tree, for readable assertion messages. */
 export function describeTree(tree: Map<string, string>): string {
-  return [...tree].sort(([a], [b]) => a < b ? -1 : 1).map(([p, h]) => `${p} ${h === "dir" ? "/" : h.slice(0, 8)}`)
+  return [...tree].sort(([a], [b]) => a < b ? -1 : 1).map(([p, h]) =>
+    `${p} ${h === "dir" ? "/" : h.slice(0, 8)}`
+  )
     .join("\n");
 }
 
@@ -252,7 +285,11 @@ export async function waitForSameTree(a: string, b: string, timeoutMs = 15_000):
 }
 
 /** Waits until a file holds exactly `content`. */
-export async function waitForFile(path: string, content: string | Uint8Array, timeoutMs = 15_000): Promise<void> {
+export async function waitForFile(
+  path: string,
+  content: string | Uint8Array,
+  timeoutMs = 15_000,
+): Promise<void> {
   const want = typeof content === "string" ? new TextEncoder().encode(content) : content;
   let seen = "";
   await waitFor(async () => {

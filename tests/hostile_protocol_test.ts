@@ -1,6 +1,7 @@
 // Protocol-level attacks on an in-process server: malformed frames, hostile paths, auth abuse, namespace isolation.
 import assert from "node:assert/strict";
 import { openConnection } from "../client/connection.ts";
+import { adminRequest } from "../server/admin.ts";
 import { issueToken, TOKEN_LIFETIME_MS } from "../server/auth.ts";
 import { runAdmin, type RunningServer, startServer } from "../server/server.ts";
 import { type Frame, FrameDecoder } from "../protocol/frame.ts";
@@ -551,6 +552,46 @@ Deno.test("a removed user's device token stops working", async () => {
   assert.ok((await runAdmin(t.server.store, { op: "user-remove", name: BOB.user })).ok);
   await rejectsWith((await t.connect()).request("AUTH", { token }), "auth_token");
   await rejectsWith((await t.connect()).request("LOGIN", { ...BOB, device: "x" }), "auth");
+});
+
+Deno.test("a user removed through the admin socket can no longer write over an open connection", async () => {
+  await using t = await TestServer.start();
+  const bob = await t.login(BOB);
+  const removed = await adminRequest(t.tmp.join("data"), { op: "user-remove", name: BOB.user });
+  assert.deepEqual(removed, { ok: true });
+  let refused: unknown = null;
+  try {
+    const reply = await bob.request("COMMIT", {
+      changes: [{ op: "mkdir", path: "after-removal", baseRev: 0 }],
+    });
+    const [result] = reply.message.results as ChangeResult[];
+    if (!result.ok) refused = result;
+  } catch (error) {
+    refused = error;
+  }
+  assert.ok(refused, "the removed user's open connection still committed");
+  // A new account with the same name must start empty.
+  assert.deepEqual(
+    await adminRequest(t.tmp.join("data"), { op: "user-add", name: BOB.user, password: BOB.password }),
+    {
+      ok: true,
+    },
+  );
+  assert.deepEqual(await changes(await t.login(BOB)), [], "the new bob inherited the removed bob's files");
+});
+
+Deno.test("a password change through the admin socket closes that user's open connections", async () => {
+  await using t = await TestServer.start();
+  const alice = await t.login(ALICE);
+  const bob = await t.login(BOB);
+  const changed = await adminRequest(t.tmp.join("data"), {
+    op: "user-passwd",
+    name: ALICE.user,
+    password: "a new password",
+  });
+  assert.deepEqual(changed, { ok: true });
+  await waitFor(() => alice.isClosed, { timeoutMs: 3000, message: () => "alice's connection stayed open" });
+  await bob.request("PING");
 });
 
 // ---- isolation between users ----

@@ -195,6 +195,7 @@ Deno.test("first link of a device with an empty folder downloads everything", as
   const clientD = await world.client("D");
   await waitForSameTree(a, d);
   assert.equal((await readTree(d)).size, 14);
+  await waitForLines(clientD, /downloaded /, 11);
   assert.equal(count(clientD.output, /downloaded /), 11);
   assert.equal(count(clientD.output, /uploaded |deleted |conflict/), 0, clientD.output);
 });

@@ -74,8 +74,9 @@ async function twoDevicesWith(
     }
     for (const [path, content] of contents) {
       await waitForFile(`${world.dir("B")}/${path}`, content);
-      // A prints its line after the server's reply, which may come after B already has the file.
+      // Both print their lines a moment after the file is in place: wait for them before marking the output.
       await clientA.waitForOutput(new RegExp(`uploaded ${literal(path)} `));
+      await clientB.waitForOutput(new RegExp(`downloaded ${literal(path)} `));
     }
     await waitForSameTree(world.dir("A"), world.dir("B"));
     return { world, clientA, clientB, contents };
@@ -111,12 +112,10 @@ async function expectMovedWithoutContent(from: string, to: string): Promise<void
   await waitForFile(`${a}/marker.txt`, "after the move");
   await waitForSameTree(a, b);
 
-  const outA = since(clientA, markA);
-  const outB = since(clientB, markB);
-  assert.match(outA, new RegExp(`moved ${literal(from)} -> ${literal(to)} \\(on the server\\)`));
-  assert.doesNotMatch(outA, /uploaded /);
-  assert.match(outB, new RegExp(`moved ${literal(from)} -> ${literal(to)} \\(from the server\\)`));
-  assert.doesNotMatch(outB, /downloaded |deleted /);
+  await clientA.waitForOutput(new RegExp(`moved ${literal(from)} -> ${literal(to)} \\(on the server\\)`));
+  await clientB.waitForOutput(new RegExp(`moved ${literal(from)} -> ${literal(to)} \\(from the server\\)`));
+  assert.doesNotMatch(since(clientA, markA), /uploaded /);
+  assert.doesNotMatch(since(clientB, markB), /downloaded |deleted |uploaded (?!marker)/);
   const fromB = since(world.server, markServer).split("\n").filter((l) => l.includes("alice@B:"));
   assert.equal(fromB.length, 1, `B committed more than its marker:\n${fromB.join("\n")}`);
   assert.match(fromB[0], /alice@B: upload marker\.txt /);
@@ -159,23 +158,29 @@ Deno.test("renaming a folder of 50 files on A renames it on B without downloadin
     for (const [, to] of pairs) if (!(await exists(`${b}/${to}`))) return false;
     return true;
   });
+  // A later change from B: once it reached A, B has finished with the rename and would have echoed it by then.
+  await Deno.writeTextFile(`${b}/marker.txt`, "after the rename");
+  await waitForFile(`${a}/marker.txt`, "after the rename");
   await waitForSameTree(a, b);
 
   const tree = await readTree(b);
   assert.deepEqual(
     [...tree.keys()].sort(),
-    ["pictures", "pictures/old", ...pairs.map(([, to]) => to)].sort(),
+    ["marker.txt", "pictures", "pictures/old", ...pairs.map(([, to]) => to)].sort(),
     describeTree(tree),
   );
-  for (const [from, to] of pairs) {
-    assert.equal(await Deno.readFile(`${b}/${to}`).then((d) => d.length), contents.get(from)!.length);
-  }
+  for (const [from, to] of pairs) assert.deepEqual(await Deno.readFile(`${b}/${to}`), contents.get(from));
+  const moved = (side: string) => new RegExp(`moved photos/\\S+ -> pictures/\\S+ \\(${side} the server\\)`);
+  await waitFor(() => count(since(clientA, markA), moved("on")) === 50, {
+    message: () => `A did not report 50 moves:\n${since(clientA, markA)}`,
+  });
+  await waitFor(() => count(since(clientB, markB), moved("from")) === 50, {
+    message: () => `B did not report 50 moves:\n${since(clientB, markB)}`,
+  });
   const outA = since(clientA, markA);
   const outB = since(clientB, markB);
-  assert.doesNotMatch(outA, /uploaded /);
-  assert.doesNotMatch(outB, /downloaded /);
-  assert.equal(count(outA, /moved photos\/\S+ -> pictures\/\S+ \(on the server\)/), 50, outA);
-  assert.equal(count(outB, /moved photos\/\S+ -> pictures\/\S+ \(from the server\)/), 50, outB);
+  assert.doesNotMatch(outA, /uploaded (?!marker)/);
+  assert.doesNotMatch(outB, /downloaded |uploaded (?!marker)/);
   assert.doesNotMatch(
     outB,
     /deleted photos\/\S+\.jpg/,
