@@ -1,6 +1,6 @@
 // filesync command-line entry: dispatches to the server, user and client commands.
 import { clientCommand } from "./client/cli.ts";
-import { UserError } from "./protocol/user_error.ts";
+import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 
 /** Version printed by --version. */
@@ -40,7 +40,7 @@ async function main(args: string[]): Promise<number> {
       console.log(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new UserError(`Unknown command "${command}" (server, user, client, gc; see filesync --help)`);
+      throw new UsageError(`Unknown command "${command}" (server, user, client, gc; see filesync --help)`);
   }
 }
 
@@ -48,8 +48,8 @@ if (import.meta.main) {
   try {
     Deno.exit(await main(Deno.args));
   } catch (error) {
-    const usage = error instanceof TypeError &&
-      (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS");
+    const usage = error instanceof UsageError ||
+      (error instanceof TypeError && (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS"));
     if (error instanceof UserError || usage) {
       console.error(`filesync: ${(error as Error).message}`);
       Deno.exit(usage ? 2 : 1);

@@ -1,7 +1,7 @@
 // The `filesync client` command: options, password, and running the sync until stopped.
 import { parseArgs } from "node:util";
 import { hostname } from "node:os";
-import { UserError } from "../protocol/user_error.ts";
+import { UsageError, UserError } from "../protocol/user_error.ts";
 import { parseServerAddress } from "./connection.ts";
 import { readPassword } from "./password.ts";
 import { SyncClient } from "./sync_client.ts";
@@ -49,7 +49,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     return 0;
   }
   for (const name of ["server", "user", "dir"] as const) {
-    if (!values[name]) throw new UserError(`Missing --${name} (see filesync client --help)`);
+    if (!values[name]) throw new UsageError(`Missing --${name} (see filesync client --help)`);
   }
   const { hostname: host, port } = parseServerAddress(values.server!);
   let caPem: string | undefined;
@@ -64,7 +64,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     }
   }
   const rescan = values.rescan ? Number(values.rescan) : 10;
-  if (!(rescan > 0)) throw new UserError(`Invalid --rescan "${values.rescan}": give a number of seconds`);
+  if (!(rescan > 0)) throw new UsageError(`Invalid --rescan "${values.rescan}": give a number of seconds`);
   const device = (values.device ?? hostname()).trim() || "device";
   const client = new SyncClient({
     dir: values.dir!,

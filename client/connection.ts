@@ -1,7 +1,7 @@
 // Opens a TLS connection to the server, says HELLO and logs in with a device token or a password.
 import { ALPN, PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { RpcError, type RpcOptions, RpcPeer } from "../protocol/rpc.ts";
-import { UserError } from "../protocol/user_error.ts";
+import { UsageError, UserError } from "../protocol/user_error.ts";
 
 /** The server could not be reached now; retrying later may work. */
 export class UnreachableError extends Error {
@@ -13,7 +13,7 @@ export function parseServerAddress(text: string): { hostname: string; port: numb
   const match = /^(?:\[([^\]]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text);
   const port = match ? Number(match[3]) : NaN;
   if (!match || port < 1 || port > 65535) {
-    throw new UserError(`Invalid --server "${text}": expected HOST:PORT, for example localhost:8443`);
+    throw new UsageError(`Invalid --server "${text}": expected HOST:PORT, for example localhost:8443`);
   }
   return { hostname: match[1] ?? match[2], port };
 }

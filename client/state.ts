@@ -155,6 +155,32 @@ export class ClientState {
     return paths;
   }
 
+  /**
+   * Applies one page of a snapshot of the server's live entries: the first page clears the mirror, the last sets
+   * the cursor. Returns the paths touched (including those the snapshot dropped).
+   */
+  applySnapshot(entries: WireEntry[], first: boolean, last: boolean, cursor: number): string[] {
+    const touched: string[] = [];
+    if (first) {
+      touched.push(...this.remote.keys());
+      this.resetRemote();
+    }
+    for (const entry of entries) {
+      this.remote.set(entry.path, {
+        kind: entry.kind,
+        hash: entry.hash,
+        size: entry.size,
+        mtime: entry.mtime,
+        rev: entry.rev,
+        device: entry.device,
+      });
+      this.#dirty.set("r" + entry.path, pathKey("remote", entry.path));
+      touched.push(entry.path);
+    }
+    if (last) this.cursor = cursor;
+    return touched;
+  }
+
   /** Forgets the remote mirror and cursor (the server's journal was reset). */
   resetRemote(): void {
     for (const path of this.remote.keys()) this.#dirty.set("r" + path, pathKey("remote", path));

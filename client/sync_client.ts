@@ -191,12 +191,13 @@ export class SyncClient {
           rpc: { onPush: (frame) => this.#onPush(frame.message) },
         });
         await this.#login(peer);
+        // Catch up with the journal before any cycle runs, so reconcile never sees a half-updated mirror.
+        await this.#monitor(peer);
         this.#peer = peer;
         this.#o.log(`connected to ${this.#o.hostname}:${this.#o.port}`);
         announced = false;
         delay = firstDelay;
         this.#pingTimer = setInterval(() => peer?.request("PING").catch(() => {}), 20_000);
-        await this.#monitor(peer);
         this.#fullScanDue = true;
         this.#kick();
         const reason = await peer.closed;
@@ -248,6 +249,15 @@ export class SyncClient {
       const touched = this.#state.applyEvents(message.events as WireEntry[]);
       for (const path of touched) this.#dirty.add(path);
       if (touched.length > 0) this.#kick();
+    } else if (message.push === "snapshot") {
+      const touched = this.#state.applySnapshot(
+        message.entries as WireEntry[],
+        message.first === true,
+        message.last === true,
+        Number(message.cursor),
+      );
+      for (const path of touched) this.#dirty.add(path);
+      this.#kick();
     } else if (message.push === "error") {
       this.#o.log(`server: ${String(message.error)}`);
     }

@@ -5,6 +5,17 @@ import { encodeFrameParts, type Frame, FrameDecoder, FrameError } from "./frame.
 export interface Duplex {
   readable: ReadableStream<Uint8Array>;
   writable: WritableStream<Uint8Array>;
+  /** Releases the underlying connection at once (a TLS connection has it). */
+  close?(): void;
+}
+
+/** Resolves with `promise`, or rejects once `ms` have passed. */
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) =>
+    timer = setTimeout(() => reject(new Error("deadline")), ms)
+  );
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** An error reply from the other side, or a local failure of the connection. */
@@ -46,6 +57,8 @@ export interface RpcOptions {
 
 const COALESCE_LIMIT = 256 * 1024;
 const SMALL_PART = 16 * 1024;
+/** Queued outgoing bytes above which no new request is taken. */
+const HIGH_WATER_BYTES = 8 * 1024 * 1024;
 
 /**
  * One end of a filesync connection. Requests carry an id and replies echo it as `re`, so many requests can be in
@@ -70,6 +83,7 @@ export class RpcPeer {
   #slotWaiters: (() => void)[] = [];
   #closedError: RpcError | null = null;
   #lastReceived = Date.now();
+  #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   /** Resolves when the connection has closed, for whatever reason. */
   readonly closed: Promise<RpcError>;
@@ -126,14 +140,23 @@ export class RpcPeer {
     this.#pending.clear();
     for (const wake of this.#slotWaiters) wake();
     this.#slotWaiters = [];
+    // Send what is queued (an error push, a last reply) if the peer takes it soon; never wait on a peer that
+    // stopped reading.
     const flushThenClose = async () => {
       try {
-        await this.drain();
-        await this.#writer.close();
-      } catch { /* the stream may be gone already */ }
+        await withDeadline(this.drain(), error.code === "closed" ? 2000 : 250);
+        await withDeadline(this.#writer.close(), 250);
+      } catch {
+        // Not awaited: an abort waits for a write in progress, which a peer that stopped reading never finishes.
+        this.#writer.abort().catch(() => {});
+      }
+      // Stop reading: through the read loop's reader while it holds the lock, else on the stream itself.
+      await (this.#reader?.cancel() ?? Promise.reject()).catch(() => this.#duplex.readable.cancel()).catch(
+        () => {},
+      );
       try {
-        await this.#duplex.readable.cancel();
-      } catch { /* already released */ }
+        this.#duplex.close?.();
+      } catch { /* already closed */ }
     };
     flushThenClose().finally(() => this.#resolveClosed(error));
   }
@@ -190,6 +213,7 @@ export class RpcPeer {
   async #readLoop(): Promise<void> {
     const decoder = new FrameDecoder({ maxFrameBytes: this.#options.maxFrameBytes });
     const reader = this.#duplex.readable.getReader();
+    this.#reader = reader;
     try {
       while (!this.#closedError) {
         const { value, done } = await reader.read();
@@ -229,6 +253,8 @@ export class RpcPeer {
       return;
     }
     if (typeof message.id === "number" && typeof message.op === "string") {
+      // Backpressure: take no new request while replies wait to be sent, or while too many are being handled.
+      while (this.#queuedBytes > HIGH_WATER_BYTES && !this.#closedError) await this.drain();
       const maxInFlight = this.#options.maxInFlight ?? 64;
       while (this.#inFlight >= maxInFlight && !this.#closedError) {
         await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));

@@ -284,7 +284,7 @@ Deno.test("a message with neither id and op, re, nor push gets a bad_request pus
   assert.equal(peer.isClosed, false);
   peer.close();
   await peer.closed;
-  await raw.writer.close();
+  await raw.writer.close().catch(() => {}); // the peer may have stopped reading already
 });
 
 Deno.test("a connection silent for longer than idleTimeoutMs closes with code timeout", async () => {
@@ -299,7 +299,7 @@ Deno.test("a connection silent for longer than idleTimeoutMs closes with code ti
   assert.ok(elapsed >= 150, `closed after ${elapsed} ms, before the timeout`);
   assert.ok(elapsed < 2000, `closed only after ${elapsed} ms`);
   await pending;
-  await raw.writer.close();
+  await raw.writer.close().catch(() => {}); // the peer may have stopped reading already
 });
 
 Deno.test("incoming traffic keeps a connection with an idle timeout open", async () => {
@@ -317,7 +317,7 @@ Deno.test("incoming traffic keeps a connection with an idle timeout open", async
   } finally {
     peer.close();
     await peer.closed;
-    await raw.writer.close();
+    await raw.writer.close().catch(() => {}); // the peer may have stopped reading already
   }
 });
 
@@ -326,7 +326,7 @@ Deno.test("a peer whose stream ends closes with code closed", async () => {
   const peer = new RpcPeer(local);
   const raw = rawEnd(remote);
   const pending = rejectsWith(peer.request("PING"), "closed");
-  await raw.writer.close();
+  await raw.writer.close().catch(() => {}); // the peer may have stopped reading already
   assert.equal((await peer.closed).code, "closed");
   await pending;
 });

@@ -4,3 +4,8 @@
 export class UserError extends Error {
   override name = "UserError";
 }
+
+/** Wrong use of the command line (unknown command, missing or invalid option): exit code 2. */
+export class UsageError extends UserError {
+  override name = "UsageError";
+}

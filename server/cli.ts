@@ -1,7 +1,7 @@
 // The `filesync server` and `filesync user` commands.
 import { parseArgs } from "node:util";
 import { readPassword } from "../client/password.ts";
-import { UserError } from "../protocol/user_error.ts";
+import { UsageError, UserError } from "../protocol/user_error.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
 import { join } from "node:path";
@@ -59,11 +59,11 @@ export async function serverCommand(args: string[]): Promise<number> {
     console.log(SERVER_HELP);
     return 0;
   }
-  if (!values.data) throw new UserError("Missing --data DIR (see filesync server --help)");
-  if (values.port === undefined) throw new UserError("Missing --port PORT (see filesync server --help)");
+  if (!values.data) throw new UsageError("Missing --data DIR (see filesync server --help)");
+  if (values.port === undefined) throw new UsageError("Missing --port PORT (see filesync server --help)");
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new UserError(`Invalid --port "${values.port}"`);
+    throw new UsageError(`Invalid --port "${values.port}"`);
   }
   const server = await startServer({
     dataDir: values.data,
@@ -102,7 +102,7 @@ export async function gcCommand(args: string[]): Promise<number> {
     console.log(GC_HELP);
     return 0;
   }
-  if (!values.data) throw new UserError("Missing --data DIR (see filesync gc --help)");
+  if (!values.data) throw new UsageError("Missing --data DIR (see filesync gc --help)");
   let reply = await adminRequest(values.data, { op: "gc" });
   if (!reply) {
     await ensureDataDir(values.data);
@@ -135,12 +135,12 @@ export async function userCommand(args: string[]): Promise<number> {
     console.log(USER_HELP);
     return values.help ? 0 : 2;
   }
-  if (!values.data) throw new UserError("Missing --data DIR (see filesync user --help)");
+  if (!values.data) throw new UsageError("Missing --data DIR (see filesync user --help)");
   const [command, name, ...rest] = positionals;
-  if (rest.length > 0) throw new UserError(`Unexpected argument "${rest[0]}"`);
+  if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}"`);
   let request: AdminRequest;
   const needName = () => {
-    if (!name) throw new UserError(`Missing user name: filesync user ${command} NAME --data DIR`);
+    if (!name) throw new UsageError(`Missing user name: filesync user ${command} NAME --data DIR`);
     try {
       return validateUserName(name);
     } catch (error) {
@@ -161,7 +161,7 @@ export async function userCommand(args: string[]): Promise<number> {
       request = { op: "user-list" };
       break;
     default:
-      throw new UserError(`Unknown user command "${command}" (add, passwd, remove, list)`);
+      throw new UsageError(`Unknown user command "${command}" (add, passwd, remove, list)`);
   }
   let reply: AdminReply | null = await adminRequest(values.data, request);
   if (!reply) {

@@ -35,17 +35,18 @@ export function collectGarbage(
       for (const row of rows) live.add(row.id);
     }
     let removedRefs = 0;
-    for await (const ref of kv.list<{ until: number }>({ prefix: ["c"] }, { batchSize: 1000 })) {
-      const id = ref.key[2] as string;
-      if (ref.value.until === 0 || ref.value.until > now) {
-        if (ref.value.until > now) live.add(id);
-        if (ref.value.until === 0 && !live.has(id)) {
-          // A committed reference whose files are all gone: the user no longer holds this chunk.
-          await kv.delete(ref.key);
-          removedRefs++;
-        }
+    // Uploads for commits not yet made stay alive until their pending reference expires.
+    for await (const ref of kv.list<{ until: number }>({ prefix: ["p"] }, { batchSize: 1000 })) {
+      if (ref.value.until > now) {
+        live.add(ref.key[2] as string);
         continue;
       }
+      await kv.delete(ref.key);
+      removedRefs++;
+    }
+    // A committed reference whose files are all gone: the user no longer holds this chunk.
+    for await (const ref of kv.list({ prefix: ["c"] }, { batchSize: 1000 })) {
+      if (live.has(ref.key[2] as string)) continue;
       await kv.delete(ref.key);
       removedRefs++;
     }

@@ -54,15 +54,67 @@ const PARENT_KEY_MAX = 1024;
 const ROWS_PER_PART = Math.floor(60_000 / MANIFEST_ROW_BYTES);
 const MUTATIONS_PER_ATOMIC = 800;
 const BYTES_PER_ATOMIC = 600_000;
+/** Deno KV allows 81,920 bytes of keys (of sets) and 819,200 bytes in all per atomic: stay well below both. */
+const KEY_BYTES_PER_ATOMIC = 60_000;
 const PENDING_CHUNK_MS = 24 * 3600 * 1000;
 
 function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
 
-function parentKey(path: string | null): string {
+/**
+ * The key part naming a folder: its path, or for a long path the raw SHA-256 bytes (a Uint8Array key part,
+ * which no string path can equal).
+ */
+function parentKey(path: string | null): string | Uint8Array {
   if (path === null) return "";
-  return new TextEncoder().encode(path).length <= PARENT_KEY_MAX ? path : "#" + sha256Hex(path);
+  return new TextEncoder().encode(path).length <= PARENT_KEY_MAX
+    ? path
+    : new Uint8Array(createHash("sha256").update(path).digest());
+}
+
+/** A rough upper bound of the encoded size of a KV key. */
+function keyBytes(key: Deno.KvKey): number {
+  let n = 0;
+  for (const part of key) {
+    if (typeof part === "string") n += part.length * 3 + 2;
+    else if (part instanceof Uint8Array) n += part.length * 2 + 2;
+    else n += 10;
+  }
+  return n;
+}
+
+/** A rough upper bound of the encoded size of a KV value. */
+function valueBytes(value: unknown): number {
+  if (value instanceof Uint8Array) return value.length + 16;
+  return JSON.stringify(value ?? null).length * 2 + 64;
+}
+
+/** Splits mutations into groups that each fit one KV atomic operation. */
+export function splitMutations<T extends [Deno.KvKey, unknown, ...unknown[]]>(mutations: T[]): T[][] {
+  const groups: T[][] = [];
+  let group: T[] = [];
+  let keys = 0;
+  let total = 0;
+  for (const mutation of mutations) {
+    const k = keyBytes(mutation[0]);
+    const v = mutation[1] === null ? 0 : valueBytes(mutation[1]);
+    if (
+      group.length > 0 &&
+      (group.length >= MUTATIONS_PER_ATOMIC || keys + k > KEY_BYTES_PER_ATOMIC ||
+        total + k + v > BYTES_PER_ATOMIC)
+    ) {
+      groups.push(group);
+      group = [];
+      keys = 0;
+      total = 0;
+    }
+    group.push(mutation);
+    keys += k;
+    total += k + v;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
 }
 
 /** The KV key of a path's entry: parent key then name, so a folder's children share a prefix. */
@@ -149,7 +201,7 @@ export class MetadataStore {
     if (!user) return false;
     await this.kv.delete(["user", name]);
     await this.revokeTokens(name);
-    for (const prefix of [["e", name], ["j", name], ["c", name], ["device", name]]) {
+    for (const prefix of [["e", name], ["j", name], ["c", name], ["p", name], ["device", name]]) {
       await this.#deletePrefix(prefix);
     }
     await this.kv.delete(["seq", name]);
@@ -280,9 +332,12 @@ export class MetadataStore {
     const found = new Set<string>();
     for (let i = 0; i < ids.length; i += 10) {
       const slice = ids.slice(i, i + 10);
-      const got = await this.kv.getMany(slice.map((id) => ["c", ns, id]));
-      got.forEach((entry, j) => {
-        if (entry.versionstamp) found.add(slice[j]);
+      const [committed, pending] = await Promise.all([
+        this.kv.getMany(slice.map((id) => ["c", ns, id])),
+        this.kv.getMany(slice.map((id) => ["p", ns, id])),
+      ]);
+      slice.forEach((id, j) => {
+        if (committed[j].versionstamp || pending[j].versionstamp) found.add(id);
       });
     }
     return found;
@@ -298,7 +353,7 @@ export class MetadataStore {
    */
   addPendingChunk(ns: string, id: string): Promise<void> {
     const promise = new Promise<void>((done, fail) =>
-      this.#pendingQueue.push({ key: ["c", ns, id], done, fail })
+      this.#pendingQueue.push({ key: ["p", ns, id], done, fail })
     );
     if (!this.#pendingFlushing) this.#flushPending();
     return promise;
@@ -308,15 +363,20 @@ export class MetadataStore {
     this.#pendingFlushing = true;
     try {
       while (this.#pendingQueue.length > 0) {
-        const batch = this.#pendingQueue.splice(0, MUTATIONS_PER_ATOMIC);
-        const atomic = this.kv.atomic();
         const until = this.#now() + PENDING_CHUNK_MS;
-        for (const item of batch) atomic.set(item.key, { until });
-        try {
-          await atomic.commit();
-          for (const item of batch) item.done();
-        } catch (error) {
-          for (const item of batch) item.fail(error as Error);
+        const queued = this.#pendingQueue.splice(0, MUTATIONS_PER_ATOMIC);
+        const tagged = queued.map((item) =>
+          [item.key, { until }, item] as [Deno.KvKey, unknown, typeof item]
+        );
+        for (const batch of splitMutations(tagged)) {
+          const atomic = this.kv.atomic();
+          for (const [key, value] of batch) atomic.set(key, value);
+          try {
+            await atomic.commit();
+            for (const [, , item] of batch) item.done();
+          } catch (error) {
+            for (const [, , item] of batch) item.fail(error as Error);
+          }
         }
       }
     } finally {
@@ -325,16 +385,12 @@ export class MetadataStore {
   }
 
   async #setPermanentChunks(ns: string, ids: Iterable<string>): Promise<void> {
-    let atomic = this.kv.atomic();
-    let count = 0;
-    for (const id of ids) {
-      atomic.set(["c", ns, id], { until: 0 });
-      if (++count % MUTATIONS_PER_ATOMIC === 0) {
-        await atomic.commit();
-        atomic = this.kv.atomic();
-      }
+    const mutations: [Deno.KvKey, unknown][] = [...ids].map((id) => [["c", ns, id], true]);
+    for (const group of splitMutations(mutations)) {
+      const atomic = this.kv.atomic();
+      for (const [key, value] of group) atomic.set(key, value);
+      await atomic.commit();
     }
-    await atomic.commit();
   }
 
   // ---- commit ----
@@ -554,11 +610,12 @@ export class MetadataStore {
     for (const [path, entry] of overlay) mutations.push([entryKey(ns, path), entry]);
     for (const wire of journal) mutations.push([["j", ns, wire.rev], wire]);
     let stamp = versionstamp;
-    for (let i = 0; i < mutations.length || i === 0; i += MUTATIONS_PER_ATOMIC) {
-      const part = mutations.slice(i, i + MUTATIONS_PER_ATOMIC);
-      const last = i + MUTATIONS_PER_ATOMIC >= mutations.length;
+    const groups = splitMutations(mutations);
+    if (groups.length === 0) groups.push([]);
+    for (let g = 0; g < groups.length; g++) {
+      const last = g === groups.length - 1;
       const atomic = this.kv.atomic().check({ key: ["seq", ns], versionstamp: stamp });
-      for (const [key, value] of part) value === null ? atomic.delete(key) : atomic.set(key, value);
+      for (const [key, value] of groups[g]) value === null ? atomic.delete(key) : atomic.set(key, value);
       // The counter moves in every part (to chain the checks) and reaches `seq` with the last one.
       atomic.set(["seq", ns], last ? seq : oldSeq);
       const result = await atomic.commit();

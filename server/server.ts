@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { certificateFingerprint, ensureServerCertificate } from "../certs/ca.ts";
 import { ALPN } from "../protocol/messages.ts";
-import { UserError } from "../protocol/user_error.ts";
+import { UsageError, UserError } from "../protocol/user_error.ts";
 import { type AdminReply, type AdminRequest, adminRequest, serveAdmin } from "./admin.ts";
 import { LoginLimiter, makeUser, validateUserName } from "./auth.ts";
 import { type ChunkStore, DiskChunkStore } from "./chunk_store.ts";
@@ -56,6 +56,9 @@ export async function ensureDataDir(dir: string): Promise<void> {
     return;
   } catch (error) {
     if (error instanceof UserError) throw error;
+    if (error instanceof Deno.errors.NotADirectory || /Not a directory/.test(String(error))) {
+      throw new UserError(`Cannot create data folder "${dir}": a parent of it is a file`);
+    }
     if (!(error instanceof Deno.errors.NotFound)) {
       throw new UserError(`Cannot use data folder "${dir}": ${(error as Error).message}`);
     }
@@ -81,6 +84,7 @@ export async function runAdmin(
   request: AdminRequest,
   chunks?: ChunkStore,
   stats?: () => Record<string, unknown>,
+  onUserChanged?: (name: string) => void,
 ): Promise<AdminReply> {
   switch (request.op) {
     case "ping":
@@ -98,14 +102,16 @@ export async function runAdmin(
     }
     case "user-passwd": {
       const user = await makeUser(request.name, request.password);
-      return await store.setPassword(request.name, user.salt, user.hash)
-        ? { ok: true }
-        : { ok: false, error: `No user "${request.name}"` };
+      if (!await store.setPassword(request.name, user.salt, user.hash)) {
+        return { ok: false, error: `No user "${request.name}"` };
+      }
+      onUserChanged?.(request.name);
+      return { ok: true };
     }
     case "user-remove":
-      return await store.removeUser(request.name)
-        ? { ok: true }
-        : { ok: false, error: `No user "${request.name}"` };
+      if (!await store.removeUser(request.name)) return { ok: false, error: `No user "${request.name}"` };
+      onUserChanged?.(request.name);
+      return { ok: true };
     case "user-list":
       return { ok: true, users: (await store.listUsers()).map((u) => u.name) };
     default:
@@ -123,7 +129,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   let cert: string, key: string;
   if (options.certFile || options.keyFile) {
-    if (!options.certFile || !options.keyFile) throw new UserError("--cert and --key go together");
+    if (!options.certFile || !options.keyFile) throw new UsageError("--cert and --key go together");
     try {
       cert = await Deno.readTextFile(options.certFile);
       key = await Deno.readTextFile(options.keyFile);
@@ -160,7 +166,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   const traffic = new Map<string, { in: number; out: number }>();
   const stats = () => ({ traffic: Object.fromEntries(traffic) });
-  const admin = await serveAdmin(options.dataDir, (request) => runAdmin(store, request, chunks, stats));
+  const sessions = new Set<Session>();
+  // A removed user, or one whose password changed, is logged out everywhere at once.
+  const logOut = (name: string) => {
+    for (const session of sessions) {
+      if (session.user !== name) continue;
+      session.peer.push({ push: "error", code: "auth_token", error: "Logged out: the account changed" });
+      session.peer.close();
+    }
+  };
+  const admin = await serveAdmin(
+    options.dataDir,
+    (request) => runAdmin(store, request, chunks, stats, logOut),
+  );
   // Unreferenced chunks are collected a while after start and then every few hours.
   const gcEveryMs = (options.gcIntervalHours ?? 6) * 3600_000;
   const runGc = () =>
@@ -173,7 +191,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   log(`listening on ${addr.hostname}:${addr.port}`);
   const hub = new Hub();
   const limiter = new LoginLimiter();
-  const sessions = new Set<Session>();
   const ctx = {
     store,
     chunks,

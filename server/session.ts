@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import type { z } from "zod";
 import { type Frame } from "../protocol/frame.ts";
 import {
+  type Change,
   type ChangeResult,
   commonEnds,
   encodeRows,
@@ -11,10 +12,13 @@ import {
   type WireEntry,
 } from "../protocol/messages.ts";
 import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
-import { checkPassword, checkToken, issueToken, type LoginLimiter } from "./auth.ts";
+import { checkPassword, checkToken, issueToken, type LoginLimiter, makeUser } from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
 import type { Hub } from "./hub.ts";
 import type { MetadataStore } from "./metadata.ts";
+
+/** Stands in for an unknown user during login so the password check takes the usual time. */
+const DUMMY_USER = await makeUser("-", crypto.randomUUID());
 
 /** Largest chunk accepted by PUT. */
 export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -48,6 +52,11 @@ export class Session {
   #known = new Set<string>();
   #knownGeneration = 0;
   #unsubscribe: (() => void) | null = null;
+
+  /** The logged-in user ("" before login). */
+  get user(): string {
+    return this.#user;
+  }
 
   /** Starts serving the connection. */
   constructor(duplex: Duplex, remote: string, ctx: SessionContext) {
@@ -154,7 +163,8 @@ export class Session {
       throw new RpcError("rate_limited", `Too many failed logins: try again in ${Math.ceil(wait / 1000)} s`);
     }
     const user = await this.#ctx.store.getUser(login.user);
-    if (!user || !(await checkPassword(user, login.password))) {
+    // An unknown user costs the same hashing as a wrong password, so timing does not reveal which names exist.
+    if (!(await checkPassword(user ?? DUMMY_USER, login.password)) || !user) {
       limiter.fail(`user:${login.user}`);
       limiter.fail(`addr:${address}`);
       this.#ctx.log(`login failed for ${login.user} from ${this.#remote}`);
@@ -210,6 +220,24 @@ export class Session {
       this.#user,
       (events) => live ? send(events) : buffered.push(...events),
     );
+    if (since === 0 && latest > 0) {
+      // A new device gets the live entries instead of the whole history, then the journal from that point.
+      // Commits made while listing are in the journal after `latest` and are replayed on top.
+      let page: WireEntry[] = [];
+      let first = true;
+      const flush = async (last: boolean) => {
+        this.peer.push({ push: "snapshot", entries: page, first, last, cursor: latest });
+        first = false;
+        page = [];
+        await this.peer.drain();
+      };
+      for await (const entry of this.#ctx.store.listEntries(this.#user)) {
+        page.push(entry);
+        if (page.length >= 1000) await flush(false);
+      }
+      await flush(true);
+      cursor = latest;
+    }
     while (true) {
       const page = await this.#ctx.store.changesSince(this.#user, cursor, 1000);
       if (page.length === 0) break;
@@ -301,26 +329,34 @@ export class Session {
       data ?? new Uint8Array(),
       (ids) => this.#missingChunks(ids),
     );
-    this.#logCommit(results, changes.length);
+    this.#logCommit(changes, results);
     this.#ctx.hub.publish(this.#user, journal);
     return { body: { results } };
   }
 
-  #logCommit(results: ChangeResult[], count: number): void {
+  #logCommit(changes: Change[], results: ChangeResult[]): void {
     const who = `${this.#user}@${this.#device}`;
     const lines: string[] = [];
-    for (const result of results) {
+    results.forEach((result, i) => {
+      const change = changes[i];
       if (!result.ok) {
-        lines.push(`${who}: refused: ${result.error}`);
-        continue;
+        lines.push(`${who}: refused ${change.op} ${change.path}: ${result.error}`);
+        return;
       }
       for (const e of result.entries) {
-        lines.push(
-          `${who}: ${e.deleted ? "delete" : e.kind === "dir" ? "mkdir" : "upload"} ${e.path} (rev ${e.rev})`,
-        );
+        // A move shows as one line; its two journal entries (old path gone, new path) are one change.
+        if (change.op === "move" && e.path === change.from) continue;
+        const what = change.op === "move" && e.path === change.path
+          ? `move ${change.from} ->`
+          : e.deleted
+          ? "delete"
+          : e.kind === "dir"
+          ? "mkdir"
+          : "upload";
+        lines.push(`${who}: ${what} ${e.path} (rev ${e.rev})`);
       }
-    }
+    });
     if (lines.length <= 20) { for (const line of lines) this.#ctx.log(line); }
-    else this.#ctx.log(`${who}: committed ${count} changes (${lines.length} journal entries)`);
+    else this.#ctx.log(`${who}: committed ${changes.length} changes (${lines.length} journal entries)`);
   }
 }

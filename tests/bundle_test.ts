@@ -18,8 +18,20 @@ Deno.test("the bundled build (deno task bundle) serves and syncs like the source
   try {
     await using server = await startServer(tmp.join("server"));
     await addUser(server.dataDir, "alice", "pw");
-    await using a = await startConnectedClient({ server, user: "alice", password: "pw", dir: tmp.join("a"), device: "A" });
-    await using b = await startConnectedClient({ server, user: "alice", password: "pw", dir: tmp.join("b"), device: "B" });
+    await using a = await startConnectedClient({
+      server,
+      user: "alice",
+      password: "pw",
+      dir: tmp.join("a"),
+      device: "A",
+    });
+    await using b = await startConnectedClient({
+      server,
+      user: "alice",
+      password: "pw",
+      dir: tmp.join("b"),
+      device: "B",
+    });
     await Deno.writeTextFile(tmp.join("a", "note.txt"), "from the bundle");
     await waitForFile(tmp.join("b", "note.txt"), "from the bundle");
     await a.waitForOutput(/uploaded note\.txt/);
