@@ -1,5 +1,5 @@
 // Filesystem change hints from Deno.watchFs: collects paths, debounces bursts, asks for a full scan on overflow.
-import { relative, sep } from "node:path";
+import { join, relative, sep } from "node:path";
 import { STATE_DIR } from "./state.ts";
 
 /** Receives the relative paths that changed, or `full` when only a full scan can tell. */
@@ -11,6 +11,8 @@ export interface WatchOptions {
   debounceMs?: number;
   /** Longest delay of a delivery during a continuous burst. @default 150 */
   maxDelayMs?: number;
+  /** Longest time a file still open for writing is held back. @default 1000 */
+  openWriteMaxMs?: number;
 }
 
 /**
@@ -20,18 +22,31 @@ export interface WatchOptions {
 export function watchFolder(root: string, onChange: ChangeHandler, options: WatchOptions = {}): () => void {
   const debounceMs = options.debounceMs ?? 15;
   const maxDelayMs = options.maxDelayMs ?? 150;
+  const openWriteMaxMs = options.openWriteMaxMs ?? 1000;
   const watcher = Deno.watchFs(root, { recursive: true });
   let paths = new Set<string>();
   let full = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let firstAt = 0;
+  // Files written to and not yet closed by their writer (inotify's close-write shows as "access"): a file
+  // still being written is held back (up to openWriteMaxMs) so a half-written version is not synced.
+  const writing = new Map<string, number>();
   const deliver = () => {
     timer = undefined;
-    const batch = paths;
+    const now = Date.now();
+    const ready = new Set<string>();
+    for (const path of paths) {
+      const since = writing.get(path);
+      if (since === undefined || now - since > openWriteMaxMs || isFolder(root, path)) {
+        writing.delete(path);
+        ready.add(path);
+      }
+    }
+    for (const path of ready) paths.delete(path);
     const wasFull = full;
-    paths = new Set();
     full = false;
-    if (batch.size > 0 || wasFull) onChange(batch, wasFull);
+    if (ready.size > 0 || wasFull) onChange(ready, wasFull);
+    if (paths.size > 0) timer = setTimeout(deliver, Math.max(debounceMs, 50));
   };
   const schedule = () => {
     const now = Date.now();
@@ -48,10 +63,13 @@ export function watchFolder(root: string, onChange: ChangeHandler, options: Watc
           if (rel === "" || rel.startsWith("..") || rel === STATE_DIR || rel.startsWith(STATE_DIR + "/")) {
             continue;
           }
+          if (event.kind === "create" || event.kind === "modify") writing.set(rel, Date.now());
+          else writing.delete(rel);
           paths.add(rel);
         }
         if (paths.size > 10_000) {
           paths.clear();
+          writing.clear();
           full = true;
         }
         schedule();
@@ -66,4 +84,12 @@ export function watchFolder(root: string, onChange: ChangeHandler, options: Watc
       watcher.close();
     } catch { /* closed */ }
   };
+}
+
+function isFolder(root: string, path: string): boolean {
+  try {
+    return Deno.lstatSync(join(root, path)).isDirectory;
+  } catch {
+    return true; // gone: nothing is being written there
+  }
 }

@@ -23,6 +23,7 @@ export function collectGarbage(
   now = Date.now(),
 ): Promise<GcReport> {
   return store.gcLock.exclusive(async () => {
+    await store.settlePending();
     const kv = store.kv;
     const liveManifests = new Set<string>();
     for await (const entry of kv.list<EntryRecord>({ prefix: ["e"] }, { batchSize: 1000 })) {

@@ -359,7 +359,22 @@ export class MetadataStore {
     return promise;
   }
 
-  async #flushPending(): Promise<void> {
+  /** Resolves once every pending reference recorded so far is written. */
+  async settlePending(): Promise<void> {
+    while (this.#pendingFlushing || this.#pendingQueue.length > 0) {
+      if (!this.#pendingFlushing) this.#flushPending();
+      await this.#pendingRun;
+    }
+  }
+
+  #pendingRun: Promise<void> = Promise.resolve();
+
+  #flushPending(): Promise<void> {
+    this.#pendingRun = this.#flushPendingNow();
+    return this.#pendingRun;
+  }
+
+  async #flushPendingNow(): Promise<void> {
     this.#pendingFlushing = true;
     try {
       while (this.#pendingQueue.length > 0) {

@@ -288,7 +288,11 @@ export class Session {
       }
       throw new RpcError("storage", "The server could not store the chunk");
     }
-    await this.#ctx.store.addPendingChunk(this.#user, id);
+    // The pending reference is written behind the reply (group commit): if the server dies before it is
+    // durable, the client just sends that chunk again. Garbage collection waits for these writes.
+    this.#ctx.store.addPendingChunk(this.#user, id).catch((error) =>
+      this.#ctx.log(`cannot record chunk ${id.slice(0, 12)}: ${(error as Error).message}`)
+    );
     this.#known.add(id);
     return {};
   }

@@ -86,9 +86,13 @@ async function twoDevicesWith(
   }
 }
 
-/** Moves `from` to `to` on A; checks B replays it as a move, with no content sent and nothing echoed back. */
-async function expectMovedWithoutContent(from: string, to: string): Promise<void> {
-  const { world, clientA, clientB, contents } = await twoDevicesWith([from, "other.txt"]);
+/**
+ * Moves `from` to `to` on A (making its folder first when missing) with `others` synced too; checks that B
+ * replays it as a move, that the content is never absent from both paths on B, no content is sent, and nothing
+ * is echoed back.
+ */
+async function expectMovedWithoutContent(from: string, to: string, others = ["other.txt"]): Promise<void> {
+  const { world, clientA, clientB, contents } = await twoDevicesWith([from, ...others]);
   await using _world = world;
   const a = world.dir("A");
   const b = world.dir("B");
@@ -125,7 +129,11 @@ Deno.test("renaming a file on A renames it on B without sending its content", as
   await expectMovedWithoutContent("report.txt", "final report.txt");
 });
 
-Deno.test("moving a file into a new folder on A moves it on B without sending its content", async () => {
+Deno.test("moving a file into another folder on A moves it on B without sending its content", async () => {
+  await expectMovedWithoutContent("inbox/plan.txt", "archive/plan.txt", ["archive/keep.txt"]);
+});
+
+Deno.test("moving a file into a just-made folder on A moves it on B without sending its content", async () => {
   await expectMovedWithoutContent("inbox/plan.txt", "archive/2024/plan.txt");
 });
 
