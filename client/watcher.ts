@@ -24,7 +24,7 @@ export function watchFolder(root: string, onChange: ChangeHandler, options: Watc
   const maxDelayMs = options.maxDelayMs ?? 150;
   const openWriteMaxMs = options.openWriteMaxMs ?? 1000;
   const watcher = Deno.watchFs(root, { recursive: true });
-  let paths = new Set<string>();
+  const paths = new Set<string>();
   let full = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let firstAt = 0;
