@@ -331,6 +331,13 @@ export class SyncClient {
       await this.#state.flush();
       return false;
     }
+    if (!full && plan.some((action) => action.type === "deleteRemote")) {
+      // A file gone from where the watcher looked may have moved somewhere it did not report (into a folder
+      // made just before, say): look at the whole folder before deleting anything, so a move stays a move.
+      for (const path of dirty) this.#dirty.add(path);
+      this.#fullScanDue = true;
+      return true;
+    }
     const executor = new Executor({
       root: this.#o.dir,
       state: this.#state,

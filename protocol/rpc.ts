@@ -1,12 +1,17 @@
 // Request/reply and push messaging over one byte stream: ids, pipelining, limits, batched writes.
 import { encodeFrameParts, type Frame, FrameDecoder, FrameError } from "./frame.ts";
 
-/** Any pair of byte streams: a TLS connection, or an in-memory pipe in tests. */
+/**
+ * A byte connection: a TLS connection (Deno.TlsConn fits as it is), or an in-memory pipe in tests. Plain reads
+ * and writes, not web streams: on this platform streams cost several times the bytes' own transfer.
+ */
 export interface Duplex {
-  readable: ReadableStream<Uint8Array>;
-  writable: WritableStream<Uint8Array>;
-  /** Releases the underlying connection at once (a TLS connection has it). */
-  close?(): void;
+  /** Reads into `p`; the number of bytes read, or null at the end. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some of `p`; the number of bytes written. */
+  write(p: Uint8Array): Promise<number>;
+  /** Releases the connection at once; pending reads and writes fail. */
+  close(): void;
 }
 
 /** Resolves with `promise`, or rejects once `ms` have passed. */
@@ -59,6 +64,8 @@ const COALESCE_LIMIT = 256 * 1024;
 const SMALL_PART = 16 * 1024;
 /** Queued outgoing bytes above which no new request is taken. */
 const HIGH_WATER_BYTES = 8 * 1024 * 1024;
+/** Bytes asked for per read. */
+const READ_BUFFER_BYTES = 256 * 1024;
 
 /**
  * One end of a filesync connection. Requests carry an id and replies echo it as `re`, so many requests can be in
@@ -73,7 +80,6 @@ const HIGH_WATER_BYTES = 8 * 1024 * 1024;
 export class RpcPeer {
   #duplex: Duplex;
   #options: RpcOptions;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
   #pending = new Map<number, { resolve: (f: Frame) => void; reject: (e: Error) => void }>();
   #nextId = 1;
   #queue: Uint8Array[] = [];
@@ -83,7 +89,6 @@ export class RpcPeer {
   #slotWaiters: (() => void)[] = [];
   #closedError: RpcError | null = null;
   #lastReceived = Date.now();
-  #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #idleTimer: ReturnType<typeof setInterval> | undefined;
   /** Resolves when the connection has closed, for whatever reason. */
   readonly closed: Promise<RpcError>;
@@ -93,7 +98,6 @@ export class RpcPeer {
   constructor(duplex: Duplex, options: RpcOptions = {}) {
     this.#duplex = duplex;
     this.#options = options;
-    this.#writer = duplex.writable.getWriter();
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
     if (options.idleTimeoutMs) {
       const every = Math.max(50, Math.floor(options.idleTimeoutMs / 4));
@@ -143,19 +147,9 @@ export class RpcPeer {
     // Send what is queued (an error push, a last reply) if the peer takes it soon; never wait on a peer that
     // stopped reading.
     const flushThenClose = async () => {
+      await withDeadline(this.drain(), error.code === "closed" ? 2000 : 250).catch(() => {});
       try {
-        await withDeadline(this.drain(), error.code === "closed" ? 2000 : 250);
-        await withDeadline(this.#writer.close(), 250);
-      } catch {
-        // Not awaited: an abort waits for a write in progress, which a peer that stopped reading never finishes.
-        this.#writer.abort().catch(() => {});
-      }
-      // Stop reading: through the read loop's reader while it holds the lock, else on the stream itself.
-      await (this.#reader?.cancel() ?? Promise.reject()).catch(() => this.#duplex.readable.cancel()).catch(
-        () => {},
-      );
-      try {
-        this.#duplex.close?.();
+        this.#duplex.close();
       } catch { /* already closed */ }
     };
     flushThenClose().finally(() => this.#resolveClosed(error));
@@ -201,7 +195,8 @@ export class RpcPeer {
           }
         }
         this.#queuedBytes -= batch.length;
-        await this.#writer.write(batch);
+        let written = 0;
+        while (written < batch.length) written += await this.#duplex.write(batch.subarray(written));
       }
     } catch (error) {
       this.close(new RpcError("closed", `Connection lost: ${(error as Error).message}`));
@@ -212,15 +207,15 @@ export class RpcPeer {
 
   async #readLoop(): Promise<void> {
     const decoder = new FrameDecoder({ maxFrameBytes: this.#options.maxFrameBytes });
-    const reader = this.#duplex.readable.getReader();
-    this.#reader = reader;
+    // One buffer, reused: the decoder copies each frame's bytes out of it.
+    const buffer = new Uint8Array(READ_BUFFER_BYTES);
     try {
       while (!this.#closedError) {
-        const { value, done } = await reader.read();
-        if (done) break;
+        const n = await this.#duplex.read(buffer);
+        if (n === null) break;
         this.#lastReceived = Date.now();
-        this.#options.onBytes?.("in", value.length);
-        for (const frame of decoder.push(value)) {
+        this.#options.onBytes?.("in", n);
+        for (const frame of decoder.push(buffer.subarray(0, n))) {
           await this.#dispatch(frame);
           if (this.#closedError) break;
         }
@@ -233,8 +228,6 @@ export class RpcPeer {
       } else {
         this.close(new RpcError("closed", `Connection lost: ${(error as Error).message}`));
       }
-    } finally {
-      reader.releaseLock();
     }
   }
 
@@ -290,12 +283,49 @@ export class RpcPeer {
   }
 }
 
-/** Two connected in-memory duplex streams, for running client and server in one process. */
-export function memoryPipe(): [Duplex, Duplex] {
+/** One end of an in-memory pipe; its web streams are exposed too, for tests that speak raw bytes. */
+export class MemoryEnd implements Duplex {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  #writer: WritableStreamDefaultWriter<Uint8Array> | null = null;
+  #leftover: Uint8Array | null = null;
+
+  /** Wraps the two streams of this end. */
+  constructor(readable: ReadableStream<Uint8Array>, writable: WritableStream<Uint8Array>) {
+    this.readable = readable;
+    this.writable = writable;
+  }
+
+  async read(p: Uint8Array): Promise<number | null> {
+    if (!this.#leftover) {
+      this.#reader ??= this.readable.getReader();
+      const { value, done } = await this.#reader.read();
+      if (done) return null;
+      this.#leftover = value;
+    }
+    const n = Math.min(p.length, this.#leftover.length);
+    p.set(this.#leftover.subarray(0, n));
+    this.#leftover = n < this.#leftover.length ? this.#leftover.subarray(n) : null;
+    return n;
+  }
+
+  async write(p: Uint8Array): Promise<number> {
+    this.#writer ??= this.writable.getWriter();
+    await this.#writer.write(p.slice());
+    return p.length;
+  }
+
+  close(): void {
+    this.#writer ??= this.writable.getWriter();
+    this.#writer.close().catch(() => this.#writer?.abort().catch(() => {}));
+    (this.#reader ? this.#reader.cancel() : this.readable.cancel()).catch(() => {});
+  }
+}
+
+/** Two connected in-memory ends, for running client and server in one process. */
+export function memoryPipe(): [MemoryEnd, MemoryEnd] {
   const a = new TransformStream<Uint8Array, Uint8Array>();
   const b = new TransformStream<Uint8Array, Uint8Array>();
-  return [
-    { readable: a.readable, writable: b.writable },
-    { readable: b.readable, writable: a.writable },
-  ];
+  return [new MemoryEnd(a.readable, b.writable), new MemoryEnd(b.readable, a.writable)];
 }

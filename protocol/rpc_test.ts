@@ -2,7 +2,7 @@
 
 import assert from "node:assert/strict";
 import { encodeFrame, type Frame, FrameDecoder } from "./frame.ts";
-import { type Duplex, memoryPipe, type Reply, RpcError, type RpcOptions, RpcPeer } from "./rpc.ts";
+import { type MemoryEnd, memoryPipe, type Reply, RpcError, type RpcOptions, RpcPeer } from "./rpc.ts";
 
 /** A promise with its resolve function outside. */
 function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
@@ -32,7 +32,7 @@ function peers(
  * The raw end of a pipe: reads (and decodes) everything the peer writes as soon as it is written, so the peer
  * never waits on us, and offers a writer for sending hand-made bytes.
  */
-function rawEnd(duplex: Duplex): { next(): Promise<Frame | null>; writer: WritableStreamDefaultWriter } {
+function rawEnd(duplex: MemoryEnd): { next(): Promise<Frame | null>; writer: WritableStreamDefaultWriter } {
   const reader = duplex.readable.getReader();
   const decoder = new FrameDecoder();
   const frames: Frame[] = [];

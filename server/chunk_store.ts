@@ -1,28 +1,40 @@
 // Content-addressed chunk storage: the small interface the server needs, and its disk implementation.
 import { join } from "node:path";
+import { sha256Hex } from "../protocol/hash.ts";
 
 /**
- * Where chunk bytes live, addressed by their SHA-256 (lowercase hex). Implementations must make `put` atomic
- * (a chunk is either absent or complete) and durable before it resolves.
+ * Where chunk bytes live, addressed by their SHA-256 (lowercase hex). `put` is atomic (a chunk is absent or
+ * complete); it becomes durable at the latest when `sync` of its id resolves, which a commit awaits before it
+ * references the chunk, so many chunks share one round of syncing.
  */
 export interface ChunkStore {
   /** True if the chunk is stored. */
   has(id: string): Promise<boolean>;
   /** The chunk's bytes, or null if it is not stored. */
   get(id: string): Promise<Uint8Array | null>;
-  /** Stores a chunk; the caller has verified that `id` is the hash of `data`. Storing an existing chunk is a no-op. */
+  /**
+   * Stores a chunk; the caller has verified that `id` is the hash of `data`. Storing a chunk that is already
+   * stored intact is a no-op (a damaged copy, e.g. from a crash before it was synced, is replaced).
+   */
   put(id: string, data: Uint8Array): Promise<void>;
+  /** Makes the given chunks durable (those already durable cost nothing). */
+  sync(ids: Iterable<string>): Promise<void>;
   /** Removes a chunk; removing a missing chunk is a no-op. */
   delete(id: string): Promise<void>;
   /** Every stored chunk id. */
   list(): AsyncIterable<string>;
 }
 
-/** Chunks as files `ROOT/ab/abcdef…`, written to a temp file, synced, then renamed into place. */
+/**
+ * Chunks as files `ROOT/ab/abcdef…`, written to a temp file and renamed into place; synced to disk in batches
+ * by {@linkcode DiskChunkStore.sync} (many fsyncs at once cost little more than one).
+ */
 export class DiskChunkStore implements ChunkStore {
   #root: string;
   #madeDirs = new Set<string>();
   #tmpCounter = 0;
+  /** Chunks written by this process and not yet synced. */
+  #unsynced = new Set<string>();
 
   /** Uses (and creates on demand) the folder `root`. */
   constructor(root: string) {
@@ -69,25 +81,44 @@ export class DiskChunkStore implements ChunkStore {
   }
 
   async put(id: string, data: Uint8Array): Promise<void> {
-    if (await this.has(id)) return;
+    const existing = await this.get(id);
+    if (existing && sha256Hex(existing) === id) return;
     const dir = join(this.#root, id.slice(0, 2));
     if (!this.#madeDirs.has(dir)) {
-      Deno.mkdirSync(dir, { recursive: true });
+      await Deno.mkdir(dir, { recursive: true });
       this.#madeDirs.add(dir);
     }
     const tmp = `${this.#path(id)}.${Deno.pid}.${this.#tmpCounter++}.tmp`;
-    const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
     try {
-      let written = 0;
-      while (written < data.length) written += file.writeSync(data.subarray(written));
-      await file.syncData();
+      await Deno.writeFile(tmp, data);
+      await Deno.rename(tmp, this.#path(id));
     } catch (error) {
-      file.close();
-      Deno.removeSync(tmp);
+      await Deno.remove(tmp).catch(() => {});
       throw error;
     }
-    file.close();
-    Deno.renameSync(tmp, this.#path(id));
+    this.#unsynced.add(id);
+  }
+
+  async sync(ids: Iterable<string>): Promise<void> {
+    const todo = [...ids].filter((id) => this.#unsynced.has(id));
+    if (todo.length === 0) return;
+    const dirs = new Set<string>();
+    let next = 0;
+    const worker = async () => {
+      while (next < todo.length) {
+        const id = todo[next++];
+        using file = await Deno.open(this.#path(id), { read: true });
+        await file.syncData();
+        dirs.add(id.slice(0, 2));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(32, todo.length) }, worker));
+    // The renames live in the folders: sync those too, so a synced chunk cannot vanish after a crash.
+    await Promise.all([...dirs].map(async (dir) => {
+      using handle = await Deno.open(join(this.#root, dir), { read: true });
+      await handle.sync().catch(() => {}); // not every platform can sync a folder
+    }));
+    for (const id of todo) this.#unsynced.delete(id);
   }
 
   async delete(id: string): Promise<void> {

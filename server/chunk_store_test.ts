@@ -149,3 +149,20 @@ Deno.test("DiskChunkStore.open() creates a missing root, and list() ignores stra
     assert.ok((await Deno.stat(join(root, "deeper", "still"))).isDirectory);
   });
 });
+
+Deno.test("DiskChunkStore: a damaged copy (as after a crash before sync) is replaced by a later put", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "filesync-chunks-" });
+  try {
+    const store = new DiskChunkStore(dir);
+    await store.open();
+    const data = new TextEncoder().encode("the real bytes");
+    const id = sha256Hex(data);
+    await store.put(id, data);
+    await Deno.writeFile(`${dir}/${id.slice(0, 2)}/${id}`, new Uint8Array(3));
+    await store.put(id, data);
+    assert.deepEqual(await store.get(id), data);
+    await store.sync([id]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

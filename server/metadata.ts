@@ -50,6 +50,9 @@ export interface ChunkRow {
 /** Checks that the caller may reference these chunks; returns the ids it may not (absent or never uploaded by it). */
 export type ChunkCheck = (ids: string[]) => Promise<string[]>;
 
+/** Makes chunks durable before a commit references them. */
+export type ChunkSync = (ids: Set<string>) => Promise<void>;
+
 const PARENT_KEY_MAX = 1024;
 const ROWS_PER_PART = Math.floor(60_000 / MANIFEST_ROW_BYTES);
 const MUTATIONS_PER_ATOMIC = 800;
@@ -422,9 +425,10 @@ export class MetadataStore {
     changes: Change[],
     rows: Uint8Array,
     checkChunks: ChunkCheck,
+    syncChunks?: ChunkSync,
   ): Promise<{ results: ChangeResult[]; journal: WireEntry[] }> {
     return this.gcLock.shared(() =>
-      this.#lock(ns).run(() => this.#commit(ns, device, changes, rows, checkChunks))
+      this.#lock(ns).run(() => this.#commit(ns, device, changes, rows, checkChunks, syncChunks))
     );
   }
 
@@ -434,6 +438,7 @@ export class MetadataStore {
     changes: Change[],
     rows: Uint8Array,
     checkChunks: ChunkCheck,
+    syncChunks?: ChunkSync,
   ): Promise<{ results: ChangeResult[]; journal: WireEntry[] }> {
     const seqEntry = await this.kv.get<number>(["seq", ns]);
     let seq = seqEntry.value ?? 0;
@@ -561,6 +566,7 @@ export class MetadataStore {
     }
 
     if (journal.length > 0) {
+      await syncChunks?.(permanent);
       await this.#setPermanentChunks(ns, permanent);
       await this.#write(ns, seqEntry.versionstamp, seq, overlay, journal, seqEntry.value ?? 0);
     }

@@ -332,6 +332,7 @@ export class Session {
       changes,
       data ?? new Uint8Array(),
       (ids) => this.#missingChunks(ids),
+      (ids) => this.#ctx.chunks.sync(ids),
     );
     this.#logCommit(changes, results);
     this.#ctx.hub.publish(this.#user, journal);
