@@ -9,6 +9,8 @@ import { FileChangedError, type Scanner } from "./scanner.ts";
 
 /** Bytes of chunk data in flight per transfer. */
 const WINDOW_BYTES = 32 * 1024 * 1024;
+/** Largest read of adjacent chunks to send. */
+const RUN_BYTES = 4 * 1024 * 1024;
 /** Chunks asked about per HAVE while streaming a file. */
 const HAVE_BATCH = 64;
 
@@ -161,28 +163,47 @@ async function sendKnownRows(
     const pending: Promise<unknown>[] = [];
     let failure: Error | null = null;
     using file = await Deno.open(join(root, path), { read: true });
+    // Runs of adjacent missing chunks are read with one read of up to 4 MiB and sent as views into it.
+    const todo: { row: ChunkRow; at: number }[] = [];
     let offset = 0;
     for (const row of rows) {
-      const at = offset;
+      if (missing.delete(row.id)) todo.push({ row, at: offset });
       offset += row.size;
-      if (!missing.delete(row.id)) continue;
+    }
+    let i = 0;
+    while (i < todo.length) {
       if (failure) throw failure;
-      await window.take(row.size);
-      const data = new Uint8Array(row.size);
-      await file.seek(at, Deno.SeekMode.Start);
+      let j = i + 1;
+      let runBytes = todo[i].row.size;
+      while (
+        j < todo.length && todo[j].at === todo[j - 1].at + todo[j - 1].row.size &&
+        runBytes + todo[j].row.size <= RUN_BYTES
+      ) {
+        runBytes += todo[j].row.size;
+        j++;
+      }
+      await window.take(runBytes);
+      const block = new Uint8Array(runBytes);
+      await file.seek(todo[i].at, Deno.SeekMode.Start);
       let filled = 0;
-      while (filled < data.length) {
-        const n = await file.read(data.subarray(filled));
+      while (filled < block.length) {
+        const n = await file.read(block.subarray(filled));
         if (n === null) throw new FileChangedError(`"${path}" shrank while it was uploaded`);
         filled += n;
       }
-      sent += row.size;
-      pending.push(
-        peer.request("PUT", { hash: row.id }, data).catch((error) => {
-          failure ??= error;
-        }).finally(() => window.give(row.size)),
-      );
-      progress?.(path, at + row.size, stat.size, "up");
+      let within = 0;
+      for (const { row, at } of todo.slice(i, j)) {
+        const data = block.subarray(within, within + row.size);
+        within += row.size;
+        sent += row.size;
+        pending.push(
+          peer.request("PUT", { hash: row.id }, data).catch((error) => {
+            failure ??= error;
+          }).finally(() => window.give(row.size)),
+        );
+        progress?.(path, at + row.size, stat.size, "up");
+      }
+      i = j;
     }
     await Promise.all(pending);
     if (failure) throw failure;

@@ -88,6 +88,24 @@ export class FrameDecoder {
     return this.#headerFill === 0 && this.#body === null;
   }
 
+  /**
+   * The unfilled rest of the frame body being received, when at least `min` bytes of it are missing: a reader
+   * may read straight into it and then call {@linkcode FrameDecoder.filled}, saving a copy of large bodies.
+   */
+  bodySpace(min: number): Uint8Array | null {
+    if (this.#body === null || this.#body.length - this.#bodyFill < min) return null;
+    return this.#body.subarray(this.#bodyFill);
+  }
+
+  /** Records that `n` bytes were read into {@linkcode FrameDecoder.bodySpace}; returns the frame if complete. */
+  filled(n: number): Frame[] {
+    this.#bodyFill += n;
+    if (this.#body === null || this.#bodyFill < this.#body.length) return [];
+    const body = this.#body;
+    this.#body = null;
+    return [decodeBody(body)];
+  }
+
   /** Feeds bytes; returns the frames completed by them. Throws {@linkcode FrameError} on invalid input. */
   push(bytes: Uint8Array): Frame[] {
     const frames: Frame[] = [];

@@ -66,6 +66,8 @@ const SMALL_PART = 16 * 1024;
 const HIGH_WATER_BYTES = 8 * 1024 * 1024;
 /** Bytes asked for per read. */
 const READ_BUFFER_BYTES = 256 * 1024;
+/** Frame bodies missing at least this much are read into place without a copy. */
+const DIRECT_READ_BYTES = 16 * 1024;
 
 /**
  * One end of a filesync connection. Requests carry an id and replies echo it as `re`, so many requests can be in
@@ -211,11 +213,13 @@ export class RpcPeer {
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
     try {
       while (!this.#closedError) {
-        const n = await this.#duplex.read(buffer);
+        // The rest of a large frame body is read straight into the frame's own buffer.
+        const space = decoder.bodySpace(DIRECT_READ_BYTES);
+        const n = await this.#duplex.read(space ?? buffer);
         if (n === null) break;
         this.#lastReceived = Date.now();
         this.#options.onBytes?.("in", n);
-        for (const frame of decoder.push(buffer.subarray(0, n))) {
+        for (const frame of space ? decoder.filled(n) : decoder.push(buffer.subarray(0, n))) {
           await this.#dispatch(frame);
           if (this.#closedError) break;
         }
