@@ -91,10 +91,16 @@ export class BenchWorld implements AsyncDisposable {
     return client;
   }
 
-  /** Stops one client and forgets it. */
-  async stopClient(device: string): Promise<void> {
-    await this.clients.get(device)?.stop();
+  /**
+   * Stops one client (SIGTERM, SIGKILL after `graceMs`) and forgets it; returns its exit code and how long the
+   * stop took.
+   */
+  async stopClient(device: string, graceMs = 8000): Promise<{ code: number | null; seconds: number }> {
+    const proc = this.clients.get(device);
+    const started = performance.now();
+    const code = proc ? await proc.stop(graceMs) : null;
     this.clients.delete(device);
+    return { code, seconds: (performance.now() - started) / 1000 };
   }
 
   /** Every process of the world by name: "server" and the device names. */

@@ -16,8 +16,11 @@ import { fetchFile, type Progress, sendFile, StaleError } from "./transfer.ts";
 
 /** Changes per COMMIT. */
 const COMMIT_BATCH = 200;
-/** Files transferred at once. */
-const PARALLEL_FILES = 4;
+/** Small files transferred at once, and the size up to which a file counts as small. */
+const PARALLEL_SMALL_FILES = 32;
+const SMALL_FILE_BYTES = 1024 * 1024;
+/** Large files transferred at once (each keeps up to 32 MiB in flight). */
+const PARALLEL_LARGE_FILES = 2;
 
 /** What the executor works with. */
 export interface ExecutorContext {
@@ -105,12 +108,19 @@ export class Executor {
     return this.#report;
   }
 
+  /** Transfers: many small files at once (their cost is round trips and syncs), a few large ones. */
   async #parallel(actions: Action[]): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      while (next < actions.length) await this.#guard(actions[next++]);
+    const sizeOf = (a: Action) => a.type === "upload" ? a.local.size : a.type === "download" ? a.remote.size : 0;
+    const small = actions.filter((a) => sizeOf(a) <= SMALL_FILE_BYTES);
+    const large = actions.filter((a) => sizeOf(a) > SMALL_FILE_BYTES);
+    const pool = async (list: Action[], width: number) => {
+      let next = 0;
+      const worker = async () => {
+        while (next < list.length) await this.#guard(list[next++]);
+      };
+      await Promise.all(Array.from({ length: Math.min(width, list.length) }, worker));
     };
-    await Promise.all(Array.from({ length: Math.min(PARALLEL_FILES, actions.length) }, worker));
+    await Promise.all([pool(small, PARALLEL_SMALL_FILES), pool(large, PARALLEL_LARGE_FILES)]);
   }
 
   async #guard(action: Action): Promise<void> {

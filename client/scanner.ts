@@ -1,12 +1,15 @@
 // Local snapshot: walks the synced folder, re-hashing only files whose size, mtime or inode changed.
 import { join } from "node:path";
-import { chunkFile } from "../protocol/chunker.ts";
-import { FileHasher } from "../protocol/hash.ts";
+import { chunkFile, chunkLengths } from "../protocol/chunker.ts";
+import { FileHasher, sha256Hex } from "../protocol/hash.ts";
 import { isValidPath, validatePath } from "../protocol/paths.ts";
 import type { ChunkRow } from "../server/metadata.ts";
 import type { IgnoreMatcher } from "./ignore.ts";
 import type { LocalEntry } from "./reconcile.ts";
 import { STATE_DIR } from "./state.ts";
+
+/** Files up to this size are read whole for hashing. */
+const SMALL_FILE_BYTES = 4 * 1024 * 1024;
 
 /** A scanned entry: what reconcile needs plus the stat that identifies this version on disk. */
 export interface ScanEntry extends LocalEntry {
@@ -191,9 +194,21 @@ export class Scanner {
   ): Promise<HashedFile> {
     const hasher = new FileHasher();
     const rows: ChunkRow[] = [];
-    for await (const chunk of chunkFile(join(this.#root, path))) {
-      hasher.addChunk(chunk.id);
-      rows.push({ id: chunk.id, size: chunk.data.length });
+    if (stat.size <= SMALL_FILE_BYTES) {
+      // Small files: one read and in-memory cutting, no stream machinery per file.
+      const data = await Deno.readFile(join(this.#root, path));
+      let at = 0;
+      for (const length of chunkLengths(data)) {
+        const id = sha256Hex(data.subarray(at, at + length));
+        hasher.addChunk(id);
+        rows.push({ id, size: length });
+        at += length;
+      }
+    } else {
+      for await (const chunk of chunkFile(join(this.#root, path))) {
+        hasher.addChunk(chunk.id);
+        rows.push({ id: chunk.id, size: chunk.data.length });
+      }
     }
     const after = Deno.lstatSync(join(this.#root, path));
     if (after.size !== stat.size || (after.mtime?.getTime() ?? 0) !== stat.mtime) {

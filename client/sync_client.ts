@@ -1,6 +1,5 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
 import { join } from "node:path";
-import { isDescendant } from "../protocol/paths.ts";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import type { WireEntry } from "../protocol/messages.ts";
 import { UserError } from "../protocol/user_error.ts";
@@ -311,12 +310,14 @@ export class SyncClient {
       this.#local = await this.#scanner.scanAll();
     } else {
       const found = await this.#scanner.scanPaths(dirty);
-      for (const [path, entry] of found) {
-        if (entry === null || entry.kind === "dir") {
-          for (const known of [...this.#local.keys()]) {
-            if (isDescendant(known, path) && !found.has(known)) this.#local.delete(known);
-          }
+      // Below a scanned folder (or a path now gone), whatever the scan did not find is gone.
+      const scannedRoots = new Set([...dirty].filter((p) => found.has(p) && found.get(p)?.kind !== "file"));
+      if (scannedRoots.size > 0) {
+        for (const known of [...this.#local.keys()]) {
+          if (!found.has(known) && hasAncestorIn(known, scannedRoots)) this.#local.delete(known);
         }
+      }
+      for (const [path, entry] of found) {
         if (entry === null) this.#local.delete(path);
         else this.#local.set(path, entry);
       }
@@ -375,9 +376,10 @@ export class SyncClient {
       this.#state.remote.get(p)?.kind === "dir" || found.get(p) === null
     );
     if (folders.length > 0) {
+      const roots = new Set(folders);
       for (const map of [this.#state.base, this.#state.remote, this.#local] as Map<string, unknown>[]) {
         for (const path of map.keys()) {
-          if (folders.some((f) => isDescendant(path, f))) paths.add(path);
+          if (hasAncestorIn(path, roots)) paths.add(path);
         }
       }
     }
@@ -400,6 +402,14 @@ export class SyncClient {
       );
     };
   }
+}
+
+/** True if some proper ancestor of `path` is in `roots` (O(depth)). */
+function hasAncestorIn(path: string, roots: ReadonlySet<string>): boolean {
+  for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
+    if (roots.has(path.slice(0, i))) return true;
+  }
+  return false;
 }
 
 /** Path of the state folder of a synced folder. */

@@ -9,6 +9,8 @@ import { FileChangedError, type Scanner } from "./scanner.ts";
 
 /** Bytes of chunk data in flight per transfer. */
 const WINDOW_BYTES = 32 * 1024 * 1024;
+/** Files up to this size are sent without a HAVE round trip. */
+const ASK_FIRST_BYTES = 128 * 1024;
 /** Largest read of adjacent chunks to send. */
 const RUN_BYTES = 4 * 1024 * 1024;
 /** Chunks asked about per HAVE while streaming a file. */
@@ -156,7 +158,9 @@ async function sendKnownRows(
   progress?: Progress,
 ): Promise<SentFile> {
   const ask = [...new Set(rows.filter((r) => !known(r.id)).map((r) => r.id))];
-  const missing = ask.length > 0 ? await missingOf(peer, ask) : new Set<string>();
+  // A small file is sent without asking first: the question would cost as much as the answer.
+  const small = stat.size <= ASK_FIRST_BYTES;
+  const missing = small ? new Set(ask) : ask.length > 0 ? await missingOf(peer, ask) : new Set<string>();
   let sent = 0;
   if (missing.size > 0) {
     const window = new Window(WINDOW_BYTES);

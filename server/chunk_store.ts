@@ -81,17 +81,20 @@ export class DiskChunkStore implements ChunkStore {
 
   async put(id: string, data: Uint8Array): Promise<void> {
     // Always (re)written: cheaper than checking for a copy first, and it heals a copy damaged by a crash.
+    // Synchronous calls: a chunk is small and lands in the page cache; the async thread pool would cost more.
     const dir = join(this.#root, id.slice(0, 2));
     if (!this.#madeDirs.has(dir)) {
-      await Deno.mkdir(dir, { recursive: true });
+      Deno.mkdirSync(dir, { recursive: true });
       this.#madeDirs.add(dir);
     }
     const tmp = `${this.#path(id)}.${Deno.pid}.${this.#tmpCounter++}.tmp`;
     try {
-      await Deno.writeFile(tmp, data);
-      await Deno.rename(tmp, this.#path(id));
+      Deno.writeFileSync(tmp, data);
+      Deno.renameSync(tmp, this.#path(id));
     } catch (error) {
-      await Deno.remove(tmp).catch(() => {});
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* not created */ }
       throw error;
     }
     this.#unsynced.add(id);

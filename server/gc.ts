@@ -61,6 +61,7 @@ export function collectGarbage(
     for await (const meta of kv.list({ prefix: ["m"] }, { batchSize: 1000 })) {
       const hash = meta.key[1] as string;
       if (liveManifests.has(hash)) continue;
+      store.forgetManifest(hash);
       const atomic = kv.atomic().delete(meta.key);
       for await (const part of kv.list({ prefix: ["mp", hash] })) atomic.delete(part.key);
       await atomic.commit();

@@ -54,12 +54,48 @@ export type ChunkCheck = (ids: string[]) => Promise<string[]>;
 export type ChunkSync = (ids: Set<string>) => Promise<void>;
 
 const PARENT_KEY_MAX = 1024;
+/** Manifest rows kept in memory (about 100 bytes each). */
+const MANIFEST_CACHE_ROWS = 200_000;
+
+/** A least-recently-used cache bounded by a total weight. */
+class LruCache<T> {
+  #map = new Map<string, T>();
+  #weight = 0;
+  constructor(readonly capacity: number, readonly weigh: (value: T) => number) {}
+  get(key: string): T | undefined {
+    const value = this.#map.get(key);
+    if (value !== undefined) {
+      this.#map.delete(key);
+      this.#map.set(key, value);
+    }
+    return value;
+  }
+  set(key: string, value: T): void {
+    this.delete(key);
+    const weight = this.weigh(value);
+    if (weight > this.capacity) return;
+    this.#map.set(key, value);
+    this.#weight += weight;
+    for (const [oldest, old] of this.#map) {
+      if (this.#weight <= this.capacity) break;
+      this.#map.delete(oldest);
+      this.#weight -= this.weigh(old);
+    }
+  }
+  delete(key: string): void {
+    const value = this.#map.get(key);
+    if (value === undefined) return;
+    this.#map.delete(key);
+    this.#weight -= this.weigh(value);
+  }
+}
 const ROWS_PER_PART = Math.floor(60_000 / MANIFEST_ROW_BYTES);
 const MUTATIONS_PER_ATOMIC = 800;
 const BYTES_PER_ATOMIC = 600_000;
 /** Deno KV allows 81,920 bytes of keys (of sets) and 819,200 bytes in all per atomic: stay well below both. */
 const KEY_BYTES_PER_ATOMIC = 60_000;
 const PENDING_CHUNK_MS = 24 * 3600 * 1000;
+const PENDING_FLUSH_DELAY_MS = 20;
 
 function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
@@ -150,6 +186,8 @@ export class MetadataStore {
   readonly kv: Deno.Kv;
   /** Uploads and commits hold it shared; garbage collection holds it alone. */
   readonly gcLock = new SharedExclusiveLock();
+  /** Manifests are immutable (named by their content), so recent ones are served from memory. */
+  #manifests = new LruCache<ChunkRow[]>(MANIFEST_CACHE_ROWS, (rows) => rows.length + 1);
   #locks = new Map<string, Mutex>();
   #now: () => number;
 
@@ -164,8 +202,10 @@ export class MetadataStore {
     return new MetadataStore(await Deno.openKv(pathOrUrl), options);
   }
 
-  /** Closes the KV. */
+  /** Closes the KV (pending references not yet written are dropped: their chunks are simply sent again). */
   close(): void {
+    clearTimeout(this.#pendingTimer);
+    this.#pendingTimer = undefined;
     this.kv.close();
   }
 
@@ -298,6 +338,8 @@ export class MetadataStore {
 
   /** The chunk rows of a file version, or null if the manifest is unknown. */
   async getManifest(hash: string): Promise<ChunkRow[] | null> {
+    const cached = this.#manifests.get(hash);
+    if (cached) return cached;
     const meta = await this.kv.get<{ size: number; count: number; parts: number }>(["m", hash]);
     if (!meta.value) return null;
     const rows: ChunkRow[] = [];
@@ -305,27 +347,28 @@ export class MetadataStore {
       rows.push(...decodeRows(part.value));
     }
     if (rows.length !== meta.value.count) throw new Error(`Manifest ${hash} is damaged: ${rows.length} rows`);
+    this.#manifests.set(hash, rows);
     return rows;
   }
 
-  async #putManifest(hash: string, size: number, rows: ChunkRow[]): Promise<void> {
-    if ((await this.kv.get(["m", hash])).versionstamp) return;
+  /** Forgets a manifest (garbage collection removed it). */
+  forgetManifest(hash: string): void {
+    this.#manifests.delete(hash);
+  }
+
+  /**
+   * The KV mutations that store a manifest (parts first, the meta key last: a manifest is visible only once all
+   * its parts are written), or none if it is stored already. A commit writes them for all its files at once.
+   */
+  async #manifestMutations(hash: string, size: number, rows: ChunkRow[]): Promise<[Deno.KvKey, unknown][]> {
+    if (this.#manifests.get(hash) || (await this.kv.get(["m", hash])).versionstamp) return [];
     const parts = Math.ceil(rows.length / ROWS_PER_PART);
-    let atomic = this.kv.atomic();
-    let bytes = 0;
+    const mutations: [Deno.KvKey, unknown][] = [];
     for (let i = 0; i < parts; i++) {
-      const value = encodeRows(rows.slice(i * ROWS_PER_PART, (i + 1) * ROWS_PER_PART));
-      if (bytes + value.length > BYTES_PER_ATOMIC) {
-        await atomic.commit();
-        atomic = this.kv.atomic();
-        bytes = 0;
-      }
-      atomic.set(["mp", hash, i], value);
-      bytes += value.length;
+      mutations.push([["mp", hash, i], encodeRows(rows.slice(i * ROWS_PER_PART, (i + 1) * ROWS_PER_PART))]);
     }
-    await atomic.commit();
-    // The meta key last: a manifest is visible only once all its parts are written.
-    await this.kv.set(["m", hash], { size, count: rows.length, parts });
+    mutations.push([["m", hash], { size, count: rows.length, parts }]);
+    return mutations;
   }
 
   // ---- chunk references ----
@@ -355,10 +398,14 @@ export class MetadataStore {
    * resolves once its record is durable.
    */
   addPendingChunk(ns: string, id: string): Promise<void> {
-    const promise = new Promise<void>((done, fail) =>
-      this.#pendingQueue.push({ key: ["p", ns, id], done, fail })
-    );
-    if (!this.#pendingFlushing) this.#flushPending();
+    const promise = new Promise<void>((done, fail) => this.#pendingQueue.push({ key: ["p", ns, id], done, fail }));
+    // A short wait gathers more references into each write, leaving the KV free for reads in between.
+    if (!this.#pendingFlushing && !this.#pendingTimer) {
+      this.#pendingTimer = setTimeout(() => {
+        this.#pendingTimer = undefined;
+        if (!this.#pendingFlushing) this.#flushPending();
+      }, PENDING_FLUSH_DELAY_MS);
+    }
     return promise;
   }
 
@@ -371,6 +418,7 @@ export class MetadataStore {
   }
 
   #pendingRun: Promise<void> = Promise.resolve();
+  #pendingTimer: ReturnType<typeof setTimeout> | undefined;
 
   #flushPending(): Promise<void> {
     this.#pendingRun = this.#flushPendingNow();
@@ -446,9 +494,34 @@ export class MetadataStore {
     const journal: WireEntry[] = [];
     const results: ChangeResult[] = [];
     const permanent = new Set<string>();
+    const newManifests = new Map<string, { rows: ChunkRow[]; mutations: [Deno.KvKey, unknown][] }>();
 
+    // Read every entry the batch touches (paths, sources, parents) and whether its manifests exist, in a few
+    // parallel multi-key reads instead of one read per change.
+    const fetched = new Map<string, EntryRecord | null>();
+    const wanted = new Set<string>();
+    const hashes = new Set<string>();
+    for (const change of changes) {
+      for (const path of change.op === "move" ? [change.from, change.path] : [change.path]) {
+        wanted.add(path);
+        for (const ancestor of ancestorsOf(path)) wanted.add(ancestor);
+      }
+      if (change.op === "upload" && !this.#manifests.get(change.hash)) hashes.add(change.hash);
+    }
+    const knownManifests = new Set<string>();
+    await Promise.all([
+      ...chunked([...wanted], 10).map(async (paths) => {
+        const got = await this.kv.getMany<EntryRecord[]>(paths.map((p) => entryKey(ns, p)));
+        paths.forEach((p, i) => fetched.set(p, got[i].value));
+      }),
+      ...chunked([...hashes], 10).map(async (list) => {
+        const got = await this.kv.getMany(list.map((h) => ["m", h]));
+        list.forEach((h, i) => got[i].versionstamp && knownManifests.add(h));
+      }),
+    ]);
     const current = async (path: string): Promise<EntryRecord | null> => {
       if (overlay.has(path)) return overlay.get(path)!;
+      if (fetched.has(path)) return fetched.get(path)!;
       return await this.getEntry(ns, path);
     };
     const hasLiveChildren = async (path: string): Promise<boolean> => {
@@ -509,7 +582,10 @@ export class MetadataStore {
             if (missing.length > 0) {
               throw new Refusal("missing_chunks", `${missing.length} chunks of "${change.path}" are missing`);
             }
-            await this.#putManifest(change.hash, change.size, chunkRows);
+            if (!newManifests.has(change.hash) && !knownManifests.has(change.hash)) {
+              const mutations = await this.#manifestMutations(change.hash, change.size, chunkRows);
+              if (mutations.length > 0) newManifests.set(change.hash, { rows: chunkRows, mutations });
+            }
             for (const row of inserted) permanent.add(row.id);
             await ensureParents(change.path);
             stage(change.path, {
@@ -567,6 +643,13 @@ export class MetadataStore {
 
     if (journal.length > 0) {
       await syncChunks?.(permanent);
+      const manifestWrites = [...newManifests.values()].flatMap((m) => m.mutations);
+      for (const group of splitMutations(manifestWrites)) {
+        const atomic = this.kv.atomic();
+        for (const [key, value] of group) atomic.set(key, value);
+        await atomic.commit();
+      }
+      for (const [hash, { rows }] of newManifests) this.#manifests.set(hash, rows);
       await this.#setPermanentChunks(ns, permanent);
       await this.#write(ns, seqEntry.versionstamp, seq, overlay, journal, seqEntry.value ?? 0);
     }
@@ -644,6 +727,12 @@ export class MetadataStore {
       stamp = result.versionstamp;
     }
   }
+}
+
+function chunked<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 function checkBase(path: string, now: EntryRecord | null, baseRev: number): void {
