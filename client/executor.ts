@@ -62,9 +62,11 @@ function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number
   };
 }
 
-async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
+// Small file-system calls here are synchronous: they are quick, and the async thread pool adds more latency
+// than they cost when many transfers run at once. Only fsync and bulk I/O stay asynchronous.
+function lstatOrNull(path: string): Deno.FileInfo | null {
   try {
-    return await Deno.lstat(path);
+    return Deno.lstatSync(path);
   } catch (error) {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
@@ -110,7 +112,8 @@ export class Executor {
 
   /** Transfers: many small files at once (their cost is round trips and syncs), a few large ones. */
   async #parallel(actions: Action[]): Promise<void> {
-    const sizeOf = (a: Action) => a.type === "upload" ? a.local.size : a.type === "download" ? a.remote.size : 0;
+    const sizeOf = (a: Action) =>
+      a.type === "upload" ? a.local.size : a.type === "download" ? a.remote.size : 0;
     const small = actions.filter((a) => sizeOf(a) <= SMALL_FILE_BYTES);
     const large = actions.filter((a) => sizeOf(a) > SMALL_FILE_BYTES);
     const pool = async (list: Action[], width: number) => {
@@ -211,8 +214,8 @@ export class Executor {
   }
 
   /** Throws {@linkcode Changed} unless the local path still holds `expect` (null: nothing). */
-  async #check(path: string, expect: LocalEntry | null): Promise<Deno.FileInfo | null> {
-    const info = await lstatOrNull(this.#abs(path));
+  #check(path: string, expect: LocalEntry | null): Deno.FileInfo | null {
+    const info = lstatOrNull(this.#abs(path));
     if (expect === null) {
       if (info) throw new Changed();
       return null;
@@ -228,12 +231,12 @@ export class Executor {
     return info;
   }
 
-  async #setLocalBase(
+  #setLocalBase(
     path: string,
     entry: { kind: "file" | "dir"; hash: string; rev: number },
     rows?: ChunkRow[],
-  ): Promise<void> {
-    const info = await Deno.lstat(this.#abs(path));
+  ): void {
+    const info = Deno.lstatSync(this.#abs(path));
     const stat = statOf(info);
     this.#ctx.state.setBase(path, { kind: entry.kind, hash: entry.hash, rev: entry.rev, ...stat }, rows);
     this.#ctx.local.set(path, { kind: entry.kind, hash: entry.hash, ...stat });
@@ -251,21 +254,21 @@ export class Executor {
   }
 
   async #mkdirLocal(path: string, remote: RemoteEntry, expect: LocalEntry | null): Promise<void> {
-    const info = await this.#check(path, expect);
+    const info = this.#check(path, expect);
     if (info?.isFile) await Deno.remove(this.#abs(path));
     if (!info?.isDirectory) await Deno.mkdir(this.#abs(path), { recursive: true });
-    await this.#setLocalBase(path, { kind: "dir", hash: "", rev: remote.rev });
+    this.#setLocalBase(path, { kind: "dir", hash: "", rev: remote.rev });
   }
 
   async #moveLocal(from: string, to: string, expect: LocalEntry, remote: RemoteEntry): Promise<void> {
-    await this.#check(from, expect);
-    await this.#check(to, null);
+    this.#check(from, expect);
+    this.#check(to, null);
     await Deno.mkdir(dirname(this.#abs(to)), { recursive: true });
     await Deno.rename(this.#abs(from), this.#abs(to));
     const rows = this.#ctx.state.rows.get(from);
     this.#ctx.state.setBase(from, null);
     this.#ctx.local.delete(from);
-    await this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows);
+    this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows);
     this.#ctx.notify(`moved ${from} -> ${to} (from the server)`);
   }
 
@@ -275,7 +278,7 @@ export class Executor {
     expect: LocalEntry | null,
     quiet = false,
   ): Promise<void> {
-    await this.#check(path, expect);
+    this.#check(path, expect);
     const { state } = this.#ctx;
     const base = state.base.get(path);
     const baseRows = state.rows.get(path);
@@ -286,16 +289,16 @@ export class Executor {
     });
     try {
       // The local path may have changed during the download: check again just before the rename.
-      const info = await this.#check(path, expect);
-      await Deno.mkdir(dirname(this.#abs(path)), { recursive: true });
-      if (info?.isDirectory) await Deno.remove(this.#abs(path)); // an emptied folder the file replaces
-      await Deno.utime(fetched.tmpPath, new Date(), new Date(fetched.entry.mtime));
-      await Deno.rename(fetched.tmpPath, this.#abs(path));
+      const info = this.#check(path, expect);
+      Deno.mkdirSync(dirname(this.#abs(path)), { recursive: true });
+      if (info?.isDirectory) Deno.removeSync(this.#abs(path)); // an emptied folder the file replaces
+      Deno.utimeSync(fetched.tmpPath, new Date(), new Date(fetched.entry.mtime));
+      Deno.renameSync(fetched.tmpPath, this.#abs(path));
     } catch (error) {
       await Deno.remove(fetched.tmpPath).catch(() => {});
       throw error;
     }
-    await this.#setLocalBase(
+    this.#setLocalBase(
       path,
       { kind: "file", hash: fetched.entry.hash, rev: fetched.entry.rev },
       fetched.rows,
@@ -309,7 +312,7 @@ export class Executor {
 
   async #upload(path: string, local: LocalEntry, baseRev: number, quiet = false): Promise<void> {
     const scanned = this.#ctx.local.get(path);
-    const info = await this.#check(path, local);
+    const info = this.#check(path, local);
     const stat = statOf(info!);
     if (scanned?.kind !== "file" || scanned.hash !== local.hash) throw new Changed();
     const { state } = this.#ctx;
@@ -384,7 +387,7 @@ export class Executor {
   }
 
   async #deleteLocal(path: string, expect: LocalEntry): Promise<void> {
-    await this.#check(path, expect);
+    this.#check(path, expect);
     try {
       await Deno.remove(this.#abs(path));
     } catch (error) {
@@ -401,8 +404,8 @@ export class Executor {
     const { path, copyPath, local, remote } = action;
     if (action.keep === "remote") {
       // The local version moves aside under the copy name (uploaded by the next cycle); the remote takes the name.
-      await this.#check(path, local);
-      await this.#check(copyPath, null);
+      this.#check(path, local);
+      this.#check(copyPath, null);
       await Deno.rename(this.#abs(path), this.#abs(copyPath));
       this.#ctx.local.delete(path);
       this.#report.again = true;
@@ -414,7 +417,7 @@ export class Executor {
       return;
     }
     // Keep local: the server's version moves aside under the copy name, locally and on the server.
-    await this.#check(path, local);
+    this.#check(path, local);
     const moved = await this.#commitNow({ op: "move", from: path, path: copyPath, baseRev: remote.rev });
     if (!moved.ok) throw new Changed();
     const entry = moved.entries.find((e) => e.path === copyPath && !e.deleted)!;

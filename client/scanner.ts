@@ -196,7 +196,7 @@ export class Scanner {
     const rows: ChunkRow[] = [];
     if (stat.size <= SMALL_FILE_BYTES) {
       // Small files: one read and in-memory cutting, no stream machinery per file.
-      const data = await Deno.readFile(join(this.#root, path));
+      const data = Deno.readFileSync(join(this.#root, path));
       let at = 0;
       for (const length of chunkLengths(data)) {
         const id = sha256Hex(data.subarray(at, at + length));

@@ -166,7 +166,7 @@ async function sendKnownRows(
     const window = new Window(WINDOW_BYTES);
     const pending: Promise<unknown>[] = [];
     let failure: Error | null = null;
-    using file = await Deno.open(join(root, path), { read: true });
+    using file = Deno.openSync(join(root, path), { read: true });
     // Runs of adjacent missing chunks are read with one read of up to 4 MiB and sent as views into it.
     const todo: { row: ChunkRow; at: number }[] = [];
     let offset = 0;
@@ -188,10 +188,10 @@ async function sendKnownRows(
       }
       await window.take(runBytes);
       const block = new Uint8Array(runBytes);
-      await file.seek(todo[i].at, Deno.SeekMode.Start);
+      file.seekSync(todo[i].at, Deno.SeekMode.Start);
       let filled = 0;
       while (filled < block.length) {
-        const n = await file.read(block.subarray(filled));
+        const n = file.readSync(block.subarray(filled));
         if (n === null) throw new FileChangedError(`"${path}" shrank while it was uploaded`);
         filled += n;
       }
@@ -212,7 +212,7 @@ async function sendKnownRows(
     await Promise.all(pending);
     if (failure) throw failure;
   }
-  const after = await Deno.lstat(join(root, path));
+  const after = Deno.lstatSync(join(root, path));
   if (after.size !== stat.size || (after.mtime?.getTime() ?? 0) !== stat.mtime) {
     throw new FileChangedError(`"${path}" changed while it was uploaded`);
   }
@@ -272,10 +272,10 @@ export async function fetchFile(
   }
   // The temp file is named by the version, so a download cut short resumes from what it already wrote.
   const tmpPath = join(tmpDir, `${entry.hash}.partial`);
-  const file = await Deno.open(tmpPath, { read: true, write: true, create: true, mode: 0o600 });
+  const file = Deno.openSync(tmpPath, { read: true, write: true, create: true, mode: 0o600 });
   let received = 0;
   try {
-    const existing = (await file.stat()).size;
+    const existing = file.statSync().size;
     let offset = 0;
     let resumed = 0;
     for (const row of rows) {
@@ -292,8 +292,8 @@ export async function fetchFile(
       offset += row.size;
       resumed++;
     }
-    await file.truncate(offset);
-    await file.seek(offset, Deno.SeekMode.Start);
+    if (existing > offset) file.truncateSync(offset);
+    if (offset > 0) file.seekSync(offset, Deno.SeekMode.Start);
     // At most 64 chunks (16 MiB at the largest chunk size) requested ahead, written in order as they arrive.
     const requests: Promise<{ data: Uint8Array; remote: boolean }>[] = [];
     let next = resumed;
@@ -323,7 +323,7 @@ export async function fetchFile(
       const { data, remote } = await requests[written];
       requests[written] = undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>;
       let at = 0;
-      while (at < data.length) at += await file.write(data.subarray(at));
+      while (at < data.length) at += file.writeSync(data.subarray(at));
       offset += data.length;
       written++;
       if (remote) received += data.length;

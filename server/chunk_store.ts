@@ -79,7 +79,7 @@ export class DiskChunkStore implements ChunkStore {
     }
   }
 
-  async put(id: string, data: Uint8Array): Promise<void> {
+  put(id: string, data: Uint8Array): Promise<void> {
     // Always (re)written: cheaper than checking for a copy first, and it heals a copy damaged by a crash.
     // Synchronous calls: a chunk is small and lands in the page cache; the async thread pool would cost more.
     const dir = join(this.#root, id.slice(0, 2));
@@ -95,9 +95,10 @@ export class DiskChunkStore implements ChunkStore {
       try {
         Deno.removeSync(tmp);
       } catch { /* not created */ }
-      throw error;
+      return Promise.reject(error);
     }
     this.#unsynced.add(id);
+    return Promise.resolve();
   }
 
   async sync(ids: Iterable<string>): Promise<void> {

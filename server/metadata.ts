@@ -95,7 +95,6 @@ const BYTES_PER_ATOMIC = 600_000;
 /** Deno KV allows 81,920 bytes of keys (of sets) and 819,200 bytes in all per atomic: stay well below both. */
 const KEY_BYTES_PER_ATOMIC = 60_000;
 const PENDING_CHUNK_MS = 24 * 3600 * 1000;
-const PENDING_FLUSH_DELAY_MS = 20;
 
 function sha256Hex(text: string): string {
   return createHash("sha256").update(text).digest("hex");
@@ -202,10 +201,8 @@ export class MetadataStore {
     return new MetadataStore(await Deno.openKv(pathOrUrl), options);
   }
 
-  /** Closes the KV (pending references not yet written are dropped: their chunks are simply sent again). */
+  /** Closes the KV. */
   close(): void {
-    clearTimeout(this.#pendingTimer);
-    this.#pendingTimer = undefined;
     this.kv.close();
   }
 
@@ -398,14 +395,11 @@ export class MetadataStore {
    * resolves once its record is durable.
    */
   addPendingChunk(ns: string, id: string): Promise<void> {
-    const promise = new Promise<void>((done, fail) => this.#pendingQueue.push({ key: ["p", ns, id], done, fail }));
-    // A short wait gathers more references into each write, leaving the KV free for reads in between.
-    if (!this.#pendingFlushing && !this.#pendingTimer) {
-      this.#pendingTimer = setTimeout(() => {
-        this.#pendingTimer = undefined;
-        if (!this.#pendingFlushing) this.#flushPending();
-      }, PENDING_FLUSH_DELAY_MS);
-    }
+    const promise = new Promise<void>((done, fail) =>
+      this.#pendingQueue.push({ key: ["p", ns, id], done, fail })
+    );
+    // Group commit: one write at a time; whatever arrives meanwhile goes into the next one.
+    if (!this.#pendingFlushing) this.#flushPending();
     return promise;
   }
 
@@ -418,7 +412,6 @@ export class MetadataStore {
   }
 
   #pendingRun: Promise<void> = Promise.resolve();
-  #pendingTimer: ReturnType<typeof setTimeout> | undefined;
 
   #flushPending(): Promise<void> {
     this.#pendingRun = this.#flushPendingNow();

@@ -288,11 +288,9 @@ export class Session {
       }
       throw new RpcError("storage", "The server could not store the chunk");
     }
-    // The pending reference is written behind the reply (group commit): if the server dies before it is
-    // durable, the client just sends that chunk again. Garbage collection waits for these writes.
-    this.#ctx.store.addPendingChunk(this.#user, id).catch((error) =>
-      this.#ctx.log(`cannot record chunk ${id.slice(0, 12)}: ${(error as Error).message}`)
-    );
+    // Durable before the reply, so a chunk acknowledged once is never asked for again after a crash; the
+    // references of concurrent PUTs share one KV write (group commit).
+    await this.#ctx.store.addPendingChunk(this.#user, id);
     this.#known.add(id);
     return {};
   }
