@@ -154,6 +154,7 @@ export class Executor {
           const stat = { size: local?.size ?? 0, mtime: local?.mtime ?? 0, ino: local?.ino ?? null };
           const rows = local?.kind === "file" ? this.#ctx.scanner.hashedRows(action.path, stat) : undefined;
           state.setBase(action.path, { ...action.base, ...stat }, rows);
+          this.#ctx.scanner.forget(action.path);
         }
         return;
       }

@@ -37,6 +37,13 @@ export interface ScannerOptions {
   known: (path: string) => KnownHash | undefined;
   /** Told once per path that cannot sync (invalid name, symbolic link, unreadable). */
   onSkip?: (path: string, reason: string) => void;
+  /** When it returns true the scan ends early with {@linkcode ScanStopped}. */
+  stopped?: () => boolean;
+}
+
+/** The scan was abandoned because the client is stopping. */
+export class ScanStopped extends Error {
+  override name = "ScanStopped";
 }
 
 /** Result of hashing a file whose content changed while it was read. */
@@ -171,6 +178,7 @@ export class Scanner {
 
   async #hashAll(files: [string, Deno.FileInfo][], out: Map<string, ScanEntry>): Promise<void> {
     for (const [path, info] of files) {
+      if (this.#options.stopped?.()) throw new ScanStopped("scan stopped");
       const stat = { size: info.size, mtime: info.mtime?.getTime() ?? 0, ino: info.ino ?? null };
       const known = this.#options.known(path) ?? this.#hashed.get(path);
       if (known && known.size === stat.size && known.mtime === stat.mtime && known.ino === stat.ino) {

@@ -7,7 +7,7 @@ import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
 import { IGNORE_FILE, loadIgnoreRules } from "./ignore.ts";
 import { reconcile } from "./reconcile.ts";
-import { type ScanEntry, Scanner } from "./scanner.ts";
+import { type ScanEntry, Scanner, ScanStopped } from "./scanner.ts";
 import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
 import { watchFolder } from "./watcher.ts";
 
@@ -64,6 +64,8 @@ export class SyncClient {
   #fatal: Error | null = null;
   #dirty = new Set<string>();
   #distrust = new Set<string>();
+  /** The last plan was not empty: the next full scan must reconcile even if the disk looks unchanged. */
+  #planPending = true;
   #fullScanDue = true;
   #cycleRunning = false;
   #cycleAgain = false;
@@ -110,6 +112,7 @@ export class SyncClient {
         return base?.kind === "file" ? base : undefined;
       },
       onSkip: (path, reason) => this.#o.log(`not syncing ${path}: ${reason}`),
+      stopped: () => this.#stopped,
     });
     if (this.#o.watch !== false) {
       this.#stopWatch = watchFolder(this.#o.dir, (paths, full) => {
@@ -281,7 +284,7 @@ export class SyncClient {
         if (again && rounds++ < 5) this.#cycleAgain = true;
       } while (this.#cycleAgain && !this.#stopped && this.#peer);
     } catch (error) {
-      if (!(error instanceof RpcError && error.code === "closed")) {
+      if (!(error instanceof RpcError && error.code === "closed") && !(error instanceof ScanStopped)) {
         this.#o.log(`sync error: ${(error as Error).message}`);
       }
     } finally {
@@ -307,7 +310,13 @@ export class SyncClient {
     }
     let paths: Set<string> | undefined;
     if (full) {
+      const previous = this.#local;
       this.#local = await this.#scanner.scanAll();
+      // Nothing changed on disk and nothing came from the server: no reconcile of the whole tree needed.
+      if (dirty.size === 0 && !this.#planPending && sameSnapshot(previous, this.#local)) {
+        trace("scanned: no change");
+        return false;
+      }
     } else {
       const found = await this.#scanner.scanPaths(dirty);
       // Below a scanned folder (or a path now gone), whatever the scan did not find is gone.
@@ -328,6 +337,7 @@ export class SyncClient {
       { base: this.#state.base, local: this.#local, remote: this.#state.remote, paths },
       { device: this.#o.device, now: new Date() },
     );
+    this.#planPending = plan.length > 0;
     if (plan.length === 0) {
       await this.#state.flush();
       return false;
@@ -402,6 +412,18 @@ export class SyncClient {
       );
     };
   }
+}
+
+/** True if two local snapshots hold the same entries with the same stat and hash. */
+function sameSnapshot(a: Map<string, ScanEntry>, b: Map<string, ScanEntry>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [path, x] of b) {
+    const y = a.get(path);
+    if (!y || y.kind !== x.kind || y.hash !== x.hash || y.size !== x.size || y.mtime !== x.mtime || y.ino !== x.ino) {
+      return false;
+    }
+  }
+  return true;
 }
 
 /** True if some proper ancestor of `path` is in `roots` (O(depth)). */
