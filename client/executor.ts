@@ -21,6 +21,8 @@ const PARALLEL_SMALL_FILES = 32;
 const SMALL_FILE_BYTES = 1024 * 1024;
 /** Large files transferred at once (each keeps up to 32 MiB in flight). */
 const PARALLEL_LARGE_FILES = 2;
+/** How long small uploads wait to be committed together. */
+const COMMIT_WAIT_MS = 50;
 
 /** What the executor works with. */
 export interface ExecutorContext {
@@ -84,6 +86,7 @@ function formatSize(bytes: number): string {
 export class Executor {
   #ctx: ExecutorContext;
   #queue: QueuedChange[] = [];
+  #commitTimer: ReturnType<typeof setTimeout> | undefined;
 
   #report: ExecutionReport = { done: 0, skipped: 0, again: false };
 
@@ -103,10 +106,12 @@ export class Executor {
       const segment = plan.slice(i, j);
       if (group === "transfer") await this.#parallel(segment);
       else for (const action of segment) await this.#guard(action);
+      clearTimeout(this.#commitTimer);
+      this.#commitTimer = undefined;
       await this.#flushCommits();
+      await this.#ctx.state.flush();
       i = j;
     }
-    await this.#ctx.state.flush();
     return this.#report;
   }
 
@@ -129,7 +134,8 @@ export class Executor {
   async #guard(action: Action): Promise<void> {
     try {
       await this.#one(action);
-      this.#report.done++;
+      // Save progress now and then, so a crash in a long run does not lose what was done.
+      if (++this.#report.done % 500 === 0) await this.#ctx.state.flush();
     } catch (error) {
       this.#report.skipped++;
       if (error instanceof Changed || error instanceof StaleError || error instanceof FileChangedError) {
@@ -283,10 +289,13 @@ export class Executor {
     const { state } = this.#ctx;
     const base = state.base.get(path);
     const baseRows = state.rows.get(path);
+    const open = new Map<string, Deno.FsFile | null>();
     const fetched = await fetchFile(this.#ctx.peer, state.tmpDir, path, remote.rev, {
       base: base?.kind === "file" && baseRows ? { hash: base.hash, rows: baseRows } : undefined,
-      localChunk: (id, size) => this.#readLocalChunk(id, size),
+      localChunk: (id, size) => Promise.resolve(this.#readLocalChunk(id, size, open)),
       progress: this.#ctx.progress,
+    }).finally(() => {
+      for (const file of open.values()) file?.close();
     });
     try {
       // The local path may have changed during the download: check again just before the rename.
@@ -359,25 +368,46 @@ export class Executor {
         this.#ctx.notify(`uploaded ${path} (${formatSize(stat.size)}${note})`);
       }
     });
-    // Commit full batches while other files are still transferring.
-    if (this.#queue.length >= COMMIT_BATCH) this.#flushCommits().catch(() => {});
+    // Commit while other files are still transferring: a large file at once (the other devices can start on
+    // it), small ones in batches (a full batch, or what gathered within a short wait).
+    if (stat.size > SMALL_FILE_BYTES || this.#queue.length >= COMMIT_BATCH) {
+      this.#flushCommits().catch(() => {});
+    } else if (this.#commitTimer === undefined) {
+      this.#commitTimer = setTimeout(() => {
+        this.#commitTimer = undefined;
+        this.#flushCommits().catch(() => {});
+      }, COMMIT_WAIT_MS);
+    }
   }
 
   /** Reads a chunk from a local file of the base snapshot, if that file is unchanged; null otherwise. */
-  async #readLocalChunk(id: string, size: number): Promise<Uint8Array | null> {
+  /**
+   * Reads a chunk from a local file of the base snapshot, if that file is unchanged; null otherwise. Files stay
+   * open in `open` for the rest of the download (the caller closes them), so a file rebuilt from its previous
+   * version is read sequentially through one handle.
+   */
+  #readLocalChunk(id: string, size: number, open: Map<string, Deno.FsFile | null>): Uint8Array | null {
     const where = this.#ctx.state.chunkIndex.get(id);
     if (!where || where.size !== size) return null;
-    const base = this.#ctx.state.base.get(where.path);
-    if (!base || base.kind !== "file") return null;
     try {
-      using file = await Deno.open(this.#abs(where.path), { read: true });
-      const info = await file.stat();
-      if (info.size !== base.size || (info.mtime?.getTime() ?? 0) !== base.mtime) return null;
-      await file.seek(where.offset, Deno.SeekMode.Start);
+      let file = open.get(where.path);
+      if (file === undefined) {
+        const base = this.#ctx.state.base.get(where.path);
+        file = null;
+        if (base?.kind === "file") {
+          const handle = Deno.openSync(this.#abs(where.path), { read: true });
+          const info = handle.statSync();
+          if (info.size === base.size && (info.mtime?.getTime() ?? 0) === base.mtime) file = handle;
+          else handle.close();
+        }
+        open.set(where.path, file);
+      }
+      if (!file) return null;
+      file.seekSync(where.offset, Deno.SeekMode.Start);
       const data = new Uint8Array(size);
       let at = 0;
       while (at < size) {
-        const n = await file.read(data.subarray(at));
+        const n = file.readSync(data.subarray(at));
         if (n === null) return null;
         at += n;
       }

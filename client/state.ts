@@ -1,6 +1,7 @@
 // The client's persistent state in DIR/.filesync/: device identity, token, cursor, base snapshot, remote mirror.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { writeMutations } from "../protocol/kv_batches.ts";
 import { decodeRows, encodeRows, MANIFEST_ROW_BYTES, type WireEntry } from "../protocol/messages.ts";
 import type { ChunkRow } from "../server/metadata.ts";
 import type { BaseEntry, RemoteEntry } from "./reconcile.ts";
@@ -52,6 +53,8 @@ export class ClientState {
   #kv: Deno.Kv;
   #dirty = new Map<string, Deno.KvKey>();
   #dirtyRows = new Set<string>();
+  /** How many KV parts hold each path's rows on disk. */
+  #rowParts = new Map<string, number>();
 
   private constructor(dir: string, kv: Deno.Kv) {
     this.dir = dir;
@@ -89,6 +92,7 @@ export class ClientState {
       parts.set(e.value.path, list);
     }
     for (const [path, list] of parts) {
+      state.#rowParts.set(path, list.length);
       if (state.base.get(path)?.kind !== "file") continue;
       state.#indexRows(path, list.flatMap((bytes) => decodeRows(bytes)));
     }
@@ -188,62 +192,50 @@ export class ClientState {
     this.cursor = 0;
   }
 
-  async #flushRows(): Promise<void> {
-    const paths = [...this.#dirtyRows];
-    this.#dirtyRows.clear();
-    for (const path of paths) {
+  #rowsMutations(): [Deno.KvKey, unknown][] {
+    const mutations: [Deno.KvKey, unknown][] = [];
+    for (const path of this.#dirtyRows) {
       const id = new TextEncoder().encode(path).length <= KEY_PATH_MAX
         ? path
         : "#" + createHash("sha256").update(path).digest("hex");
-      const atomic = this.#kv.atomic();
-      for await (const old of this.#kv.list({ prefix: ["rows", id] })) atomic.delete(old.key);
       const rows = this.rows.get(path);
-      if (rows) {
-        for (let part = 0; part * ROWS_PER_PART < rows.length; part++) {
-          const bytes = encodeRows(rows.slice(part * ROWS_PER_PART, (part + 1) * ROWS_PER_PART));
-          atomic.set(["rows", id, part], { path, bytes });
-        }
+      const count = rows ? Math.ceil(rows.length / ROWS_PER_PART) : 0;
+      for (let part = 0; part < count; part++) {
+        const bytes = encodeRows(rows!.slice(part * ROWS_PER_PART, (part + 1) * ROWS_PER_PART));
+        mutations.push([["rows", id, part], { path, bytes }]);
       }
-      const result = await atomic.commit().catch(() => null);
-      if (!result) await this.#writeRowsInParts(id, path, rows);
+      for (let part = count; part < (this.#rowParts.get(path) ?? 0); part++) {
+        mutations.push([["rows", id, part], null]);
+      }
+      if (count > 0) this.#rowParts.set(path, count);
+      else this.#rowParts.delete(path);
     }
+    this.#dirtyRows.clear();
+    return mutations;
   }
 
-  async #writeRowsInParts(id: string, path: string, rows: ChunkRow[] | undefined): Promise<void> {
-    for await (const old of this.#kv.list({ prefix: ["rows", id] })) await this.#kv.delete(old.key);
-    if (!rows) return;
-    for (let part = 0; part * ROWS_PER_PART < rows.length; part++) {
-      const bytes = encodeRows(rows.slice(part * ROWS_PER_PART, (part + 1) * ROWS_PER_PART));
-      await this.#kv.set(["rows", id, part], { path, bytes });
-    }
+  #flushChain: Promise<void> = Promise.resolve();
+
+  /** Writes pending changes to disk, in as few atomic writes as the KV limits allow; calls run in order. */
+  flush(): Promise<void> {
+    const run = this.#flushChain.then(() => this.#flushNow());
+    this.#flushChain = run.catch(() => {});
+    return run;
   }
 
-  /** Writes pending changes to disk. */
-  async flush(): Promise<void> {
-    await this.#flushRows();
-    if (this.#dirty.size === 0) return;
-    const dirty = [...this.#dirty];
-    this.#dirty.clear();
-    let atomic = this.#kv.atomic();
-    let count = 0;
-    let bytes = 0;
-    for (const [tag, key] of dirty) {
+  async #flushNow(): Promise<void> {
+    if (this.#dirty.size === 0 && this.#dirtyRows.size === 0) return;
+    const mutations = this.#rowsMutations();
+    for (const [tag, key] of this.#dirty) {
       const path = tag.slice(1);
       const value = tag[0] === "b"
         ? (this.base.has(path) ? { path, ...this.base.get(path)! } : null)
         : (this.remote.has(path) ? { path, ...this.remote.get(path)! } : null);
-      if (value) atomic.set(key, value);
-      else atomic.delete(key);
-      bytes += path.length * 2 + 200;
-      if (++count >= 500 || bytes > 400_000) {
-        await atomic.commit();
-        atomic = this.#kv.atomic();
-        count = 0;
-        bytes = 0;
-      }
+      mutations.push([key, value]);
     }
-    atomic.set(["cursor"], this.cursor);
-    await atomic.commit();
+    this.#dirty.clear();
+    mutations.push([["cursor"], this.cursor]);
+    await writeMutations(this.#kv, mutations);
   }
 
   /** Flushes and closes the KV. */

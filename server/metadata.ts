@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { ancestorsOf, baseName, parentPath } from "../protocol/paths.ts";
 import { fileHashOfChunks } from "../protocol/hash.ts";
 import { SharedExclusiveLock } from "./gc_lock.ts";
+import { splitMutations } from "../protocol/kv_batches.ts";
 import {
   type Change,
   type ChangeResult,
@@ -91,9 +92,6 @@ class LruCache<T> {
 }
 const ROWS_PER_PART = Math.floor(60_000 / MANIFEST_ROW_BYTES);
 const MUTATIONS_PER_ATOMIC = 800;
-const BYTES_PER_ATOMIC = 600_000;
-/** Deno KV allows 81,920 bytes of keys (of sets) and 819,200 bytes in all per atomic: stay well below both. */
-const KEY_BYTES_PER_ATOMIC = 60_000;
 const PENDING_CHUNK_MS = 24 * 3600 * 1000;
 
 function sha256Hex(text: string): string {
@@ -109,50 +107,6 @@ function parentKey(path: string | null): string | Uint8Array {
   return new TextEncoder().encode(path).length <= PARENT_KEY_MAX
     ? path
     : new Uint8Array(createHash("sha256").update(path).digest());
-}
-
-/** A rough upper bound of the encoded size of a KV key. */
-function keyBytes(key: Deno.KvKey): number {
-  let n = 0;
-  for (const part of key) {
-    if (typeof part === "string") n += part.length * 3 + 2;
-    else if (part instanceof Uint8Array) n += part.length * 2 + 2;
-    else n += 10;
-  }
-  return n;
-}
-
-/** A rough upper bound of the encoded size of a KV value. */
-function valueBytes(value: unknown): number {
-  if (value instanceof Uint8Array) return value.length + 16;
-  return JSON.stringify(value ?? null).length * 2 + 64;
-}
-
-/** Splits mutations into groups that each fit one KV atomic operation. */
-export function splitMutations<T extends [Deno.KvKey, unknown, ...unknown[]]>(mutations: T[]): T[][] {
-  const groups: T[][] = [];
-  let group: T[] = [];
-  let keys = 0;
-  let total = 0;
-  for (const mutation of mutations) {
-    const k = keyBytes(mutation[0]);
-    const v = mutation[1] === null ? 0 : valueBytes(mutation[1]);
-    if (
-      group.length > 0 &&
-      (group.length >= MUTATIONS_PER_ATOMIC || keys + k > KEY_BYTES_PER_ATOMIC ||
-        total + k + v > BYTES_PER_ATOMIC)
-    ) {
-      groups.push(group);
-      group = [];
-      keys = 0;
-      total = 0;
-    }
-    group.push(mutation);
-    keys += k;
-    total += k + v;
-  }
-  if (group.length > 0) groups.push(group);
-  return groups;
 }
 
 /** The KV key of a path's entry: parent key then name, so a folder's children share a prefix. */
