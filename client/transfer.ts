@@ -7,12 +7,14 @@ import type { RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../server/metadata.ts";
 import { FileChangedError, type Scanner } from "./scanner.ts";
 
+/** Chunks requested ahead of the one being written, per download. */
+const DOWNLOAD_AHEAD = 32;
 /** Bytes of chunk data in flight per transfer. */
-const WINDOW_BYTES = 32 * 1024 * 1024;
+const WINDOW_BYTES = 8 * 1024 * 1024;
 /** Files up to this size are sent without a HAVE round trip. */
 const ASK_FIRST_BYTES = 128 * 1024;
 /** Largest read of adjacent chunks to send. */
-const RUN_BYTES = 4 * 1024 * 1024;
+const RUN_BYTES = 1024 * 1024;
 /** Chunks asked about per HAVE while streaming a file. */
 const HAVE_BATCH = 64;
 
@@ -294,7 +296,7 @@ export async function fetchFile(
     }
     if (existing > offset) file.truncateSync(offset);
     if (offset > 0) file.seekSync(offset, Deno.SeekMode.Start);
-    // At most 64 chunks (16 MiB at the largest chunk size) requested ahead, written in order as they arrive.
+    // At most DOWNLOAD_AHEAD chunks (8 MiB at the largest chunk size) requested ahead, written in order.
     const requests: Promise<{ data: Uint8Array; remote: boolean }>[] = [];
     let next = resumed;
     let written = resumed;
@@ -319,7 +321,7 @@ export async function fetchFile(
       requests.push(undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>);
     }
     while (written < rows.length) {
-      while (next < rows.length && next - written < 64) issue();
+      while (next < rows.length && next - written < DOWNLOAD_AHEAD) issue();
       const { data, remote } = await requests[written];
       requests[written] = undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>;
       let at = 0;
