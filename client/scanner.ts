@@ -56,6 +56,11 @@ export class Scanner {
   #root: string;
   #options: ScannerOptions;
   #hashed = new Map<string, HashedFile>();
+  /**
+   * Files found by the last scans whose content could not be read (changing while read, or unreadable). They are
+   * not in the scan result, and must not be taken as deleted: the caller leaves them alone and clears this set.
+   */
+  readonly unsettled = new Set<string>();
   #skipped = new Set<string>();
 
   /** A scanner of the folder `root`. */
@@ -189,8 +194,12 @@ export class Scanner {
         const hashed = await this.hashFile(path, stat);
         out.set(path, { kind: "file", ...stat, hash: hashed.hash });
       } catch (error) {
-        if (error instanceof FileChangedError || error instanceof Deno.errors.NotFound) continue;
-        this.#skip(path, `cannot read: ${(error as Error).message}`);
+        if (error instanceof Deno.errors.NotFound) continue; // deleted meanwhile: absent is the truth
+        // Changing under our eyes, or unreadable: its state is unknown, which is not the same as deleted.
+        this.unsettled.add(path);
+        if (!(error instanceof FileChangedError)) {
+          this.#skip(path, `cannot read: ${(error as Error).message}`);
+        }
       }
     }
   }

@@ -6,10 +6,10 @@ import { UserError } from "../protocol/user_error.ts";
 import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
 import { IGNORE_FILE, loadIgnoreRules } from "./ignore.ts";
-import { reconcile } from "./reconcile.ts";
+import { type Action, reconcile } from "./reconcile.ts";
 import { type ScanEntry, Scanner, ScanStopped } from "./scanner.ts";
 import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
-import { watchFolder } from "./watcher.ts";
+import { type FolderWatch, watchFolder } from "./watcher.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
@@ -59,7 +59,7 @@ export class SyncClient {
   #scanner!: Scanner;
   #local = new Map<string, ScanEntry>();
   #peer: RpcPeer | null = null;
-  #stopWatch: (() => void) | null = null;
+  #watch: FolderWatch | null = null;
   #stopped = false;
   #fatal: Error | null = null;
   #dirty = new Set<string>();
@@ -115,7 +115,7 @@ export class SyncClient {
       stopped: () => this.#stopped,
     });
     if (this.#o.watch !== false) {
-      this.#stopWatch = watchFolder(this.#o.dir, (paths, full) => {
+      this.#watch = watchFolder(this.#o.dir, (paths, full) => {
         if (full) this.#fullScanDue = true;
         for (const p of paths) this.#dirty.add(p);
         this.#kick();
@@ -134,7 +134,7 @@ export class SyncClient {
     this.#stopped = true;
     clearInterval(this.#rescanTimer);
     clearInterval(this.#pingTimer);
-    this.#stopWatch?.();
+    this.#watch?.stop();
     this.#peer?.close();
     this.#wake?.();
     while (this.#cycleRunning) await new Promise((r) => setTimeout(r, 10));
@@ -333,10 +333,28 @@ export class SyncClient {
       paths = this.#expand(dirty, found);
     }
     trace("scanned");
-    const plan = reconcile(
+    let plan = reconcile(
       { base: this.#state.base, local: this.#local, remote: this.#state.remote, paths },
       { device: this.#o.device, now: new Date() },
     );
+    // A file its writer still has open is left for a later cycle, so a half-written version is not sent; a file
+    // the scan could not read (it changed meanwhile, or is unreadable) is left alone: unknown is not deleted.
+    const unsettled = new Set(this.#scanner.unsettled);
+    this.#scanner.unsettled.clear();
+    const touches = (a: Action) =>
+      ("path" in a && unsettled.has(a.path)) ||
+      ("from" in a && (unsettled.has(a.from) || unsettled.has(a.to)));
+    const unfinished = plan.filter((a) =>
+      touches(a) || (a.type === "upload" && this.#watch?.beingWritten(a.path))
+    );
+    if (unfinished.length > 0) {
+      plan = plan.filter((a) => !unfinished.includes(a));
+      for (const action of unfinished) {
+        if ("path" in action) this.#dirty.add(action.path);
+        if ("from" in action) this.#dirty.add(action.from);
+      }
+      setTimeout(() => this.#kick(), 100);
+    }
     this.#planPending = plan.length > 0;
     if (plan.length === 0) {
       await this.#state.flush();

@@ -17,9 +17,17 @@ export interface WatchOptions {
 
 /**
  * Watches `root` recursively. Events are hints only (the watcher drops events under load, see PLATFORM.md);
- * the periodic full scan is what makes sync correct. Returns a function that stops watching.
+ * the periodic full scan is what makes sync correct.
  */
-export function watchFolder(root: string, onChange: ChangeHandler, options: WatchOptions = {}): () => void {
+/** A running watch. */
+export interface FolderWatch {
+  /** Stops watching. */
+  stop(): void;
+  /** True while a file has been written to and not yet closed by its writer (for at most openWriteMaxMs). */
+  beingWritten(path: string): boolean;
+}
+
+export function watchFolder(root: string, onChange: ChangeHandler, options: WatchOptions = {}): FolderWatch {
   const debounceMs = options.debounceMs ?? 15;
   const maxDelayMs = options.maxDelayMs ?? 150;
   const openWriteMaxMs = options.openWriteMaxMs ?? 1000;
@@ -78,11 +86,17 @@ export function watchFolder(root: string, onChange: ChangeHandler, options: Watc
       // The watch ended (folder removed or watcher closed); the periodic scan carries on.
     }
   })();
-  return () => {
-    clearTimeout(timer);
-    try {
-      watcher.close();
-    } catch { /* closed */ }
+  return {
+    stop() {
+      clearTimeout(timer);
+      try {
+        watcher.close();
+      } catch { /* closed */ }
+    },
+    beingWritten(path: string): boolean {
+      const since = writing.get(path);
+      return since !== undefined && Date.now() - since <= openWriteMaxMs;
+    },
   };
 }
 
