@@ -127,6 +127,54 @@ Deno.test("an upload survives the server being killed in the middle, without res
   }
 });
 
+Deno.test("a download survives the server being killed in the middle, resuming from what arrived", async () => {
+  await using world = await World.create();
+  await world.client("A");
+  const data = randomBytes(48 * MiB, 61);
+  await Deno.writeFile(join(world.dir("A"), "large.bin"), data);
+  await waitFor(() => /upload large\.bin/.test(world.server.output), { timeoutMs: 60_000 });
+  const dirB = world.dir("B");
+  const clientB = startClient({
+    server: world.server,
+    user: world.user,
+    password: world.password,
+    dir: dirB,
+    device: "B",
+  });
+  try {
+    await waitFor(async () => (await partialBytes(dirB)) > 12 * MiB, { timeoutMs: 60_000, intervalMs: 5 });
+    world.server.kill("SIGKILL");
+    await world.server.exited();
+    const partial = await partialBytes(dirB);
+    assert.ok((await readTree(dirB)).has("large.bin") === false, "no partial file in the folder");
+    await world.restartServer();
+    const line = await clientB.waitForOutput(
+      /downloaded large\.bin \(([\d.]+) MiB(?:, ([\d.]+) (MiB|KiB|B) received)?\)/,
+      60_000,
+    );
+    const scale: Record<string, number> = { MiB, KiB: 1024, B: 1 };
+    const received = line[2] ? Number(line[2]) * scale[line[3]] : data.length;
+    assert.ok(
+      received <= data.length - partial + 4 * MiB,
+      `after the restart ${received} bytes came again although ${partial} had arrived`,
+    );
+    await waitForFile(join(dirB, "large.bin"), data, 60_000);
+  } finally {
+    await clientB.stop();
+  }
+});
+
+/** Size of downloads in progress in a client's temp folder. */
+async function partialBytes(dir: string): Promise<number> {
+  let total = 0;
+  try {
+    for await (const file of Deno.readDir(join(dir, ".filesync", "tmp"))) {
+      total += (await Deno.stat(join(dir, ".filesync", "tmp", file.name))).size;
+    }
+  } catch { /* not there yet */ }
+  return total;
+}
+
 /** Total size of the server's stored chunks. */
 async function chunkBytes(dataDir: string): Promise<number> {
   let total = 0;
