@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { ancestorsOf, baseName, parentPath } from "../protocol/paths.ts";
 import { fileHashOfChunks } from "../protocol/hash.ts";
 import { SharedExclusiveLock } from "./gc_lock.ts";
-import { splitMutations } from "../protocol/kv_batches.ts";
+import { splitMutations, writeMutations } from "../protocol/kv_batches.ts";
 import {
   type Change,
   type ChangeResult,
@@ -32,15 +32,7 @@ export interface TokenRecord {
 }
 
 /** A live entry of a namespace (deleted paths have no entry; the journal keeps the deletion). */
-export interface EntryRecord {
-  path: string;
-  kind: "file" | "dir";
-  hash: string;
-  size: number;
-  mtime: number;
-  rev: number;
-  device: string;
-}
+export type EntryRecord = Omit<WireEntry, "deleted">;
 
 /** One manifest row: a chunk id and its size. */
 export interface ChunkRow {
@@ -398,12 +390,7 @@ export class MetadataStore {
   }
 
   async #setPermanentChunks(ns: string, ids: Iterable<string>): Promise<void> {
-    const mutations: [Deno.KvKey, unknown][] = [...ids].map((id) => [["c", ns, id], true]);
-    for (const group of splitMutations(mutations)) {
-      const atomic = this.kv.atomic();
-      for (const [key, value] of group) atomic.set(key, value);
-      await atomic.commit();
-    }
+    await writeMutations(this.kv, [...ids].map((id) => [["c", ns, id], true]));
   }
 
   // ---- commit ----
@@ -590,12 +577,7 @@ export class MetadataStore {
 
     if (journal.length > 0) {
       await syncChunks?.(permanent);
-      const manifestWrites = [...newManifests.values()].flatMap((m) => m.mutations);
-      for (const group of splitMutations(manifestWrites)) {
-        const atomic = this.kv.atomic();
-        for (const [key, value] of group) atomic.set(key, value);
-        await atomic.commit();
-      }
+      await writeMutations(this.kv, [...newManifests.values()].flatMap((m) => m.mutations));
       for (const [hash, { rows }] of newManifests) this.#manifests.set(hash, rows);
       await this.#setPermanentChunks(ns, permanent);
       await this.#write(ns, seqEntry.versionstamp, seq, overlay, journal, seqEntry.value ?? 0);

@@ -1,7 +1,16 @@
 // End-to-end: only changed chunks travel, and transfers cut short resume without resending what arrived.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { randomBytes, readTree, startClient, waitFor, waitForFile, World } from "./harness.ts";
+import {
+  chunkBytes,
+  partialBytes,
+  randomBytes,
+  readTree,
+  startClient,
+  waitFor,
+  waitForFile,
+  World,
+} from "./harness.ts";
 
 const MiB = 1024 * 1024;
 /** Largest chunk: a few of them is what an edit may cost. */
@@ -158,30 +167,3 @@ Deno.test("a download cut short by killing the client resumes, and no partial fi
   );
   assert.equal(await partialBytes(dirB), 0, "the temp file is gone after the download");
 });
-
-/** Total size of the server's stored chunks. */
-async function chunkBytes(dataDir: string): Promise<number> {
-  let total = 0;
-  try {
-    for await (const dir of Deno.readDir(join(dataDir, "chunks"))) {
-      if (!dir.isDirectory) continue;
-      for await (const file of Deno.readDir(join(dataDir, "chunks", dir.name))) {
-        if (/^[0-9a-f]{64}$/.test(file.name)) {
-          total += (await Deno.stat(join(dataDir, "chunks", dir.name, file.name))).size;
-        }
-      }
-    }
-  } catch { /* not there yet */ }
-  return total;
-}
-
-/** Size of downloads in progress in a client's temp folder. */
-async function partialBytes(dir: string): Promise<number> {
-  let total = 0;
-  try {
-    for await (const file of Deno.readDir(join(dir, ".filesync", "tmp"))) {
-      total += (await Deno.stat(join(dir, ".filesync", "tmp", file.name))).size;
-    }
-  } catch { /* not there yet */ }
-  return total;
-}

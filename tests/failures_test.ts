@@ -9,7 +9,17 @@ import { Hub } from "../server/hub.ts";
 import { MetadataStore } from "../server/metadata.ts";
 import { runAdmin } from "../server/server.ts";
 import { Session } from "../server/session.ts";
-import { randomBytes, readTree, startClient, TempDir, waitFor, waitForFile, World } from "./harness.ts";
+import {
+  chunkBytes,
+  partialBytes,
+  randomBytes,
+  readTree,
+  startClient,
+  TempDir,
+  waitFor,
+  waitForFile,
+  World,
+} from "./harness.ts";
 
 const MiB = 1024 * 1024;
 
@@ -163,30 +173,3 @@ Deno.test("a download survives the server being killed in the middle, resuming f
     await clientB.stop();
   }
 });
-
-/** Size of downloads in progress in a client's temp folder. */
-async function partialBytes(dir: string): Promise<number> {
-  let total = 0;
-  try {
-    for await (const file of Deno.readDir(join(dir, ".filesync", "tmp"))) {
-      total += (await Deno.stat(join(dir, ".filesync", "tmp", file.name))).size;
-    }
-  } catch { /* not there yet */ }
-  return total;
-}
-
-/** Total size of the server's stored chunks. */
-async function chunkBytes(dataDir: string): Promise<number> {
-  let total = 0;
-  try {
-    for await (const dir of Deno.readDir(join(dataDir, "chunks"))) {
-      if (!dir.isDirectory) continue;
-      for await (const file of Deno.readDir(join(dataDir, "chunks", dir.name))) {
-        if (/^[0-9a-f]{64}$/.test(file.name)) {
-          total += (await Deno.stat(join(dataDir, "chunks", dir.name, file.name))).size;
-        }
-      }
-    }
-  } catch { /* not there yet */ }
-  return total;
-}

@@ -384,3 +384,30 @@ export class World implements AsyncDisposable {
     await this.tmp[Symbol.asyncDispose]();
   }
 }
+
+/** Total size of a server's stored chunks (0 before any). */
+export async function chunkBytes(dataDir: string): Promise<number> {
+  let total = 0;
+  try {
+    for await (const dir of Deno.readDir(join(dataDir, "chunks"))) {
+      if (!dir.isDirectory) continue;
+      for await (const file of Deno.readDir(join(dataDir, "chunks", dir.name))) {
+        if (/^[0-9a-f]{64}$/.test(file.name)) {
+          total += (await Deno.stat(join(dataDir, "chunks", dir.name, file.name))).size;
+        }
+      }
+    }
+  } catch { /* not there yet */ }
+  return total;
+}
+
+/** Size of the downloads in progress in a client's temp folder (0 if none). */
+export async function partialBytes(dir: string): Promise<number> {
+  let total = 0;
+  try {
+    for await (const file of Deno.readDir(join(dir, ".filesync", "tmp"))) {
+      total += (await Deno.stat(join(dir, ".filesync", "tmp", file.name))).size;
+    }
+  } catch { /* not there yet */ }
+  return total;
+}
