@@ -35,6 +35,8 @@ export interface ScannerOptions {
   ignore: IgnoreMatcher;
   /** A hash already known for a path (from the base snapshot), reused when the stat matches. */
   known: (path: string) => KnownHash | undefined;
+  /** A hash known for a file with this inode at another path (it was moved), reused when the stat matches. */
+  knownByIno?: (ino: number) => KnownHash | undefined;
   /** Told once per path that cannot sync (invalid name, symbolic link, unreadable). */
   onSkip?: (path: string, reason: string) => void;
   /** When it returns true the scan ends early with {@linkcode ScanStopped}. */
@@ -185,7 +187,9 @@ export class Scanner {
     for (const [path, info] of files) {
       if (this.#options.stopped?.()) throw new ScanStopped("scan stopped");
       const stat = { size: info.size, mtime: info.mtime?.getTime() ?? 0, ino: info.ino ?? null };
-      const known = this.#options.known(path) ?? this.#hashed.get(path);
+      // Known by path, by this scanner's own cache, or (a file moved or renamed) by its inode.
+      const known = this.#options.known(path) ?? this.#hashed.get(path) ??
+        (stat.ino !== null ? this.#options.knownByIno?.(stat.ino) : undefined);
       if (known && known.size === stat.size && known.mtime === stat.mtime && known.ino === stat.ino) {
         out.set(path, { kind: "file", ...stat, hash: known.hash });
         continue;

@@ -64,6 +64,8 @@ export class SyncClient {
   #fatal: Error | null = null;
   #dirty = new Set<string>();
   #distrust = new Set<string>();
+  /** Inode -> path of base files, for recognising moved files without hashing them again. */
+  #inoIndex: Map<number, string> | null = null;
   /** The last plan was not empty: the next full scan must reconcile even if the disk looks unchanged. */
   #planPending = true;
   #fullScanDue = true;
@@ -110,6 +112,17 @@ export class SyncClient {
       known: (path) => {
         const base = this.#state.base.get(path);
         return base?.kind === "file" ? base : undefined;
+      },
+      knownByIno: (ino) => {
+        if (!this.#inoIndex) {
+          this.#inoIndex = new Map();
+          for (const [path, base] of this.#state.base) {
+            if (base.kind === "file" && base.ino !== null) this.#inoIndex.set(base.ino, path);
+          }
+        }
+        const path = this.#inoIndex.get(ino);
+        const base = path === undefined ? undefined : this.#state.base.get(path);
+        return base?.kind === "file" && base.ino === ino ? base : undefined;
       },
       onSkip: (path, reason) => this.#o.log(`not syncing ${path}: ${reason}`),
       stopped: () => this.#stopped,
@@ -302,6 +315,7 @@ export class SyncClient {
     if (!peer) return false;
     const full = this.#fullScanDue;
     this.#fullScanDue = false;
+    this.#inoIndex = null; // rebuilt on first use in this cycle, from the base as it is now
     const dirty = this.#dirty;
     this.#dirty = new Set();
     if (!full && dirty.size === 0) return false;
