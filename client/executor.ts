@@ -285,7 +285,9 @@ export class Executor {
     expect: LocalEntry | null,
     quiet = false,
   ): Promise<void> {
-    this.#check(path, expect);
+    // Checked up front only when something is expected there (a file to replace): a new path is checked once,
+    // just before the rename, which is the check that matters.
+    if (expect !== null) this.#check(path, expect);
     const { state } = this.#ctx;
     const base = state.base.get(path);
     const baseRows = state.rows.get(path);

@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { chunkFile } from "../protocol/chunker.ts";
 import { FileHasher, fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
-import { decodeRows, MAX_HAVE, type WireEntry } from "../protocol/messages.ts";
+import { decodeRows, MANIFEST_ROW_BYTES, MAX_HAVE, type WireEntry } from "../protocol/messages.ts";
 import type { RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../server/metadata.ts";
 import { FileChangedError, type Scanner } from "./scanner.ts";
@@ -262,7 +262,12 @@ export async function fetchFile(
   }
   const entry = reply.message.entry as WireEntry;
   if (entry.rev !== rev) throw new StaleError(`"${path}" changed on the server`);
-  let rows = decodeRows(reply.data ?? new Uint8Array());
+  // `inline`: the data holds the manifest row of the file's only chunk, then the chunk itself.
+  const inline = reply.message.inline === 1
+    ? (reply.data ?? new Uint8Array()).subarray(MANIFEST_ROW_BYTES)
+    : null;
+  const rowBytes = reply.data ?? new Uint8Array();
+  let rows = decodeRows(inline ? rowBytes.subarray(0, MANIFEST_ROW_BYTES) : rowBytes);
   const from = reply.message.from as { hash: string; head: number; tail: number } | undefined;
   if (from) {
     const baseRows = options.base?.hash === from.hash ? options.base.rows : null;
@@ -307,8 +312,10 @@ export async function fetchFile(
         if (local && local.length === row.size && sha256Hex(local) === row.id) {
           return { data: local, remote: false };
         }
-        const frame = await peer.request("GET", { hash: row.id });
-        const data = frame.data ?? new Uint8Array();
+        const data = inline && rows.length === 1
+          ? inline
+          : (await peer.request("GET", { hash: row.id })).data ??
+            new Uint8Array();
         if (data.length !== row.size || sha256Hex(data) !== row.id) {
           throw new Error(`Chunk ${row.id.slice(0, 12)} of "${path}" is damaged`);
         }

@@ -5,7 +5,13 @@ import { join } from "node:path";
 import { chunkLengths } from "../protocol/chunker.ts";
 import type { Frame } from "../protocol/frame.ts";
 import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
-import { decodeRows, encodeRows, PROTOCOL_VERSION, type WireEntry } from "../protocol/messages.ts";
+import {
+  decodeRows,
+  encodeRows,
+  MANIFEST_ROW_BYTES,
+  PROTOCOL_VERSION,
+  type WireEntry,
+} from "../protocol/messages.ts";
 import { memoryPipe, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import { LoginLimiter, makeUser } from "../server/auth.ts";
 import { DiskChunkStore } from "../server/chunk_store.ts";
@@ -159,9 +165,18 @@ async function uploadFile(
   return reply.message.results as { ok: boolean; entries?: WireEntry[] }[];
 }
 
-/** Downloads a file: DOWNLOAD for its manifest, then GET for each chunk. */
+/**
+ * Downloads a file: DOWNLOAD for its manifest, then GET for each chunk. A small file's only chunk comes inline
+ * with the manifest (`inline: 1`: the row, then the bytes), and is checked against its row.
+ */
 async function downloadFile(peer: RpcPeer, path: string): Promise<{ entry: WireEntry; data: Uint8Array }> {
   const reply = await peer.request("DOWNLOAD", { path });
+  if (reply.message.inline === 1) {
+    const [row] = decodeRows(reply.data!.subarray(0, MANIFEST_ROW_BYTES));
+    const data = reply.data!.subarray(MANIFEST_ROW_BYTES);
+    assert.equal(sha256Hex(data), row.id, "the inline bytes are the file's chunk");
+    return { entry: reply.message.entry as WireEntry, data };
+  }
   const rows = decodeRows(reply.data!);
   const parts = await Promise.all(rows.map((row) => peer.request("GET", { hash: row.id })));
   const data = new Uint8Array(rows.reduce((n, r) => n + r.size, 0));
