@@ -1,5 +1,4 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
-import { join } from "node:path";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import type { WireEntry } from "../protocol/messages.ts";
 import { UserError } from "../protocol/user_error.ts";
@@ -467,9 +466,4 @@ function hasAncestorIn(path: string, roots: ReadonlySet<string>): boolean {
     if (roots.has(path.slice(0, i))) return true;
   }
   return false;
-}
-
-/** Path of the state folder of a synced folder. */
-export function stateDirOf(dir: string): string {
-  return join(dir, ".filesync");
 }

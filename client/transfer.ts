@@ -61,7 +61,7 @@ export interface SentFile {
 }
 
 /** Which of these ids the server lacks (for this user). */
-export async function missingOf(peer: RpcPeer, ids: string[]): Promise<Set<string>> {
+async function missingOf(peer: RpcPeer, ids: string[]): Promise<Set<string>> {
   const missing = new Set<string>();
   for (let i = 0; i < ids.length; i += MAX_HAVE) {
     const reply = await peer.request("HAVE", { hashes: ids.slice(i, i + MAX_HAVE) });

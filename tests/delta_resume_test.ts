@@ -6,7 +6,7 @@ import {
   partialBytes,
   randomBytes,
   readTree,
-  startClient,
+  transferredBytes,
   waitFor,
   waitForFile,
   World,
@@ -15,31 +15,6 @@ import {
 const MiB = 1024 * 1024;
 /** Largest chunk: a few of them is what an edit may cost. */
 const MAX_CHUNK = 256 * 1024;
-
-function parseSize(text: string): number {
-  const [value, unit] = text.split(" ");
-  const scale: Record<string, number> = { B: 1, KiB: 1024, MiB: MiB, GiB: 1024 * MiB };
-  return Number(value) * scale[unit];
-}
-
-/** The bytes a client says it sent or received for its latest transfer of `path` after output offset `from`. */
-async function transferred(
-  proc: { output: string; waitForOutput(p: RegExp, t?: number): Promise<RegExpMatchArray> },
-  verb: "uploaded" | "downloaded",
-  path: string,
-  from: number,
-): Promise<number> {
-  const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  const pattern = new RegExp(
-    `${verb} ${escaped} \\(([\\d.]+ \\w+)(?:, ([\\d.]+ \\w+) (?:sent|received))?\\)`,
-  );
-  await waitFor(() => pattern.test(proc.output.slice(from)), {
-    timeoutMs: 30_000,
-    message: () => `no "${verb} ${path}" line in:\n${proc.output.slice(from)}`,
-  });
-  const match = proc.output.slice(from).match(pattern)!;
-  return parseSize(match[2] ?? match[1]);
-}
 
 Deno.test("an edit in the middle and an insert at the front of a large file send only a chunk or two", async () => {
   await using world = await World.create();
@@ -50,14 +25,14 @@ Deno.test("an edit in the middle and an insert at the front of a large file send
   const data = randomBytes(8 * MiB, 11);
   await Deno.writeFile(a, data);
   await waitForFile(b, data, 30_000);
-  assert.ok(await transferred(clientA, "uploaded", "big.bin", 0) >= 8 * MiB - 1024);
+  assert.ok(await transferredBytes(clientA, "uploaded", "big.bin", 0) >= 8 * MiB - 1024);
 
   let [markA, markB] = [clientA.output.length, clientB.output.length];
   data.set(randomBytes(4096, 12), 4 * MiB);
   await Deno.writeFile(a, data);
   await waitForFile(b, data, 30_000);
-  const sent = await transferred(clientA, "uploaded", "big.bin", markA);
-  const received = await transferred(clientB, "downloaded", "big.bin", markB);
+  const sent = await transferredBytes(clientA, "uploaded", "big.bin", markA);
+  const received = await transferredBytes(clientB, "downloaded", "big.bin", markB);
   assert.ok(sent <= 3 * MAX_CHUNK, `an edit of 4 KiB sent ${sent} bytes`);
   assert.ok(received <= 3 * MAX_CHUNK, `an edit of 4 KiB made B receive ${received} bytes`);
 
@@ -67,8 +42,8 @@ Deno.test("an edit in the middle and an insert at the front of a large file send
   inserted.set(data, 10);
   await Deno.writeFile(a, inserted);
   await waitForFile(b, inserted, 30_000);
-  const sentInsert = await transferred(clientA, "uploaded", "big.bin", markA);
-  const receivedInsert = await transferred(clientB, "downloaded", "big.bin", markB);
+  const sentInsert = await transferredBytes(clientA, "uploaded", "big.bin", markA);
+  const receivedInsert = await transferredBytes(clientB, "downloaded", "big.bin", markB);
   assert.ok(sentInsert <= 3 * MAX_CHUNK, `10 bytes inserted at the front sent ${sentInsert} bytes`);
   assert.ok(
     receivedInsert <= 3 * MAX_CHUNK,
@@ -88,7 +63,7 @@ Deno.test("a new file made of chunks B already has locally is built from them, n
   const mark = clientB.output.length;
   await Deno.writeFile(join(world.dir("A"), "copy.bin"), data);
   await waitForFile(join(world.dir("B"), "copy.bin"), data, 30_000);
-  const received = await transferred(clientB, "downloaded", "copy.bin", mark);
+  const received = await transferredBytes(clientB, "downloaded", "copy.bin", mark);
   assert.equal(received, 0, "a copy of a file B has should need no chunk from the server");
 });
 
@@ -98,13 +73,7 @@ Deno.test("an upload cut short by killing the client resumes without resending t
   await Deno.mkdir(dirA, { recursive: true });
   const data = randomBytes(48 * MiB, 31);
   await Deno.writeFile(join(dirA, "large.bin"), data);
-  const first = startClient({
-    server: world.server,
-    user: world.user,
-    password: world.password,
-    dir: dirA,
-    device: "A",
-  });
+  const first = world.startClient("A");
   try {
     // Kill it once part of the file's chunks are on the server.
     await waitFor(async () => (await chunkBytes(world.server.dataDir)) > 8 * MiB, { timeoutMs: 60_000 });
@@ -116,7 +85,7 @@ Deno.test("an upload cut short by killing the client resumes without resending t
   const arrived = await chunkBytes(world.server.dataDir);
   assert.ok(arrived < data.length, "the upload was cut short before the whole file arrived");
   const again = await world.client("A");
-  const sent = await transferred(again, "uploaded", "large.bin", 0);
+  const sent = await transferredBytes(again, "uploaded", "large.bin", 0);
   assert.ok(
     sent <= data.length - arrived + 2 * MAX_CHUNK,
     `resumed upload sent ${sent} bytes of ${data.length}`,
@@ -135,13 +104,7 @@ Deno.test("a download cut short by killing the client resumes, and no partial fi
   await waitFor(async () => (await chunkBytes(world.server.dataDir)) >= data.length, { timeoutMs: 60_000 });
   await waitFor(() => /upload large\.bin/.test(world.server.output), { timeoutMs: 60_000 });
   const dirB = world.dir("B");
-  const first = startClient({
-    server: world.server,
-    user: world.user,
-    password: world.password,
-    dir: dirB,
-    device: "B",
-  });
+  const first = world.startClient("B");
   let partial = 0;
   try {
     await waitFor(async () => {
@@ -160,7 +123,7 @@ Deno.test("a download cut short by killing the client resumes, and no partial fi
   assert.ok(partial > 0 && partial < data.length, `partial download of ${partial} bytes`);
   const again = await world.client("B");
   await waitForFile(join(dirB, "large.bin"), data, 60_000);
-  const received = await transferred(again, "downloaded", "large.bin", 0);
+  const received = await transferredBytes(again, "downloaded", "large.bin", 0);
   assert.ok(
     received <= data.length - partial + 2 * MAX_CHUNK,
     `resumed download received ${received} bytes, ${partial} were already there`,

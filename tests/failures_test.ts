@@ -14,8 +14,8 @@ import {
   partialBytes,
   randomBytes,
   readTree,
-  startClient,
   TempDir,
+  transferredBytes,
   waitFor,
   waitForFile,
   World,
@@ -105,25 +105,14 @@ Deno.test("an upload survives the server being killed in the middle, without res
   await Deno.mkdir(dirA, { recursive: true });
   const data = randomBytes(48 * MiB, 51);
   await Deno.writeFile(join(dirA, "large.bin"), data);
-  const clientA = startClient({
-    server: world.server,
-    user: world.user,
-    password: world.password,
-    dir: dirA,
-    device: "A",
-  });
+  const clientA = world.startClient("A");
   try {
     await waitFor(async () => (await chunkBytes(world.server.dataDir)) > 12 * MiB, { timeoutMs: 60_000 });
     world.server.kill("SIGKILL");
     await world.server.exited();
     const arrived = await chunkBytes(world.server.dataDir);
     await world.restartServer();
-    const line = await clientA.waitForOutput(
-      /uploaded large\.bin \(([\d.]+) MiB(?:, ([\d.]+) (MiB|KiB|B) sent)?\)/,
-      60_000,
-    );
-    const scale: Record<string, number> = { MiB, KiB: 1024, B: 1 };
-    const sent = line[2] ? Number(line[2]) * scale[line[3]] : data.length;
+    const sent = await transferredBytes(clientA, "uploaded", "large.bin", 0, 60_000);
     assert.ok(arrived < data.length, "the server was killed before the whole file arrived");
     assert.ok(
       sent <= data.length - arrived + 4 * MiB,
@@ -144,13 +133,7 @@ Deno.test("a download survives the server being killed in the middle, resuming f
   await Deno.writeFile(join(world.dir("A"), "large.bin"), data);
   await waitFor(() => /upload large\.bin/.test(world.server.output), { timeoutMs: 60_000 });
   const dirB = world.dir("B");
-  const clientB = startClient({
-    server: world.server,
-    user: world.user,
-    password: world.password,
-    dir: dirB,
-    device: "B",
-  });
+  const clientB = world.startClient("B");
   try {
     await waitFor(async () => (await partialBytes(dirB)) > 12 * MiB, { timeoutMs: 60_000, intervalMs: 5 });
     world.server.kill("SIGKILL");
@@ -158,12 +141,7 @@ Deno.test("a download survives the server being killed in the middle, resuming f
     const partial = await partialBytes(dirB);
     assert.ok((await readTree(dirB)).has("large.bin") === false, "no partial file in the folder");
     await world.restartServer();
-    const line = await clientB.waitForOutput(
-      /downloaded large\.bin \(([\d.]+) MiB(?:, ([\d.]+) (MiB|KiB|B) received)?\)/,
-      60_000,
-    );
-    const scale: Record<string, number> = { MiB, KiB: 1024, B: 1 };
-    const received = line[2] ? Number(line[2]) * scale[line[3]] : data.length;
+    const received = await transferredBytes(clientB, "downloaded", "large.bin", 0, 60_000);
     assert.ok(
       received <= data.length - partial + 4 * MiB,
       `after the restart ${received} bytes came again although ${partial} had arrived`,

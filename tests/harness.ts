@@ -366,6 +366,19 @@ export class World implements AsyncDisposable {
     return client;
   }
 
+  /** Starts a client for the user in `tmp/NAME` without waiting for it to connect (stopped on dispose). */
+  startClient(device: string): Proc {
+    const client = startClient({
+      server: this.server,
+      user: this.user,
+      password: this.password,
+      dir: this.dir(device),
+      device,
+    });
+    this.procs.push(client);
+    return client;
+  }
+
   /** Stops the server and starts it again on the same port and data folder. */
   async restartServer(): Promise<void> {
     const { dataDir, port } = this.server;
@@ -410,4 +423,31 @@ export async function partialBytes(dir: string): Promise<number> {
     }
   } catch { /* not there yet */ }
   return total;
+}
+
+const SIZE_UNITS: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+
+/**
+ * The bytes a client reports for its next `uploaded PATH (SIZE[, X sent])` or `downloaded PATH (SIZE[, X
+ * received])` line after output offset `from`: X when given, else the whole size. Waits for the line.
+ */
+export async function transferredBytes(
+  proc: Proc,
+  verb: "uploaded" | "downloaded",
+  path: string,
+  from = 0,
+  timeoutMs = 30_000,
+): Promise<number> {
+  const escaped = path.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const pattern = new RegExp(
+    `${verb} ${escaped} \\(([\\d.]+ \\w+)(?:, ([\\d.]+ \\w+) (?:sent|received))?\\)`,
+  );
+  await waitFor(() => pattern.test(proc.output.slice(from)), {
+    timeoutMs,
+    message: () => `no "${verb} ${path}" line in:\n${proc.output.slice(from)}`,
+  });
+  const [value, unit] = (proc.output.slice(from).match(pattern)!.slice(1).reverse().find(Boolean))!.split(
+    " ",
+  );
+  return Number(value) * SIZE_UNITS[unit];
 }
