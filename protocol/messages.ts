@@ -56,13 +56,32 @@ export const Requests = {
   AUTH: z.object({ token: z.string().min(1).max(200) }),
   PING: z.object({}),
   CHANGES: z.object({ since: rev, limit: z.number().int().min(1).max(5000).optional() }),
-  MONITOR: z.object({ since: rev }),
+  /**
+   * Subscribe to the journal from `since`. `epoch` (from HELLO) and `tag` (the `tag` of the journal entry at
+   * `since` that the device last saw) let the server tell that this device's cursor belongs to another history
+   * of the journal (a restored backup, a new data folder): it then refuses with {@linkcode RESYNC_CODE}.
+   */
+  MONITOR: z.object({
+    since: rev,
+    epoch: z.string().max(64).optional(),
+    tag: z.string().max(64).optional(),
+  }),
   HAVE: z.object({ hashes: z.array(hash).max(MAX_HAVE) }),
   PUT: z.object({ hash }),
   GET: z.object({ hash }),
   /** `base`: a version of the file the client holds; the reply then carries only the rows that differ. */
   DOWNLOAD: z.object({ path, base: hash.optional() }),
   COMMIT: z.object({ changes: z.array(Change).min(1).max(MAX_BATCH) }),
+  /** The kept versions of a file (current one first when it exists), newest first. */
+  VERSIONS: z.object({ path }),
+  /** What was deleted and is still kept (newest deletion first). */
+  TRASH: z.object({}),
+  /**
+   * Brings back a kept version as a new commit (so every device receives it): `version` is an id from
+   * VERSIONS (default: the newest kept one that is not current); `as` restores it under another path. For a
+   * deleted folder, the folder and everything that was in it when it was deleted come back.
+   */
+  RESTORE: z.object({ path, version: z.string().max(64).optional(), as: path.optional() }),
 } as const;
 /** Names of every op. */
 export type Op = keyof typeof Requests;
@@ -77,6 +96,48 @@ export interface WireEntry {
   rev: number;
   device: string;
   deleted?: boolean;
+  /** Journal entries only: random id of the commit that wrote it (see MONITOR's `tag`). */
+  tag?: string;
+}
+
+/**
+ * Error code of a MONITOR refused because the device's cursor does not belong to the server's journal; the
+ * reply's `reason` says why: "behind" (the server's journal is shorter than the cursor: restored from a
+ * backup), "diverged" (same length, another history: `tag` differs), "epoch" (another journal altogether),
+ * "expired" (the journal was compacted past the cursor). For "expired" the device's base is still valid and it
+ * catches up from a snapshot; for the others the server may lack what the device has, so the device re-uploads.
+ */
+export const RESYNC_CODE = "resync";
+/** Why a MONITOR was refused with {@linkcode RESYNC_CODE}. */
+export type ResyncReason = "behind" | "diverged" | "epoch" | "expired";
+
+/** One kept version of a file, as VERSIONS reports it. */
+export interface WireVersion {
+  /** Opaque id to pass to RESTORE. */
+  id: string;
+  /** When the version was committed (ms since the epoch). */
+  time: number;
+  size: number;
+  mtime: number;
+  hash: string;
+  /** Device that committed it. */
+  device: string;
+  /** True for the file's current version. */
+  current?: boolean;
+}
+
+/** One deleted path still kept, as TRASH reports it. */
+export interface WireTrashItem {
+  path: string;
+  kind: "file" | "dir";
+  /** When it was deleted (ms since the epoch). */
+  deletedAt: number;
+  /** Device that deleted it. */
+  device: string;
+  /** Size of the deleted file (0 for folders). */
+  size: number;
+  /** Id of the version that was deleted (for RESTORE). */
+  version: string;
 }
 
 /** Lengths of the common prefix and suffix of two chunk lists (not overlapping). */

@@ -144,6 +144,10 @@ export class Session {
       }
       case "COMMIT":
         return await this.#commit(this.#parse("COMMIT", frame.message).changes, frame.data);
+      case "VERSIONS":
+      case "TRASH":
+      case "RESTORE":
+        throw new RpcError("unknown_op", `Op "${op}" is not served yet`); // history lands with issue #6
     }
   }
 
