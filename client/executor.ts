@@ -12,6 +12,7 @@ import type { ChunkRow } from "../server/metadata.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
 import { FileChangedError, type ScanEntry, type Scanner } from "./scanner.ts";
 import type { BaseRecord, ClientState } from "./state.ts";
+import { lstatInside } from "./safe_path.ts";
 import { fetchFile, type Progress, sendFile, StaleError } from "./transfer.ts";
 
 /** Changes per COMMIT. */
@@ -66,14 +67,6 @@ function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number
 
 // Small file-system calls here are synchronous: they are quick, and the async thread pool adds more latency
 // than they cost when many transfers run at once. Only fsync and bulk I/O stay asynchronous.
-function lstatOrNull(path: string): Deno.FileInfo | null {
-  try {
-    return Deno.lstatSync(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
-  }
-}
 
 function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -220,9 +213,13 @@ export class Executor {
     }
   }
 
-  /** Throws {@linkcode Changed} unless the local path still holds `expect` (null: nothing). */
+  /**
+   * Throws {@linkcode Changed} unless the local path still holds `expect` (null: nothing), and a `LinkError`
+   * if any component of the path is a symbolic link. Every local write and every upload
+   * calls it first, so nothing is ever written or read through a link.
+   */
   #check(path: string, expect: LocalEntry | null): Deno.FileInfo | null {
-    const info = lstatOrNull(this.#abs(path));
+    const info = lstatInside(this.#ctx.root, path);
     if (expect === null) {
       if (info) throw new Changed();
       return null;

@@ -58,6 +58,13 @@ export interface ReconcileInput {
    * paths not listed is never deleted.
    */
   paths?: Iterable<string>;
+  /**
+   * Local paths that are symbolic links. What is at or below a link is unknown here, so nothing there is
+   * decided: no download, folder or delete is planned for such a path on either side (remote changes wait
+   * until the link is gone), and a base entry there is forgotten (a `sync` to null), so that it cannot later
+   * read as a local delete. Folders above a link are never removed locally.
+   */
+  links?: ReadonlySet<string>;
 }
 
 /** Options of {@linkcode reconcile}. */
@@ -152,9 +159,14 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
   }
   const sorted = [...decided].sort(comparePaths);
 
+  const links = input.links ?? new Set<string>();
   const plan = new Map<string, Action>();
   const removals = new Map<string, Side>();
   for (const path of sorted) {
+    if (links.size > 0 && atOrBelowLink(path, links)) {
+      if (base.has(path) && requested.has(path)) plan.set(path, { type: "sync", path, base: null });
+      continue;
+    }
     const action = decide(path, base.get(path) ?? null, local.get(path) ?? null, remote.get(path) ?? null);
     if (action === null) continue;
     plan.set(path, action);
@@ -163,7 +175,7 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
   }
 
   pairMoves(plan, requested, base, local, remote);
-  checkFolderRemovals(plan, removals, requested, local, remote);
+  checkFolderRemovals(plan, removals, { requested, local, remote, links });
 
   // Keep only the folder-creating decisions of ancestors that were not asked for.
   for (const path of decided) {
@@ -313,10 +325,14 @@ function pairByHash(
 function checkFolderRemovals(
   plan: Map<string, Action>,
   removals: ReadonlyMap<string, Side>,
-  requested: ReadonlySet<string>,
-  local: ReadonlyMap<string, LocalEntry>,
-  remote: ReadonlyMap<string, RemoteEntry>,
+  sides: {
+    requested: ReadonlySet<string>;
+    local: ReadonlyMap<string, LocalEntry>;
+    remote: ReadonlyMap<string, RemoteEntry>;
+    links: ReadonlySet<string>;
+  },
 ): void {
+  const { requested, local, remote, links } = sides;
   const kept = (path: string) => {
     const action = plan.get(path);
     return action !== undefined && (requested.has(path) || createsFolder(action));
@@ -346,6 +362,8 @@ function checkFolderRemovals(
   for (const path of new Set([...local.keys(), ...remote.keys(), ...plan.keys()])) {
     if (!removals.has(path)) settle(path);
   }
+  // A link holds something unknown: the folders above it stay here.
+  for (const link of links) mark(pinned.local, link);
 
   const deepestFirst = [...removals.keys()].sort((a, b) => depth(b) - depth(a) || comparePaths(a, b));
   for (const path of deepestFirst) {
@@ -364,6 +382,15 @@ function checkFolderRemovals(
     }
     settle(path);
   }
+}
+
+/** True if `path` or one of its ancestors is in `links` (O(depth)). */
+function atOrBelowLink(path: string, links: ReadonlySet<string>): boolean {
+  if (links.has(path)) return true;
+  for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
+    if (links.has(path.slice(0, i))) return true;
+  }
+  return false;
 }
 
 /** Whether an action creates a folder on some side (kept even for ancestors that were not asked for). */

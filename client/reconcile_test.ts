@@ -119,19 +119,28 @@ function plan(
   base: Tree,
   local: Tree,
   remote: Tree,
-  extra: Partial<ReconcileOptions> & { paths?: string[] } = {},
+  extra: Extra = {},
 ) {
-  const { paths, ...options } = extra;
+  const { paths, links, ...options } = extra;
   return reconcile(
-    { base: mapOf(base, toBase), local: mapOf(local, toLocal), remote: mapOf(remote, toRemote), paths },
+    {
+      base: mapOf(base, toBase),
+      local: mapOf(local, toLocal),
+      remote: mapOf(remote, toRemote),
+      paths,
+      links: links && new Set(links),
+    },
     { ...OPTIONS, ...options },
   );
 }
 
+/** Options of a table case: reconcile's options plus the input's `paths` and `links`. */
+type Extra = Partial<ReconcileOptions> & { paths?: string[]; links?: string[] };
+
 // ---------------------------------------------------------------------------------------------------------
 // The table. Each line: description, base, local, remote, expected plan (in order), options.
 
-type Case = [string, Tree, Tree, Tree, Action[], (Partial<ReconcileOptions> & { paths?: string[] })?];
+type Case = [string, Tree, Tree, Tree, Action[], Extra?];
 
 const h1 = f("h1"), h2 = f("h2", { rev: 2 }), h3 = f("h3", { rev: 3 });
 const CASES: Case[] = [
@@ -568,6 +577,64 @@ const CASES: Case[] = [
   ["paths: moves pair only listed paths", { x: h1 }, { y: h1 }, { x: h1 }, [upload("y", h1, 0)], {
     paths: ["y"],
   }],
+
+  // --- symbolic links: what is at or below a link is unknown here
+  [
+    "links: a synced folder replaced by a link is forgotten, not deleted anywhere",
+    { docs: d(), "docs/a": h1, "docs/b": h2, top: h3 },
+    { top: h3 },
+    { docs: d(), "docs/a": h1, "docs/b": h2, top: h3 },
+    [sync("docs", null), sync("docs/a", null), sync("docs/b", null)],
+    { links: ["docs"] },
+  ],
+  [
+    "links: remote changes below a link wait (no download, no folder, no delete)",
+    {},
+    {},
+    { docs: d(), "docs/a": h1, "docs/sub": d(), "docs/sub/c": h2 },
+    [],
+    { links: ["docs"] },
+  ],
+  [
+    "links: a link where the server has a file is left alone on both sides",
+    { a: h1 },
+    {},
+    { a: h2 },
+    [sync("a", null)],
+    { links: ["a"] },
+  ],
+  [
+    "links: a link deeper down hides only its own subtree",
+    { x: d(), "x/docs": d(), "x/docs/a": h1, "x/keep": h1 },
+    { x: d(), "x/keep": f("h5") },
+    { x: d(), "x/docs": d(), "x/docs/a": h2, "x/keep": h1, "x/new": h3 },
+    [sync("x/docs", null), sync("x/docs/a", null), upload("x/keep", f("h5"), 1), download("x/new", h3, null)],
+    { links: ["x/docs"] },
+  ],
+  [
+    "links: a folder holding a link is not removed locally when the server deletes it",
+    { x: d(), "x/docs": d(), "x/a": h1 },
+    { x: d(), "x/a": h1 },
+    {},
+    [sync("x/docs", null), deleteLocal("x/a", h1)],
+    { links: ["x/docs"] },
+  ],
+  [
+    "links: a folder holding a link is not replaced by the server's file",
+    { x: d() },
+    { x: d() },
+    { x: f("h2", { rev: 2 }) },
+    [],
+    { links: ["x/l"] },
+  ],
+  [
+    "links: with paths given, only listed base entries below the link are forgotten",
+    { docs: d(), "docs/a": h1, "docs/b": h2 },
+    {},
+    { docs: d(), "docs/a": h1, "docs/b": h2 },
+    [sync("docs/a", null)],
+    { links: ["docs"], paths: ["docs/a"] },
+  ],
 
   // --- copy names
   ["copy names avoid paths that exist", { a: h1, "a~A": h3 }, { a: f("h2", { mtime: 1 }), "a~A": h3 }, {

@@ -6,7 +6,12 @@ import { isValidPath, validatePath } from "../protocol/paths.ts";
 import type { ChunkRow } from "../server/metadata.ts";
 import type { IgnoreMatcher } from "./ignore.ts";
 import type { LocalEntry } from "./reconcile.ts";
+import { linkOnPath } from "./safe_path.ts";
 import { STATE_DIR } from "./state.ts";
+
+/** How a symbolic link in the folder is reported (once per link). */
+export const LINK_REASON = "it is a symbolic link; nothing at or below it is synced, written or deleted " +
+  "(here or on the server) until it is replaced by a real folder or file";
 
 /** Files up to this size are read whole for hashing. */
 const SMALL_FILE_BYTES = 4 * 1024 * 1024;
@@ -63,6 +68,11 @@ export class Scanner {
    * not in the scan result, and must not be taken as deleted: the caller leaves them alone and clears this set.
    */
   readonly unsettled = new Set<string>();
+  /**
+   * Paths (relative) that are symbolic links, as the last scans found them. What is at or below a link is
+   * unknown here: never read as deleted, never written (see {@linkcode ReconcileInput.links}).
+   */
+  readonly links = new Set<string>();
   #skipped = new Set<string>();
 
   /** A scanner of the folder `root`. */
@@ -101,7 +111,11 @@ export class Scanner {
   async scanAll(): Promise<Map<string, ScanEntry>> {
     const out = new Map<string, ScanEntry>();
     const files: [string, Deno.FileInfo][] = [];
+    const before = [...this.links];
+    this.links.clear();
     this.#walk(null, out, files);
+    // A link that is gone is reported again if it comes back.
+    for (const link of before) if (!this.links.has(link)) this.#skipped.delete(link);
     await this.#hashAll(files, out);
     return out;
   }
@@ -116,6 +130,20 @@ export class Scanner {
     const files: [string, Deno.FileInfo][] = [];
     for (const path of paths) {
       if (!isValidPath(path) || this.#ignored(path)) continue;
+      // A path at or below a link is unknown here: neither found nor gone (lstat alone would follow a link
+      // in the middle of the path).
+      const link = linkOnPath(this.#root, path);
+      if (link !== null) {
+        this.links.add(link);
+        this.#skip(link, LINK_REASON);
+        continue;
+      }
+      for (const known of [...this.links]) {
+        if (known === path || known.startsWith(path + "/")) {
+          this.links.delete(known);
+          this.#skipped.delete(known);
+        }
+      }
       let info: Deno.FileInfo;
       try {
         info = Deno.lstatSync(join(this.#root, path));
@@ -164,7 +192,8 @@ export class Scanner {
           continue;
         }
         if (item.isSymlink) {
-          this.#skip(path, "symbolic links are not synced");
+          this.links.add(path);
+          this.#skip(path, LINK_REASON);
           continue;
         }
         let info: Deno.FileInfo;

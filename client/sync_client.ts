@@ -347,7 +347,13 @@ export class SyncClient {
     }
     trace("scanned");
     let plan = reconcile(
-      { base: this.#state.base, local: this.#local, remote: this.#state.remote, paths },
+      {
+        base: this.#state.base,
+        local: this.#local,
+        remote: this.#state.remote,
+        paths,
+        links: this.#scanner.links,
+      },
       { device: this.#o.device, now: new Date() },
     );
     // A file its writer still has open is left for a later cycle, so a half-written version is not sent; a file
