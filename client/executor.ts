@@ -13,7 +13,7 @@ import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
 import { FileChangedError, type ScanEntry, type Scanner } from "./scanner.ts";
 import type { BaseRecord, ClientState } from "./state.ts";
 import { lstatInside } from "./safe_path.ts";
-import { fetchFile, type Progress, sendFile, StaleError } from "./transfer.ts";
+import { fetchFile, type Progress, releaseTempFile, sendFile, StaleError } from "./transfer.ts";
 
 /** Changes per COMMIT. */
 const COMMIT_BATCH = 200;
@@ -67,6 +67,16 @@ function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number
 
 // Small file-system calls here are synchronous: they are quick, and the async thread pool adds more latency
 // than they cost when many transfers run at once. Only fsync and bulk I/O stay asynchronous.
+
+/** fsync of a folder, so that renames into it survive a crash. */
+async function syncFolder(path: string): Promise<void> {
+  const folder = await Deno.open(path, { read: true });
+  try {
+    await folder.sync();
+  } finally {
+    folder.close();
+  }
+}
 
 function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
@@ -269,6 +279,8 @@ export class Executor {
     this.#check(to, null);
     await Deno.mkdir(dirname(this.#abs(to)), { recursive: true });
     await Deno.rename(this.#abs(from), this.#abs(to));
+    await syncFolder(dirname(this.#abs(to)));
+    if (dirname(from) !== dirname(to)) await syncFolder(dirname(this.#abs(from)));
     const rows = this.#ctx.state.rows.get(from);
     this.#ctx.state.setBase(from, null);
     this.#ctx.local.delete(from);
@@ -306,7 +318,12 @@ export class Executor {
     } catch (error) {
       await Deno.remove(fetched.tmpPath).catch(() => {});
       throw error;
+    } finally {
+      releaseTempFile(fetched.tmpPath);
     }
+    // The rename is durable before the base records it: a crash cannot leave a base entry for a file the
+    // folder lost (the next scan would read that as a delete).
+    await syncFolder(dirname(this.#abs(path)));
     this.#setLocalBase(
       path,
       { kind: "file", hash: fetched.entry.hash, rev: fetched.entry.rev },
@@ -437,6 +454,7 @@ export class Executor {
       this.#check(path, local);
       this.#check(copyPath, null);
       await Deno.rename(this.#abs(path), this.#abs(copyPath));
+      await syncFolder(dirname(this.#abs(copyPath)));
       this.#ctx.local.delete(path);
       this.#report.again = true;
       this.#ctx.notify(
