@@ -69,14 +69,18 @@ export interface ReconcileInput {
 
 /** Options of {@linkcode reconcile}. */
 export interface ReconcileOptions {
-  /** This device's name: names its conflict copies and breaks modification-time ties. */
+  /** This device's name: names the conflict copies of its own versions. */
   device: string;
-  /** The time written into conflict copy names (reconcile never reads the clock). */
-  now: Date;
   /**
-   * Names the conflict copy of `path` for the losing `device`; must return a path for which `taken` is false,
-   * in the same folder as `path`.
-   * @default {@linkcode conflictCopyPath}: "dir/name (conflicted copy from DEVICE YYYY-MM-DD HHMMSS).ext"
+   * Unused: a conflict copy's name carries the losing version's modification time, not the current time
+   * (reconcile never reads the clock). Accepted so that existing callers need not change.
+   * @deprecated
+   */
+  now?: Date;
+  /**
+   * Names the conflict copy of `path` for the losing version, written by `device` and last modified at `when`;
+   * must return a path for which `taken` is false, in the same folder as `path`.
+   * @default {@linkcode conflictCopyPath}: "dir/name (conflicted copy from DEVICE YYYY-MM-DD HHMMSS).ext", UTC
    */
   copyPath?: (path: string, device: string, when: Date, taken: (p: string) => boolean) => string;
 }
@@ -215,11 +219,10 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
     // Both sides changed, differently.
     if (r === null) return sendLocal(path, l, null); // an edit beats a delete
     if (l === null) return applyRemote(path, null, r); // an edit beats a delete
-    if (l.kind === "file" && r.kind === "file") {
-      if (b === null) return conflict(path, "remote", l, r); // both added: the server's version keeps the name
-      const localWins = l.mtime !== r.mtime ? l.mtime > r.mtime : options.device > r.device;
-      return conflict(path, localWins ? "local" : "remote", l, r);
-    }
+    // Two files: the server's version got there first (a commit of this one would be refused), so it keeps the
+    // name and this device moves its own version aside. Only the device that lost makes a copy, once, and
+    // the winning path is never changed on the server, so no other device sees a second conflict.
+    if (l.kind === "file" && r.kind === "file") return conflict(path, "remote", l, r);
     return conflict(path, l.kind === "dir" ? "local" : "remote", l, r); // the folder keeps the name
   }
 }
@@ -414,8 +417,10 @@ function nameConflictCopies(
   for (const path of [...plan.keys()].sort(comparePaths)) {
     const action = plan.get(path)!;
     if (action.type !== "conflict") continue;
+    const loser = action.keep === "local" ? action.remote : action.local;
     const loserDevice = action.keep === "local" ? action.remote.device : options.device;
-    const copyPath = name(path, loserDevice, options.now, taken);
+    const mtime = new Date(loser.mtime);
+    const copyPath = name(path, loserDevice, Number.isNaN(mtime.getTime()) ? new Date(0) : mtime, taken);
     if (taken(copyPath) || parentPath(copyPath) !== parentPath(path)) {
       throw new RangeError(`Cannot name conflict copy of "${path}": "${copyPath}" is taken or elsewhere`);
     }

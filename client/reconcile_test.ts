@@ -111,7 +111,6 @@ function shortCopy(path: string, device: string, _when: Date, taken: (p: string)
 
 const OPTIONS: ReconcileOptions = {
   device: "A",
-  now: new Date(Date.UTC(2026, 0, 2, 3, 4, 5)),
   copyPath: shortCopy,
 };
 
@@ -201,23 +200,25 @@ const CASES: Case[] = [
   ["modified locally, deleted remotely: edit beats delete, upload with baseRev 0", { a: h1 }, { a: h2 }, {}, [
     upload("a", h2, 0),
   ]],
-  ["both modified, local newer: local keeps the name", { a: h1 }, { a: f("h2", { mtime: 2000 }) }, {
-    a: f("h3", { rev: 3, mtime: 1500 }),
-  }, [conflict("a", "local", "a~B", f("h2", { mtime: 2000 }), f("h3", { rev: 3, mtime: 1500 }))]],
+  [
+    "both modified, local newer: the server's version came first and keeps the name",
+    { a: h1 },
+    { a: f("h2", { mtime: 2000 }) },
+    { a: f("h3", { rev: 3, mtime: 1500 }) },
+    [conflict("a", "remote", "a~A", f("h2", { mtime: 2000 }), f("h3", { rev: 3, mtime: 1500 }))],
+  ],
   ["both modified, remote newer: remote keeps the name", { a: h1 }, { a: f("h2", { mtime: 1500 }) }, {
     a: f("h3", { rev: 3, mtime: 2000 }),
   }, [conflict("a", "remote", "a~A", f("h2", { mtime: 1500 }), f("h3", { rev: 3, mtime: 2000 }))]],
-  ["both modified, same mtime: larger device name wins (remote B over local A)", { a: h1 }, { a: f("h2") }, {
+  ["both modified, same mtime: remote keeps the name (remote B, local A)", { a: h1 }, { a: f("h2") }, {
     a: h3,
   }, [conflict("a", "remote", "a~A", f("h2"), h3)]],
   [
-    "both modified, same mtime: larger device name wins (local C over remote B)",
+    "both modified, same mtime: remote keeps the name whatever the device names (local C, remote B)",
     { a: h1 },
     { a: f("h2") },
-    {
-      a: h3,
-    },
-    [conflict("a", "local", "a~B", f("h2"), h3)],
+    { a: h3 },
+    [conflict("a", "remote", "a~C", f("h2"), h3)],
     { device: "C" },
   ],
   ["both modified, same mtime and device name: remote keeps the name", { a: h1 }, { a: f("h2") }, {
@@ -675,10 +676,9 @@ for (const [name, base, local, remote, expected, options] of CASES) {
   });
 }
 
-Deno.test("reconcile() names conflict copies with conflictCopyPath by default", () => {
-  const now = new Date(2026, 10, 24, 4, 15, 0);
-  const actions = plan({ "docs/r.txt": h1 }, { "docs/r.txt": f("h2", { mtime: 1 }) }, { "docs/r.txt": h3 }, {
-    now,
+Deno.test("reconcile() names conflict copies with conflictCopyPath and the losing version's mtime", () => {
+  const mtime = Date.UTC(2026, 10, 24, 4, 15, 0, 250);
+  const actions = plan({ "docs/r.txt": h1 }, { "docs/r.txt": f("h2", { mtime }) }, { "docs/r.txt": h3 }, {
     copyPath: undefined,
   });
   assert.deepEqual(actions, [
@@ -686,14 +686,27 @@ Deno.test("reconcile() names conflict copies with conflictCopyPath by default", 
       "docs/r.txt",
       "remote",
       "docs/r (conflicted copy from A 2026-11-24 041500).txt",
-      f("h2", { mtime: 1 }),
+      f("h2", { mtime }),
       h3,
     ),
   ]);
-  assert.equal(
-    (actions[0] as { copyPath: string }).copyPath,
-    conflictCopyPath("docs/r.txt", "A", now, () => false),
+  // A folder keeps the name over a file: the server's file is the copy, named after its device and mtime.
+  const remoteMtime = Date.UTC(2025, 0, 31, 23, 59, 58);
+  const typed = plan(
+    {},
+    { "r.tar.gz": d() },
+    { "r.tar.gz": f("h3", { mtime: remoteMtime, device: "desk" }) },
+    {
+      copyPath: undefined,
+    },
   );
+  assert.equal(
+    (typed[0] as { copyPath: string }).copyPath,
+    "r (conflicted copy from desk 2025-01-31 235958).tar.gz",
+  );
+  // An mtime no date can hold names the copy at the epoch rather than failing the plan.
+  const odd = plan({ a: h1 }, { a: f("h2", { mtime: 1e20 }) }, { a: h3 }, { copyPath: undefined });
+  assert.equal((odd[0] as { copyPath: string }).copyPath, "a (conflicted copy from A 1970-01-01 000000)");
 });
 
 Deno.test("reconcile() rejects a copy name that is taken or in another folder", () => {
@@ -1018,8 +1031,6 @@ function runOnce(seed: number, stats: RunStats): void {
     base: new Map(),
     pending: [],
   }));
-  const now = new Date(Date.UTC(2026, 0, 1));
-
   const plan = (dev: Device, partial = false): Action[] => {
     // A partial plan decides one top-level name and everything under it, as a watcher-driven round would.
     let paths: string[] | undefined;
@@ -1030,7 +1041,7 @@ function runOnce(seed: number, stats: RunStats): void {
     }
     const actions = reconcile(
       { base: dev.base, local: dev.local, remote: server.live, paths },
-      { device: dev.name, now },
+      { device: dev.name },
     );
     assertDistinctTargets(actions);
     for (const a of actions) {

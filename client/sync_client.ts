@@ -354,7 +354,7 @@ export class SyncClient {
         paths,
         links: this.#scanner.links,
       },
-      { device: this.#o.device, now: new Date() },
+      { device: this.#o.device },
     );
     // A file its writer still has open is left for a later cycle, so a half-written version is not sent; a file
     // the scan could not read (it changed meanwhile, or is unreadable) is left alone: unknown is not deleted.
