@@ -10,7 +10,6 @@ import {
   type ReconcileOptions,
   type RemoteEntry,
 } from "./reconcile.ts";
-import { conflictCopyPath } from "./conflict_name.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures: one neutral shape, turned into a base, local or remote entry by the map it is put in.
