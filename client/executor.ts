@@ -65,8 +65,9 @@ function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number
   };
 }
 
-// Small file-system calls here are synchronous: they are quick, and the async thread pool adds more latency
-// than they cost when many transfers run at once. Only fsync and bulk I/O stay asynchronous.
+// Small file-system calls here (lstat, rename, mkdir) are synchronous: they are quick, and the async thread
+// pool adds more latency than they cost when many transfers run at once. Only fsync and bulk I/O stay
+// asynchronous.
 
 /** fsync of a folder, so that renames into it survive a crash. */
 async function syncFolder(path: string): Promise<void> {

@@ -14,6 +14,7 @@ export type Lstat<T extends LinkStat> = (abs: string) => T | null;
 
 /** A component of a path inside the synced folder is a symbolic link: writing there would leave the folder. */
 export class LinkError extends Error {
+  /** Always "LinkError". */
   override name = "LinkError";
   /** The component that is a link, relative to the synced folder. */
   readonly link: string;
