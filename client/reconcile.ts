@@ -147,7 +147,7 @@ type Side = "local" | "remote";
  *   base: new Map([["a.txt", { kind: "file", hash: "h1", rev: 4 }]]),
  *   local: new Map([["a.txt", { kind: "file", hash: "h2", size: 3, mtime: 1000 }]]),
  *   remote: new Map([["a.txt", { kind: "file", hash: "h1", size: 3, mtime: 900, rev: 4, device: "laptop" }]]),
- * }, { device: "desk", now: new Date(0) });
+ * }, { device: "desk" });
  * // plan: [{ type: "upload", path: "a.txt", local: {...}, baseRev: 4 }]
  * ```
  */

@@ -364,8 +364,7 @@ const tempInUse = new Set<string>();
 
 /** Whether `name` is a temp file of a download of the version `hash`: `HASH.partial` or `HASH.RANDOM.partial`. */
 function isTempOf(name: string, hash: string): boolean {
-  return name.startsWith(hash + ".") && name.endsWith(".partial") &&
-    /^(?:\.[0-9a-f]+)?\.partial$/.test(name.slice(hash.length));
+  return name.startsWith(hash) && /^(?:\.[0-9a-f]+)?\.partial$/.test(name.slice(hash.length));
 }
 
 /**
