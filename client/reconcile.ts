@@ -58,6 +58,14 @@ export interface ReconcileInput {
    * paths not listed is never deleted.
    */
   paths?: Iterable<string>;
+  /**
+   * Paths the ignore rules match (`kind` is the entry's kind on some side). They drop out of reconcile on
+   * every side: nothing is uploaded, downloaded or deleted for them, a base entry is forgotten (a `sync` to
+   * null, never a delete), and they still keep their parent folders from being removed on the sides that
+   * hold them. Once no longer ignored they link again like paths first seen on both sides.
+   * @default nothing is ignored
+   */
+  ignored?: (path: string, kind: Kind) => boolean;
 }
 
 /** Options of {@linkcode reconcile}. */
@@ -154,8 +162,16 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
 
   const plan = new Map<string, Action>();
   const removals = new Map<string, Side>();
+  const ignoredPaths = new Set<string>();
   for (const path of sorted) {
-    const action = decide(path, base.get(path) ?? null, local.get(path) ?? null, remote.get(path) ?? null);
+    const b = base.get(path) ?? null, l = local.get(path) ?? null, r = remote.get(path) ?? null;
+    if (input.ignored && [b, l, r].some((e) => e !== null && input.ignored!(path, e.kind))) {
+      // Ignored: stop syncing it, never delete it anywhere; only the agreement about it is forgotten.
+      ignoredPaths.add(path);
+      if (b !== null) plan.set(path, { type: "sync", path, base: null });
+      continue;
+    }
+    const action = decide(path, b, l, r);
     if (action === null) continue;
     plan.set(path, action);
     const removal = folderRemoval(action, local.get(path), remote.get(path));
@@ -163,7 +179,7 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
   }
 
   pairMoves(plan, requested, base, local, remote);
-  checkFolderRemovals(plan, removals, requested, local, remote);
+  checkFolderRemovals(plan, removals, { requested, ignored: ignoredPaths }, local, remote);
 
   // Keep only the folder-creating decisions of ancestors that were not asked for.
   for (const path of decided) {
@@ -313,13 +329,15 @@ function pairByHash(
 function checkFolderRemovals(
   plan: Map<string, Action>,
   removals: ReadonlyMap<string, Side>,
-  requested: ReadonlySet<string>,
+  paths: { requested: ReadonlySet<string>; ignored: ReadonlySet<string> },
   local: ReadonlyMap<string, LocalEntry>,
   remote: ReadonlyMap<string, RemoteEntry>,
 ): void {
+  const { requested, ignored } = paths;
+  // An ignored path stays where it is on each side: it pins its folders there like an undecided path.
   const kept = (path: string) => {
     const action = plan.get(path);
-    return action !== undefined && (requested.has(path) || createsFolder(action));
+    return action !== undefined && !ignored.has(path) && (requested.has(path) || createsFolder(action));
   };
   const inMap = (side: Side, path: string) => side === "local" ? local.has(path) : remote.has(path);
   // After the plan a path with a kept action is present on both sides or absent on both; others stay as they are.

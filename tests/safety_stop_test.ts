@@ -1,0 +1,237 @@
+// End-to-end: a vanished, replaced or unreadable folder, a mass delete and a new ignore rule delete nothing.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  describeTree,
+  Proc,
+  readTree,
+  run,
+  waitFor,
+  waitForFile,
+  waitForGone,
+  waitForSameTree,
+  World,
+} from "./harness.ts";
+
+/** Writes `count` files spread over a few folders; returns their relative paths. */
+async function makeFiles(dir: string, count: number): Promise<string[]> {
+  const paths: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const path = `folder-${i % 3}/file-${i}.txt`;
+    await Deno.mkdir(join(dir, `folder-${i % 3}`), { recursive: true });
+    await Deno.writeTextFile(join(dir, path), `content of file ${i}\n`);
+    paths.push(path);
+  }
+  return paths;
+}
+
+/** Waits until `dir` holds exactly the tree `want` (as described by describeTree). */
+async function waitForTree(dir: string, want: string, timeoutMs = 20_000): Promise<void> {
+  let last = "";
+  await waitFor(async () => (last = describeTree(await readTree(dir))) === want, {
+    timeoutMs,
+    message: () => `${dir} differs.\nwant:\n${want}\ngot:\n${last}`,
+  });
+}
+
+/** Starts a fresh device and checks that the server still holds `want` (what it downloads). */
+async function assertServerHolds(world: World, device: string, want: string): Promise<void> {
+  const proc = await world.client(device);
+  await waitForTree(world.dir(device), want);
+  await proc.stop();
+}
+
+Deno.test("a synced folder moved away deletes nothing; moving it back resumes with nothing lost", async () => {
+  await using world = await World.create();
+  const clientA = await world.client("A");
+  await world.client("B");
+  const a = world.dir("A"), b = world.dir("B");
+  await makeFiles(a, 24);
+  await waitForSameTree(a, b);
+  const tree = describeTree(await readTree(b));
+
+  const from = clientA.output.length;
+  await Deno.rename(a, `${a}-away`);
+  await waitFor(() => /safety stop: the synced folder .* is missing/.test(clientA.output.slice(from)), {
+    message: () => `no safety stop in:\n${clientA.output.slice(from)}`,
+  });
+  assert.match(clientA.output.slice(from), /resumes by itself/);
+  assert.equal(describeTree(await readTree(b)), tree, "B lost files");
+  await assertServerHolds(world, "C", tree);
+  assert.equal(describeTree(await readTree(b)), tree, "B lost files");
+
+  await Deno.rename(`${a}-away`, a);
+  await clientA.waitForOutput(/the synced folder is back/);
+  await Deno.writeTextFile(join(b, "after.txt"), "after the move back");
+  await waitForFile(join(a, "after.txt"), "after the move back");
+  await waitForSameTree(a, b);
+  assert.equal((await readTree(a)).size, (await readTree(b)).size);
+  assert.doesNotMatch(clientA.output, /deleted .* \(on the server\)/);
+});
+
+Deno.test("a synced folder replaced by an empty one deletes nothing; a restart fills it again", async () => {
+  await using world = await World.create();
+  const clientA = await world.client("A");
+  await world.client("B");
+  const a = world.dir("A"), b = world.dir("B");
+  await makeFiles(a, 24);
+  await waitForSameTree(a, b);
+  const tree = describeTree(await readTree(b));
+
+  const from = clientA.output.length;
+  await Deno.rename(a, `${a}-old`);
+  await Deno.mkdir(a);
+  await waitFor(() => /safety stop: the synced folder .* was replaced/.test(clientA.output.slice(from)), {
+    message: () => `no safety stop in:\n${clientA.output.slice(from)}`,
+  });
+  assert.equal(describeTree(await readTree(b)), tree, "B lost files");
+  await assertServerHolds(world, "C", tree);
+  assert.equal(describeTree(await readTree(b)), tree, "B lost files");
+
+  // The way on that the message names: restart the client with the folder as it is now.
+  await clientA.stop();
+  await world.client("A");
+  await waitForSameTree(a, b);
+  assert.equal(describeTree(await readTree(a)), tree);
+});
+
+Deno.test("a synced folder the client cannot read deletes nothing; readable again, it resumes", async () => {
+  await using world = await World.create();
+  // Root reads any folder whatever its mode: run that client as an unprivileged user so chmod 000 is real.
+  const asRoot = Deno.uid() === 0;
+  const nobody = 65534;
+  await Deno.chmod(world.tmp.path, 0o755);
+  const a = world.dir("A"), b = world.dir("B");
+  await Deno.mkdir(a);
+  let command: string[] | undefined;
+  let ca = world.server.caPath;
+  if (asRoot) {
+    const root = new URL("..", import.meta.url).pathname;
+    const bundle = world.tmp.join("filesync.js");
+    const built = await new Deno.Command(Deno.execPath(), {
+      args: ["bundle", "--quiet", "--config", join(root, "deno.json"), "-o", bundle, join(root, "main.ts")],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(built.code, 0, new TextDecoder().decode(built.stderr));
+    await Deno.chmod(bundle, 0o644);
+    ca = world.tmp.join("ca.pem");
+    await Deno.copyFile(world.server.caPath, ca);
+    await Deno.chmod(ca, 0o644);
+    const home = world.tmp.join("nobody-home");
+    await Deno.mkdir(home);
+    await Deno.chown(home, nobody, nobody);
+    await Deno.chown(a, nobody, nobody);
+    command = [
+      "setpriv",
+      `--reuid=${nobody}`,
+      `--regid=${nobody}`,
+      "--clear-groups",
+      "env",
+      `HOME=${home}`,
+      `DENO_DIR=${home}/deno`,
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      "--unstable-kv",
+      bundle,
+    ];
+  }
+  const clientA = await world.client("A", { command, ca });
+  await world.client("B");
+  await makeFiles(b, 24);
+  await waitForSameTree(a, b);
+  const tree = describeTree(await readTree(b));
+
+  const from = clientA.output.length;
+  await Deno.chmod(a, 0o000);
+  try {
+    await waitFor(() => /safety stop: cannot read the synced folder/.test(clientA.output.slice(from)), {
+      message: () => `no safety stop in:\n${clientA.output.slice(from)}`,
+    });
+    assert.equal(describeTree(await readTree(b)), tree, "B lost files");
+    await assertServerHolds(world, "C", tree);
+    assert.equal(describeTree(await readTree(b)), tree, "B lost files");
+  } finally {
+    await Deno.chmod(a, 0o755);
+  }
+  await clientA.waitForOutput(/the synced folder is back/);
+  await Deno.writeTextFile(join(b, "after.txt"), "readable again");
+  await waitForFile(join(a, "after.txt"), "readable again");
+  await waitForSameTree(a, b);
+});
+
+Deno.test("most files deleted: nothing is deleted elsewhere until confirm-deletes, the rest keeps syncing", async () => {
+  await using world = await World.create();
+  const clientA = await world.client("A");
+  await world.client("B");
+  const a = world.dir("A"), b = world.dir("B");
+  const paths = await makeFiles(a, 30);
+  await waitForSameTree(a, b);
+
+  const gone = paths.slice(0, 25);
+  for (const path of gone) await Deno.remove(join(a, path));
+  await waitFor(() => /safety stop: this scan would delete 25 of the 30 files/.test(clientA.output), {
+    message: () => `no safety stop in:\n${clientA.output}`,
+  });
+  assert.match(clientA.output, /filesync confirm-deletes/);
+  assert.match(clientA.output, /--allow-mass-delete/);
+  for (const path of gone) assert.ok((await readTree(b)).has(path), `B lost ${path}`);
+
+  // Everything else keeps syncing: uploads, downloads and deletes made elsewhere.
+  await Deno.writeTextFile(join(a, "new-on-a.txt"), "from A");
+  await waitForFile(join(b, "new-on-a.txt"), "from A");
+  await Deno.writeTextFile(join(b, "new-on-b.txt"), "from B");
+  await waitForFile(join(a, "new-on-b.txt"), "from B");
+  await Deno.remove(join(b, paths[29]));
+  await waitForGone(join(a, paths[29]));
+  for (const path of gone) assert.ok((await readTree(b)).has(path), `B lost ${path}`);
+
+  const confirm = new Proc("confirm", ["confirm-deletes"], { cwd: join(a, "folder-0") });
+  assert.equal(await confirm.exited(), 0, confirm.output);
+  assert.match(confirm.output, /confirmed: the client will delete 25 files on the server/);
+  for (const path of gone) await waitForGone(join(b, path));
+  await waitForSameTree(a, b);
+
+  const again = await run(["confirm-deletes", "--dir", a]);
+  assert.equal(again.code, 0, again.output);
+  assert.match(again.output, /nothing to confirm/);
+});
+
+Deno.test("a new ignore rule stops syncing the paths it matches and deletes them nowhere", async () => {
+  await using world = await World.create();
+  const clientA = await world.client("A");
+  const clientB = await world.client("B");
+  const a = world.dir("A"), b = world.dir("B");
+  await Deno.writeTextFile(join(a, "a.log"), "log a\n");
+  await Deno.writeTextFile(join(a, "b.log"), "log b\n");
+  await Deno.writeTextFile(join(a, "keep.txt"), "kept\n");
+  await waitForSameTree(a, b);
+
+  await Deno.writeTextFile(join(a, ".filesyncignore"), "*.log\n");
+  await clientA.waitForOutput(/no longer syncing 2 paths? that \.filesyncignore now matches/);
+  await waitForFile(join(b, ".filesyncignore"), "*.log\n");
+  await clientB.waitForOutput(/no longer syncing 2 paths? that \.filesyncignore now matches/);
+  assert.equal(await Deno.readTextFile(join(a, "a.log")), "log a\n");
+  assert.equal(await Deno.readTextFile(join(b, "a.log")), "log a\n");
+  assert.equal(await Deno.readTextFile(join(b, "b.log")), "log b\n");
+
+  // Later edits of an ignored file stay on this device.
+  await Deno.writeTextFile(join(a, "a.log"), "log a, edited while ignored\n");
+  await Deno.writeTextFile(join(a, "sentinel.txt"), "after the edit");
+  await waitForFile(join(b, "sentinel.txt"), "after the edit");
+  assert.equal(await Deno.readTextFile(join(b, "a.log")), "log a\n");
+
+  // Removing the rule brings them back into sync without loss: equal content links, different content conflicts.
+  await Deno.writeTextFile(join(a, ".filesyncignore"), "");
+  await waitFor(async () => [...(await readTree(b)).keys()].some((p) => p.startsWith("a (conflicted copy")), {
+    timeoutMs: 20_000,
+    message: () => `no conflicted copy of a.log on B`,
+  });
+  await waitForSameTree(a, b);
+  const names = [...(await readTree(a)).keys()];
+  const copy = names.find((p) => p.startsWith("a (conflicted copy"))!;
+  const contents = [await Deno.readTextFile(join(a, "a.log")), await Deno.readTextFile(join(a, copy))].sort();
+  assert.deepEqual(contents, ["log a\n", "log a, edited while ignored\n"]);
+  assert.equal(await Deno.readTextFile(join(b, "b.log")), "log b\n");
+});
