@@ -159,6 +159,20 @@ Deno.test("a synced folder the client cannot read deletes nothing; readable agai
   await Deno.writeTextFile(join(b, "after.txt"), "readable again");
   await waitForFile(join(a, "after.txt"), "readable again");
   await waitForSameTree(a, b);
+
+  // A folder inside that cannot be read is unknown, not empty: its files are deleted nowhere.
+  const treeAfter = await readTree(b);
+  await Deno.chmod(join(a, "folder-1"), 0o000);
+  try {
+    await clientA.waitForOutput(/not syncing folder-1: cannot read folder/);
+    // A's next change reaches B after whatever A sent in the scan that met the unreadable folder.
+    await Deno.writeTextFile(join(a, "sentinel.txt"), "after the unreadable folder");
+    await waitForFile(join(b, "sentinel.txt"), "after the unreadable folder");
+  } finally {
+    await Deno.chmod(join(a, "folder-1"), 0o755);
+  }
+  const treeB = await readTree(b);
+  for (const [path, hash] of treeAfter) assert.equal(treeB.get(path), hash, `B lost ${path}`);
 });
 
 Deno.test("most files deleted: nothing is deleted elsewhere until confirm-deletes, the rest keeps syncing", async () => {
