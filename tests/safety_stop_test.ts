@@ -249,3 +249,62 @@ Deno.test("a new ignore rule stops syncing the paths it matches and deletes them
   assert.deepEqual(contents, ["log a\n", "log a, edited while ignored\n"]);
   assert.equal(await Deno.readTextFile(join(b, "b.log")), "log b\n");
 });
+
+Deno.test("putting the files back lifts the mass-delete stop with nothing deleted anywhere", async () => {
+  await using world = await World.create();
+  const clientA = await world.client("A");
+  await world.client("B");
+  const a = world.dir("A"), b = world.dir("B");
+  const paths = await makeFiles(a, 30);
+  await waitForSameTree(a, b);
+  const tree = describeTree(await readTree(b));
+
+  const saved = new Map<string, string>();
+  for (const path of paths.slice(0, 25)) {
+    saved.set(path, await Deno.readTextFile(join(a, path)));
+    await Deno.remove(join(a, path));
+  }
+  await clientA.waitForOutput(/safety stop: this scan would delete 25 of the 30 files/);
+  for (const [path, text] of saved) await Deno.writeTextFile(join(a, path), text);
+  await clientA.waitForOutput(/safety stop lifted/);
+  await waitForGone(join(a, ".filesync", "held-deletes.json"));
+  assert.equal(describeTree(await readTree(b)), tree, "B lost files");
+  const confirm = await run(["confirm-deletes", "--dir", a]);
+  assert.match(confirm.output, /nothing to confirm/);
+  await Deno.writeTextFile(join(a, "sentinel.txt"), "after");
+  await waitForFile(join(b, "sentinel.txt"), "after");
+  await waitForSameTree(a, b);
+});
+
+Deno.test("a confirmation made while the client is stopped is taken by its next start", async () => {
+  await using world = await World.create();
+  const clientA = await world.client("A");
+  await world.client("B");
+  const a = world.dir("A"), b = world.dir("B");
+  const paths = await makeFiles(a, 24);
+  await waitForSameTree(a, b);
+  for (const path of paths.slice(0, 22)) await Deno.remove(join(a, path));
+  await clientA.waitForOutput(/safety stop: this scan would delete 22 of the 24 files/);
+  await clientA.stop();
+
+  const confirm = await run(["confirm-deletes", "--dir", a]);
+  assert.equal(confirm.code, 0, confirm.output);
+  assert.match(confirm.output, /confirmed: the client will delete 22 files on the server/);
+  for (const path of paths.slice(0, 22)) assert.ok((await readTree(b)).has(path), `B lost ${path} too early`);
+  await world.client("A");
+  for (const path of paths.slice(0, 22)) await waitForGone(join(b, path));
+  await waitForSameTree(a, b);
+});
+
+Deno.test("--allow-mass-delete lets a mass delete through without asking", async () => {
+  await using world = await World.create();
+  const clientA = await world.client("A", { extraArgs: ["--allow-mass-delete"] });
+  await world.client("B");
+  const a = world.dir("A"), b = world.dir("B");
+  const paths = await makeFiles(a, 24);
+  await waitForSameTree(a, b);
+  for (const path of paths.slice(0, 22)) await Deno.remove(join(a, path));
+  for (const path of paths.slice(0, 22)) await waitForGone(join(b, path));
+  await waitForSameTree(a, b);
+  assert.doesNotMatch(clientA.output, /safety stop/);
+});
