@@ -6,6 +6,7 @@ import {
   Proc,
   readTree,
   run,
+  TempDir,
   waitFor,
   waitForFile,
   waitForGone,
@@ -307,4 +308,37 @@ Deno.test("--allow-mass-delete lets a mass delete through without asking", async
   for (const path of paths.slice(0, 22)) await waitForGone(join(b, path));
   await waitForSameTree(a, b);
   assert.doesNotMatch(clientA.output, /safety stop/);
+});
+
+Deno.test("confirm-deletes and the safety options: help, one-line errors, exit codes", async () => {
+  await using tmp = new TempDir();
+  const help = await run(["confirm-deletes", "--help"]);
+  assert.equal(help.code, 0, help.output);
+  assert.match(help.output, /Usage: filesync confirm-deletes \[--dir DIR\]/);
+  const clientHelp = await run(["client", "--help"]);
+  assert.match(
+    clientHelp.output,
+    /--mass-delete-percent N[\s\S]*--mass-delete-min N[\s\S]*--allow-mass-delete/,
+  );
+
+  const outside = new Proc("confirm", ["confirm-deletes"], { cwd: tmp.path });
+  assert.equal(await outside.exited(), 1, outside.output);
+  assert.match(outside.output, /^filesync: Not inside a synced folder: run it there or give --dir DIR\n$/);
+  const notSynced = await run(["confirm-deletes", "--dir", tmp.path]);
+  assert.equal(notSynced.code, 1, notSynced.output);
+  assert.match(notSynced.output, /is not a synced folder/);
+
+  const base = ["client", "--server", "127.0.0.1:1", "--user", "a", "--dir", tmp.join("x")];
+  for (
+    const [args, pattern] of [
+      [["--mass-delete-percent", "lots"], /Invalid --mass-delete-percent "lots"/],
+      [["--mass-delete-percent", "150"], /Invalid --mass-delete-percent "150"/],
+      [["--mass-delete-min", "2.5"], /Invalid --mass-delete-min "2.5"/],
+    ] as const
+  ) {
+    const result = await run([...base, ...args]);
+    assert.equal(result.code, 2, result.output);
+    assert.match(result.output, pattern);
+    assert.equal(result.output.trim().split("\n").length, 1, result.output);
+  }
 });
