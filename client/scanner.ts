@@ -93,7 +93,8 @@ export function checkRoot(root: string, expected: RootIdentity): RootStatus {
     return { kind: "replaced", reason: "another folder is there now, not the one this client was syncing" };
   }
   try {
-    Deno.readDirSync(root)[Symbol.iterator]().next();
+    // Opening the folder for reading needs the permission a listing needs, without reading its entries.
+    Deno.openSync(root, { read: true }).close();
   } catch (error) {
     return { kind: "unreadable", reason: (error as Error).message };
   }

@@ -104,6 +104,8 @@ export class SyncClient {
   #massStop: boolean | null = null;
   /** Paths whose server delete the user confirmed with `filesync confirm-deletes`. */
   #confirmed = new Set<string>();
+  /** The held paths last written to the held-deletes list (null: unknown, rewrite it). */
+  #heldWritten: string | null = null;
   #stopTimer: ReturnType<typeof setInterval> | undefined;
   #lastWarning = { message: "", at: 0 };
   #ignore!: IgnoreMatcher;
@@ -560,10 +562,15 @@ export class SyncClient {
   ): Promise<void> {
     const was = this.#massStop;
     this.#massStop = held.length > 0;
-    if (held.length > 0 || was !== false) {
-      await writeHeld(this.#o.dir, { paths: held.map((a) => a.path), files: heldFiles }).catch((error) =>
-        this.#o.log(`cannot record the held deletes: ${(error as Error).message}`)
-      );
+    const paths = held.map((a) => a.path);
+    const key = paths.join("\n");
+    if (key !== this.#heldWritten) {
+      try {
+        await writeHeld(this.#o.dir, { paths, files: heldFiles });
+        this.#heldWritten = key;
+      } catch (error) {
+        this.#o.log(`cannot record the held deletes: ${(error as Error).message}`);
+      }
     }
     if (confirmed > 0) {
       this.#o.log(
