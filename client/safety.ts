@@ -137,3 +137,23 @@ function rootMessage(root: Exclude<RootStatus, { kind: "ok" }>, dir: string): st
         `there now, restart the client (nothing is deleted: files it lacks come back from the server).`;
   }
 }
+
+/** The last warning printed, and when (ms since the epoch). */
+export interface LastWarning {
+  message: string;
+  at: number;
+}
+
+/**
+ * Whether a safety-stop warning is printed now: a new message at once, the same one again only once
+ * `everyMs` has passed since it was last printed.
+ *
+ * @example
+ * ```ts
+ * warningDue({ message: "a", at: 0 }, "a", 30_000, 60_000); // false: printed 30 s ago
+ * warningDue({ message: "a", at: 0 }, "b", 30_000, 60_000); // true: something else to say
+ * ```
+ */
+export function warningDue(last: LastWarning, message: string, now: number, everyMs: number): boolean {
+  return message !== last.message || now - last.at >= everyMs;
+}

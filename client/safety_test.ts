@@ -1,7 +1,7 @@
 // Tests for the safety stop decision: one table of plans, base counts, root states and options.
 import assert from "node:assert/strict";
 import type { Action } from "./reconcile.ts";
-import { decideSafety, type RootStatus, type SafetyOptions } from "./safety.ts";
+import { decideSafety, type RootStatus, type SafetyOptions, warningDue } from "./safety.ts";
 
 const del = (path: string, kind: "file" | "dir" = "file"): Action => ({
   type: "deleteRemote",
@@ -226,4 +226,16 @@ Deno.test("decideSafety() keeps the plan's order in what it allows", () => {
   const d = decideSafety({ plan, baseFiles: 30, root: OK }, { dir: DIR });
   assert.deepEqual(d.allowed, [up, down, delLocal]);
   assert.deepEqual(d.held, plan.slice(1, 26));
+});
+
+Deno.test("warningDue() repeats the same warning once a minute, and says a new one at once", () => {
+  const cases: [string, { message: string; at: number }, string, number, boolean][] = [
+    ["first warning", { message: "", at: 0 }, "stop", 5, true],
+    ["same one 30 s later", { message: "stop", at: 1000 }, "stop", 31_000, false],
+    ["same one a minute later", { message: "stop", at: 1000 }, "stop", 61_000, true],
+    ["another one right away", { message: "stop", at: 1000 }, "other stop", 1001, true],
+  ];
+  for (const [name, last, message, now, want] of cases) {
+    assert.equal(warningDue(last, message, now, 60_000), want, name);
+  }
 });

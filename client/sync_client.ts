@@ -7,7 +7,7 @@ import { Executor } from "./executor.ts";
 import { confirmWaiting, takeConfirmed, writeHeld } from "./held_deletes.ts";
 import { IGNORE_FILE, type IgnoreMatcher, loadIgnoreRules } from "./ignore.ts";
 import { type Action, reconcile } from "./reconcile.ts";
-import { decideSafety, type RootStatus } from "./safety.ts";
+import { decideSafety, type RootStatus, warningDue } from "./safety.ts";
 import {
   checkRoot,
   type RootIdentity,
@@ -588,7 +588,7 @@ export class SyncClient {
   /** Prints a warning, but the same one again only after {@linkcode WARN_EVERY_MS}. */
   #warn(message: string): void {
     const now = Date.now();
-    if (message === this.#lastWarning.message && now - this.#lastWarning.at < WARN_EVERY_MS) return;
+    if (!warningDue(this.#lastWarning, message, now, WARN_EVERY_MS)) return;
     this.#lastWarning = { message, at: now };
     this.#o.log(message);
   }
