@@ -96,6 +96,42 @@ Deno.test("a synced folder replaced by an empty one deletes nothing; a restart f
   assert.equal(describeTree(await readTree(a)), tree);
 });
 
+Deno.test("an unmounted synced folder deletes nothing; mounting it again resumes", async () => {
+  await using world = await World.create();
+  // The folder is a bind mount of another one: unmounting leaves the empty mount point in its place.
+  const a = world.dir("A"), b = world.dir("B"), disk = world.tmp.join("disk");
+  await Deno.mkdir(a);
+  await Deno.mkdir(disk);
+  const mount = () => new Deno.Command("mount", { args: ["--bind", disk, a], stderr: "piped" }).output();
+  const umount = () => new Deno.Command("umount", { args: ["-l", a], stderr: "null" }).output();
+  const mounted = await mount();
+  assert.equal(mounted.code, 0, `cannot bind-mount: ${new TextDecoder().decode(mounted.stderr)}`);
+  try {
+    const clientA = await world.client("A");
+    await world.client("B");
+    await makeFiles(a, 24);
+    await waitForSameTree(a, b);
+    const tree = describeTree(await readTree(b));
+
+    const from = clientA.output.length;
+    assert.equal((await umount()).code, 0);
+    await waitFor(() => /safety stop: the synced folder .* was replaced/.test(clientA.output.slice(from)), {
+      message: () => `no safety stop in:\n${clientA.output.slice(from)}`,
+    });
+    await assertServerHolds(world, "C", tree);
+    assert.equal(describeTree(await readTree(b)), tree, "B lost files");
+
+    assert.equal((await mount()).code, 0);
+    await clientA.waitForOutput(/the synced folder is back/);
+    await Deno.writeTextFile(join(b, "after.txt"), "mounted again");
+    await waitForFile(join(a, "after.txt"), "mounted again");
+    await waitForSameTree(a, b);
+    await clientA.stop();
+  } finally {
+    await umount();
+  }
+});
+
 Deno.test("a synced folder the client cannot read deletes nothing; readable again, it resumes", async () => {
   await using world = await World.create();
   // Root reads any folder whatever its mode: run that client as an unprivileged user so chmod 000 is real.
