@@ -465,6 +465,9 @@ export class SyncClient {
         const taken = await takeConfirmed(this.#o.dir);
         if (taken) this.#confirmed = taken;
       }
+      // A confirmation covers deletes pending now: one whose file came back is not confirmed for later.
+      const deleting = new Set(plan.filter((a) => a.type === "deleteRemote").map((a) => a.path));
+      for (const path of this.#confirmed) if (!deleting.has(path)) this.#confirmed.delete(path);
       const decision = decideSafety({
         plan,
         baseFiles: countBaseFiles(this.#state.base),
@@ -489,13 +492,10 @@ export class SyncClient {
       .map((a) => "path" in a ? a.path : "")
       .filter((p) => ignored(p, this.#state.base.get(p)!.kind));
     if (dropped.length > 0) {
+      const what = `${dropped.length} ${dropped.length === 1 ? "path" : "paths"}`;
       this.#o.log(
-        `no longer syncing ${dropped.length} ${
-          dropped.length === 1 ? "path" : "paths"
-        } that ${IGNORE_FILE} ` +
-          `now matches (${
-            examplesOf(dropped)
-          }); they stay as they are here, on the server and on other devices`,
+        `no longer syncing ${what} that ${IGNORE_FILE} now matches (${examplesOf(dropped)}); ` +
+          "they stay as they are here, on the server and on other devices",
       );
     }
     const executor = new Executor({
