@@ -96,6 +96,36 @@ Deno.test("a synced folder replaced by an empty one deletes nothing; a restart f
   assert.equal(describeTree(await readTree(a)), tree);
 });
 
+Deno.test("the state folder removed while the client runs deletes nothing; a restart syncs again", async () => {
+  await using world = await World.create();
+  const clientA = await world.client("A");
+  await world.client("B");
+  const a = world.dir("A"), b = world.dir("B");
+  await makeFiles(a, 24);
+  await waitForSameTree(a, b);
+  const tree = describeTree(await readTree(b));
+
+  const from = clientA.output.length;
+  await Deno.remove(join(a, ".filesync"), { recursive: true });
+  await waitFor(
+    () =>
+      /safety stop: .* was replaced \(its \.filesync\/ state folder vanished\)/.test(
+        clientA.output.slice(from),
+      ),
+    {
+      message: () => `no safety stop in:\n${clientA.output.slice(from)}`,
+    },
+  );
+  await Deno.remove(join(a, "folder-0"), { recursive: true });
+  await assertServerHolds(world, "C", tree);
+  assert.equal(describeTree(await readTree(b)), tree, "B lost files");
+
+  await clientA.stop();
+  await world.client("A");
+  await waitForSameTree(a, b);
+  assert.equal(describeTree(await readTree(a)), tree);
+});
+
 Deno.test("an unmounted synced folder deletes nothing; mounting it again resumes", async () => {
   await using world = await World.create();
   // The folder is a bind mount of another one: unmounting leaves the empty mount point in its place.
