@@ -140,7 +140,9 @@ function rootMessage(root: Exclude<RootStatus, { kind: "ok" }>, dir: string): st
 
 /** The last warning printed, and when (ms since the epoch). */
 export interface LastWarning {
+  /** The text printed ("" before any). */
   message: string;
+  /** When it was printed, in ms since the epoch. */
   at: number;
 }
 
