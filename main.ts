@@ -1,5 +1,5 @@
 // filesync command-line entry: dispatches to the server, user and client commands.
-import { clientCommand } from "./client/cli.ts";
+import { clientCommand, confirmDeletesCommand } from "./client/cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 
@@ -12,6 +12,7 @@ Usage:
   filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
+  filesync confirm-deletes [--dir DIR]
   filesync gc --data DIR
 
 Run "filesync COMMAND --help" for a command's options. Passwords are never taken on the command line:
@@ -27,6 +28,8 @@ async function main(args: string[]): Promise<number> {
       return await userCommand(rest);
     case "client":
       return await clientCommand(rest);
+    case "confirm-deletes":
+      return await confirmDeletesCommand(rest);
     case "gc":
       return await gcCommand(rest);
     case "--version":
@@ -40,7 +43,9 @@ async function main(args: string[]): Promise<number> {
       console.log(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new UsageError(`Unknown command "${command}" (server, user, client, gc; see filesync --help)`);
+      throw new UsageError(
+        `Unknown command "${command}" (server, user, client, confirm-deletes, gc; see filesync --help)`,
+      );
   }
 }
 
