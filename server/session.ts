@@ -16,7 +16,9 @@ import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import { checkPassword, checkToken, issueToken, type LoginLimiter, makeUser } from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
 import type { Hub } from "./hub.ts";
-import type { MetadataStore } from "./metadata.ts";
+import { keptVersions, restore, trashList, versionList } from "./history.ts";
+import type { EntryRecord, MetadataStore, RetentionPolicy } from "./metadata_store.ts";
+import { DEFAULT_RETENTION } from "./retention.ts";
 
 /** Stands in for an unknown user during login so the password check takes the usual time. */
 const DUMMY_USER = await makeUser("-", crypto.randomUUID());
@@ -38,6 +40,10 @@ export interface SessionContext {
   loginTimeoutMs?: number;
   /** Idle time after which the connection is dropped. @default 90000 */
   idleTimeoutMs?: number;
+  /** The clock of history, trash and retention. @default Date.now */
+  now?: () => number;
+  /** What history and trash are kept. @default 30 days */
+  retention?: RetentionPolicy;
   /** Bytes in and out per device name, for statistics. */
   traffic?: Map<string, { in: number; out: number }>;
 }
@@ -145,9 +151,12 @@ export class Session {
       case "COMMIT":
         return await this.#commit(this.#parse("COMMIT", frame.message).changes, frame.data);
       case "VERSIONS":
+        return await this.#versions(this.#parse("VERSIONS", frame.message).path);
       case "TRASH":
+        this.#parse("TRASH", frame.message);
+        return await this.#trash();
       case "RESTORE":
-        throw new RpcError("unknown_op", `Op "${op}" is not served yet`); // history lands with issue #6
+        return await this.#restore(this.#parse("RESTORE", frame.message));
     }
   }
 
@@ -240,7 +249,7 @@ export class Session {
         await this.peer.drain();
       };
       for await (const entry of this.#ctx.store.listEntries(this.#user)) {
-        page.push(entry);
+        page.push(wireOf(entry));
         if (page.length >= 1000) await flush(false);
       }
       await flush(true);
@@ -313,8 +322,9 @@ export class Session {
   }
 
   async #download(path: string, base: string | undefined): Promise<Reply> {
-    const entry = await this.#ctx.store.getEntry(this.#user, path);
-    if (!entry || entry.kind !== "file") throw new RpcError("not_found", `No file "${path}"`);
+    const found = await this.#ctx.store.getEntry(this.#user, path);
+    if (!found || found.kind !== "file") throw new RpcError("not_found", `No file "${path}"`);
+    const entry = wireOf(found);
     const rows = await this.#ctx.store.getManifest(entry.hash);
     if (!rows) throw new RpcError("storage", `Manifest of "${path}" is missing`);
     for (const row of rows) this.#known.add(row.id);
@@ -338,21 +348,99 @@ export class Session {
     return { body: { entry }, data: encodeRows(rows) };
   }
 
-  async #commit(
-    changes: Parameters<MetadataStore["commit"]>[2],
-    data: Uint8Array | undefined,
-  ): Promise<Reply> {
-    const { results, journal } = await this.#ctx.store.commit(
-      this.#user,
-      this.#device,
+  async #commit(changes: Change[], data: Uint8Array | undefined): Promise<Reply> {
+    const { results, journal } = await this.#ctx.store.commit(this.#user, {
+      device: this.#device,
       changes,
-      data ?? new Uint8Array(),
-      (ids) => this.#missingChunks(ids),
-      (ids) => this.#ctx.chunks.sync(ids),
-    );
+      rows: data ?? new Uint8Array(),
+      checkChunks: (ids) => this.#missingChunks(ids),
+      syncChunks: (ids) => this.#ctx.chunks.sync(ids),
+    });
     this.#logCommit(changes, results);
     this.#ctx.hub.publish(this.#user, journal);
     return { body: { results } };
+  }
+
+  get #now(): number {
+    return (this.#ctx.now ?? Date.now)();
+  }
+
+  get #retention(): RetentionPolicy {
+    return this.#ctx.retention ?? DEFAULT_RETENTION;
+  }
+
+  async #versions(path: string): Promise<Reply> {
+    const store = this.#ctx.store;
+    const [entry, versions, trash] = await Promise.all([
+      store.getEntry(this.#user, path),
+      store.listVersions(this.#user, path),
+      store.listTrash(this.#user),
+    ]);
+    const { kept } = keptVersions(versions, trash.filter((t) => t.path === path), this.#retention, this.#now);
+    const list = versionList(entry, kept);
+    if (list.length === 0) {
+      if (entry) throw new RpcError("not_found", `"${path}" is a folder: folders have no versions`);
+      throw new RpcError("not_found", `No file "${path}" in the history`);
+    }
+    return { body: { versions: list } };
+  }
+
+  async #trash(): Promise<Reply> {
+    const store = this.#ctx.store;
+    const trash = await store.listTrash(this.#user);
+    const paths = [...new Set(trash.map((t) => t.path))];
+    const existing = new Set<string>();
+    for (let i = 0; i < paths.length; i += 16) {
+      await Promise.all(
+        paths.slice(i, i + 16).map(async (p) => {
+          if (await store.getEntry(this.#user, p)) existing.add(p);
+        }),
+      );
+    }
+    return { body: { items: trashList(trash, this.#retention, this.#now, (p) => existing.has(p)) } };
+  }
+
+  async #restore(request: { path: string; version?: string; as?: string }): Promise<Reply> {
+    const who = `${this.#user}@${this.#device}`;
+    let result;
+    try {
+      result = await restore({
+        store: this.#ctx.store,
+        ns: this.#user,
+        device: this.#device,
+        ...request,
+        policy: this.#retention,
+        now: this.#now,
+        missingChunks: async (ids) => {
+          const missing: string[] = [];
+          for (const id of ids) if (!await this.#ctx.chunks.has(id)) missing.push(id);
+          return missing;
+        },
+      });
+    } catch (error) {
+      if (error instanceof RpcError) {
+        this.#ctx.log(`${who}: restore ${request.path} refused: ${error.message}`);
+      }
+      throw error;
+    }
+    const { outcome, skipped } = result;
+    const last = outcome.journal[outcome.journal.length - 1];
+    this.#ctx.log(
+      `${who}: restore ${request.path} version ${result.version}` +
+        (result.path !== request.path ? ` as ${result.path}` : "") +
+        ` (${outcome.journal.length} journal entries${last ? `, rev ${last.rev}` : ""}` +
+        (skipped.length > 0 ? `, ${skipped.length} paths skipped` : "") + ")",
+    );
+    this.#ctx.hub.publish(this.#user, outcome.journal);
+    return {
+      body: {
+        path: result.path,
+        kind: result.kind,
+        version: result.version,
+        entries: outcome.journal,
+        skipped,
+      },
+    };
   }
 
   #logCommit(changes: Change[], results: ChangeResult[]): void {
@@ -380,4 +468,10 @@ export class Session {
     if (lines.length <= 20) { for (const line of lines) this.#ctx.log(line); }
     else this.#ctx.log(`${who}: committed ${changes.length} changes (${lines.length} journal entries)`);
   }
+}
+
+/** An entry as the wire carries it (without the server-side commit time). */
+function wireOf(entry: EntryRecord): WireEntry {
+  const { time: _time, ...wire } = entry;
+  return wire;
 }
