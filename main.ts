@@ -1,5 +1,6 @@
 // filesync command-line entry: dispatches to the server, user and client commands.
 import { clientCommand } from "./client/cli.ts";
+import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 
@@ -13,6 +14,9 @@ Usage:
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
   filesync gc --data DIR
+  filesync versions PATH [--json] [--dir DIR]
+  filesync restore PATH [--version ID] [--as NEWPATH] [--dir DIR]
+  filesync trash [--json] [--dir DIR]
 
 Run "filesync COMMAND --help" for a command's options. Passwords are never taken on the command line:
 set FILESYNC_PASSWORD, pipe them on standard input, or type them when asked.
@@ -29,6 +33,12 @@ async function main(args: string[]): Promise<number> {
       return await clientCommand(rest);
     case "gc":
       return await gcCommand(rest);
+    case "versions":
+      return await versionsCommand(rest);
+    case "restore":
+      return await restoreCommand(rest);
+    case "trash":
+      return await trashCommand(rest);
     case "--version":
     case "-V":
       console.log(`filesync ${VERSION}`);
@@ -40,7 +50,9 @@ async function main(args: string[]): Promise<number> {
       console.log(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new UsageError(`Unknown command "${command}" (server, user, client, gc; see filesync --help)`);
+      throw new UsageError(
+        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash; see filesync --help)`,
+      );
   }
 }
 

@@ -278,6 +278,27 @@ export async function forgetToken(root: string): Promise<void> {
   await Deno.remove(join(root, STATE_DIR, "token")).catch(() => {});
 }
 
+/** Saves the PEM of the CA the client trusts, so other commands of this folder can reach the server too. */
+export async function saveCa(root: string, pem: string): Promise<void> {
+  await Deno.mkdir(join(root, STATE_DIR), { recursive: true, mode: 0o700 });
+  await writePrivate(join(root, STATE_DIR, "ca.pem"), pem);
+}
+
+/** Removes a saved CA (the client now trusts the system's CAs). */
+export async function forgetCa(root: string): Promise<void> {
+  await Deno.remove(join(root, STATE_DIR, "ca.pem")).catch(() => {});
+}
+
+/** The saved CA PEM, or null (the system's trusted CAs are used then). */
+export async function readCa(root: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(join(root, STATE_DIR, "ca.pem"));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+}
+
 async function writePrivate(path: string, text: string): Promise<void> {
   const tmp = `${path}.${crypto.randomUUID()}.tmp`;
   await Deno.writeTextFile(tmp, text, { mode: 0o600, createNew: true });
