@@ -147,6 +147,17 @@ export class MetadataStore {
     return new MetadataStore(await Deno.openKv(pathOrUrl), options);
   }
 
+  /** The journal's epoch: a random id made once with the store, so devices can tell another journal. */
+  async journalEpoch(): Promise<string> {
+    const key = ["meta", "epoch"];
+    while (true) {
+      const found = await this.kv.get<string>(key);
+      if (found.value) return found.value;
+      const epoch = crypto.randomUUID();
+      if ((await this.kv.atomic().check(found).set(key, epoch).commit()).ok) return epoch;
+    }
+  }
+
   /** Closes the KV. */
   close(): void {
     this.kv.close();

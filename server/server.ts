@@ -193,6 +193,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const limiter = new LoginLimiter();
   const ctx = {
     store,
+    epoch: await store.journalEpoch(),
     chunks,
     hub,
     limiter,
