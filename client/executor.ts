@@ -8,7 +8,7 @@ import {
   type WireEntry,
 } from "../protocol/messages.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
-import type { ChunkRow } from "../server/metadata.ts";
+import type { ChunkRow } from "../protocol/messages.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
 import { FileChangedError, type ScanEntry, type Scanner } from "./scanner.ts";
 import type { BaseRecord, ClientState } from "./state.ts";

@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { writeMutations } from "../protocol/kv_batches.ts";
 import { decodeRows, encodeRows, MANIFEST_ROW_BYTES, type WireEntry } from "../protocol/messages.ts";
-import type { ChunkRow } from "../server/metadata.ts";
+import type { ChunkRow } from "../protocol/messages.ts";
 import type { BaseEntry, RemoteEntry } from "./reconcile.ts";
 
 /** Folder of client state inside the synced folder (never synced). */

@@ -18,7 +18,7 @@ import { checkPassword, checkToken, issueToken, type LoginLimiter, makeUser } fr
 import type { ChunkStore } from "./chunk_store.ts";
 import type { Hub } from "./hub.ts";
 import { type DeviceCursor, resyncReason } from "./journal_check.ts";
-import type { MetadataStore } from "./metadata.ts";
+import type { MetadataStore } from "./metadata_store.ts";
 
 /** Stands in for an unknown user during login so the password check takes the usual time. */
 const DUMMY_USER = await makeUser("-", crypto.randomUUID());
@@ -361,18 +361,14 @@ export class Session {
     return { body: { entry }, data: encodeRows(rows) };
   }
 
-  async #commit(
-    changes: Parameters<MetadataStore["commit"]>[2],
-    data: Uint8Array | undefined,
-  ): Promise<Reply> {
-    const { results, journal } = await this.#ctx.store.commit(
-      this.#user,
-      this.#device,
+  async #commit(changes: Change[], data: Uint8Array | undefined): Promise<Reply> {
+    const { results, journal } = await this.#ctx.store.commit(this.#user, {
+      device: this.#device,
       changes,
-      data ?? new Uint8Array(),
-      (ids) => this.#missingChunks(ids),
-      (ids) => this.#ctx.chunks.sync(ids),
-    );
+      rows: data ?? new Uint8Array(),
+      checkChunks: (ids) => this.#missingChunks(ids),
+      syncChunks: (ids) => this.#ctx.chunks.sync(ids),
+    });
     this.#logCommit(changes, results);
     this.#ctx.hub.publish(this.#user, journal);
     return { body: { results } };

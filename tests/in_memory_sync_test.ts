@@ -16,7 +16,7 @@ import { memoryPipe, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import { LoginLimiter, makeUser } from "../server/auth.ts";
 import { DiskChunkStore } from "../server/chunk_store.ts";
 import { Hub } from "../server/hub.ts";
-import { MetadataStore } from "../server/metadata.ts";
+import { KvMetadataStore } from "../server/metadata_kv.ts";
 import { Session } from "../server/session.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -67,14 +67,14 @@ class MemoryServer implements AsyncDisposable {
 
   private constructor(
     readonly dir: string,
-    readonly store: MetadataStore,
+    readonly store: KvMetadataStore,
     readonly chunks: DiskChunkStore,
     readonly hub: Hub,
   ) {}
 
   static async create(users: string[] = ["alice"]): Promise<MemoryServer> {
     const dir = await Deno.makeTempDir({ prefix: "filesync-memory-" });
-    const store = await MetadataStore.open(join(dir, "metadata.kv"));
+    const store = await KvMetadataStore.open(join(dir, "metadata.kv"));
     const chunks = new DiskChunkStore(join(dir, "chunks"));
     await chunks.open();
     for (const name of users) assert.ok(await store.addUser(await makeUser(name, PASSWORD)));
