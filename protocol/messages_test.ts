@@ -63,9 +63,6 @@ const examples: { [K in Op]: Record<string, unknown> } = {
   PUT: { hash: h1 },
   GET: { hash: h2 },
   DOWNLOAD: { path: "docs/naïve café/日本語.txt" },
-  VERSIONS: { path: "docs/a.txt" },
-  TRASH: {},
-  RESTORE: { path: "docs", version: "v1", as: "docs (restored)" },
   COMMIT: {
     changes: [
       {
