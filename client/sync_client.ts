@@ -394,7 +394,9 @@ export class SyncClient {
       }
       setTimeout(() => this.#kick(), 100);
     }
-    this.#planPending = plan.length > 0;
+    // Only a full reconcile can say that nothing is left to do: a cycle over a few paths (after a refused upload,
+    // say) must not hide what an earlier plan left undone from the next full scan.
+    this.#planPending = full ? plan.length > 0 : this.#planPending || plan.length > 0;
     if (plan.length === 0) {
       await this.#state.flush();
       return false;

@@ -156,8 +156,10 @@ export async function gcCommand(args: string[]): Promise<number> {
   if (!reply.ok) throw new UserError(reply.error);
   const r = reply.report ?? {};
   console.log(
-    `removed ${r.removedChunks} chunks, ${r.removedManifests} manifests, ${r.removedVersions} versions and ` +
-      `${r.removedTrash} trash items; ${r.liveChunks} chunks in use`,
+    `removed ${r.removedChunks} chunks, ${r.removedManifests} manifests, ${r.removedVersions} versions, ` +
+      `${r.removedTrash} trash items and ${
+        r.compactedEntries ?? 0
+      } journal entries; ${r.liveChunks} chunks in use`,
   );
   return 0;
 }

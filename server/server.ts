@@ -208,7 +208,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       (r) =>
         log(
           `garbage collection: removed ${r.removedChunks} chunks, ${r.removedManifests} manifests, ` +
-            `${r.removedVersions} versions, ${r.removedTrash} trash items`,
+            `${r.removedVersions} versions, ${r.removedTrash} trash items, ${r.compactedEntries} journal entries`,
         ),
       (e) => log(`garbage collection failed: ${(e as Error).message}`),
     );

@@ -129,6 +129,13 @@ export class Session {
       case "CHANGES": {
         const { since, limit } = this.#parse("CHANGES", frame.message);
         const latest = await this.#ctx.store.latestSeq(this.#user);
+        const compacted = await this.#ctx.store.getCompaction(this.#user);
+        if (compacted && since < compacted.seq) {
+          throw new RpcError(RESYNC_CODE, `The journal before ${compacted.seq} was compacted`, {
+            reason: "expired",
+            latest,
+          });
+        }
         const events = await this.#ctx.store.changesSince(this.#user, since, limit ?? 1000);
         return { body: { events, latest } };
       }
@@ -215,7 +222,9 @@ export class Session {
   async #tagAt(seq: number): Promise<string | undefined> {
     if (seq <= 0) return undefined;
     const [entry] = await this.#ctx.store.changesSince(this.#user, seq - 1, 1);
-    return entry?.rev === seq ? entry.tag : undefined;
+    if (entry?.rev === seq) return entry.tag;
+    const compacted = await this.#ctx.store.getCompaction(this.#user);
+    return compacted?.seq === seq ? compacted.tag : undefined;
   }
 
   async #monitor(request: DeviceCursor): Promise<Reply> {
@@ -225,7 +234,7 @@ export class Session {
     const reason = resyncReason(request, {
       epoch: this.#ctx.epoch,
       latest,
-      compacted: null,
+      compacted: await this.#ctx.store.getCompaction(this.#user),
       tagAtSince: since > 0 && since <= latest ? await this.#tagAt(since) : undefined,
     });
     if (reason !== null) {
