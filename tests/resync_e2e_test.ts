@@ -5,6 +5,7 @@ import { join } from "node:path";
 import {
   describeTree,
   readTree,
+  run,
   startServer,
   waitFor,
   waitForFile,
@@ -150,4 +151,50 @@ Deno.test("devices notice a restored server that received more commits than thei
     { path: "edit.txt", content: "version 3 from C", copyAllowed: true },
   ], "A");
   assert.doesNotMatch(c.output, /resynchronizing/);
+});
+
+Deno.test("a device whose cursor was compacted away catches up from a snapshot: nothing lost, nothing doubled", async () => {
+  await using world = await World.create();
+  await world.client("A");
+  const b = await world.client("B");
+  for (const name of ["stays", "deleted", "edited"]) await write(world, "A", `${name}.txt`, `${name} v1`);
+  await waitForSameTree(world.dir("A"), world.dir("B"));
+  await b.stop();
+  // While B is offline: changes on A (a delete, an edit, a new file) and an unsynced change on B.
+  await Deno.remove(join(world.dir("A"), "deleted.txt"));
+  await write(world, "A", "edited.txt", "edited v2 on A");
+  await write(world, "A", "new-on-a.txt", "new on A");
+  await write(world, "B", "new-on-b.txt", "new on B, offline");
+  await waitFor(() =>
+    /upload new-on-a\.txt/.test(world.server.output) && /delete deleted\.txt/.test(world.server.output)
+  );
+  await waitFor(() => /upload edited\.txt/.test(world.server.output));
+
+  // A collection marks the journal; 31 days later (the server's test clock) the next one compacts it.
+  const gc = async () => {
+    const { code, output } = await run(["gc", "--data", world.server.dataDir]);
+    assert.equal(code, 0, output);
+    return output;
+  };
+  await gc();
+  const { dataDir, port } = world.server;
+  await world.server.stop();
+  Deno.env.set("FILESYNC_TEST_CLOCK_OFFSET_MS", String(31 * 24 * 3600 * 1000));
+  try {
+    world.server = await startServer(dataDir, [], port);
+  } finally {
+    Deno.env.delete("FILESYNC_TEST_CLOCK_OFFSET_MS");
+  }
+  assert.match(await gc(), /[1-9]\d* journal entries/);
+
+  const again = world.startClient("B");
+  await again.waitForOutput(/no longer keeps the journal/, 20_000);
+  await waitForFile(join(world.dir("A"), "new-on-b.txt"), "new on B, offline");
+  await waitForSameTree(world.dir("A"), world.dir("B"), 30_000);
+  const tree = await readTree(world.dir("B"));
+  assert.deepEqual([...tree.keys()].sort(), ["edited.txt", "new-on-a.txt", "new-on-b.txt", "stays.txt"]);
+  assert.equal(tree.get("edited.txt"), sha("edited v2 on A"));
+  // A, whose cursor is at the compaction point or later, was not disturbed.
+  const a = world.procs.find((p) => p.name === "client A")!;
+  assert.doesNotMatch(a.output, /no longer keeps the journal|resynchronizing/);
 });
