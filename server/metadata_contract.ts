@@ -707,4 +707,131 @@ export function metadataContract(label: string, open: OpenStore): void {
       assert.deepEqual(paths.sort(), ["a", "a/b"]);
     });
   });
+
+  test("changesBefore pages back through the journal, newest first", async () => {
+    await withStore(async (store) => {
+      const batch = new Batch();
+      for (let i = 1; i <= 5; i++) batch.mkdir(`d${i}`);
+      await batch.commit(store);
+      assert.deepEqual((await store.changesBefore(NS, 5, 2)).map((e) => e.rev), [4, 3]);
+      assert.deepEqual((await store.changesBefore(NS, 3, 10)).map((e) => e.rev), [2, 1]);
+      assert.deepEqual(await store.changesBefore(NS, 1, 10), []);
+      assert.deepEqual(await store.changesBefore("other", 10, 10), []);
+    });
+  });
+
+  test("pending chunks are referenced by their namespace only; a commit makes them committed", async () => {
+    await withStore(async (store) => {
+      const ids = chunks("p", 25).map((r) => r.id);
+      for (const id of ids.slice(0, 23)) await store.addPendingChunk(NS, id);
+      const found = await store.referencedChunks(NS, ids);
+      assert.deepEqual([...found].sort(), ids.slice(0, 23).sort(), "found across several lookups of ten");
+      assert.equal((await store.referencedChunks("bob", ids)).size, 0);
+      const row = { id: ids[24], size: 100 };
+      await new Batch().upload("f", [row]).commit(store);
+      assert.deepEqual(
+        [...await store.referencedChunks(NS, [row.id])],
+        [row.id],
+        "committed chunk referenced",
+      );
+      await store.settlePending();
+      const refs = [];
+      for await (const ref of store.listChunkRefs()) refs.push(ref);
+      assert.equal(refs.filter((r) => r.kind === "pending").length, 23);
+      assert.deepEqual(refs.filter((r) => r.kind === "committed").map((r) => r.id), [row.id]);
+      assert.ok(refs.every((r) => r.ns === NS && (r.kind === "committed" || r.until! > 0)));
+      await store.deleteChunkRefs(refs.filter((r) => r.id === ids[0] || r.id === row.id));
+      assert.equal((await store.referencedChunks(NS, [ids[0], row.id])).size, 0);
+    });
+  });
+
+  test("manifests are listed and deleted", async () => {
+    await withStore(async (store) => {
+      const { results } = await new Batch().upload("a", [chunk("a")]).upload("b", [chunk("b")]).commit(store);
+      const [a] = accepted(results[0]);
+      const hashes: string[] = [];
+      for await (const hash of store.listManifests()) hashes.push(hash);
+      assert.equal(hashes.length, 2);
+      await store.deleteManifest(a.hash);
+      assert.equal(await store.getManifest(a.hash), null);
+      const left: string[] = [];
+      for await (const hash of store.listManifests()) left.push(hash);
+      assert.deepEqual(left, hashes.filter((h) => h !== a.hash));
+    });
+  });
+
+  test("a replace keeps the previous version; a delete keeps it and puts the path in the trash", async () => {
+    let now = 1_000;
+    await withStore(async (store) => {
+      await new Batch().upload("d/f.txt", [chunk("v1")]).commit(store);
+      now = 2_000;
+      await new Batch().upload("d/f.txt", [chunk("v2")], 2).commit(store);
+      now = 3_000;
+      await new Batch().delete("d/f.txt", 3).delete("d", 1, "dir").commit(store, present);
+      const versions = await store.listVersions(NS, "d/f.txt");
+      assert.deepEqual(versions.map((v) => [v.rev, v.time, v.until, v.device]), [
+        [3, 2_000, 3_000, DEVICE],
+        [2, 1_000, 2_000, DEVICE],
+      ]);
+      assert.equal(versions[0].hash, fileHashOfChunks([chunk("v2").id]));
+      const trash = await store.listTrash(NS);
+      assert.deepEqual(trash.map((t) => [t.path, t.kind, t.rev, t.deletedAt, t.version]), [
+        ["d", "dir", 5, 3_000, "1"],
+        ["d/f.txt", "file", 4, 3_000, "3"],
+      ]);
+      const all = [];
+      for await (const v of store.listAllVersions(NS)) all.push(v.rev);
+      assert.deepEqual(all.sort(), [2, 3]);
+      assert.deepEqual(await store.listVersions("bob", "d/f.txt"), []);
+      assert.deepEqual(await store.listTrash("bob"), []);
+      const namespaces = [];
+      for await (const ns of store.listNamespaces()) namespaces.push(ns);
+      assert.deepEqual(namespaces, [NS]);
+
+      await store.dropHistory(NS, { versions: [versions[1]], trash: [trash[0]] });
+      assert.deepEqual((await store.listVersions(NS, "d/f.txt")).map((v) => v.rev), [3]);
+      assert.deepEqual((await store.listTrash(NS)).map((t) => t.path), ["d/f.txt"]);
+    }, { now: () => now });
+  });
+
+  test("versions of a long path are kept apart from those of a path with the same prefix", async () => {
+    await withStore(async (store) => {
+      const long = deepPath("h".repeat(200), 6, "file");
+      await new Batch().upload(long, [chunk("1")]).upload(`${long}x`, [chunk("2")]).commit(store);
+      const revs = [(await store.getEntry(NS, long))!.rev, (await store.getEntry(NS, `${long}x`))!.rev];
+      await new Batch().upload(long, [chunk("3")], revs[0]).upload(`${long}x`, [chunk("4")], revs[1]).commit(
+        store,
+      );
+      assert.deepEqual((await store.listVersions(NS, long)).map((v) => v.path), [long]);
+      assert.deepEqual((await store.listVersions(NS, `${long}x`)).map((v) => v.path), [`${long}x`]);
+    });
+  });
+
+  test("removeUser removes the user's history and trash", async () => {
+    await withStore(async (store) => {
+      await store.addUser(user(NS));
+      await new Batch().upload("f", [chunk("1")]).commit(store);
+      await new Batch().delete("f", 1).commit(store);
+      assert.equal((await store.listTrash(NS)).length, 1);
+      await store.removeUser(NS);
+      assert.deepEqual(await store.listTrash(NS), []);
+      assert.deepEqual(await store.listVersions(NS, "f"), []);
+    });
+  });
+
+  test("the retention policy is stored", async () => {
+    await withStore(async (store) => {
+      assert.equal(await store.getRetention(), null);
+      await store.setRetention({ keepDays: 7, keepVersions: 3 });
+      assert.deepEqual(await store.getRetention(), { keepDays: 7, keepVersions: 3 });
+    });
+  });
+
+  test("repair() of a consistent store changes nothing", async () => {
+    await withStore(async (store) => {
+      await new Batch().upload("a/b", [chunk("b")]).commit(store);
+      assert.deepEqual(await store.repair(), []);
+      assert.equal(await store.latestSeq(NS), 2);
+    });
+  });
 }

@@ -140,6 +140,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (await adminRequest(options.dataDir, { op: "ping" })) {
     throw new UserError(`Another filesync server is already running with data folder "${options.dataDir}"`);
   }
+  let chunks: ChunkStore;
+  try {
+    chunks = await openChunkStore(options.chunks ?? join(options.dataDir, "chunks"));
+  } catch (error) {
+    throw new UserError(`Cannot open the chunk store: ${(error as Error).message}`);
+  }
   let cert: string, key: string;
   if (options.certFile || options.keyFile) {
     if (!options.certFile || !options.keyFile) throw new UsageError("--cert and --key go together");
@@ -166,12 +172,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   const now = options.now ?? Date.now;
   const retention = options.retention ?? DEFAULT_RETENTION;
-  let chunks: ChunkStore;
-  try {
-    chunks = await openChunkStore(options.chunks ?? join(options.dataDir, "chunks"));
-  } catch (error) {
-    throw new UserError(`Cannot open the chunk store: ${(error as Error).message}`);
-  }
   const store = await KvMetadataStore.open(kvLocation(options.dataDir, options.kv), { now });
   for (const line of await store.repair()) log(line);
   await store.setRetention(retention);

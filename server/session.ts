@@ -17,8 +17,10 @@ import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import { checkPassword, checkToken, issueToken, type LoginLimiter, makeUser } from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
 import type { Hub } from "./hub.ts";
+import { keptVersions, restore, trashList, versionList } from "./history.ts";
 import { type DeviceCursor, resyncReason } from "./journal_check.ts";
-import type { MetadataStore } from "./metadata_store.ts";
+import type { MetadataStore, RetentionPolicy } from "./metadata_store.ts";
+import { DEFAULT_RETENTION } from "./retention.ts";
 
 /** Stands in for an unknown user during login so the password check takes the usual time. */
 const DUMMY_USER = await makeUser("-", crypto.randomUUID());
@@ -42,6 +44,10 @@ export interface SessionContext {
   loginTimeoutMs?: number;
   /** Idle time after which the connection is dropped. @default 90000 */
   idleTimeoutMs?: number;
+  /** The clock of history, trash and retention. @default Date.now */
+  now?: () => number;
+  /** What history and trash are kept. @default 30 days */
+  retention?: RetentionPolicy;
   /** Bytes in and out per device name, for statistics. */
   traffic?: Map<string, { in: number; out: number }>;
 }
@@ -156,9 +162,12 @@ export class Session {
       case "COMMIT":
         return await this.#commit(this.#parse("COMMIT", frame.message).changes, frame.data);
       case "VERSIONS":
+        return await this.#versions(this.#parse("VERSIONS", frame.message).path);
       case "TRASH":
+        this.#parse("TRASH", frame.message);
+        return await this.#trash();
       case "RESTORE":
-        throw new RpcError("unknown_op", `Op "${op}" is not served yet`); // history lands with issue #6
+        return await this.#restore(this.#parse("RESTORE", frame.message));
     }
   }
 
@@ -381,6 +390,88 @@ export class Session {
     this.#logCommit(changes, results);
     this.#ctx.hub.publish(this.#user, journal);
     return { body: { results } };
+  }
+
+  get #now(): number {
+    return (this.#ctx.now ?? Date.now)();
+  }
+
+  get #retention(): RetentionPolicy {
+    return this.#ctx.retention ?? DEFAULT_RETENTION;
+  }
+
+  async #versions(path: string): Promise<Reply> {
+    const store = this.#ctx.store;
+    const [entry, versions, trash] = await Promise.all([
+      store.getEntry(this.#user, path),
+      store.listVersions(this.#user, path),
+      store.listTrash(this.#user),
+    ]);
+    const { kept } = keptVersions(versions, trash.filter((t) => t.path === path), this.#retention, this.#now);
+    const list = versionList(entry, kept);
+    if (list.length === 0) {
+      if (entry) throw new RpcError("not_found", `"${path}" is a folder: folders have no versions`);
+      throw new RpcError("not_found", `No file "${path}" in the history`);
+    }
+    return { body: { versions: list } };
+  }
+
+  async #trash(): Promise<Reply> {
+    const store = this.#ctx.store;
+    const trash = await store.listTrash(this.#user);
+    const paths = [...new Set(trash.map((t) => t.path))];
+    const existing = new Set<string>();
+    for (let i = 0; i < paths.length; i += 16) {
+      await Promise.all(
+        paths.slice(i, i + 16).map(async (p) => {
+          if (await store.getEntry(this.#user, p)) existing.add(p);
+        }),
+      );
+    }
+    return { body: { items: trashList(trash, this.#retention, this.#now, (p) => existing.has(p)) } };
+  }
+
+  async #restore(request: { path: string; version?: string; as?: string }): Promise<Reply> {
+    const who = `${this.#user}@${this.#device}`;
+    let result;
+    try {
+      result = await restore({
+        store: this.#ctx.store,
+        ns: this.#user,
+        device: this.#device,
+        ...request,
+        policy: this.#retention,
+        now: this.#now,
+        missingChunks: async (ids) => {
+          const missing: string[] = [];
+          for (const id of ids) if (!await this.#ctx.chunks.has(id)) missing.push(id);
+          return missing;
+        },
+      });
+    } catch (error) {
+      if (error instanceof RpcError) {
+        this.#ctx.log(`${who}: restore ${request.path} refused: ${error.message}`);
+      }
+      throw error;
+    }
+    const { outcome, skipped } = result;
+    const last = outcome.journal[outcome.journal.length - 1];
+    this.#ctx.log(
+      `${who}: restore ${request.path} version ${result.version}` +
+        (result.path !== request.path ? ` as ${result.path}` : "") +
+        ` (${outcome.journal.length} journal entries${last ? `, rev ${last.rev}` : ""}` +
+        (skipped.length > 0 ? `, ${skipped.length} paths skipped` : "") + ")",
+    );
+    this.#ctx.hub.publish(this.#user, outcome.journal);
+    return {
+      body: {
+        path: result.path,
+        kind: result.kind,
+        version: result.version,
+        entries: outcome.journal,
+        skipped,
+      },
+    };
   }
 
   #logCommit(changes: Change[], results: ChangeResult[]): void {

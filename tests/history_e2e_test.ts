@@ -1,184 +1,219 @@
-// End-to-end tests of `filesync versions|restore|trash`: real server, real clients, the commands as processes.
+// End-to-end: history, trash and restore through a real server process over TLS, with a device receiving restores.
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import type { WireTrashItem, WireVersion } from "../protocol/messages.ts";
-import { Proc, waitFor, waitForFile, waitForGone, World } from "./harness.ts";
+import { openConnection } from "../client/connection.ts";
+import { sha256Hex } from "../protocol/hash.ts";
+import {
+  type ChangeResult,
+  encodeRows,
+  type WireEntry,
+  type WireTrashItem,
+  type WireVersion,
+} from "../protocol/messages.ts";
+import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
+import { fileHashOfChunks } from "../protocol/hash.ts";
+import {
+  addUser,
+  chunkBytes,
+  run,
+  type ServerProc,
+  startServer,
+  TempDir,
+  waitFor,
+  waitForFile,
+  World,
+} from "./harness.ts";
 
-/** Runs `filesync ARGS` in `cwd`; returns its exit code and output (stdout and stderr). */
-async function filesync(cwd: string, ...args: string[]): Promise<{ code: number; output: string }> {
-  const proc = new Proc(args[0], args, { cwd });
-  const code = await proc.exited(30_000);
-  return { code, output: proc.output.trim() };
+const DAY = 24 * 3600_000;
+const encoder = new TextEncoder();
+
+/** A logged-in protocol connection to a server process. */
+async function login(server: ServerProc, user: string, password: string): Promise<RpcPeer> {
+  const peer = await openConnection({
+    hostname: "127.0.0.1",
+    port: server.port,
+    caPem: await Deno.readTextFile(server.caPath),
+  });
+  await peer.request("LOGIN", { user, password, device: "tester" });
+  return peer;
 }
 
-/** Runs a command that must succeed and print JSON; returns the parsed output. */
-async function json<T>(cwd: string, ...args: string[]): Promise<T> {
-  const { code, output } = await filesync(cwd, ...args, "--json");
-  assert.equal(code, 0, output);
-  return JSON.parse(output) as T;
-}
-
-/** Writes a file and waits until it shows up with that content in `other`. */
-async function writeAndSync(world: World, path: string, content: string, other = "B"): Promise<void> {
-  await Deno.mkdir(join(world.dir("A"), path, ".."), { recursive: true });
-  await Deno.writeTextFile(join(world.dir("A"), path), content);
-  await waitForFile(join(world.dir(other), path), content);
-}
-
-/** Waits until the server lists `count` versions of `path` (commits are pushed, listed on the next request). */
-async function versionsOf(world: World, path: string, count: number): Promise<WireVersion[]> {
-  let versions: WireVersion[] = [];
-  await waitFor(async () => {
-    versions = (await json<{ versions: WireVersion[] }>(world.dir("A"), "versions", path)).versions;
-    return versions.length >= count;
-  }, { message: () => `versions of ${path}: ${JSON.stringify(versions)}` });
-  return versions;
-}
-
-Deno.test("versions lists every edit newest first; restore of an old version reaches the other device", async () => {
-  await using world = await World.create();
-  await world.client("A");
-  await world.client("B");
-  for (const content of ["one", "two!", "three"]) await writeAndSync(world, "notes/a.txt", content);
-
-  const versions = await versionsOf(world, "notes/a.txt", 3);
-  assert.deepEqual(versions.map((v) => v.size), [5, 4, 3]);
-  assert.equal(versions[0].current, true);
-  assert.ok(versions.slice(1).every((v) => !v.current));
-  assert.ok(versions.every((v) => v.device === "A" && v.time > 0 && /^[0-9a-f]{64}$/.test(v.hash)));
-  assert.ok(versions[0].time >= versions[1].time && versions[1].time >= versions[2].time);
-
-  // The plain listing: a header and one line per version, the current one marked; from a subfolder too.
-  const listing = await filesync(join(world.dir("A"), "notes"), "versions", "a.txt");
-  assert.equal(listing.code, 0, listing.output);
-  const lines = listing.output.split("\n");
-  assert.equal(lines.length, 4, listing.output);
-  assert.match(lines[0], /3 versions of notes\/a\.txt/);
-  assert.match(lines[1], new RegExp(`^${versions[0].id} .*\\(current\\)$`));
-  assert.match(lines[3], new RegExp(`^${versions[2].id} \\s*\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC`));
-
-  // Restore the first version from device B: both devices get it as the current file.
-  const restored = await filesync(world.dir("B"), "restore", "notes/a.txt", "--version", versions[2].id);
-  assert.equal(restored.code, 0, restored.output);
-  assert.equal(restored.output.split("\n").length, 1, restored.output);
-  assert.match(restored.output, /restored notes\/a\.txt/);
-  await waitForFile(join(world.dir("A"), "notes/a.txt"), "one");
-  await waitForFile(join(world.dir("B"), "notes/a.txt"), "one");
-  const after = await versionsOf(world, "notes/a.txt", 4);
-  assert.equal(after[0].current, true);
-  assert.equal(after[0].hash, versions[2].hash);
-
-  // --as puts a version beside the file, which stays as it is.
-  const as = await filesync(
-    world.dir("A"),
-    "restore",
-    "notes/a.txt",
-    "--version",
-    versions[1].id,
-    "--as",
-    "b.txt",
-  );
-  assert.equal(as.code, 0, as.output);
-  assert.match(as.output, /restored notes\/a\.txt .*as b\.txt/);
-  await waitForFile(join(world.dir("B"), "b.txt"), "two!");
-  await waitForFile(join(world.dir("B"), "notes/a.txt"), "one");
-
-  // Without --version: the newest kept version that is not current ("three", replaced by the restore).
-  const newest = await filesync(world.dir("A"), "restore", "notes/a.txt");
-  assert.equal(newest.code, 0, newest.output);
-  await waitForFile(join(world.dir("B"), "notes/a.txt"), "three");
-});
-
-Deno.test("trash lists deleted files and folders; restore brings back a file and a folder with its contents", async () => {
-  await using world = await World.create();
-  await world.client("A");
-  await world.client("B");
-  await writeAndSync(world, "f.txt", "file content");
-  await writeAndSync(world, "dir/x.txt", "x");
-  await writeAndSync(world, "dir/sub/y.txt", "y");
-  await Deno.remove(join(world.dir("A"), "f.txt"));
-  await Deno.remove(join(world.dir("A"), "dir"), { recursive: true });
-  await waitForGone(join(world.dir("B"), "f.txt"));
-  await waitForGone(join(world.dir("B"), "dir"));
-
-  let items: WireTrashItem[] = [];
-  await waitFor(async () => {
-    items = (await json<{ items: WireTrashItem[] }>(world.dir("B"), "trash")).items;
-    return items.some((i) => i.path === "f.txt") && items.some((i) => i.path === "dir");
-  }, { message: () => `trash: ${JSON.stringify(items)}` });
-  const file = items.find((i) => i.path === "f.txt")!;
-  assert.equal(file.kind, "file");
-  assert.equal(file.size, 12);
-  assert.equal(file.device, "A");
-  assert.ok(file.deletedAt > 0 && file.version.length > 0);
-  assert.equal(items.find((i) => i.path === "dir")!.kind, "dir");
-  for (let i = 1; i < items.length; i++) assert.ok(items[i - 1].deletedAt >= items[i].deletedAt);
-
-  const listing = await filesync(world.dir("B"), "trash");
-  assert.equal(listing.code, 0, listing.output);
-  assert.match(listing.output, /deleted item/);
-  assert.match(listing.output, /f\.txt \(12 B, deleted by A\) {2}version /);
-  assert.match(listing.output, /dir\/ \(folder, deleted by A\)/);
-
-  const restoredFile = await filesync(world.dir("B"), "restore", "f.txt");
-  assert.equal(restoredFile.code, 0, restoredFile.output);
-  await waitForFile(join(world.dir("A"), "f.txt"), "file content");
-  await waitForFile(join(world.dir("B"), "f.txt"), "file content");
-
-  const restoredDir = await filesync(world.dir("A"), "restore", "dir");
-  assert.equal(restoredDir.code, 0, restoredDir.output);
-  assert.match(restoredDir.output, /restored dir/);
-  for (const device of ["A", "B"]) {
-    await waitForFile(join(world.dir(device), "dir/x.txt"), "x");
-    await waitForFile(join(world.dir(device), "dir/sub/y.txt"), "y");
-  }
-});
-
-Deno.test("history commands print one line and exit 1 on each error, 2 on bad usage", async () => {
-  await using world = await World.create();
-  await world.client("A");
-  await Deno.writeTextFile(join(world.dir("A"), "a.txt"), "a");
-  await waitFor(async () =>
-    (await json<{ versions: WireVersion[] }>(world.dir("A"), "versions", "a.txt")).versions.length === 1
-  );
-  const a = world.dir("A");
-  const expectError = async (code: number, pattern: RegExp, cwd: string, ...args: string[]) => {
-    const result = await filesync(cwd, ...args);
-    assert.equal(result.code, code, `${args.join(" ")}: ${result.output}`);
-    assert.equal(
-      result.output.split("\n").length,
-      1,
-      `${args.join(" ")} printed more than one line:\n${result.output}`,
-    );
-    assert.match(result.output, pattern, args.join(" "));
+/** Uploads a one-chunk file (PUT then COMMIT); returns the new rev. */
+async function upload(peer: RpcPeer, path: string, text: string, baseRev = 0): Promise<number> {
+  const bytes = encoder.encode(text);
+  const id = sha256Hex(bytes);
+  await peer.request("PUT", { hash: id }, bytes);
+  const change = {
+    op: "upload",
+    path,
+    baseRev,
+    size: bytes.length,
+    mtime: 1_700_000_000_000,
+    hash: fileHashOfChunks([id]),
+    rows: { offset: 0, count: 1 },
   };
-  await expectError(1, /^filesync: .*nope\.txt/, a, "versions", "nope.txt");
-  await expectError(1, /^filesync: .*nope\.txt/, a, "restore", "nope.txt");
-  await expectError(
-    1,
-    /^filesync: .*(version|unknown|not found)/i,
-    a,
-    "restore",
-    "a.txt",
-    "--version",
-    "no-such-version",
-  );
-  await expectError(1, /^filesync: .*outside the synced folder/, a, "versions", "../elsewhere.txt");
-  await expectError(1, /^filesync: .*not inside a synced folder/, world.tmp.path, "trash");
-  await expectError(1, /^filesync: .*not a synced folder/, a, "trash", "--dir", world.tmp.path);
-  await expectError(2, /^filesync: Expected one PATH/, a, "versions");
-  await expectError(2, /^filesync: /, a, "trash", "--bogus");
+  const reply = await peer.request("COMMIT", { changes: [change] }, encodeRows([{ id, size: bytes.length }]));
+  const [result] = reply.message.results as ChangeResult[];
+  assert.ok(result.ok, `upload of ${path} refused: ${!result.ok && result.error}`);
+  return result.entries[result.entries.length - 1].rev;
+}
 
-  // A device whose token the server refuses (a copy of A's identity with a made-up token).
-  const stale = world.tmp.join("stale");
-  await Deno.mkdir(join(stale, ".filesync"), { recursive: true });
-  for (const name of ["device.json", "ca.pem"]) {
-    await Deno.copyFile(join(a, ".filesync", name), join(stale, ".filesync", name));
+async function versions(peer: RpcPeer, path: string): Promise<WireVersion[]> {
+  return (await peer.request("VERSIONS", { path })).message.versions as WireVersion[];
+}
+
+/** True once the server's journal has a live entry at `path`. */
+async function committed(peer: RpcPeer, path: string): Promise<boolean> {
+  const events = (await peer.request("CHANGES", { since: 0, limit: 5000 })).message.events as WireEntry[];
+  return events.some((e) => e.path === path && !e.deleted);
+}
+
+async function trash(peer: RpcPeer): Promise<WireTrashItem[]> {
+  return (await peer.request("TRASH", {})).message.items as WireTrashItem[];
+}
+
+async function refusal(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
+  const error = await promise.then(() => null, (e) => e);
+  assert.ok(error instanceof RpcError, `expected refusal "${code}", got ${error}`);
+  assert.equal(error.code, code, error.message);
+  if (message) assert.match(error.message, message);
+}
+
+Deno.test("VERSIONS, TRASH and RESTORE over TLS: a restore is a commit every device receives", async () => {
+  await using world = await World.create();
+  const laptop = await world.client("laptop");
+  const dir = world.dir("laptop");
+  const peer = await login(world.server, world.user, world.password);
+  try {
+    const v1 = await upload(peer, "notes.txt", "first");
+    const v2 = await upload(peer, "notes.txt", "second", v1);
+    const v3 = await upload(peer, "notes.txt", "third", v2);
+    await waitForFile(`${dir}/notes.txt`, "third");
+
+    const list = await versions(peer, "notes.txt");
+    assert.deepEqual(list.map((v) => [v.id, v.current ?? false]), [
+      [String(v3), true],
+      [String(v2), false],
+      [String(v1), false],
+    ]);
+    assert.ok(list.every((v) => v.device === "tester" && v.size > 0 && v.time > 0));
+
+    // Restore without a version: the newest earlier one, as a new current version (the replaced one is kept).
+    const reply = await peer.request("RESTORE", { path: "notes.txt" });
+    assert.equal(reply.message.version, String(v2));
+    await waitForFile(`${dir}/notes.txt`, "second");
+    const after = await versions(peer, "notes.txt");
+    assert.equal(after.length, 4);
+    assert.equal(after[1].id, String(v3), "the version the restore replaced is kept");
+
+    // Restore an old version under another name.
+    await peer.request("RESTORE", { path: "notes.txt", version: String(v1), as: "notes (first).txt" });
+    await waitForFile(`${dir}/notes (first).txt`, "first");
+
+    // A file and a folder deleted on the device go to the trash and come back.
+    await Deno.mkdir(`${dir}/project/sub`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/project/a.txt`, "a");
+    await Deno.writeTextFile(`${dir}/project/sub/b.txt`, "b");
+    await Deno.writeTextFile(`${dir}/lonely.txt`, "lonely");
+    await waitFor(() => committed(peer, "project/sub/b.txt"));
+    await waitFor(() => committed(peer, "lonely.txt"));
+    await Deno.remove(`${dir}/project`, { recursive: true });
+    await Deno.remove(`${dir}/lonely.txt`);
+    await waitFor(async () => (await trash(peer)).some((t) => t.path === "project" && t.kind === "dir"));
+    await waitFor(async () => (await trash(peer)).some((t) => t.path === "lonely.txt"));
+    const items = await trash(peer);
+    assert.ok(items.every((t, i) => i === 0 || items[i - 1].deletedAt >= t.deletedAt), "newest first");
+    const lonely = items.find((t) => t.path === "lonely.txt")!;
+    assert.equal(lonely.device, "laptop");
+    assert.equal(lonely.size, 6);
+
+    await peer.request("RESTORE", { path: "lonely.txt" });
+    await waitForFile(`${dir}/lonely.txt`, "lonely");
+    const folder = await peer.request("RESTORE", { path: "project" });
+    assert.equal(folder.message.kind, "dir");
+    await waitForFile(`${dir}/project/a.txt`, "a");
+    await waitForFile(`${dir}/project/sub/b.txt`, "b");
+    await waitFor(async () => !(await trash(peer)).some((t) => t.path === "lonely.txt"));
+
+    // Errors: one clear code each.
+    await refusal(peer.request("RESTORE", { path: "never.txt" }), "not_found", /never\.txt/);
+    await refusal(peer.request("VERSIONS", { path: "never.txt" }), "not_found");
+    await refusal(peer.request("RESTORE", { path: "notes.txt", version: "999999" }), "unknown_version");
+    await refusal(peer.request("RESTORE", { path: "notes.txt", version: "nonsense" }), "unknown_version");
+    assert.match(world.server.output, /restore notes\.txt version \d+ as notes \(first\)\.txt/);
+    assert.equal(laptop.exitCode, null);
+  } finally {
+    peer.close();
   }
-  await Deno.writeTextFile(join(stale, ".filesync", "token"), "not-a-real-token");
-  await expectError(1, /^filesync: Device token .*start filesync client/, stale, "trash");
+});
 
-  // The server is down: the commands say so (the client keeps running offline).
-  await world.server.stop();
-  await expectError(1, /^filesync: Cannot reach server 127\.0\.0\.1:\d+/, a, "versions", "a.txt");
+Deno.test("retention: versions expire after --keep-days on the server's clock, and gc then frees their chunks", async () => {
+  await using tmp = new TempDir();
+  const data = tmp.join("server");
+  let server = await startServer(data, ["--keep-days", "2"]);
+  try {
+    await addUser(data, "alice", "pw-alice");
+    let peer = await login(server, "alice", "pw-alice");
+    const old = "old content ".repeat(1000);
+    const v1 = await upload(peer, "doc.txt", old);
+    await upload(peer, "doc.txt", "new content", v1);
+    const withHistory = await chunkBytes(data);
+    let gc = await run(["gc", "--data", data]);
+    assert.equal(gc.code, 0, gc.output);
+    assert.match(gc.output, /0 versions/);
+    assert.equal(await chunkBytes(data), withHistory, "a kept version keeps its chunks");
+    assert.equal((await versions(peer, "doc.txt")).length, 2);
+    peer.close();
+    await server.stop();
+
+    // Three days later on the server's clock.
+    server = await startServer(data, ["--keep-days", "2"], 0, {
+      FILESYNC_TEST_CLOCK_OFFSET_MS: String(3 * DAY),
+    });
+    peer = await login(server, "alice", "pw-alice");
+    assert.deepEqual((await versions(peer, "doc.txt")).map((v) => v.current), [true]);
+    await refusal(peer.request("RESTORE", { path: "doc.txt", version: String(v1) }), "expired");
+    await refusal(peer.request("RESTORE", { path: "doc.txt" }), "expired");
+    gc = await run(["gc", "--data", data]);
+    assert.equal(gc.code, 0, gc.output);
+    assert.match(gc.output, /1 versions/);
+    assert.ok(await chunkBytes(data) < withHistory - old.length / 2, "the expired version's chunk is gone");
+    peer.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("retention: --keep-versions keeps only the newest earlier versions", async () => {
+  await using tmp = new TempDir();
+  const data = tmp.join("server");
+  const server = await startServer(data, ["--keep-versions", "2"]);
+  try {
+    await addUser(data, "alice", "pw-alice");
+    const peer = await login(server, "alice", "pw-alice");
+    let rev = 0;
+    for (let i = 1; i <= 5; i++) rev = await upload(peer, "f.txt", `version ${i}`, rev);
+    assert.deepEqual((await versions(peer, "f.txt")).length, 3, "current and two earlier ones");
+    const gc = await run(["gc", "--data", data]);
+    assert.match(gc.output, /2 versions/);
+    assert.equal((await versions(peer, "f.txt")).length, 3);
+    peer.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+Deno.test("filesync server refuses an unknown chunk store scheme, naming the supported ones", async () => {
+  await using tmp = new TempDir();
+  const { code, output } = await run([
+    "server",
+    "--data",
+    tmp.join("server"),
+    "--port",
+    "0",
+    "--chunks",
+    "s3://bucket/chunks",
+  ]);
+  assert.notEqual(code, 0);
+  assert.match(output, /Unsupported chunk store "s3:\/\/bucket\/chunks".*file:/);
+  assert.equal(output.trim().split("\n").length, 1, output);
 });
