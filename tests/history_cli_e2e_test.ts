@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { WireTrashItem, WireVersion } from "../protocol/messages.ts";
-import { Proc, waitFor, waitForFile, waitForGone, World } from "./harness.ts";
+import { Proc, startServer, waitFor, waitForFile, waitForGone, World } from "./harness.ts";
 
 /** Runs `filesync ARGS` in `cwd`; returns its exit code and output (stdout and stderr). */
 async function filesync(cwd: string, ...args: string[]): Promise<{ code: number; output: string }> {
@@ -117,8 +117,8 @@ Deno.test("trash lists deleted files and folders; restore brings back a file and
   const listing = await filesync(world.dir("B"), "trash");
   assert.equal(listing.code, 0, listing.output);
   assert.match(listing.output, /deleted item/);
-  assert.match(listing.output, /f\.txt \(12 B, deleted by A\) {2}version /);
-  assert.match(listing.output, /dir\/ \(folder, deleted by A\)/);
+  assert.match(listing.output, / {2}f\.txt {2}\(12 B, deleted by A\) {2}version \d+/);
+  assert.match(listing.output, / {2}dir\/ {2}\(folder, deleted by A\) {2}version \d+/);
 
   const restoredFile = await filesync(world.dir("B"), "restore", "f.txt");
   assert.equal(restoredFile.code, 0, restoredFile.output);
@@ -140,6 +140,12 @@ Deno.test("history commands print one line and exit 1 on each error, 2 on bad us
   await Deno.writeTextFile(join(world.dir("A"), "a.txt"), "a");
   await waitFor(async () =>
     (await json<{ versions: WireVersion[] }>(world.dir("A"), "versions", "a.txt")).versions.length === 1
+  );
+  await Deno.writeTextFile(join(world.dir("A"), "a.txt"), "a, edited");
+  let kept: WireVersion[] = [];
+  await waitFor(async () =>
+    (kept = (await json<{ versions: WireVersion[] }>(world.dir("A"), "versions", "a.txt")).versions)
+      .length === 2
   );
   const a = world.dir("A");
   const expectError = async (code: number, pattern: RegExp, cwd: string, ...args: string[]) => {
@@ -177,6 +183,17 @@ Deno.test("history commands print one line and exit 1 on each error, 2 on bad us
   }
   await Deno.writeTextFile(join(stale, ".filesync", "token"), "not-a-real-token");
   await expectError(1, /^filesync: Device token .*start filesync client/, stale, "trash");
+
+  // 31 days later on the server's (test) clock, the replaced version has expired (default --keep-days 30).
+  const { dataDir, port } = world.server;
+  await world.server.stop();
+  Deno.env.set("FILESYNC_TEST_CLOCK_OFFSET_MS", String(31 * 24 * 3600 * 1000));
+  try {
+    world.server = await startServer(dataDir, [], port);
+  } finally {
+    Deno.env.delete("FILESYNC_TEST_CLOCK_OFFSET_MS");
+  }
+  await expectError(1, /^filesync: .*expired/, a, "restore", "a.txt", "--version", kept[1].id);
 
   // The server is down: the commands say so (the client keeps running offline).
   await world.server.stop();
