@@ -3,6 +3,7 @@ import { clientCommand } from "./client/cli.ts";
 import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
+import { fsckCommand } from "./server/fsck.ts";
 
 /** Version printed by --version. */
 export const VERSION = "0.1.0";
@@ -11,6 +12,7 @@ const HELP = `filesync ${VERSION}: self-hosted file sync
 
 Usage:
   filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
+  filesync server fsck --data DIR [--json]
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
   filesync gc --data DIR
@@ -26,6 +28,7 @@ async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
     case "server":
+      if (rest[0] === "fsck") return await fsckCommand(rest.slice(1));
       return await serverCommand(rest);
     case "user":
       return await userCommand(rest);
