@@ -19,7 +19,7 @@ import type { ChunkStore } from "./chunk_store.ts";
 import type { Hub } from "./hub.ts";
 import { keptVersions, restore, trashList, versionList } from "./history.ts";
 import { type DeviceCursor, resyncReason } from "./journal_check.ts";
-import type { MetadataStore, RetentionPolicy } from "./metadata_store.ts";
+import type { EntryRecord, MetadataStore, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
 
 /** Stands in for an unknown user during login so the password check takes the usual time. */
@@ -281,7 +281,7 @@ export class Session {
         await this.peer.drain();
       };
       for await (const entry of this.#ctx.store.listEntries(this.#user)) {
-        page.push(entry);
+        page.push(wireOf(entry));
         if (page.length >= 1000) await flush(false);
       }
       await flush(true);
@@ -354,8 +354,9 @@ export class Session {
   }
 
   async #download(path: string, base: string | undefined): Promise<Reply> {
-    const entry = await this.#ctx.store.getEntry(this.#user, path);
-    if (!entry || entry.kind !== "file") throw new RpcError("not_found", `No file "${path}"`);
+    const found = await this.#ctx.store.getEntry(this.#user, path);
+    if (!found || found.kind !== "file") throw new RpcError("not_found", `No file "${path}"`);
+    const entry = wireOf(found);
     const rows = await this.#ctx.store.getManifest(entry.hash);
     if (!rows) throw new RpcError("storage", `Manifest of "${path}" is missing`);
     for (const row of rows) this.#known.add(row.id);
@@ -499,4 +500,10 @@ export class Session {
     if (lines.length <= 20) { for (const line of lines) this.#ctx.log(line); }
     else this.#ctx.log(`${who}: committed ${changes.length} changes (${lines.length} journal entries)`);
   }
+}
+
+/** An entry as the wire carries it (without the server-side commit time). */
+function wireOf(entry: EntryRecord): WireEntry {
+  const { time: _time, ...wire } = entry;
+  return wire;
 }
