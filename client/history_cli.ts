@@ -50,6 +50,7 @@ Options:
 export interface SyncedFolder {
   /** The synced folder (absolute). */
   root: string;
+  /** The device identity saved there by `filesync client`. */
   device: DeviceInfo;
 }
 
@@ -167,7 +168,9 @@ async function request(
   }
 }
 
-interface CommonOptions {
+/** Options of the history commands (for tests; the CLI uses the defaults). */
+export interface CommonOptions {
+  /** Folder that relative paths start from. @default Deno.cwd() */
   cwd?: string;
   /** Output lines (stdout). @default console.log */
   print?: (line: string) => void;

@@ -22,11 +22,17 @@ export interface FsckProblem {
 
 /** What {@linkcode fsck} checked and found. */
 export interface FsckReport {
+  /** Everything found wrong, in the order found. */
   problems: FsckProblem[];
+  /** Live entries checked. */
   entries: number;
+  /** Kept versions checked. */
   versions: number;
+  /** Trash items checked. */
   trash: number;
+  /** Journal entries read. */
   journal: number;
+  /** Distinct chunks checked against their ids. */
   chunks: number;
 }
 

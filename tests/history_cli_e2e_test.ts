@@ -187,12 +187,9 @@ Deno.test("history commands print one line and exit 1 on each error, 2 on bad us
   // 31 days later on the server's (test) clock, the replaced version has expired (default --keep-days 30).
   const { dataDir, port } = world.server;
   await world.server.stop();
-  Deno.env.set("FILESYNC_TEST_CLOCK_OFFSET_MS", String(31 * 24 * 3600 * 1000));
-  try {
-    world.server = await startServer(dataDir, [], port);
-  } finally {
-    Deno.env.delete("FILESYNC_TEST_CLOCK_OFFSET_MS");
-  }
+  world.server = await startServer(dataDir, [], port, {
+    FILESYNC_TEST_CLOCK_OFFSET_MS: String(31 * 24 * 3600 * 1000),
+  });
   await expectError(1, /^filesync: .*expired/, a, "restore", "a.txt", "--version", kept[1].id);
 
   // The server is down: the commands say so (the client keeps running offline).

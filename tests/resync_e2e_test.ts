@@ -179,12 +179,9 @@ Deno.test("a device whose cursor was compacted away catches up from a snapshot: 
   await gc();
   const { dataDir, port } = world.server;
   await world.server.stop();
-  Deno.env.set("FILESYNC_TEST_CLOCK_OFFSET_MS", String(31 * 24 * 3600 * 1000));
-  try {
-    world.server = await startServer(dataDir, [], port);
-  } finally {
-    Deno.env.delete("FILESYNC_TEST_CLOCK_OFFSET_MS");
-  }
+  world.server = await startServer(dataDir, [], port, {
+    FILESYNC_TEST_CLOCK_OFFSET_MS: String(31 * 24 * 3600 * 1000),
+  });
   assert.match(await gc(), /[1-9]\d* journal entries/);
 
   const again = world.startClient("B");
