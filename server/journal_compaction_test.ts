@@ -80,8 +80,25 @@ Deno.test("compactJournals deletes old entries, remembers the point and its tag,
     assert.equal(await store.latestSeq(NS), 4);
     assert.equal(await store.compactJournal(NS, 99), 2); // capped at the latest
     assert.equal((await store.getCompaction(NS))?.seq, 4);
-    assert.equal(await store.compactJournal(NS, 3), 0); // never backwards
+    assert.equal(await store.compactJournal(NS, 3), 0); // never backwards, nothing left below the point
     assert.equal((await store.getCompaction(NS))?.seq, 4);
+  } finally {
+    store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("compactJournal finishes a pass that a crash interrupted after recording the point", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "filesync-compaction-" });
+  const store = await KvMetadataStore.open(join(dir, "metadata.kv"));
+  try {
+    await new Batch().mkdir("a").mkdir("b").mkdir("c").commit(store);
+    // What a crash between recording the point and deleting the entries leaves.
+    await store.kv.set(["jc", NS], { seq: 2 });
+    assert.equal((await store.changesBefore(NS, 3, 10)).length, 2);
+    assert.equal(await store.compactJournal(NS, 1), 2);
+    assert.deepEqual(await store.changesBefore(NS, 3, 10), []);
+    assert.deepEqual(await store.getCompaction(NS), { seq: 2 });
   } finally {
     store.close();
     await Deno.remove(dir, { recursive: true });

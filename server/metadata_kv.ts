@@ -433,12 +433,14 @@ export class KvMetadataStore implements MetadataStore {
   }
 
   async compactJournal(ns: string, seq: number): Promise<number> {
-    const through = Math.min(seq, await this.latestSeq(ns));
+    let through = Math.min(seq, await this.latestSeq(ns));
     const current = await this.getCompaction(ns);
-    if (through <= 0 || (current && current.seq >= through)) return 0;
-    const at = (await this.kv.get<WireEntry>(["j", ns, through])).value;
-    const point: CompactionPoint = at?.tag ? { seq: through, tag: at.tag } : { seq: through };
-    await this.kv.set(["jc", ns], point);
+    if (current && current.seq >= through) {
+      through = current.seq; // never backwards; finishes a pass a crash interrupted
+    } else if (through > 0) {
+      const at = (await this.kv.get<WireEntry>(["j", ns, through])).value;
+      await this.kv.set(["jc", ns], at?.tag ? { seq: through, tag: at.tag } : { seq: through });
+    } else return 0;
     let removed = 0;
     while (true) {
       const keys: Deno.KvKey[] = [];
