@@ -41,6 +41,13 @@ Deno.test("versions lists every edit newest first; restore of an old version rea
   await world.client("B");
   for (const content of ["one", "two!", "three"]) await writeAndSync(world, "notes/a.txt", content);
 
+  // The client keeps the CA it was given for these commands, private to the user.
+  const ca = await Deno.stat(join(world.dir("A"), ".filesync", "ca.pem"));
+  assert.equal(ca.mode! & 0o777, 0o600);
+  assert.equal(
+    await Deno.readTextFile(join(world.dir("A"), ".filesync", "ca.pem")),
+    await Deno.readTextFile(world.server.caPath),
+  );
   const versions = await versionsOf(world, "notes/a.txt", 3);
   assert.deepEqual(versions.map((v) => v.size), [5, 4, 3]);
   assert.equal(versions[0].current, true);
