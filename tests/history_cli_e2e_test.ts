@@ -99,7 +99,7 @@ Deno.test("versions lists every edit newest first; restore of an old version rea
 Deno.test("trash lists deleted files and folders; restore brings back a file and a folder with its contents", async () => {
   await using world = await World.create();
   await world.client("A");
-  await world.client("B");
+  const b = await world.client("B");
   await writeAndSync(world, "f.txt", "file content");
   await writeAndSync(world, "dir/x.txt", "x");
   await writeAndSync(world, "dir/sub/y.txt", "y");
@@ -107,6 +107,8 @@ Deno.test("trash lists deleted files and folders; restore brings back a file and
   await Deno.remove(join(world.dir("A"), "dir"), { recursive: true });
   await waitForGone(join(world.dir("B"), "f.txt"));
   await waitForGone(join(world.dir("B"), "dir"));
+  // The commands need no running client: B's is stopped for the listing and the first restore.
+  await b.stop();
 
   let items: WireTrashItem[] = [];
   await waitFor(async () => {
@@ -130,6 +132,7 @@ Deno.test("trash lists deleted files and folders; restore brings back a file and
   const restoredFile = await filesync(world.dir("B"), "restore", "f.txt");
   assert.equal(restoredFile.code, 0, restoredFile.output);
   await waitForFile(join(world.dir("A"), "f.txt"), "file content");
+  world.startClient("B");
   await waitForFile(join(world.dir("B"), "f.txt"), "file content");
 
   const restoredDir = await filesync(world.dir("A"), "restore", "dir");
