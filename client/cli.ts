@@ -6,6 +6,7 @@ import { parseServerAddress } from "./connection.ts";
 import { confirmHeld, findSyncRoot } from "./held_deletes.ts";
 import { readPassword } from "./password.ts";
 import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
+import { forgetCa, saveCa } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
 
 /** Help text of `filesync client`. */
@@ -119,6 +120,9 @@ export async function clientCommand(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   await client.start();
+  // Commands such as `filesync versions` run in this folder must trust the same server.
+  if (caPem) await saveCa(values.dir!, caPem);
+  else await forgetCa(values.dir!);
   log(`syncing ${values.dir} with ${values.server} as ${values.user} (device "${device}")`);
   try {
     await client.done;

@@ -79,7 +79,8 @@ async function syncFolder(path: string): Promise<void> {
   }
 }
 
-function formatSize(bytes: number): string {
+/** A byte count for the terminal: `512 B`, `1.5 KiB`, `3.0 MiB`, `1.25 GiB`. */
+export function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;

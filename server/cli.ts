@@ -14,7 +14,7 @@ export const SERVER_HELP = `Usage: filesync server --data DIR --port PORT [optio
 
 Runs the server. DIR holds the metadata (Deno KV), the chunk store, the certificates and the admin socket.
 Without --cert/--key the first start creates a local CA in DIR/certs/ca.pem and prints its fingerprint;
-give that file to clients with --ca.
+give that file to clients with --ca. "filesync server fsck --data DIR" checks a stopped server's data folder.
 
 Options:
   --data DIR           data folder (created if missing)
@@ -156,8 +156,10 @@ export async function gcCommand(args: string[]): Promise<number> {
   if (!reply.ok) throw new UserError(reply.error);
   const r = reply.report ?? {};
   console.log(
-    `removed ${r.removedChunks} chunks, ${r.removedManifests} manifests, ${r.removedVersions} versions and ` +
-      `${r.removedTrash} trash items; ${r.liveChunks} chunks in use`,
+    `removed ${r.removedChunks} chunks, ${r.removedManifests} manifests, ${r.removedVersions} versions, ` +
+      `${r.removedTrash} trash items and ${
+        r.compactedEntries ?? 0
+      } journal entries; ${r.liveChunks} chunks in use`,
   );
   return 0;
 }

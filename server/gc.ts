@@ -1,6 +1,7 @@
 // Garbage collection: drops expired history, then chunks and manifests nothing kept needs any more.
 import type { ChunkStore } from "./chunk_store.ts";
 import type { ChunkRef, MetadataStore, RetentionPolicy } from "./metadata_store.ts";
+import { compactJournals } from "./journal_compaction.ts";
 import { DEFAULT_RETENTION, expireHistory } from "./retention.ts";
 
 /** What a collection found and removed. */
@@ -12,6 +13,8 @@ export interface GcReport {
   removedRefs: number;
   removedVersions: number;
   removedTrash: number;
+  /** Journal entries older than the retention that were compacted. */
+  compactedEntries: number;
 }
 
 /** Options of {@linkcode collectGarbage}. */
@@ -23,7 +26,8 @@ export interface GcOptions {
 }
 
 /**
- * Mark and sweep. First expired versions and trash items are dropped (by the retention rules). Live = every
+ * Mark and sweep. First expired versions and trash items are dropped (by the retention rules) and journal
+ * entries older than the retention are compacted. Live = every
  * chunk of every manifest that a live entry or a kept version of any namespace points at, plus chunks uploaded
  * for commits not yet made (pending references that have not expired). Everything else in the chunk store is
  * removed, as are unreferenced manifests and stale references. Runs under the store's exclusive lock, so no
@@ -55,6 +59,7 @@ export function collectGarbage(
       const dropped = new Set(drop.versions);
       for (const version of versions) if (!dropped.has(version)) liveManifests.add(version.hash);
     }
+    const compactedEntries = await compactJournals(store, { now, keepDays: retention.keepDays });
     const live = new Set<string>();
     for (const hash of liveManifests) {
       const rows = await store.getManifest(hash);
@@ -92,6 +97,7 @@ export function collectGarbage(
       removedRefs: removable.length,
       removedVersions,
       removedTrash,
+      compactedEntries,
     };
   });
 }

@@ -834,4 +834,43 @@ export function metadataContract(label: string, open: OpenStore): void {
       assert.equal(await store.latestSeq(NS), 2);
     });
   });
+  test("the journal epoch is one random id per store", async () => {
+    await withStore(async (store) => {
+      const epoch = await store.journalEpoch();
+      assert.ok(epoch.length >= 16 && epoch.length <= 64, epoch);
+      assert.equal(await store.journalEpoch(), epoch);
+    });
+  });
+
+  test("compactJournal deletes entries up to a point it records with its tag, never backwards", async () => {
+    await withStore(async (store) => {
+      await new Batch().mkdir("a").mkdir("b").mkdir("c").commit(store);
+      assert.equal(await store.getCompaction(NS), null);
+      const [second] = await store.changesSince(NS, 1, 1);
+      assert.equal(await store.compactJournal(NS, 2), 2);
+      assert.deepEqual(await store.getCompaction(NS), { seq: 2, tag: second.tag });
+      assert.deepEqual((await store.changesSince(NS, 0, 10)).map((e) => e.rev), [3]);
+      assert.equal(await store.compactJournal(NS, 1), 0);
+      assert.equal((await store.getCompaction(NS))?.seq, 2);
+      assert.equal(await store.latestSeq(NS), 3);
+      await new Batch().mkdir("d").commit(store);
+      assert.equal(await store.latestSeq(NS), 4);
+      assert.equal(await store.getCompaction("other"), null);
+    });
+  });
+
+  test("journal marks round-trip per namespace and go with the user", async () => {
+    await withStore(async (store) => {
+      await store.addUser({ name: NS, salt: "s", hash: "h", created: 1 });
+      await new Batch().mkdir("a").commit(store);
+      assert.deepEqual(await store.getJournalMarks(NS), []);
+      await store.setJournalMarks(NS, [{ seq: 1, time: 5 }]);
+      assert.deepEqual(await store.getJournalMarks(NS), [{ seq: 1, time: 5 }]);
+      assert.deepEqual(await store.getJournalMarks("other"), []);
+      await store.compactJournal(NS, 1);
+      assert.ok(await store.removeUser(NS));
+      assert.deepEqual(await store.getJournalMarks(NS), []);
+      assert.equal(await store.getCompaction(NS), null);
+    });
+  });
 }

@@ -15,7 +15,9 @@ import type {
   ChunkRef,
   CommitOptions,
   CommitOutcome,
+  CompactionPoint,
   EntryRecord,
+  JournalMark,
   MetadataStore,
   RetentionPolicy,
   TokenRecord,
@@ -170,6 +172,7 @@ export class KvMetadataStore implements MetadataStore {
     await this.revokeTokens(name);
     for (const prefix of ["e", "j", "c", "p", "v", "t", "device"]) await this.#deletePrefix([prefix, name]);
     await this.kv.delete(["seq", name]);
+    await this.kv.atomic().delete(["jc", name]).delete(["jm", name]).commit();
     return true;
   }
 
@@ -414,6 +417,49 @@ export class KvMetadataStore implements MetadataStore {
       ...drop.trash.map((t): [Deno.KvKey, unknown] => [trashKey(ns, t.rev), null]),
       ...drop.versions.map((v): [Deno.KvKey, unknown] => [versionKey(ns, v.path, v.rev), null]),
     ]);
+  }
+
+  async journalEpoch(): Promise<string> {
+    const key = ["config", "epoch"];
+    while (true) {
+      const found = await this.kv.get<string>(key);
+      if (found.value) return found.value;
+      if ((await this.kv.atomic().check(found).set(key, crypto.randomUUID()).commit()).ok) continue;
+    }
+  }
+
+  async getCompaction(ns: string): Promise<CompactionPoint | null> {
+    return (await this.kv.get<CompactionPoint>(["jc", ns])).value;
+  }
+
+  async compactJournal(ns: string, seq: number): Promise<number> {
+    let through = Math.min(seq, await this.latestSeq(ns));
+    const current = await this.getCompaction(ns);
+    if (current && current.seq >= through) {
+      through = current.seq; // never backwards; finishes a pass a crash interrupted
+    } else if (through > 0) {
+      const at = (await this.kv.get<WireEntry>(["j", ns, through])).value;
+      await this.kv.set(["jc", ns], at?.tag ? { seq: through, tag: at.tag } : { seq: through });
+    } else return 0;
+    let removed = 0;
+    while (true) {
+      const keys: Deno.KvKey[] = [];
+      const iter = this.kv.list({ start: ["j", ns, 0], end: ["j", ns, through + 1] }, { limit: 500 });
+      for await (const entry of iter) keys.push(entry.key);
+      if (keys.length === 0) return removed;
+      const atomic = this.kv.atomic();
+      for (const key of keys) atomic.delete(key);
+      await atomic.commit();
+      removed += keys.length;
+    }
+  }
+
+  async getJournalMarks(ns: string): Promise<JournalMark[]> {
+    return (await this.kv.get<JournalMark[]>(["jm", ns])).value ?? [];
+  }
+
+  async setJournalMarks(ns: string, marks: JournalMark[]): Promise<void> {
+    await this.kv.set(["jm", ns], marks);
   }
 
   async getRetention(): Promise<RetentionPolicy | null> {

@@ -68,6 +68,19 @@ export interface TrashRecord {
   version: string;
 }
 
+/** Where a journal was compacted: entries up to `seq` are gone; `tag` was the tag of the entry at `seq`. */
+export interface CompactionPoint {
+  seq: number;
+  tag?: string;
+}
+
+/** The journal's latest seq at a time (recorded by garbage collection, so compaction can tell entries' age). */
+export interface JournalMark {
+  seq: number;
+  /** ms since the epoch. */
+  time: number;
+}
+
 /** How long history and trash are kept. */
 export interface RetentionPolicy {
   /** Days a version is kept after it stopped being current, and a trash item after its deletion. @default 30 */
@@ -201,6 +214,25 @@ export interface MetadataStore {
   getRetention(): Promise<RetentionPolicy | null>;
   /** Records the retention policy. */
   setRetention(policy: RetentionPolicy): Promise<void>;
+
+  // ---- journal identity ----
+  /**
+   * The journal's epoch: a random id made once with the store and kept with its data (a restored backup keeps
+   * it, a new data folder has another), so devices can tell whether their cursor belongs to this journal.
+   */
+  journalEpoch(): Promise<string>;
+  /** Where the namespace's journal was compacted: entries up to `seq` are gone. Null if never compacted. */
+  getCompaction(ns: string): Promise<CompactionPoint | null>;
+  /**
+   * Deletes the journal entries with rev <= `seq` (at most the latest) and records the compaction point with
+   * the tag of the entry at `seq`; the point is recorded first, so a crash part way only leaves entries nobody
+   * reads. Returns how many entries were deleted.
+   */
+  compactJournal(ns: string, seq: number): Promise<number>;
+  /** The namespace's journal marks (when the journal reached which seq), oldest first. */
+  getJournalMarks(ns: string): Promise<JournalMark[]>;
+  /** Replaces the namespace's journal marks. */
+  setJournalMarks(ns: string, marks: JournalMark[]): Promise<void>;
 
   // ---- lifecycle ----
   /** Repairs what a crash of older code may have left behind; one line per repair (empty when clean). */

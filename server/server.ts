@@ -212,7 +212,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       (r) =>
         log(
           `garbage collection: removed ${r.removedChunks} chunks, ${r.removedManifests} manifests, ` +
-            `${r.removedVersions} versions, ${r.removedTrash} trash items`,
+            `${r.removedVersions} versions, ${r.removedTrash} trash items, ${r.compactedEntries} journal entries`,
         ),
       (e) => log(`garbage collection failed: ${(e as Error).message}`),
     );
@@ -223,6 +223,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const limiter = new LoginLimiter();
   const ctx = {
     store,
+    epoch: await store.journalEpoch(),
     chunks,
     hub,
     limiter,

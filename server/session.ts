@@ -10,6 +10,7 @@ import {
   MANIFEST_ROW_BYTES,
   PROTOCOL_VERSION,
   Requests,
+  RESYNC_CODE,
   type WireEntry,
 } from "../protocol/messages.ts";
 import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
@@ -17,6 +18,7 @@ import { checkPassword, checkToken, issueToken, type LoginLimiter, makeUser } fr
 import type { ChunkStore } from "./chunk_store.ts";
 import type { Hub } from "./hub.ts";
 import { keptVersions, restore, trashList, versionList } from "./history.ts";
+import { type DeviceCursor, resyncReason } from "./journal_check.ts";
 import type { EntryRecord, MetadataStore, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
 
@@ -36,6 +38,8 @@ export interface SessionContext {
   hub: Hub;
   limiter: LoginLimiter;
   log: (line: string) => void;
+  /** Random id of the metadata store's journal, sent in HELLO and checked by MONITOR (unchecked when absent). */
+  epoch?: string;
   /** Time allowed from connect to a successful login. @default 10000 */
   loginTimeoutMs?: number;
   /** Idle time after which the connection is dropped. @default 90000 */
@@ -131,11 +135,18 @@ export class Session {
       case "CHANGES": {
         const { since, limit } = this.#parse("CHANGES", frame.message);
         const latest = await this.#ctx.store.latestSeq(this.#user);
+        const compacted = await this.#ctx.store.getCompaction(this.#user);
+        if (compacted && since < compacted.seq) {
+          throw new RpcError(RESYNC_CODE, `The journal before ${compacted.seq} was compacted`, {
+            reason: "expired",
+            latest,
+          });
+        }
         const events = await this.#ctx.store.changesSince(this.#user, since, limit ?? 1000);
         return { body: { events, latest } };
       }
       case "MONITOR":
-        return await this.#monitor(this.#parse("MONITOR", frame.message).since);
+        return await this.#monitor(this.#parse("MONITOR", frame.message));
       case "HAVE": {
         const { hashes } = this.#parse("HAVE", frame.message);
         return { body: { missing: await this.#missingChunks(hashes) } };
@@ -168,7 +179,7 @@ export class Session {
       );
     }
     this.#state = "hello";
-    return { body: { version: PROTOCOL_VERSION, server: "filesync" } };
+    return { body: { version: PROTOCOL_VERSION, server: "filesync", epoch: this.#ctx.epoch } };
   }
 
   async #login(login: { user: string; password: string; device: string }): Promise<Reply> {
@@ -216,11 +227,31 @@ export class Session {
     this.#ctx.log(`login ${user} on device "${device}" (${deviceId}) from ${this.#remote} by ${how}`);
   }
 
-  async #monitor(since: number): Promise<Reply> {
+  /** The tag of the journal entry at `seq` (undefined if none is kept or it has no tag). */
+  async #tagAt(seq: number): Promise<string | undefined> {
+    if (seq <= 0) return undefined;
+    const [entry] = await this.#ctx.store.changesSince(this.#user, seq - 1, 1);
+    if (entry?.rev === seq) return entry.tag;
+    const compacted = await this.#ctx.store.getCompaction(this.#user);
+    return compacted?.seq === seq ? compacted.tag : undefined;
+  }
+
+  async #monitor(request: DeviceCursor): Promise<Reply> {
     if (this.#unsubscribe) throw new RpcError("bad_request", "Already monitoring");
+    const { since } = request;
     const latest = await this.#ctx.store.latestSeq(this.#user);
-    if (since > latest) {
-      throw new RpcError("cursor_ahead", `Cursor ${since} is ahead of the server's journal (${latest})`, {
+    const reason = resyncReason(request, {
+      epoch: this.#ctx.epoch,
+      latest,
+      compacted: await this.#ctx.store.getCompaction(this.#user),
+      tagAtSince: since > 0 && since <= latest ? await this.#tagAt(since) : undefined,
+    });
+    if (reason !== null) {
+      this.#ctx.log(
+        `${this.#user}@${this.#device}: cursor ${since} is not in this journal (${reason}): resync`,
+      );
+      throw new RpcError(RESYNC_CODE, `Cursor ${since} does not belong to the server's journal (${reason})`, {
+        reason,
         latest,
       });
     }
@@ -240,10 +271,11 @@ export class Session {
     if (since === 0 && latest > 0) {
       // A new device gets the live entries instead of the whole history, then the journal from that point.
       // Commits made while listing are in the journal after `latest` and are replayed on top.
+      const latestTag = await this.#tagAt(latest);
       let page: WireEntry[] = [];
       let first = true;
       const flush = async (last: boolean) => {
-        this.peer.push({ push: "snapshot", entries: page, first, last, cursor: latest });
+        this.peer.push({ push: "snapshot", entries: page, first, last, cursor: latest, tag: latestTag });
         first = false;
         page = [];
         await this.peer.drain();
