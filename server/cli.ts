@@ -83,7 +83,9 @@ export async function serverCommand(args: string[]): Promise<number> {
   // N of them, print "test: commit paused after N atomics" and then wait forever, so a kill -9 test can kill the
   // server while it is provably in the middle of a commit. Not for production use.
   const pauseText = Deno.env.get("FILESYNC_TEST_PAUSE_COMMIT_AT_ATOMIC");
-  const pauseAt = pauseText === undefined ? undefined : count("FILESYNC_TEST_PAUSE_COMMIT_AT_ATOMIC", pauseText);
+  const pauseAt = pauseText === undefined
+    ? undefined
+    : count("FILESYNC_TEST_PAUSE_COMMIT_AT_ATOMIC", pauseText);
   const server = await startServer({
     dataDir: values.data,
     port,
