@@ -31,7 +31,12 @@ async function makeFiles(dir: string, count: number): Promise<string[]> {
  * Deletes `paths` in `dir` while that device's client is stopped, then starts it again: its first full scan
  * sees every delete at once (a running client could scan between two of them and let the first few through).
  */
-async function deleteWhileStopped(world: World, device: string, client: Proc, paths: string[]): Promise<Proc> {
+async function deleteWhileStopped(
+  world: World,
+  device: string,
+  client: Proc,
+  paths: string[],
+): Promise<Proc> {
   await client.stop();
   for (const path of paths) await Deno.remove(join(world.dir(device), path));
   return await world.client(device);
