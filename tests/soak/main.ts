@@ -1,0 +1,16 @@
+// `deno task soak`: the long seeded soak run (5,000 operations unless FILESYNC_SOAK_OPS says otherwise).
+import { runSoak, soakSettings, summary } from "./soak.ts";
+
+if (import.meta.main) {
+  const { seed, ops } = soakSettings(5000);
+  const result = await runSoak({ seed, ops, verbose: Boolean(Deno.env.get("FILESYNC_SOAK_VERBOSE")) });
+  console.log(
+    `soak result: seed ${seed}: ${result.failures.length === 0 ? "PASSED" : "FAILED"}: ${summary(result)}`,
+  );
+  console.log(`duration ${(result.durationMs / 1000).toFixed(1)} s`);
+  if (result.failures.length > 0) {
+    console.log(result.failures.join("\n"));
+    console.log(result.diagnostics);
+    Deno.exit(1);
+  }
+}
