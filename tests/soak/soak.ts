@@ -50,6 +50,8 @@ export interface SoakResult {
   tracked: number;
   synced: number;
   lost: string[];
+  /** Of the lost ones, those no operation of the run replaced or deleted on a device (lost by the sync itself). */
+  lostUnreplaced: string[];
   /** False when the server does not serve VERSIONS/TRASH (then overwritten contents cannot be found). */
   historyServed: boolean;
   fsck: FsckResult | null;
@@ -70,6 +72,8 @@ interface Tracked {
   origin: number;
   what: string;
   synced: boolean;
+  /** A later operation of the run replaced or deleted a path of it (so only history can still hold it). */
+  replaced: boolean;
 }
 
 /** Reads the environment's FILESYNC_SOAK_SEED / FILESYNC_SOAK_OPS, with defaults. */
@@ -130,6 +134,7 @@ class SoakRun {
       tracked: 0,
       synced: 0,
       lost: [],
+      lostUnreplaced: [],
       historyServed: true,
       fsck: null,
       durationMs: 0,
@@ -294,12 +299,20 @@ class SoakRun {
       ids.push(sha256Hex(bytes.subarray(at, at + length)));
       at += length;
     }
-    this.tracked.set(sha, { sha, fileHash: fileHashOfChunks(ids), origin: device, what, synced: false });
+    this.tracked.set(sha, {
+      sha,
+      fileHash: fileHashOfChunks(ids),
+      origin: device,
+      what,
+      synced: false,
+      replaced: false,
+    });
     return sha;
   }
 
   async apply(index: number, device: number, op: Op): Promise<void> {
     const dev = DEVICES[device];
+    await this.markReplaced(device, op);
     const abs = (path: string, on = device) => join(this.dir(on), path);
     const describe = `#${index} ${dev} ${describeOp(op)}`;
     try {
@@ -377,6 +390,37 @@ class SoakRun {
       // The target changed under the generator (a sync moved or removed it): the operation is skipped.
       this.result.skipped++;
       this.note(`${describe}: skipped (${(error as Error).name})`);
+    }
+  }
+
+  /**
+   * Marks the contents an operation is about to replace or delete on the device (read before it runs):
+   * those may then survive only in the server's history.
+   */
+  async markReplaced(device: number, op: Op): Promise<void> {
+    const mark = (hash: string) => {
+      const t = this.tracked.get(hash);
+      if (t) t.replaced = true;
+    };
+    const markFile = async (on: number, path: string) => {
+      try {
+        mark(createHash("sha256").update(await Deno.readFile(join(this.dir(on), path))).digest("hex"));
+      } catch { /* nothing there */ }
+    };
+    switch (op.kind) {
+      case "create":
+      case "overwrite":
+      case "append":
+      case "patch":
+      case "delete":
+        return await markFile(device, op.path);
+      case "conflict":
+        await markFile(device, op.path);
+        return await markFile(op.other, op.path);
+      case "rmdir":
+        try {
+          for (const hash of (await readTree(join(this.dir(device), op.path))).values()) mark(hash);
+        } catch { /* gone */ }
     }
   }
 
@@ -462,6 +506,14 @@ class SoakRun {
     let missing = synced.filter((t) => !current.has(t.sha));
     if (missing.length > 0) missing = await this.notInHistory(missing);
     this.result.lost = missing.map((t) => t.what);
+    const unreplaced = missing.filter((t) => !t.replaced);
+    this.result.lostUnreplaced = unreplaced.map((t) => t.what);
+    if (unreplaced.length > 0) {
+      failures.push(
+        `${unreplaced.length} synced contents that no later operation replaced or deleted are gone:\n  ` +
+          unreplaced.slice(0, 30).map((t) => t.what).join("\n  "),
+      );
+    }
     if (missing.length > 0) {
       failures.push(
         `${missing.length} synced contents are neither a current file nor a kept version` +
@@ -558,5 +610,7 @@ export function summary(r: SoakResult): string {
   return `${r.ops} ops (${kinds}; ${r.skipped} skipped), client restarts ${r.clientRestarts.term} SIGTERM + ` +
     `${r.clientRestarts.kill} kill -9, server kill -9 ${r.serverKills}, settles ${r.settles} ` +
     `(${r.settleTimeouts} timed out), converged ${r.converged}, contents ${r.tracked} tracked / ${r.synced} ` +
-    `synced / ${r.lost.length} lost, fsck ${r.fsck ? `exit ${r.fsck.code}` : "not run"}`;
+    `synced / ${r.lost.length} lost (${r.lostUnreplaced.length} never replaced), fsck ${
+      r.fsck ? `exit ${r.fsck.code}` : "not run"
+    }`;
 }
