@@ -172,20 +172,24 @@ Deno.test("the server killed with kill -9 while it commits a large batch leaves 
   const clientA = world.startClient("A");
   const kills: string[] = [];
   try {
-    for (let k = 0; k < 3; k++) {
-      const mark = world.server.output.length;
-      // The kill point: a random moment after A's session is up (logged in), while its batch commits.
-      await waitFor(() => /login alice on device "A"/.test(world.server.output.slice(mark)), {
-        timeoutMs: 60_000,
-      });
-      const delay = rng.int(1500);
+    // A's batches of 100 and more changes, as the server logs them once committed.
+    const commitLines = () => countFiles(world.server.output, /alice@A: committed [1-9]\d{2,} changes/);
+    for (let k = 0; k < 4; k++) {
+      // The kill point: a random moment after the server has committed a large part of A's upload since it
+      // (re)started, while the next part is being committed (the client sends them back to back).
+      const before = commitLines();
+      const progressed = await waitFor(() => commitLines() > before, { timeoutMs: 60_000 })
+        .then(() => true, () => false);
+      if (!progressed) break;
+      const delay = rng.int(350);
       await new Promise((resolve) => setTimeout(resolve, delay));
-      const committed = countFiles(world.server.output, /alice@A: (upload|committed)/);
       world.server.kill("SIGKILL");
       await world.server.exited();
-      kills.push(`${delay} ms after login (${committed} commit lines so far)`);
+      kills.push(`${delay} ms after commit line ${commitLines()}`);
       await world.restartServer();
     }
+    console.log(`server killed: ${kills.join("; ")}`);
+    assert.ok(kills.length > 0, "the server was killed at least once during the batch");
     await waitForExactly(world.dir("B"), expected, 180_000);
   } finally {
     await watchB.stop();

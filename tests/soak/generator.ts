@@ -32,7 +32,38 @@ export type Op =
   | { kind: "renameDir"; from: string; to: string }
   | { kind: "rmdir"; path: string }
   | { kind: "conflict"; path: string; other: number; content: ContentSpec; otherContent: ContentSpec }
-  | { kind: "restart"; signal: "SIGTERM" | "SIGKILL"; offlineOps: number };
+  | { kind: "restart"; signal: "SIGTERM" | "SIGKILL"; offlineOps: number }
+  | Race;
+
+/**
+ * Two operations on the same path from two devices back to back, before either is synced: this device does
+ * the first (`path` is a file, or a folder for the folder variants), the `other` device the second.
+ */
+export interface Race {
+  kind: "race";
+  variant: RaceVariant;
+  other: number;
+  path: string;
+  /** New path of a rename by this device. */
+  to: string;
+  /** New path of a rename by the other device (renameVsRename). */
+  otherTo: string;
+  /** The file inside the folder that the other device creates or edits (folder variants). */
+  inner: string;
+  content: ContentSpec;
+}
+
+/** The kinds of {@linkcode Race}. */
+export const RACE_VARIANTS = [
+  "deleteVsEdit",
+  "renameVsEdit",
+  "renameVsRename",
+  "rmdirVsCreate",
+  "renameDirVsEdit",
+  "rmdirVsEdit",
+] as const;
+/** One of {@linkcode RACE_VARIANTS}. */
+export type RaceVariant = typeof RACE_VARIANTS[number];
 
 /** The kinds of {@linkcode Op}. */
 export type OpKind = Op["kind"];
@@ -60,6 +91,7 @@ const BASE_WEIGHTS: Record<OpKind, number> = {
   renameDir: 4,
   rmdir: 3,
   conflict: 4,
+  race: 6,
   restart: 3,
 };
 
@@ -96,7 +128,7 @@ export function planOp(draws: readonly number[], view: DeviceView, ctx: PlanCont
       weights.rename =
         0;
   }
-  if (files.length === 0) weights.conflict = 0;
+  if (files.length === 0) weights.conflict = weights.race = 0;
   if (large.length === 0) weights.patch = 0;
   if (dirs.length === 0) weights.renameDir = weights.rmdir = 0;
   const kind = weighted(d[1], weights);
@@ -164,11 +196,38 @@ export function planOp(draws: readonly number[], view: DeviceView, ctx: PlanCont
         otherContent: { size: 1 + Math.floor(d[10] * 5000), seed: seedOf(d[11]) },
       };
     }
+    case "race": {
+      const other = (ctx.device + 1 + indexOf(d[10], ctx.devices - 1)) % ctx.devices;
+      let variant = RACE_VARIANTS[indexOf(d[9], dirs.length === 0 ? 3 : RACE_VARIANTS.length)];
+      const dir = dirs[indexOf(d[4], dirs.length)];
+      const inside = dir === undefined ? [] : files.filter((f) => f.path.startsWith(`${dir}/`));
+      if ((variant === "renameDirVsEdit" || variant === "rmdirVsEdit") && inside.length === 0) {
+        variant = "rmdirVsCreate";
+      }
+      const folderVariant = variant === "rmdirVsCreate" || variant === "renameDirVsEdit" ||
+        variant === "rmdirVsEdit";
+      const path = folderVariant ? dir : file.path;
+      const inner = variant === "rmdirVsCreate"
+        ? join(dir, fileName(i, d[8]))
+        : inside.length > 0
+        ? inside[indexOf(d[11], inside.length)].path
+        : "";
+      return {
+        kind,
+        variant,
+        other,
+        path,
+        to: join(folderVariant ? dirname(dir) : dirname(file.path), folderVariant ? `d${i}` : `r${i}.txt`),
+        otherTo: join(dirname(path), `o${i}.txt`),
+        inner,
+        content: { size: 1 + Math.floor(d[5] * 5000), seed: seedOf(d[6]) },
+      };
+    }
     case "restart":
       return {
         kind,
         signal: d[5] < 0.5 ? "SIGTERM" : "SIGKILL",
-        offlineOps: d[6] < 0.5 ? 0 : 1 + Math.floor(d[8] * 6),
+        offlineOps: d[6] < 0.5 ? 0 : d[6] < 0.85 ? 1 + Math.floor(d[8] * 6) : 10 + Math.floor(d[8] * 20),
       };
   }
 }

@@ -57,7 +57,7 @@ Deno.test("planOp() edits, moves and deletes only paths the device has", () => {
       );
     }
   }
-  assert.equal(seen.size, 11, `every kind is generated: ${[...seen]}`);
+  assert.equal(seen.size, 12, `every kind is generated: ${[...seen]}`);
 });
 
 Deno.test("planOp() makes mostly small files and a few multi-chunk ones", () => {

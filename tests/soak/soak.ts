@@ -16,7 +16,7 @@ import {
   waitFor,
 } from "../harness.ts";
 import type { ServerProc } from "../harness.ts";
-import { type DeviceView, DRAWS_PER_OP, type Op, planOp } from "./generator.ts";
+import { type DeviceView, DRAWS_PER_OP, type Op, planOp, type Race } from "./generator.ts";
 import { indexOf, Rng } from "./rng.ts";
 import { type FsckResult, HistoryReader, isUnsupported, runFsck } from "./server_check.ts";
 
@@ -374,6 +374,9 @@ class SoakRun {
           } catch { /* the folder is not on the other device (yet): a plain edit then */ }
           break;
         }
+        case "race":
+          await this.race(index, device, op, describe);
+          break;
         case "restart":
           if (this.clients[device]) {
             await this.stopDevice(device, op.signal);
@@ -393,6 +396,51 @@ class SoakRun {
     }
   }
 
+  /** Both halves of a race, back to back; a half whose target is not on its device is left out. */
+  async race(index: number, device: number, op: Race, describe: string): Promise<void> {
+    const mine = (path: string) => join(this.dir(device), path);
+    const theirs = (path: string) => join(this.dir(op.other), path);
+    const renameNew = async (from: string, to: string) => {
+      await Deno.lstat(to).then(() => Promise.reject(new Deno.errors.AlreadyExists(to)), () => {});
+      await Deno.rename(from, to);
+    };
+    const bytes = this.content(index, op.other, op.content);
+    const first = async () => {
+      switch (op.variant) {
+        case "deleteVsEdit":
+          return await Deno.remove(mine(op.path));
+        case "renameVsEdit":
+        case "renameVsRename":
+        case "renameDirVsEdit":
+          return await renameNew(mine(op.path), mine(op.to));
+        case "rmdirVsCreate":
+        case "rmdirVsEdit":
+          return await Deno.remove(mine(op.path), { recursive: true });
+      }
+    };
+    const second = async () => {
+      switch (op.variant) {
+        case "deleteVsEdit":
+        case "renameVsEdit":
+          await Deno.lstat(theirs(op.path));
+          await Deno.writeFile(theirs(op.path), bytes);
+          return this.track(bytes, op.other, `${describe} (edit on ${DEVICES[op.other]})`);
+        case "renameVsRename":
+          return await renameNew(theirs(op.path), theirs(op.otherTo));
+        case "rmdirVsCreate":
+        case "renameDirVsEdit":
+        case "rmdirVsEdit":
+          if (op.variant !== "rmdirVsCreate") await Deno.lstat(theirs(op.inner));
+          await Deno.writeFile(theirs(op.inner), bytes);
+          return this.track(bytes, op.other, `${describe} (${op.inner} on ${DEVICES[op.other]})`);
+      }
+    };
+    const results: PromiseSettledResult<unknown>[] = await Promise.allSettled([first()]);
+    results.push(...await Promise.allSettled([second()]));
+    for (const path of [op.path, op.to, op.otherTo, op.inner]) if (path) this.paths.add(path);
+    if (results.every((r) => r.status === "rejected")) throw (results[0] as PromiseRejectedResult).reason;
+  }
+
   /**
    * Marks the contents an operation is about to replace or delete on the device (read before it runs):
    * those may then survive only in the server's history.
@@ -407,6 +455,11 @@ class SoakRun {
         mark(createHash("sha256").update(await Deno.readFile(join(this.dir(on), path))).digest("hex"));
       } catch { /* nothing there */ }
     };
+    const markTree = async (on: number, path: string) => {
+      try {
+        for (const hash of (await readTree(join(this.dir(on), path))).values()) mark(hash);
+      } catch { /* gone */ }
+    };
     switch (op.kind) {
       case "create":
       case "overwrite":
@@ -418,9 +471,14 @@ class SoakRun {
         await markFile(device, op.path);
         return await markFile(op.other, op.path);
       case "rmdir":
-        try {
-          for (const hash of (await readTree(join(this.dir(device), op.path))).values()) mark(hash);
-        } catch { /* gone */ }
+        return await markTree(device, op.path);
+      case "race":
+        if (op.variant === "deleteVsEdit" || op.variant === "renameVsEdit") await markFile(op.other, op.path);
+        if (op.variant === "deleteVsEdit") await markFile(device, op.path);
+        if (op.variant === "rmdirVsCreate" || op.variant === "rmdirVsEdit") await markTree(device, op.path);
+        if (op.variant === "renameDirVsEdit" || op.variant === "rmdirVsEdit") {
+          await markFile(op.other, op.inner);
+        }
     }
   }
 
@@ -589,6 +647,8 @@ function describeOp(op: Op): string {
       return `conflict ${op.path} with ${DEVICES[op.other]}`;
     case "restart":
       return `restart (${op.signal}, offline ${op.offlineOps} ops)`;
+    case "race":
+      return `race ${op.variant} ${op.path}${op.inner ? ` / ${op.inner}` : ""} with ${DEVICES[op.other]}`;
   }
 }
 
