@@ -207,11 +207,11 @@ export function planOp(draws: readonly number[], view: DeviceView, ctx: PlanCont
       const folderVariant = variant === "rmdirVsCreate" || variant === "renameDirVsEdit" ||
         variant === "rmdirVsEdit";
       const path = folderVariant ? dir : file.path;
-      const inner = variant === "rmdirVsCreate"
+      const inner = !folderVariant
+        ? ""
+        : variant === "rmdirVsCreate"
         ? join(dir, fileName(i, d[8]))
-        : inside.length > 0
-        ? inside[indexOf(d[11], inside.length)].path
-        : "";
+        : inside[indexOf(d[11], inside.length)].path;
       return {
         kind,
         variant,
