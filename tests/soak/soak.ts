@@ -114,6 +114,8 @@ class SoakRun {
   readonly tracked = new Map<string, Tracked>();
   readonly paths = new Set<string>();
   readonly opLog: string[] = [];
+  /** Tree lines (path and hash) a settle gave up waiting for. */
+  readonly stuck = new Set<string>();
   readonly result: SoakResult;
   readonly started = Date.now();
 
@@ -524,18 +526,33 @@ class SoakRun {
     return trees;
   }
 
-  /** Waits (with a deadline) until the running devices hold the same tree; ops are paused meanwhile. */
+  /**
+   * Waits (with a deadline) until the running devices hold the same tree; ops are paused meanwhile. After a
+   * settle timed out, the differences it ended with are known to be stuck and no longer waited for (so one
+   * divergence does not slow the rest of a long run down; the final check still counts them).
+   */
   async settle(): Promise<void> {
     const running = DEVICES.map((_, i) => i).filter((i) => this.clients[i] !== null);
     if (!this.serverUp || running.length < 2) return;
     this.result.settles++;
+    let diff: string[] = [];
     const ok = await waitFor(async () => {
-      const listings = (await this.trees(running)).map(describeTree);
-      return listings.every((l) => l === listings[0]);
+      diff = differingLines((await this.trees(running)).map(describeTree));
+      return diff.every((line) => this.stuck.has(line));
     }, { timeoutMs: 60_000, intervalMs: 100 }).then(() => true, () => false);
     if (!ok) {
       this.result.settleTimeouts++;
-      this.note(`settle: ${running.map((d) => DEVICES[d]).join(",")} did not converge within 60 s`);
+      for (const line of diff) this.stuck.add(line);
+      this.note(
+        `settle: ${running.map((d) => DEVICES[d]).join(",")} did not converge within 60 s: ${
+          diff.join("; ")
+        }`,
+      );
+      this.log(
+        `soak: seed ${this.o.seed}: devices did not converge within 60 s (${this.elapsed()}): ${
+          diff.join("; ")
+        }`,
+      );
     } else this.note(`settled ${running.map((d) => DEVICES[d]).join(",")}`);
   }
 
@@ -650,6 +667,13 @@ function describeOp(op: Op): string {
     case "race":
       return `race ${op.variant} ${op.path}${op.inner ? ` / ${op.inner}` : ""} with ${DEVICES[op.other]}`;
   }
+}
+
+/** The lines (path and hash) that are not in every listing. */
+function differingLines(listings: string[]): string[] {
+  const sets = listings.map((l) => new Set(l.split("\n").filter(Boolean)));
+  const union = new Set(sets.flatMap((set) => [...set]));
+  return [...union].filter((line) => !sets.every((set) => set.has(line))).sort();
 }
 
 /** The lines where the listings of the devices differ. */
