@@ -4,6 +4,7 @@ import { hostname } from "node:os";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { parseServerAddress } from "./connection.ts";
 import { readPassword } from "./password.ts";
+import { forgetCa, saveCa } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
 
 /** Help text of `filesync client`. */
@@ -81,6 +82,9 @@ export async function clientCommand(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   await client.start();
+  // Commands such as `filesync versions` run in this folder must trust the same server.
+  if (caPem) await saveCa(values.dir!, caPem);
+  else await forgetCa(values.dir!);
   log(`syncing ${values.dir} with ${values.server} as ${values.user} (device "${device}")`);
   try {
     await client.done;

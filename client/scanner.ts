@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { chunkFile, chunkLengths } from "../protocol/chunker.ts";
 import { FileHasher, sha256Hex } from "../protocol/hash.ts";
 import { isValidPath, validatePath } from "../protocol/paths.ts";
-import type { ChunkRow } from "../server/metadata.ts";
+import type { ChunkRow } from "../protocol/messages.ts";
 import type { IgnoreMatcher } from "./ignore.ts";
 import type { LocalEntry } from "./reconcile.ts";
 import { STATE_DIR } from "./state.ts";

@@ -1,11 +1,12 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
-import type { WireEntry } from "../protocol/messages.ts";
+import { RESYNC_CODE, type ResyncReason, type WireEntry } from "../protocol/messages.ts";
 import { UserError } from "../protocol/user_error.ts";
 import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
 import { IGNORE_FILE, loadIgnoreRules } from "./ignore.ts";
 import { type Action, reconcile } from "./reconcile.ts";
+import { adjustBase, describeResync, isResyncReason } from "./resync.ts";
 import { type ScanEntry, Scanner, ScanStopped } from "./scanner.ts";
 import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
@@ -198,15 +199,17 @@ export class SyncClient {
     while (!this.#stopped) {
       let peer: RpcPeer | null = null;
       try {
+        let epoch: string | null = null;
         peer = await openConnection({
           hostname: this.#o.hostname,
           port: this.#o.port,
           caPem: this.#o.caPem,
           rpc: { onPush: (frame) => this.#onPush(frame.message) },
+          onHello: (reply) => epoch = typeof reply.epoch === "string" ? reply.epoch : null,
         });
         await this.#login(peer);
         // Catch up with the journal before any cycle runs, so reconcile never sees a half-updated mirror.
-        await this.#monitor(peer);
+        await this.#monitor(peer, epoch);
         this.#peer = peer;
         this.#o.log(`connected to ${this.#o.hostname}:${this.#o.port}`);
         announced = false;
@@ -245,17 +248,40 @@ export class SyncClient {
     }
   }
 
-  async #monitor(peer: RpcPeer): Promise<void> {
+  /**
+   * Subscribes to the journal from the cursor. A server whose journal is not the one the cursor belongs to
+   * (restored from a backup, replaced, or compacted past the cursor) refuses; the device then takes a fresh
+   * snapshot and adjusts its base so that nothing it has is lost (see {@linkcode adjustBase}).
+   */
+  async #monitor(peer: RpcPeer, epoch: string | null): Promise<void> {
+    const state = this.#state;
     try {
-      await peer.request("MONITOR", { since: this.#state.cursor });
+      if (state.cursor === 0 && state.base.size > 0) {
+        // A base without a journal position (never expected): compare everything, lose nothing.
+        throw new RpcError(RESYNC_CODE, "no journal position", { reason: "epoch" });
+      }
+      await peer.request("MONITOR", {
+        since: state.cursor,
+        ...(state.cursor > 0 && state.epoch ? { epoch: state.epoch } : {}),
+        ...(state.cursor > 0 && state.tag ? { tag: state.tag } : {}),
+      });
     } catch (error) {
-      if (!(error instanceof RpcError) || error.code !== "cursor_ahead") throw error;
-      // The server's journal is behind this device's cursor (its data was restored from an older backup):
-      // forget the mirror and take the server's state again; local files are kept and merged.
-      this.#o.log("the server's journal is older than this device's; resynchronizing from the start");
-      this.#state.resetRemote();
+      if (!(error instanceof RpcError) || error.code !== RESYNC_CODE) throw error;
+      const reason: ResyncReason = isResyncReason(error.detail.reason) ? error.detail.reason : "diverged";
+      this.#o.log(describeResync(reason));
+      state.resetRemote();
+      // The snapshot arrives as pushes before the reply, so the mirror is complete when the request returns.
       await peer.request("MONITOR", { since: 0 });
+      let dropped = 0;
+      for (const [path, entry] of adjustBase(reason, { base: state.base, remote: state.remote })) {
+        state.setBase(path, entry);
+        if (entry === null) dropped++;
+        this.#dirty.add(path);
+      }
+      if (dropped > 0) this.#o.log(`resync: ${dropped} paths to compare again with the server`);
     }
+    state.epoch = epoch;
+    await state.flush();
   }
 
   #onPush(message: Record<string, unknown>): void {
@@ -264,12 +290,12 @@ export class SyncClient {
       for (const path of touched) this.#dirty.add(path);
       if (touched.length > 0) this.#kick();
     } else if (message.push === "snapshot") {
-      const touched = this.#state.applySnapshot(
-        message.entries as WireEntry[],
-        message.first === true,
-        message.last === true,
-        Number(message.cursor),
-      );
+      const touched = this.#state.applySnapshot(message.entries as WireEntry[], {
+        first: message.first === true,
+        last: message.last === true,
+        cursor: Number(message.cursor),
+        tag: typeof message.tag === "string" ? message.tag : undefined,
+      });
       for (const path of touched) this.#dirty.add(path);
       this.#kick();
     } else if (message.push === "error") {
@@ -368,7 +394,9 @@ export class SyncClient {
       }
       setTimeout(() => this.#kick(), 100);
     }
-    this.#planPending = plan.length > 0;
+    // Only a full reconcile can say that nothing is left to do: a cycle over a few paths (after a refused upload,
+    // say) must not hide what an earlier plan left undone from the next full scan.
+    this.#planPending = full ? plan.length > 0 : this.#planPending || plan.length > 0;
     if (plan.length === 0) {
       await this.#state.flush();
       return false;

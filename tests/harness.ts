@@ -129,7 +129,7 @@ export class Proc implements AsyncDisposable {
 export class ServerProc extends Proc {
   port = 0;
   readonly dataDir: string;
-  constructor(dataDir: string, extraArgs: string[] = [], port = 0) {
+  constructor(dataDir: string, extraArgs: string[] = [], port = 0, env: Record<string, string> = {}) {
     super("server", [
       "server",
       "--data",
@@ -139,7 +139,7 @@ export class ServerProc extends Proc {
       "--host",
       "127.0.0.1",
       ...extraArgs,
-    ]);
+    ], { env });
     this.dataDir = dataDir;
   }
   /** The CA file clients trust. */
@@ -153,8 +153,13 @@ export class ServerProc extends Proc {
 }
 
 /** Starts a server (on a free port unless `port` is given) and waits until it listens. */
-export async function startServer(dataDir: string, extraArgs: string[] = [], port = 0): Promise<ServerProc> {
-  const server = new ServerProc(dataDir, extraArgs, port);
+export async function startServer(
+  dataDir: string,
+  extraArgs: string[] = [],
+  port = 0,
+  env: Record<string, string> = {},
+): Promise<ServerProc> {
+  const server = new ServerProc(dataDir, extraArgs, port, env);
   try {
     const match = await server.waitForOutput(/listening on [^\s]+:(\d+)/);
     server.port = Number(match[1]);
