@@ -63,6 +63,8 @@ export interface SoakResult {
 }
 
 const DEVICES = ["A", "B", "C"];
+/** How long a pause in the run waits for the running devices to agree (a miss is noted, not a failure). */
+const SETTLE_MS = 20_000;
 const USER = "alice";
 const PASSWORD = "correct horse battery";
 
@@ -539,19 +541,19 @@ class SoakRun {
     const ok = await waitFor(async () => {
       diff = differingLines((await this.trees(running)).map(describeTree));
       return diff.every((line) => this.stuck.has(line));
-    }, { timeoutMs: 60_000, intervalMs: 100 }).then(() => true, () => false);
+    }, { timeoutMs: SETTLE_MS, intervalMs: 100 }).then(() => true, () => false);
     if (!ok) {
       this.result.settleTimeouts++;
       for (const line of diff) this.stuck.add(line);
       this.note(
-        `settle: ${running.map((d) => DEVICES[d]).join(",")} did not converge within 60 s: ${
+        `settle: ${running.map((d) => DEVICES[d]).join(",")} did not converge within ${SETTLE_MS / 1000} s: ${
           diff.join("; ")
         }`,
       );
       this.log(
-        `soak: seed ${this.o.seed}: devices did not converge within 60 s (${this.elapsed()}): ${
-          diff.join("; ")
-        }`,
+        `soak: seed ${this.o.seed}: devices did not converge within ${
+          SETTLE_MS / 1000
+        } s (${this.elapsed()}): ${diff.join("; ")}`,
       );
     } else this.note(`settled ${running.map((d) => DEVICES[d]).join(",")}`);
   }
