@@ -1,4 +1,4 @@
-// `deno task soak`: the long seeded soak run (5,000 operations unless FILESYNC_SOAK_OPS says otherwise).
+// `deno task soak`: the long soak run (5,000 ops; FILESYNC_SOAK_SEED, _OPS, _TRACE=FILE for the ops as run).
 import { runSoak, soakSettings, summary } from "./soak.ts";
 
 if (import.meta.main) {
@@ -7,6 +7,8 @@ if (import.meta.main) {
   console.log(
     `soak result: seed ${seed}: ${result.failures.length === 0 ? "PASSED" : "FAILED"}: ${summary(result)}`,
   );
+  const trace = Deno.env.get("FILESYNC_SOAK_TRACE");
+  if (trace) await Deno.writeTextFile(trace, result.opLines.join("\n") + "\n");
   console.log(`duration ${(result.durationMs / 1000).toFixed(1)} s`);
   if (result.failures.length > 0) {
     console.log(result.failures.join("\n"));

@@ -56,6 +56,13 @@ export interface SoakResult {
   historyServed: boolean;
   fsck: FsckResult | null;
   durationMs: number;
+  /**
+   * SHA-256 (first 16 hex digits) of the operations as run, for comparing two runs of one seed: they match
+   * when the devices held the same paths whenever an operation chose its target.
+   */
+  opsDigest: string;
+  /** The operations as run, one line each (what {@linkcode SoakResult.opsDigest} is computed over). */
+  opLines: string[];
   /** Everything that is wrong; empty when the run passed. */
   failures: string[];
   /** Last operations and process output, for a failed run. */
@@ -120,6 +127,7 @@ class SoakRun {
   readonly stuck = new Set<string>();
   readonly result: SoakResult;
   readonly started = Date.now();
+  readonly digest = createHash("sha256");
 
   constructor(options: SoakOptions) {
     this.o = options;
@@ -142,6 +150,8 @@ class SoakRun {
       historyServed: true,
       fsck: null,
       durationMs: 0,
+      opsDigest: "",
+      opLines: [],
       failures: [],
       diagnostics: "",
     };
@@ -194,6 +204,7 @@ class SoakRun {
       }
       if ((i + 1) % 500 === 0) this.log(`soak: ${i + 1}/${ops} operations (${this.elapsed()})`);
     }
+    this.result.opsDigest = this.digest.digest("hex").slice(0, 16);
     await this.finish();
     this.result.durationMs = Date.now() - this.started;
     if (this.result.failures.length > 0) this.result.diagnostics = this.diagnostics();
@@ -319,6 +330,8 @@ class SoakRun {
     await this.markReplaced(device, op);
     const abs = (path: string, on = device) => join(this.dir(on), path);
     const describe = `#${index} ${dev} ${describeOp(op)}`;
+    this.digest.update(`${describe}\n`);
+    this.result.opLines.push(describe);
     try {
       switch (op.kind) {
         case "create":
@@ -693,7 +706,7 @@ function diffTrees(listings: string[]): string {
 /** One line of counts. */
 export function summary(r: SoakResult): string {
   const kinds = Object.entries(r.kinds).map(([k, n]) => `${k} ${n}`).join(", ");
-  return `${r.ops} ops (${kinds}; ${r.skipped} skipped), client restarts ${r.clientRestarts.term} SIGTERM + ` +
+  return `${r.ops} ops (${kinds}; ${r.skipped} skipped; digest ${r.opsDigest}), client restarts ${r.clientRestarts.term} SIGTERM + ` +
     `${r.clientRestarts.kill} kill -9, server kill -9 ${r.serverKills}, settles ${r.settles} ` +
     `(${r.settleTimeouts} timed out), converged ${r.converged}, contents ${r.tracked} tracked / ${r.synced} ` +
     `synced / ${r.lost.length} lost (${r.lostUnreplaced.length} never replaced), fsck ${
