@@ -1,4 +1,4 @@
-// CI's short soak run: 200+ seeded random operations on three real devices with restarts and a server kill -9.
+// CI's short soak run: 300 seeded random operations on three real devices, restarts and server kill -9.
 import { runSoak, soakSettings } from "./soak/soak.ts";
 
 Deno.test("a seeded random run of three devices with restarts and a server kill -9 converges and loses nothing", async () => {

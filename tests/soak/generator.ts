@@ -1,5 +1,4 @@
-// The soak run's operation generator: a pure choice of the next operation from fixed random draws and what
-// the device holds at that moment.
+// Soak operation generator: a pure choice of the next operation from fixed draws and the device's view.
 import { indexOf, weighted } from "./rng.ts";
 
 /** Draws {@linkcode planOp} reads: a caller consumes exactly this many per operation, whatever is chosen. */
