@@ -1,5 +1,4 @@
-// What the soak and crash tests ask a server: `filesync server fsck` on its stopped data folder, and the
-// kept versions and trash through the protocol (VERSIONS, TRASH) with a login of its own.
+// What soak and crash tests ask a server: fsck of its stopped data folder, its versions and trash.
 import { openConnection } from "../../client/connection.ts";
 import type { RpcPeer } from "../../protocol/rpc.ts";
 import { run } from "../harness.ts";
