@@ -1,5 +1,4 @@
-// kill -9 in the middle of writes: a client writing downloads, the server committing a large batch. No partial
-// file may ever be visible in a synced folder, and after a restart everything is complete and fsck is clean.
+// kill -9 of a client writing downloads, of the server committing: no partial file, all complete, fsck clean.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";

@@ -1,5 +1,4 @@
-// The seeded soak run: three real client processes of one user do random file and folder operations, with
-// client restarts and server kill -9, then the folders must converge, fsck must be clean and nothing synced lost.
+// Seeded soak run: three real devices, random ops, restarts, server kill -9; then converge, fsck, no loss.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { chunkLengths } from "../../protocol/chunker.ts";
