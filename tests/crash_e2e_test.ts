@@ -173,7 +173,7 @@ Deno.test("the server killed with kill -9 while it commits a large batch leaves 
   try {
     // A's batches of 100 and more changes, as the server logs them once committed.
     const commitLines = () => countFiles(world.server.output, /alice@A: committed [1-9]\d{2,} changes/);
-    for (let k = 0; k < 4; k++) {
+    for (let k = 0; k < 6; k++) {
       // The kill point: a random moment after the server has committed a large part of A's upload since it
       // (re)started, while the next part is being committed (the client sends them back to back).
       const before = commitLines();
