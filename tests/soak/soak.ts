@@ -80,6 +80,8 @@ interface Tracked {
   origin: number;
   what: string;
   synced: boolean;
+  /** Paths where the run saw it (written there, or found there in a device's folder). */
+  seenAt: Set<string>;
   /** A later operation of the run replaced or deleted a path of it (so only history can still hold it). */
   replaced: boolean;
 }
@@ -304,8 +306,9 @@ class SoakRun {
   }
 
   /** Remembers a content the run wrote (its bytes' SHA-256 and its file hash over chunk ids). */
-  track(bytes: Uint8Array, device: number, what: string): string {
+  track(bytes: Uint8Array, device: number, what: string, path: string): string {
     const sha = createHash("sha256").update(bytes).digest("hex");
+    this.tracked.get(sha)?.seenAt.add(path);
     if (bytes.length === 0 || this.tracked.has(sha)) return sha;
     const ids: string[] = [];
     let at = 0;
@@ -320,6 +323,7 @@ class SoakRun {
       what,
       synced: false,
       replaced: false,
+      seenAt: new Set([path]),
     });
     return sha;
   }
@@ -373,7 +377,7 @@ class SoakRun {
             const bytes = this.content(index, device, file.content);
             await Deno.writeFile(abs(file.path), bytes);
             this.paths.add(file.path);
-            this.track(bytes, device, `${describe} ${file.path}`);
+            this.track(bytes, device, `${describe} ${file.path}`, file.path);
           }
           break;
         case "rmdir":
@@ -383,10 +387,10 @@ class SoakRun {
           const mine = this.content(index, device, op.content);
           const theirs = this.content(index, op.other, op.otherContent);
           await Deno.writeFile(abs(op.path), mine);
-          this.track(mine, device, describe);
+          this.track(mine, device, describe, op.path);
           try {
             await Deno.writeFile(abs(op.path, op.other), theirs);
-            this.track(theirs, op.other, `${describe} (on ${DEVICES[op.other]})`);
+            this.track(theirs, op.other, `${describe} (on ${DEVICES[op.other]})`, op.path);
           } catch { /* the folder is not on the other device (yet): a plain edit then */ }
           break;
         }
@@ -440,7 +444,7 @@ class SoakRun {
         case "renameVsEdit":
           await Deno.lstat(theirs(op.path));
           await Deno.writeFile(theirs(op.path), bytes);
-          return this.track(bytes, op.other, `${describe} (edit on ${DEVICES[op.other]})`);
+          return this.track(bytes, op.other, `${describe} (edit on ${DEVICES[op.other]})`, op.path);
         case "renameVsRename":
           return await renameNew(theirs(op.path), theirs(op.otherTo));
         case "rmdirVsCreate":
@@ -448,7 +452,7 @@ class SoakRun {
         case "rmdirVsEdit":
           if (op.variant !== "rmdirVsCreate") await Deno.lstat(theirs(op.inner));
           await Deno.writeFile(theirs(op.inner), bytes);
-          return this.track(bytes, op.other, `${describe} (${op.inner} on ${DEVICES[op.other]})`);
+          return this.track(bytes, op.other, `${describe} (${op.inner} on ${DEVICES[op.other]})`, op.inner);
       }
     };
     const results: PromiseSettledResult<unknown>[] = await Promise.allSettled([first()]);
@@ -506,7 +510,7 @@ class SoakRun {
     wait: boolean,
   ): Promise<void> {
     this.paths.add(path);
-    const sha = this.track(bytes, device, what);
+    const sha = this.track(bytes, device, what, path);
     const others = this.runningOthers(device);
     if (!wait || !this.serverUp || others.length === 0 || bytes.length === 0) return;
     // Wait until the content arrives on another running device (marking it synced), with a deadline.
@@ -534,6 +538,7 @@ class SoakRun {
       for (const [path, hash] of tree) {
         this.paths.add(path);
         const t = this.tracked.get(hash);
+        t?.seenAt.add(path);
         if (t && t.origin !== devices[k]) t.synced = true;
       }
     });
@@ -619,9 +624,13 @@ class SoakRun {
     }
   }
 
-  /** The contents among `missing` that the server keeps no version of. */
+  /**
+   * The contents among `missing` that the server keeps no version of. The paths where the run saw them are
+   * asked first; only for what is still missing then, every path the run saw and every trash item.
+   */
   async notInHistory(missing: Tracked[]): Promise<Tracked[]> {
     const hashes = new Set<string>();
+    const asked = new Set<string>();
     try {
       await using reader = await HistoryReader.open({
         port: this.port,
@@ -629,13 +638,17 @@ class SoakRun {
         user: USER,
         password: PASSWORD,
       });
-      const paths = new Set(this.paths);
-      for (const path of await reader.trashPaths()) paths.add(path);
-      const list = [...paths];
-      for (let at = 0; at < list.length; at += 32) {
-        const batch = await Promise.all(list.slice(at, at + 32).map((p) => reader.versionHashes(p)));
-        for (const h of batch.flat()) hashes.add(h);
-      }
+      const ask = async (paths: Iterable<string>) => {
+        const list = [...paths].filter((p) => !asked.has(p));
+        for (const p of list) asked.add(p);
+        for (let at = 0; at < list.length; at += 32) {
+          const batch = await Promise.all(list.slice(at, at + 32).map((p) => reader.versionHashes(p)));
+          for (const h of batch.flat()) hashes.add(h);
+        }
+      };
+      await ask(missing.flatMap((t) => [...t.seenAt]));
+      const left = missing.filter((t) => !hashes.has(t.fileHash));
+      if (left.length > 0) await ask([...this.paths, ...await reader.trashPaths()]);
     } catch (error) {
       if (!isUnsupported(error)) throw error;
       this.result.historyServed = false;
