@@ -1,5 +1,5 @@
 // filesync command-line entry: dispatches to the server, user and client commands.
-import { clientCommand } from "./client/cli.ts";
+import { clientCommand, confirmDeletesCommand } from "./client/cli.ts";
 import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
@@ -15,6 +15,7 @@ Usage:
   filesync server fsck --data DIR [--json]
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
+  filesync confirm-deletes [--dir DIR]
   filesync gc --data DIR
   filesync versions PATH [--json] [--dir DIR]
   filesync restore PATH [--version ID] [--as NEWPATH] [--dir DIR]
@@ -34,6 +35,8 @@ async function main(args: string[]): Promise<number> {
       return await userCommand(rest);
     case "client":
       return await clientCommand(rest);
+    case "confirm-deletes":
+      return await confirmDeletesCommand(rest);
     case "gc":
       return await gcCommand(rest);
     case "versions":
@@ -54,7 +57,8 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash; see filesync --help)`,
+        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes; ` +
+          "see filesync --help)",
       );
   }
 }

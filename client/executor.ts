@@ -12,7 +12,8 @@ import type { ChunkRow } from "../protocol/messages.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
 import { FileChangedError, type ScanEntry, type Scanner } from "./scanner.ts";
 import type { BaseRecord, ClientState } from "./state.ts";
-import { fetchFile, type Progress, sendFile, StaleError } from "./transfer.ts";
+import { lstatInside } from "./safe_path.ts";
+import { fetchFile, type Progress, releaseTempFile, sendFile, StaleError } from "./transfer.ts";
 
 /** Changes per COMMIT. */
 const COMMIT_BATCH = 200;
@@ -64,14 +65,17 @@ function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number
   };
 }
 
-// Small file-system calls here are synchronous: they are quick, and the async thread pool adds more latency
-// than they cost when many transfers run at once. Only fsync and bulk I/O stay asynchronous.
-function lstatOrNull(path: string): Deno.FileInfo | null {
+// Small file-system calls here (lstat, rename, mkdir) are synchronous: they are quick, and the async thread
+// pool adds more latency than they cost when many transfers run at once. Only fsync and bulk I/O stay
+// asynchronous.
+
+/** fsync of a folder, so that renames into it survive a crash. */
+async function syncFolder(path: string): Promise<void> {
+  const folder = await Deno.open(path, { read: true });
   try {
-    return Deno.lstatSync(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return null;
-    throw error;
+    await folder.sync();
+  } finally {
+    folder.close();
   }
 }
 
@@ -221,9 +225,13 @@ export class Executor {
     }
   }
 
-  /** Throws {@linkcode Changed} unless the local path still holds `expect` (null: nothing). */
+  /**
+   * Throws {@linkcode Changed} unless the local path still holds `expect` (null: nothing), and a `LinkError`
+   * if any component of the path is a symbolic link. Every local write and every upload
+   * calls it first, so nothing is ever written or read through a link.
+   */
   #check(path: string, expect: LocalEntry | null): Deno.FileInfo | null {
-    const info = lstatOrNull(this.#abs(path));
+    const info = lstatInside(this.#ctx.root, path);
     if (expect === null) {
       if (info) throw new Changed();
       return null;
@@ -273,6 +281,8 @@ export class Executor {
     this.#check(to, null);
     await Deno.mkdir(dirname(this.#abs(to)), { recursive: true });
     await Deno.rename(this.#abs(from), this.#abs(to));
+    await syncFolder(dirname(this.#abs(to)));
+    if (dirname(from) !== dirname(to)) await syncFolder(dirname(this.#abs(from)));
     const rows = this.#ctx.state.rows.get(from);
     this.#ctx.state.setBase(from, null);
     this.#ctx.local.delete(from);
@@ -310,7 +320,12 @@ export class Executor {
     } catch (error) {
       await Deno.remove(fetched.tmpPath).catch(() => {});
       throw error;
+    } finally {
+      releaseTempFile(fetched.tmpPath);
     }
+    // The rename is durable before the base records it: a crash cannot leave a base entry for a file the
+    // folder lost (the next scan would read that as a delete).
+    await syncFolder(dirname(this.#abs(path)));
     this.#setLocalBase(
       path,
       { kind: "file", hash: fetched.entry.hash, rev: fetched.entry.rev },
@@ -441,6 +456,7 @@ export class Executor {
       this.#check(path, local);
       this.#check(copyPath, null);
       await Deno.rename(this.#abs(path), this.#abs(copyPath));
+      await syncFolder(dirname(this.#abs(copyPath)));
       this.#ctx.local.delete(path);
       this.#report.again = true;
       this.#ctx.notify(

@@ -108,6 +108,22 @@ export function formatTime(ms: number): string {
   return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
 }
 
+/**
+ * Host and port of the address `filesync client` saved in device.json: `HOST:PORT`, where an IPv6 host is saved
+ * without brackets (`::1:8443`). Null if it is not one.
+ */
+export function savedAddress(saved: string): { hostname: string; port: number } | null {
+  const match = /^\[?(.+?)\]?:(\d{1,5})$/.exec(saved);
+  if (!match) return null;
+  try {
+    return parseServerAddress(
+      match[1].includes(":") ? `[${match[1]}]:${match[2]}` : `${match[1]}:${match[2]}`,
+    );
+  } catch {
+    return null;
+  }
+}
+
 /** Connects to the folder's server and authenticates with the device's token. */
 async function connect(folder: SyncedFolder): Promise<RpcPeer> {
   const token = await readToken(folder.root);
@@ -116,10 +132,8 @@ async function connect(folder: SyncedFolder): Promise<RpcPeer> {
       `This device has no token in ${join(folder.root, STATE_DIR)}: start filesync client there to log in`,
     );
   }
-  let address: { hostname: string; port: number };
-  try {
-    address = parseServerAddress(folder.device.server);
-  } catch {
+  const address = savedAddress(folder.device.server);
+  if (!address) {
     throw new UserError(
       `Saved server address "${folder.device.server}" is invalid: start filesync client again`,
     );

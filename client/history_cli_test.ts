@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { UserError } from "../protocol/user_error.ts";
-import { findSyncedFolder, formatTime, toFolderPath } from "./history_cli.ts";
+import { findSyncedFolder, formatTime, savedAddress, toFolderPath } from "./history_cli.ts";
 import { STATE_DIR } from "./state.ts";
 
 const root = "/home/u/Sync";
@@ -62,4 +62,13 @@ Deno.test("findSyncedFolder walks up to the folder holding .filesync/device.json
 
 Deno.test("formatTime prints UTC to the second", () => {
   assert.equal(formatTime(Date.UTC(2026, 11, 1, 20, 18, 27, 512)), "2026-12-01 20:18:27 UTC");
+});
+
+Deno.test("savedAddress reads the server address the client saved, IPv6 included", () => {
+  assert.deepEqual(savedAddress("localhost:8443"), { hostname: "localhost", port: 8443 });
+  assert.deepEqual(savedAddress("127.0.0.1:1"), { hostname: "127.0.0.1", port: 1 });
+  assert.deepEqual(savedAddress("::1:8443"), { hostname: "::1", port: 8443 });
+  assert.deepEqual(savedAddress("[::1]:8443"), { hostname: "::1", port: 8443 });
+  assert.equal(savedAddress("localhost"), null);
+  assert.equal(savedAddress("localhost:99999"), null);
 });

@@ -58,18 +58,37 @@ export interface ReconcileInput {
    * paths not listed is never deleted.
    */
   paths?: Iterable<string>;
+  /**
+   * Local paths that are symbolic links. What is at or below a link is unknown here, so nothing there is
+   * decided: no download, folder or delete is planned for such a path on either side (remote changes wait
+   * until the link is gone), and a base entry there is forgotten (a `sync` to null), so that it cannot later
+   * read as a local delete. Folders above a link are never removed locally.
+   */
+  links?: ReadonlySet<string>;
+  /**
+   * Paths the ignore rules match (`kind` is the entry's kind on some side). They drop out of reconcile on
+   * every side: nothing is uploaded, downloaded or deleted for them, a base entry is forgotten (a `sync` to
+   * null, never a delete), and they still keep their parent folders from being removed on the sides that
+   * hold them. Once no longer ignored they link again like paths first seen on both sides.
+   * @default nothing is ignored
+   */
+  ignored?: (path: string, kind: Kind) => boolean;
 }
 
 /** Options of {@linkcode reconcile}. */
 export interface ReconcileOptions {
-  /** This device's name: names its conflict copies and breaks modification-time ties. */
+  /** This device's name: names the conflict copies of its own versions. */
   device: string;
-  /** The time written into conflict copy names (reconcile never reads the clock). */
-  now: Date;
   /**
-   * Names the conflict copy of `path` for the losing `device`; must return a path for which `taken` is false,
-   * in the same folder as `path`.
-   * @default {@linkcode conflictCopyPath}: "dir/name (conflicted copy from DEVICE YYYY-MM-DD HHMMSS).ext"
+   * Unused: a conflict copy's name carries the losing version's modification time, not the current time
+   * (reconcile never reads the clock). Accepted so that existing callers need not change.
+   * @deprecated
+   */
+  now?: Date;
+  /**
+   * Names the conflict copy of `path` for the losing version, written by `device` and last modified at `when`;
+   * must return a path for which `taken` is false, in the same folder as `path`.
+   * @default {@linkcode conflictCopyPath}: "dir/name (conflicted copy from DEVICE YYYY-MM-DD HHMMSS).ext", UTC
    */
   copyPath?: (path: string, device: string, when: Date, taken: (p: string) => boolean) => string;
 }
@@ -136,7 +155,7 @@ type Side = "local" | "remote";
  *   base: new Map([["a.txt", { kind: "file", hash: "h1", rev: 4 }]]),
  *   local: new Map([["a.txt", { kind: "file", hash: "h2", size: 3, mtime: 1000 }]]),
  *   remote: new Map([["a.txt", { kind: "file", hash: "h1", size: 3, mtime: 900, rev: 4, device: "laptop" }]]),
- * }, { device: "desk", now: new Date(0) });
+ * }, { device: "desk" });
  * // plan: [{ type: "upload", path: "a.txt", local: {...}, baseRev: 4 }]
  * ```
  */
@@ -152,10 +171,23 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
   }
   const sorted = [...decided].sort(comparePaths);
 
+  const links = input.links ?? new Set<string>();
   const plan = new Map<string, Action>();
   const removals = new Map<string, Side>();
+  const ignoredPaths = new Set<string>();
   for (const path of sorted) {
-    const action = decide(path, base.get(path) ?? null, local.get(path) ?? null, remote.get(path) ?? null);
+    const b = base.get(path) ?? null, l = local.get(path) ?? null, r = remote.get(path) ?? null;
+    if (links.size > 0 && atOrBelowLink(path, links)) {
+      if (b !== null && requested.has(path)) plan.set(path, { type: "sync", path, base: null });
+      continue;
+    }
+    if (input.ignored && [b, l, r].some((e) => e !== null && input.ignored!(path, e.kind))) {
+      // Ignored: stop syncing it, never delete it anywhere; only the agreement about it is forgotten.
+      ignoredPaths.add(path);
+      if (b !== null) plan.set(path, { type: "sync", path, base: null });
+      continue;
+    }
+    const action = decide(path, b, l, r);
     if (action === null) continue;
     plan.set(path, action);
     const removal = folderRemoval(action, local.get(path), remote.get(path));
@@ -163,7 +195,7 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
   }
 
   pairMoves(plan, requested, base, local, remote);
-  checkFolderRemovals(plan, removals, requested, local, remote);
+  checkFolderRemovals(plan, removals, { requested, local, remote, links, ignored: ignoredPaths });
 
   // Keep only the folder-creating decisions of ancestors that were not asked for.
   for (const path of decided) {
@@ -203,11 +235,10 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
     // Both sides changed, differently.
     if (r === null) return sendLocal(path, l, null); // an edit beats a delete
     if (l === null) return applyRemote(path, null, r); // an edit beats a delete
-    if (l.kind === "file" && r.kind === "file") {
-      if (b === null) return conflict(path, "remote", l, r); // both added: the server's version keeps the name
-      const localWins = l.mtime !== r.mtime ? l.mtime > r.mtime : options.device > r.device;
-      return conflict(path, localWins ? "local" : "remote", l, r);
-    }
+    // Two files: the server's version got there first (a commit of this one would be refused), so it keeps the
+    // name and this device moves its own version aside. Only the device that lost makes a copy, once, and
+    // the winning path is never changed on the server, so no other device sees a second conflict.
+    if (l.kind === "file" && r.kind === "file") return conflict(path, "remote", l, r);
     return conflict(path, l.kind === "dir" ? "local" : "remote", l, r); // the folder keeps the name
   }
 }
@@ -313,13 +344,19 @@ function pairByHash(
 function checkFolderRemovals(
   plan: Map<string, Action>,
   removals: ReadonlyMap<string, Side>,
-  requested: ReadonlySet<string>,
-  local: ReadonlyMap<string, LocalEntry>,
-  remote: ReadonlyMap<string, RemoteEntry>,
+  sides: {
+    requested: ReadonlySet<string>;
+    local: ReadonlyMap<string, LocalEntry>;
+    remote: ReadonlyMap<string, RemoteEntry>;
+    links: ReadonlySet<string>;
+    ignored: ReadonlySet<string>;
+  },
 ): void {
+  const { requested, local, remote, links, ignored } = sides;
+  // An ignored path stays where it is on each side: it pins its folders there like an undecided path.
   const kept = (path: string) => {
     const action = plan.get(path);
-    return action !== undefined && (requested.has(path) || createsFolder(action));
+    return action !== undefined && !ignored.has(path) && (requested.has(path) || createsFolder(action));
   };
   const inMap = (side: Side, path: string) => side === "local" ? local.has(path) : remote.has(path);
   // After the plan a path with a kept action is present on both sides or absent on both; others stay as they are.
@@ -346,6 +383,8 @@ function checkFolderRemovals(
   for (const path of new Set([...local.keys(), ...remote.keys(), ...plan.keys()])) {
     if (!removals.has(path)) settle(path);
   }
+  // A link holds something unknown: the folders above it stay here.
+  for (const link of links) mark(pinned.local, link);
 
   const deepestFirst = [...removals.keys()].sort((a, b) => depth(b) - depth(a) || comparePaths(a, b));
   for (const path of deepestFirst) {
@@ -364,6 +403,15 @@ function checkFolderRemovals(
     }
     settle(path);
   }
+}
+
+/** True if `path` or one of its ancestors is in `links` (O(depth)). */
+function atOrBelowLink(path: string, links: ReadonlySet<string>): boolean {
+  if (links.has(path)) return true;
+  for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
+    if (links.has(path.slice(0, i))) return true;
+  }
+  return false;
 }
 
 /** Whether an action creates a folder on some side (kept even for ancestors that were not asked for). */
@@ -387,8 +435,10 @@ function nameConflictCopies(
   for (const path of [...plan.keys()].sort(comparePaths)) {
     const action = plan.get(path)!;
     if (action.type !== "conflict") continue;
+    const loser = action.keep === "local" ? action.remote : action.local;
     const loserDevice = action.keep === "local" ? action.remote.device : options.device;
-    const copyPath = name(path, loserDevice, options.now, taken);
+    const mtime = new Date(loser.mtime);
+    const copyPath = name(path, loserDevice, Number.isNaN(mtime.getTime()) ? new Date(0) : mtime, taken);
     if (taken(copyPath) || parentPath(copyPath) !== parentPath(path)) {
       throw new RangeError(`Cannot name conflict copy of "${path}": "${copyPath}" is taken or elsewhere`);
     }

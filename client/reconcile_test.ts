@@ -10,7 +10,6 @@ import {
   type ReconcileOptions,
   type RemoteEntry,
 } from "./reconcile.ts";
-import { conflictCopyPath } from "./conflict_name.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures: one neutral shape, turned into a base, local or remote entry by the map it is put in.
@@ -111,30 +110,82 @@ function shortCopy(path: string, device: string, _when: Date, taken: (p: string)
 
 const OPTIONS: ReconcileOptions = {
   device: "A",
-  now: new Date(Date.UTC(2026, 0, 2, 3, 4, 5)),
   copyPath: shortCopy,
 };
 
-function plan(
-  base: Tree,
-  local: Tree,
-  remote: Tree,
-  extra: Partial<ReconcileOptions> & { paths?: string[] } = {},
-) {
-  const { paths, ...options } = extra;
+function plan(base: Tree, local: Tree, remote: Tree, extra: Extra = {}) {
+  const { paths, links, ignore, ...options } = extra;
+  const ignored = ignore &&
+    ((p: string) =>
+      ignore.some((pat) =>
+        pat.startsWith("*") ? p.endsWith(pat.slice(1)) : p === pat || p.startsWith(pat + "/")
+      ));
   return reconcile(
-    { base: mapOf(base, toBase), local: mapOf(local, toLocal), remote: mapOf(remote, toRemote), paths },
+    {
+      base: mapOf(base, toBase),
+      local: mapOf(local, toLocal),
+      remote: mapOf(remote, toRemote),
+      paths,
+      links: links && new Set(links),
+      ignored,
+    },
     { ...OPTIONS, ...options },
   );
 }
 
+/**
+ * Options of a table case: reconcile's options plus the input's `paths` and `links`, and ignore patterns
+ * ("*.log" by suffix, else a path and below).
+ */
+type Extra = Partial<ReconcileOptions> & { paths?: string[]; links?: string[]; ignore?: string[] };
+
 // ---------------------------------------------------------------------------------------------------------
 // The table. Each line: description, base, local, remote, expected plan (in order), options.
 
-type Case = [string, Tree, Tree, Tree, Action[], (Partial<ReconcileOptions> & { paths?: string[] })?];
+type Case = [string, Tree, Tree, Tree, Action[], Extra?];
 
 const h1 = f("h1"), h2 = f("h2", { rev: 2 }), h3 = f("h3", { rev: 3 });
 const CASES: Case[] = [
+  // --- ignored paths: they stop syncing, and are never deleted anywhere
+  ["newly ignored, in sync: the base is forgotten, nothing deleted", { "a.log": h1 }, {}, { "a.log": h1 }, [
+    sync("a.log", null),
+  ], { ignore: ["*.log"] }],
+  ["newly ignored, changed on the server: not downloaded", { "a.log": h1 }, {}, { "a.log": h2 }, [
+    sync("a.log", null),
+  ], { ignore: ["*.log"] }],
+  ["ignored, edited locally: not uploaded", { "a.log": h1 }, { "a.log": h2 }, { "a.log": h1 }, [
+    sync("a.log", null),
+  ], { ignore: ["*.log"] }],
+  ["ignored, deleted on the server: not deleted here", { "a.log": h1 }, { "a.log": h1 }, {}, [
+    sync("a.log", null),
+  ], { ignore: ["*.log"] }],
+  ["ignored and never synced: no action on either side", {}, { "b.log": h1 }, { "a.log": h1 }, [], {
+    ignore: ["*.log"],
+  }],
+  [
+    "newly ignored folder: it and its files are forgotten without deletes",
+    { build: d(), "build/x": h1 },
+    {},
+    { build: d(), "build/x": h1 },
+    [sync("build", null), sync("build/x", null)],
+    { ignore: ["build"] },
+  ],
+  [
+    "a folder deleted here that holds an ignored file on the server stays there",
+    { x: d(), "x/a.log": h1, "x/b.txt": h1 },
+    {},
+    { x: d(), "x/a.log": h1, "x/b.txt": h1 },
+    [sync("x/a.log", null), deleteRemote("x/b.txt", "file", 1)],
+    { ignore: ["*.log"] },
+  ],
+  [
+    "a folder deleted on the server that holds an ignored file here is kept for it",
+    { x: d(), "x/a.log": h1, "x/b.txt": h1 },
+    { x: d(), "x/a.log": h1, "x/b.txt": h1 },
+    {},
+    [sync("x/a.log", null), deleteLocal("x/b.txt", h1)],
+    { ignore: ["*.log"] },
+  ],
   // --- files, base absent
   ["nothing anywhere: no action", {}, {}, {}, []],
   ["absent everywhere but asked for: no action", {}, {}, {}, [], { paths: ["a"] }],
@@ -192,23 +243,25 @@ const CASES: Case[] = [
   ["modified locally, deleted remotely: edit beats delete, upload with baseRev 0", { a: h1 }, { a: h2 }, {}, [
     upload("a", h2, 0),
   ]],
-  ["both modified, local newer: local keeps the name", { a: h1 }, { a: f("h2", { mtime: 2000 }) }, {
-    a: f("h3", { rev: 3, mtime: 1500 }),
-  }, [conflict("a", "local", "a~B", f("h2", { mtime: 2000 }), f("h3", { rev: 3, mtime: 1500 }))]],
+  [
+    "both modified, local newer: the server's version came first and keeps the name",
+    { a: h1 },
+    { a: f("h2", { mtime: 2000 }) },
+    { a: f("h3", { rev: 3, mtime: 1500 }) },
+    [conflict("a", "remote", "a~A", f("h2", { mtime: 2000 }), f("h3", { rev: 3, mtime: 1500 }))],
+  ],
   ["both modified, remote newer: remote keeps the name", { a: h1 }, { a: f("h2", { mtime: 1500 }) }, {
     a: f("h3", { rev: 3, mtime: 2000 }),
   }, [conflict("a", "remote", "a~A", f("h2", { mtime: 1500 }), f("h3", { rev: 3, mtime: 2000 }))]],
-  ["both modified, same mtime: larger device name wins (remote B over local A)", { a: h1 }, { a: f("h2") }, {
+  ["both modified, same mtime: remote keeps the name (remote B, local A)", { a: h1 }, { a: f("h2") }, {
     a: h3,
   }, [conflict("a", "remote", "a~A", f("h2"), h3)]],
   [
-    "both modified, same mtime: larger device name wins (local C over remote B)",
+    "both modified, same mtime: remote keeps the name whatever the device names (local C, remote B)",
     { a: h1 },
     { a: f("h2") },
-    {
-      a: h3,
-    },
-    [conflict("a", "local", "a~B", f("h2"), h3)],
+    { a: h3 },
+    [conflict("a", "remote", "a~C", f("h2"), h3)],
     { device: "C" },
   ],
   ["both modified, same mtime and device name: remote keeps the name", { a: h1 }, { a: f("h2") }, {
@@ -569,6 +622,64 @@ const CASES: Case[] = [
     paths: ["y"],
   }],
 
+  // --- symbolic links: what is at or below a link is unknown here
+  [
+    "links: a synced folder replaced by a link is forgotten, not deleted anywhere",
+    { docs: d(), "docs/a": h1, "docs/b": h2, top: h3 },
+    { top: h3 },
+    { docs: d(), "docs/a": h1, "docs/b": h2, top: h3 },
+    [sync("docs", null), sync("docs/a", null), sync("docs/b", null)],
+    { links: ["docs"] },
+  ],
+  [
+    "links: remote changes below a link wait (no download, no folder, no delete)",
+    {},
+    {},
+    { docs: d(), "docs/a": h1, "docs/sub": d(), "docs/sub/c": h2 },
+    [],
+    { links: ["docs"] },
+  ],
+  [
+    "links: a link where the server has a file is left alone on both sides",
+    { a: h1 },
+    {},
+    { a: h2 },
+    [sync("a", null)],
+    { links: ["a"] },
+  ],
+  [
+    "links: a link deeper down hides only its own subtree",
+    { x: d(), "x/docs": d(), "x/docs/a": h1, "x/keep": h1 },
+    { x: d(), "x/keep": f("h5") },
+    { x: d(), "x/docs": d(), "x/docs/a": h2, "x/keep": h1, "x/new": h3 },
+    [sync("x/docs", null), sync("x/docs/a", null), upload("x/keep", f("h5"), 1), download("x/new", h3, null)],
+    { links: ["x/docs"] },
+  ],
+  [
+    "links: a folder holding a link is not removed locally when the server deletes it",
+    { x: d(), "x/docs": d(), "x/a": h1 },
+    { x: d(), "x/a": h1 },
+    {},
+    [sync("x/docs", null), deleteLocal("x/a", h1)],
+    { links: ["x/docs"] },
+  ],
+  [
+    "links: a folder holding a link is not replaced by the server's file",
+    { x: d() },
+    { x: d() },
+    { x: f("h2", { rev: 2 }) },
+    [],
+    { links: ["x/l"] },
+  ],
+  [
+    "links: with paths given, only listed base entries below the link are forgotten",
+    { docs: d(), "docs/a": h1, "docs/b": h2 },
+    {},
+    { docs: d(), "docs/a": h1, "docs/b": h2 },
+    [sync("docs/a", null)],
+    { links: ["docs"], paths: ["docs/a"] },
+  ],
+
   // --- copy names
   ["copy names avoid paths that exist", { a: h1, "a~A": h3 }, { a: f("h2", { mtime: 1 }), "a~A": h3 }, {
     a: f("h4", { rev: 4 }),
@@ -608,10 +719,9 @@ for (const [name, base, local, remote, expected, options] of CASES) {
   });
 }
 
-Deno.test("reconcile() names conflict copies with conflictCopyPath by default", () => {
-  const now = new Date(2026, 10, 24, 4, 15, 0);
-  const actions = plan({ "docs/r.txt": h1 }, { "docs/r.txt": f("h2", { mtime: 1 }) }, { "docs/r.txt": h3 }, {
-    now,
+Deno.test("reconcile() names conflict copies with conflictCopyPath and the losing version's mtime", () => {
+  const mtime = Date.UTC(2026, 10, 24, 4, 15, 0, 250);
+  const actions = plan({ "docs/r.txt": h1 }, { "docs/r.txt": f("h2", { mtime }) }, { "docs/r.txt": h3 }, {
     copyPath: undefined,
   });
   assert.deepEqual(actions, [
@@ -619,14 +729,27 @@ Deno.test("reconcile() names conflict copies with conflictCopyPath by default", 
       "docs/r.txt",
       "remote",
       "docs/r (conflicted copy from A 2026-11-24 041500).txt",
-      f("h2", { mtime: 1 }),
+      f("h2", { mtime }),
       h3,
     ),
   ]);
-  assert.equal(
-    (actions[0] as { copyPath: string }).copyPath,
-    conflictCopyPath("docs/r.txt", "A", now, () => false),
+  // A folder keeps the name over a file: the server's file is the copy, named after its device and mtime.
+  const remoteMtime = Date.UTC(2025, 0, 31, 23, 59, 58);
+  const typed = plan(
+    {},
+    { "r.tar.gz": d() },
+    { "r.tar.gz": f("h3", { mtime: remoteMtime, device: "desk" }) },
+    {
+      copyPath: undefined,
+    },
   );
+  assert.equal(
+    (typed[0] as { copyPath: string }).copyPath,
+    "r (conflicted copy from desk 2025-01-31 235958).tar.gz",
+  );
+  // An mtime no date can hold names the copy at the epoch rather than failing the plan.
+  const odd = plan({ a: h1 }, { a: f("h2", { mtime: 1e20 }) }, { a: h3 }, { copyPath: undefined });
+  assert.equal((odd[0] as { copyPath: string }).copyPath, "a (conflicted copy from A 1970-01-01 000000)");
 });
 
 Deno.test("reconcile() rejects a copy name that is taken or in another folder", () => {
@@ -951,8 +1074,6 @@ function runOnce(seed: number, stats: RunStats): void {
     base: new Map(),
     pending: [],
   }));
-  const now = new Date(Date.UTC(2026, 0, 1));
-
   const plan = (dev: Device, partial = false): Action[] => {
     // A partial plan decides one top-level name and everything under it, as a watcher-driven round would.
     let paths: string[] | undefined;
@@ -963,7 +1084,7 @@ function runOnce(seed: number, stats: RunStats): void {
     }
     const actions = reconcile(
       { base: dev.base, local: dev.local, remote: server.live, paths },
-      { device: dev.name, now },
+      { device: dev.name },
     );
     assertDistinctTargets(actions);
     for (const a of actions) {

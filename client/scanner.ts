@@ -6,7 +6,13 @@ import { isValidPath, validatePath } from "../protocol/paths.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { IgnoreMatcher } from "./ignore.ts";
 import type { LocalEntry } from "./reconcile.ts";
+import { linkOnPath } from "./safe_path.ts";
+import type { RootStatus } from "./safety.ts";
 import { STATE_DIR } from "./state.ts";
+
+/** How a symbolic link in the folder is reported (once per link). */
+export const LINK_REASON = "it is a symbolic link; nothing at or below it is synced, written or deleted " +
+  "(here or on the server) until it is replaced by a real folder or file";
 
 /** Files up to this size are read whole for hashing. */
 const SMALL_FILE_BYTES = 4 * 1024 * 1024;
@@ -48,6 +54,70 @@ export class ScanStopped extends Error {
   override name = "ScanStopped";
 }
 
+/** The synced folder's root could not be listed during a scan: the scan tells nothing about its files. */
+export class RootUnavailable extends Error {
+  override name = "RootUnavailable";
+}
+
+/** What identifies the synced folder on disk: its root's and its state folder's device and inode. */
+export interface RootIdentity {
+  dev: number;
+  ino: number | null;
+  stateIno: number | null;
+}
+
+/** Reads the identity of the synced folder `root` (its `.filesync/` must exist). */
+export function rootIdentity(root: string): RootIdentity {
+  const info = Deno.statSync(root);
+  return {
+    dev: info.dev,
+    ino: info.ino ?? null,
+    stateIno: Deno.lstatSync(join(root, STATE_DIR)).ino ?? null,
+  };
+}
+
+/**
+ * Checks that `root` is still the readable folder of identity `expected`: a few system calls, no walk.
+ *
+ * @example
+ * ```ts
+ * const id = rootIdentity("/home/me/Sync");
+ * checkRoot("/home/me/Sync", id); // { kind: "ok" }, or missing / unreadable / replaced with a reason
+ * ```
+ */
+export function checkRoot(root: string, expected: RootIdentity): RootStatus {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(root);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return { kind: "missing", reason: "no such folder" };
+    return { kind: "unreadable", reason: (error as Error).message };
+  }
+  if (!info.isDirectory) return { kind: "missing", reason: "a file is there, not a folder" };
+  if (info.dev !== expected.dev || (info.ino ?? null) !== expected.ino) {
+    return { kind: "replaced", reason: "another folder is there now, not the one this client was syncing" };
+  }
+  try {
+    // Opening the folder for reading needs the permission a listing needs, without reading its entries.
+    Deno.openSync(root, { read: true }).close();
+  } catch (error) {
+    return { kind: "unreadable", reason: (error as Error).message };
+  }
+  let state: Deno.FileInfo;
+  try {
+    state = Deno.lstatSync(join(root, STATE_DIR));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      return { kind: "replaced", reason: `its ${STATE_DIR}/ state folder vanished` };
+    }
+    return { kind: "unreadable", reason: (error as Error).message };
+  }
+  if (!state.isDirectory || (state.ino ?? null) !== expected.stateIno) {
+    return { kind: "replaced", reason: `its ${STATE_DIR}/ state folder was replaced` };
+  }
+  return { kind: "ok" };
+}
+
 /** Result of hashing a file whose content changed while it was read. */
 export class FileChangedError extends Error {
   override name = "FileChangedError";
@@ -63,6 +133,16 @@ export class Scanner {
    * not in the scan result, and must not be taken as deleted: the caller leaves them alone and clears this set.
    */
   readonly unsettled = new Set<string>();
+  /**
+   * Paths (relative) that are symbolic links, as the last scans found them. What is at or below a link is
+   * unknown here: never read as deleted, never written (see {@linkcode ReconcileInput.links}).
+   */
+  readonly links = new Set<string>();
+  /**
+   * Folders the last scans could not list: what is inside them is unknown, not deleted. The caller leaves
+   * every path below them alone and clears this set.
+   */
+  readonly unknownDirs = new Set<string>();
   #skipped = new Set<string>();
 
   /** A scanner of the folder `root`. */
@@ -101,7 +181,11 @@ export class Scanner {
   async scanAll(): Promise<Map<string, ScanEntry>> {
     const out = new Map<string, ScanEntry>();
     const files: [string, Deno.FileInfo][] = [];
+    const before = [...this.links];
+    this.links.clear();
     this.#walk(null, out, files);
+    // A link that is gone is reported again if it comes back.
+    for (const link of before) if (!this.links.has(link)) this.#skipped.delete(link);
     await this.#hashAll(files, out);
     return out;
   }
@@ -116,11 +200,27 @@ export class Scanner {
     const files: [string, Deno.FileInfo][] = [];
     for (const path of paths) {
       if (!isValidPath(path) || this.#ignored(path)) continue;
+      // A path at or below a link is unknown here: neither found nor gone (lstat alone would follow a link
+      // in the middle of the path).
+      const link = linkOnPath(this.#root, path);
+      if (link !== null) {
+        this.links.add(link);
+        this.#skip(link, LINK_REASON);
+        continue;
+      }
+      for (const known of [...this.links]) {
+        if (known === path || known.startsWith(path + "/")) {
+          this.links.delete(known);
+          this.#skipped.delete(known);
+        }
+      }
       let info: Deno.FileInfo;
       try {
         info = Deno.lstatSync(join(this.#root, path));
-      } catch {
-        out.set(path, null);
+      } catch (error) {
+        // Only "not found" means gone; any other error leaves the path's state unknown.
+        if (error instanceof Deno.errors.NotFound) out.set(path, null);
+        else this.unsettled.add(path);
         continue;
       }
       if (info.isDirectory) {
@@ -151,7 +251,14 @@ export class Scanner {
       try {
         items = [...Deno.readDirSync(abs)];
       } catch (error) {
-        if (current !== null) this.#skip(current, `cannot read folder: ${(error as Error).message}`);
+        // An unlisted folder is unknown, never empty: the root stops the whole scan, a folder its contents.
+        if (current === null) {
+          throw new RootUnavailable(`Cannot read "${this.#root}": ${(error as Error).message}`);
+        }
+        if (!(error instanceof Deno.errors.NotFound)) {
+          this.unknownDirs.add(current);
+          this.#skip(current, `cannot read folder: ${(error as Error).message}`);
+        }
         continue;
       }
       for (const item of items) {
@@ -164,14 +271,16 @@ export class Scanner {
           continue;
         }
         if (item.isSymlink) {
-          this.#skip(path, "symbolic links are not synced");
+          this.links.add(path);
+          this.#skip(path, LINK_REASON);
           continue;
         }
         let info: Deno.FileInfo;
         try {
           info = Deno.lstatSync(join(this.#root, path));
-        } catch {
-          continue; // vanished since readDir
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) this.unsettled.add(path);
+          continue; // vanished since readDir, or unknown
         }
         if (info.isDirectory) {
           out.set(path, { kind: "dir", hash: "", size: 0, mtime: 0, ino: info.ino ?? null });

@@ -277,9 +277,16 @@ export async function fetchFile(
   if (fileHashOfChunks(rows.map((r) => r.id)) !== entry.hash) {
     throw new Error(`Manifest of "${path}" does not match its hash`);
   }
-  // The temp file is named by the version, so a download cut short resumes from what it already wrote.
-  const tmpPath = join(tmpDir, `${entry.hash}.partial`);
-  const file = Deno.openSync(tmpPath, { read: true, write: true, create: true, mode: 0o600 });
+  // The temp file is private to this download; one left by an earlier download of this version is taken
+  // over, so a download cut short resumes from what it already wrote.
+  const tmpPath = claimTempFile(tmpDir, entry.hash);
+  let file: Deno.FsFile;
+  try {
+    file = Deno.openSync(tmpPath, { read: true, write: true, create: true, mode: 0o600 });
+  } catch (error) {
+    releaseTempFile(tmpPath);
+    throw error;
+  }
   let received = 0;
   try {
     const existing = file.statSync().size;
@@ -345,8 +352,67 @@ export async function fetchFile(
     if (!(error as { code?: string }).code || (error as { code?: string }).code !== "closed") {
       await Deno.remove(tmpPath).catch(() => {});
     }
+    releaseTempFile(tmpPath); // kept when the connection closed: the next download of this version resumes it
     throw error;
   }
   file.close();
   return { tmpPath, entry, rows, received };
+}
+
+/** Temp files (full paths) that a download of this process is writing or has not yet moved into place. */
+const tempInUse = new Set<string>();
+
+/** Whether `name` is a temp file of a download of the version `hash`: `HASH.partial` or `HASH.RANDOM.partial`. */
+function isTempOf(name: string, hash: string): boolean {
+  return name.startsWith(hash) && /^(?:\.[0-9a-f]+)?\.partial$/.test(name.slice(hash.length));
+}
+
+/**
+ * A temp file path in `tmpDir` private to one download of the version `hash`, `HASH.RANDOM.partial`, marked in
+ * use until {@linkcode releaseTempFile}. A file left by an earlier download of the same version that no download
+ * uses now (the client was killed, or the connection dropped) is taken over by renaming it to the new name, the
+ * largest first: a rename succeeds for one claimant only, so two downloads never share a file, and the new owner
+ * resumes from what is in it (its chunks are verified before they count).
+ *
+ * @example
+ * ```ts
+ * const path = claimTempFile(".filesync/tmp", hash); // ".filesync/tmp/HASH.3f9a….partial"
+ * // … write, verify, rename into place …
+ * releaseTempFile(path);
+ * ```
+ */
+export function claimTempFile(tmpDir: string, hash: string): string {
+  const random = Array.from(
+    crypto.getRandomValues(new Uint8Array(8)),
+    (b) => b.toString(16).padStart(2, "0"),
+  );
+  const mine = join(tmpDir, `${hash}.${random.join("")}.partial`);
+  const leftovers: { path: string; size: number }[] = [];
+  try {
+    for (const item of Deno.readDirSync(tmpDir)) {
+      const path = join(tmpDir, item.name);
+      if (!item.isFile || !isTempOf(item.name, hash) || tempInUse.has(path)) continue;
+      try {
+        leftovers.push({ path, size: Deno.lstatSync(path).size });
+      } catch { /* gone meanwhile */ }
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  leftovers.sort((a, b) => b.size - a.size);
+  for (const leftover of leftovers) {
+    try {
+      Deno.renameSync(leftover.path, mine);
+      break;
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error; // taken by another claimant
+    }
+  }
+  tempInUse.add(mine);
+  return mine;
+}
+
+/** Ends the claim of {@linkcode claimTempFile} on `path` (after it was moved into place, removed or kept). */
+export function releaseTempFile(path: string): void {
+  tempInUse.delete(path);
 }

@@ -27,6 +27,7 @@ export interface NamespaceView {
 
 /** What the commit knows besides the namespace. */
 export interface CommitContext {
+  /** Name of the committing device. */
   device: string;
   /** The namespace's latest rev before the batch. */
   seq: number;
@@ -45,15 +46,21 @@ export interface CommitContext {
  * one created folder, or one file). Any prefix of a plan's steps is a consistent namespace.
  */
 export interface Step {
+  /** Entries to set (or, for null, delete). */
   writes: { path: string; entry: EntryRecord | null }[];
+  /** Their journal entries, in rev order. */
   journal: WireEntry[];
+  /** Versions the step keeps (what it replaced or deleted). */
   versions: VersionRecord[];
+  /** Paths the step deleted. */
   trash: TrashRecord[];
 }
 
 /** A batch's plan: results per change, steps to write in order, manifests and chunks it references. */
 export interface CommitPlan {
+  /** One result per change, in order. */
   results: ChangeResult[];
+  /** What to write, in order. */
   steps: Step[];
   /** The new rev after the batch. */
   seq: number;

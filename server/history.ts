@@ -132,10 +132,13 @@ export function chooseRestore(input: {
     throw new RpcError("unknown_version", `No version ${version} of "${path}"`);
   }
   const newestFile = kept[0];
-  if (!entry && liveTrash[0]?.kind === "dir") return { kind: "folder", item: liveTrash[0] };
+  if (entry?.kind !== "file" && liveTrash[0]?.kind === "dir") return { kind: "folder", item: liveTrash[0] };
   if (newestFile) return asSource(newestFile);
-  if (expired.length > 0 || input.trash.length > 0) {
+  if (expired.length > 0 || input.trash.length > liveTrash.length) {
     throw new RpcError("expired", `Every earlier version of "${path}" has expired`);
+  }
+  if (entry?.kind === "dir") {
+    throw new RpcError("unknown_version", `"${path}" is a folder with nothing to restore`);
   }
   if (entry) throw new RpcError("unknown_version", `"${path}" has no earlier version`);
   throw new RpcError("not_found", `No file or folder "${path}" in the history`);

@@ -88,6 +88,16 @@ const CASES: [string, Parameters<typeof choose>[0], string][] = [
     trash: [trashed("f", 2, 1), trashed("f", 6, 4, "dir")],
   }, "folder f"],
   ["an unknown path", {}, "!not_found"],
+  ["a deleted folder made again: its old contents", {
+    entry: entry("f", 9, "dir"),
+    trash: [trashed("f", 5, 2, "dir")],
+  }, "folder f"],
+  ["an existing folder with no history", { entry: entry("f", 9, "dir") }, "!unknown_version"],
+  [
+    "a file whose only earlier version is the current one's",
+    { entry: entry("f", 9), trash: [] },
+    "!unknown_version",
+  ],
   ["a file without earlier versions", { entry: entry("f", 9) }, "!unknown_version"],
   [
     "an unknown version",

@@ -32,11 +32,15 @@ export type EntryRecord = Omit<WireEntry, "deleted" | "tag"> & { time?: number }
  * the manifest (and so the chunks) of the file they were; nothing is copied.
  */
 export interface VersionRecord {
+  /** The file's path. */
   path: string;
   /** The rev of the commit that created this version; its id is `String(rev)`. */
   rev: number;
+  /** Whole-file hash, which names its manifest. */
   hash: string;
+  /** Size in bytes. */
   size: number;
+  /** Modification time on the device that committed it (ms since the epoch). */
   mtime: number;
   /** Device that committed this version. */
   device: string;
@@ -48,7 +52,9 @@ export interface VersionRecord {
 
 /** A deleted file or folder, kept until retention drops it. */
 export interface TrashRecord {
+  /** The deleted path. */
   path: string;
+  /** What it was. */
   kind: "file" | "dir";
   /** Rev of the deletion in the journal. */
   rev: number;
@@ -93,6 +99,7 @@ export type ChunkSync = (ids: Set<string>) => Promise<void>;
 export interface CommitOptions {
   /** Name of the committing device (recorded in entries, versions and trash). */
   device: string;
+  /** The changes, applied in order. */
   changes: Change[];
   /** The COMMIT's data: manifest rows the upload changes point into. */
   rows: Uint8Array;
@@ -104,14 +111,19 @@ export interface CommitOptions {
 
 /** What a commit did: one result per change, and the journal entries written, in order. */
 export interface CommitOutcome {
+  /** One result per change, in order. */
   results: ChangeResult[];
+  /** Every journal entry written, in rev order (to publish to the namespace's devices). */
   journal: WireEntry[];
 }
 
 /** A chunk reference of a namespace: `pending` (uploaded, expires at `until`) or `committed`. */
 export interface ChunkRef {
+  /** The namespace holding the reference. */
   ns: string;
+  /** The chunk id. */
   id: string;
+  /** Uploaded for a commit not made yet, or part of a committed file. */
   kind: "pending" | "committed";
   /** Expiry of a pending reference (ms since the epoch). */
   until?: number;

@@ -175,6 +175,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const store = await KvMetadataStore.open(kvLocation(options.dataDir, options.kv), { now });
   for (const line of await store.repair()) log(line);
   await store.setRetention(retention);
+  log(
+    `keeping earlier versions and the trash ${retention.keepDays} days` +
+      (retention.keepVersions !== undefined ? `, at most ${retention.keepVersions} versions per file` : ""),
+  );
   let listener: Deno.TlsListener;
   try {
     listener = Deno.listenTls({ hostname: host, port: options.port, cert, key, alpnProtocols: [ALPN] });

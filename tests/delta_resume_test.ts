@@ -130,3 +130,23 @@ Deno.test("a download cut short by killing the client resumes, and no partial fi
   );
   assert.equal(await partialBytes(dirB), 0, "the temp file is gone after the download");
 });
+
+Deno.test("two new files with the same content download at once, both on the first try", async () => {
+  await using world = await World.create();
+  const clientA = await world.client("A");
+  const data = randomBytes(900 * 1024, 51); // about a dozen chunks
+  await Deno.mkdir(join(world.dir("A"), "x"));
+  await Deno.mkdir(join(world.dir("A"), "y"));
+  await Deno.writeFile(join(world.dir("A"), "x/a.bin"), data);
+  await Deno.writeFile(join(world.dir("A"), "y/b.bin"), data);
+  await transferredBytes(clientA, "uploaded", "x/a.bin");
+  await transferredBytes(clientA, "uploaded", "y/b.bin");
+  // B starts with both on the server: its first plan downloads them side by side.
+  const clientB = await world.client("B");
+  await waitForFile(join(world.dir("B"), "x/a.bin"), data);
+  await waitForFile(join(world.dir("B"), "y/b.bin"), data);
+  const output = clientB.output;
+  assert.doesNotMatch(output, /could not/, output);
+  assert.equal([...output.matchAll(/downloaded (x\/a|y\/b)\.bin/g)].length, 2, output);
+  assert.equal(await partialBytes(world.dir("B")), 0, "a temp file was left behind");
+});

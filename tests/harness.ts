@@ -40,9 +40,10 @@ export class Proc implements AsyncDisposable {
   constructor(
     name: string,
     args: string[],
-    options: { env?: Record<string, string>; stdin?: string; cwd?: string } = {},
+    options: { env?: Record<string, string>; stdin?: string; cwd?: string; command?: string[] } = {},
   ) {
-    const [cmd, ...rest] = [...filesyncCommand(), ...args];
+    // `command` replaces the filesync command (e.g. to run it as another user).
+    const [cmd, ...rest] = [...(options.command ?? filesyncCommand()), ...args];
     this.name = name;
     const env = { ...options.env };
     this.child = new Deno.Command(cmd, {
@@ -198,6 +199,8 @@ export interface ClientOptions {
   password?: string;
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** Runs the client with this command instead of {@linkcode filesyncCommand}. */
+  command?: string[];
 }
 
 /** Starts a client process (does not wait for it to connect). */
@@ -221,7 +224,7 @@ export function startClient(options: ClientOptions): Proc {
   args.push("--rescan", "2", ...(options.extraArgs ?? []));
   const env: Record<string, string> = { ...options.env };
   if (options.password !== undefined) env.FILESYNC_PASSWORD = options.password;
-  return new Proc(`client ${options.device}`, args, { env });
+  return new Proc(`client ${options.device}`, args, { env, command: options.command });
 }
 
 /** Starts a client and waits until it has connected. */

@@ -41,6 +41,13 @@ Deno.test("versions lists every edit newest first; restore of an old version rea
   await world.client("B");
   for (const content of ["one", "two!", "three"]) await writeAndSync(world, "notes/a.txt", content);
 
+  // The client keeps the CA it was given for these commands, private to the user.
+  const ca = await Deno.stat(join(world.dir("A"), ".filesync", "ca.pem"));
+  assert.equal(ca.mode! & 0o777, 0o600);
+  assert.equal(
+    await Deno.readTextFile(join(world.dir("A"), ".filesync", "ca.pem")),
+    await Deno.readTextFile(world.server.caPath),
+  );
   const versions = await versionsOf(world, "notes/a.txt", 3);
   assert.deepEqual(versions.map((v) => v.size), [5, 4, 3]);
   assert.equal(versions[0].current, true);
@@ -92,7 +99,7 @@ Deno.test("versions lists every edit newest first; restore of an old version rea
 Deno.test("trash lists deleted files and folders; restore brings back a file and a folder with its contents", async () => {
   await using world = await World.create();
   await world.client("A");
-  await world.client("B");
+  const b = await world.client("B");
   await writeAndSync(world, "f.txt", "file content");
   await writeAndSync(world, "dir/x.txt", "x");
   await writeAndSync(world, "dir/sub/y.txt", "y");
@@ -100,6 +107,8 @@ Deno.test("trash lists deleted files and folders; restore brings back a file and
   await Deno.remove(join(world.dir("A"), "dir"), { recursive: true });
   await waitForGone(join(world.dir("B"), "f.txt"));
   await waitForGone(join(world.dir("B"), "dir"));
+  // The commands need no running client: B's is stopped for the listing and the first restore.
+  await b.stop();
 
   let items: WireTrashItem[] = [];
   await waitFor(async () => {
@@ -123,6 +132,7 @@ Deno.test("trash lists deleted files and folders; restore brings back a file and
   const restoredFile = await filesync(world.dir("B"), "restore", "f.txt");
   assert.equal(restoredFile.code, 0, restoredFile.output);
   await waitForFile(join(world.dir("A"), "f.txt"), "file content");
+  world.startClient("B");
   await waitForFile(join(world.dir("B"), "f.txt"), "file content");
 
   const restoredDir = await filesync(world.dir("A"), "restore", "dir");

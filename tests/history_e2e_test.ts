@@ -217,3 +217,92 @@ Deno.test("filesync server refuses an unknown chunk store scheme, naming the sup
   assert.match(output, /Unsupported chunk store "s3:\/\/bucket\/chunks".*file:/);
   assert.equal(output.trim().split("\n").length, 1, output);
 });
+
+Deno.test("history stays in the caller's namespace: another user sees no versions, trash or restores", async () => {
+  await using world = await World.create();
+  await addUser(world.server.dataDir, "bob", "bob's password");
+  const alice = await login(world.server, world.user, world.password);
+  const bob = await login(world.server, "bob", "bob's password");
+  try {
+    const rev = await upload(alice, "secret.txt", "v1");
+    await upload(alice, "secret.txt", "v2", rev);
+    const deleted = await upload(alice, "gone.txt", "x");
+    await alice.request("COMMIT", {
+      changes: [{ op: "delete", path: "gone.txt", baseRev: deleted, kind: "file" }],
+    });
+    assert.equal((await trash(alice)).length, 1);
+    await refusal(bob.request("VERSIONS", { path: "secret.txt" }), "not_found");
+    assert.deepEqual(await trash(bob), []);
+    await refusal(bob.request("RESTORE", { path: "gone.txt" }), "not_found");
+    await refusal(bob.request("RESTORE", { path: "secret.txt", version: String(rev) }), "unknown_version");
+    assert.deepEqual((await bob.request("CHANGES", { since: 0 })).message.events, []);
+  } finally {
+    alice.close();
+    bob.close();
+  }
+});
+
+/** When each round kills the server: a delay after sending the commit, or "first" once its first part is visible. */
+const KILLS: (number | "first")[] = ["first", 50, 150, "first", 250, 350];
+
+Deno.test("kill -9 of the server during a large commit leaves counter and journal in agreement", async () => {
+  await using tmp = new TempDir();
+  const data = tmp.join("server");
+  let server = await startServer(data);
+  try {
+    await addUser(data, "alice", "pw");
+    const bytes = encoder.encode("shared by every file");
+    const id = sha256Hex(bytes);
+    let partial = 0;
+    for (const [round, kill] of KILLS.entries()) {
+      const peer = await login(server, "alice", "pw");
+      const watcher = await login(server, "alice", "pw");
+      await peer.request("PUT", { hash: id }, bytes);
+      const before = (await watcher.request("CHANGES", { since: 0, limit: 1 })).message.latest as number;
+      const changes = Array.from({ length: 1000 }, (_, i) => ({
+        op: "upload",
+        path: `round${round}/f${i}.txt`,
+        baseRev: 0,
+        size: bytes.length,
+        mtime: 1,
+        hash: fileHashOfChunks([id]),
+        rows: { offset: 0, count: 1 },
+      }));
+      const sent = peer.request("COMMIT", { changes }, encodeRows([{ id, size: bytes.length }])).catch(
+        () => {},
+      );
+      if (kill === "first") {
+        await waitFor(
+          async () =>
+            (await watcher.request("CHANGES", { since: 0, limit: 1 })).message.latest as number > before,
+          {
+            intervalMs: 1,
+          },
+        );
+      } else {
+        await new Promise((resolve) => setTimeout(resolve, kill));
+      }
+      server.kill("SIGKILL");
+      await server.exited();
+      await sent;
+      peer.close();
+      watcher.close();
+      server = await startServer(data, [], server.port);
+      const check = await login(server, "alice", "pw");
+      const { events, latest } = (await check.request("CHANGES", { since: 0, limit: 5000 })).message as {
+        events: WireEntry[];
+        latest: number;
+      };
+      assert.deepEqual(
+        events.map((e) => e.rev),
+        Array.from({ length: latest }, (_, i) => i + 1),
+        `round ${round}: the journal holds exactly the entries up to the counter`,
+      );
+      if (latest > before && latest < before + 1001) partial++;
+      check.close();
+    }
+    assert.ok(partial > 0, "at least one kill landed between the atomics of a commit");
+  } finally {
+    await server.stop();
+  }
+});

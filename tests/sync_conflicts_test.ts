@@ -39,6 +39,11 @@ async function waitForName(dir: string, pattern: RegExp): Promise<string> {
   return found!;
 }
 
+/** `YYYY-MM-DD HHMMSS` in UTC, as conflict copies show a modification time. */
+function utcStamp(when: Date): string {
+  return when.toISOString().slice(0, 19).replace("T", " ").replace(/:(\d\d):(\d\d)$/, "$1$2");
+}
+
 /** The SHA-256 (hex) of a text, as readTree reports files. */
 function sha(text: string): string {
   return createHash("sha256").update(text).digest("hex");
@@ -70,24 +75,28 @@ async function editOnBothSides(world: World, clientA: Proc, clientB: Proc, bMtim
   await Deno.utime(onB, bMtime, bMtime);
 }
 
-Deno.test("conflict: the later offline edit keeps the name and the other becomes A's conflicted copy", async () => {
+Deno.test("conflict: a newer offline edit still yields to the server's version and becomes B's copy", async () => {
   const { world, clientA, clientB } = await twoDevicesWithDoc();
   await using _world = world;
   const a = world.dir("A");
   const b = world.dir("B");
-  await editOnBothSides(world, clientA, clientB, new Date(Date.now() + 60_000));
-  await world.client("B");
+  const bMtime = new Date(Date.now() + 60_000);
+  await editOnBothSides(world, clientA, clientB, bMtime);
+  const clientB2 = await world.client("B");
 
-  await waitForFile(`${a}/doc.txt`, "edited on B, offline");
-  const copy = await waitForName(a, docCopyOf("A"));
+  // The copy is named after the device that lost (B) and its version's mtime, in UTC.
+  const copy = `doc (conflicted copy from B ${utcStamp(bMtime)}).txt`;
+  await waitForFile(`${a}/${copy}`, "edited on B, offline");
   await waitForSameTree(a, b);
   const tree = await readTree(b);
   assert.deepEqual([...tree.keys()].sort(), [copy, "doc.txt"].sort(), describeTree(tree));
-  assert.equal(tree.get("doc.txt"), sha("edited on B, offline"));
-  assert.equal(tree.get(copy), sha("edited on A"));
+  assert.equal(tree.get("doc.txt"), sha("edited on A"));
+  assert.equal(tree.get(copy), sha("edited on B, offline"));
+  assert.equal(count(clientA.output, /conflict:/), 0, clientA.output);
+  assert.equal(count(clientB2.output, /conflict: doc\.txt/), 1, clientB2.output);
 });
 
-Deno.test("conflict: the later online edit keeps the name and the offline one becomes B's conflicted copy", async () => {
+Deno.test("conflict: an older offline edit also becomes B's conflicted copy", async () => {
   const { world, clientA, clientB } = await twoDevicesWithDoc();
   await using _world = world;
   const a = world.dir("A");
@@ -101,6 +110,47 @@ Deno.test("conflict: the later online edit keeps the name and the offline one be
   assert.deepEqual([...tree.keys()].sort(), [copy, "doc.txt"].sort(), describeTree(tree));
   assert.equal(tree.get("doc.txt"), sha("edited on A"));
   assert.equal(tree.get(copy), sha("edited on B, offline"));
+});
+
+Deno.test("edits of one file on two devices while the server is down leave exactly one conflicted copy", async () => {
+  const { world, clientA, clientB } = await twoDevicesWithDoc();
+  await using _world = world;
+  const a = world.dir("A");
+  const b = world.dir("B");
+  await world.server.stop();
+  await clientA.waitForOutput(/disconnected from server/);
+  await clientB.waitForOutput(/disconnected from server/);
+  const edits: Record<string, { text: string; stamp: string }> = {};
+  for (const [device, dir] of [["A", a], ["B", b]]) {
+    const text = `edited on ${device}, server down`;
+    await Deno.writeTextFile(`${dir}/doc.txt`, text);
+    edits[device] = { text, stamp: utcStamp((await Deno.stat(`${dir}/doc.txt`)).mtime!) };
+  }
+  await world.restartServer();
+
+  const copy = await waitForName(a, /^doc \(conflicted copy from [AB] \d{4}-\d{2}-\d{2} \d{6}\)\.txt$/);
+  await waitForSameTree(a, b, 30_000);
+  // The device whose commit came second lost: its version is the copy, named after it and its mtime in UTC.
+  const loser = copy.includes("from A ") ? "A" : "B";
+  const winner = loser === "A" ? "B" : "A";
+  assert.equal(copy, `doc (conflicted copy from ${loser} ${edits[loser].stamp}).txt`);
+  const [loserProc, winnerProc] = loser === "A" ? [clientA, clientB] : [clientB, clientA];
+  assert.equal(count(loserProc.output, /conflict: doc\.txt/), 1, loserProc.output);
+  assert.equal(count(winnerProc.output, /conflict:/), 0, winnerProc.output);
+  // More cycles on both, and a device that joins now, see the same: nobody makes a second copy later.
+  await Deno.writeTextFile(`${a}/later.txt`, "one more change");
+  const c = world.dir("C");
+  await world.client("C");
+  await waitForFile(`${c}/later.txt`, "one more change");
+  await waitForFile(`${b}/later.txt`, "one more change");
+  await waitForSameTree(a, c);
+  for (const dir of [a, b, c]) {
+    const tree = await readTree(dir);
+    assert.deepEqual([...tree.keys()].sort(), [copy, "doc.txt", "later.txt"].sort(), describeTree(tree));
+    assert.equal(tree.get("doc.txt"), sha(edits[winner].text));
+    assert.equal(tree.get(copy), sha(edits[loser].text));
+  }
+  assert.equal(count(world.server.output, /: move doc\.txt ->/), 0, world.server.output);
 });
 
 Deno.test("an offline edit beats a delete made on the other device meanwhile", async () => {

@@ -1,0 +1,169 @@
+// Tests for the executor's writes on a real folder: nothing is ever written, moved or deleted through a link.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
+import { encodeRows, type WireEntry } from "../protocol/messages.ts";
+import type { RpcPeer } from "../protocol/rpc.ts";
+import { Executor } from "./executor.ts";
+import { createIgnoreMatcher } from "./ignore.ts";
+import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
+import { type ScanEntry, Scanner } from "./scanner.ts";
+import { ClientState } from "./state.ts";
+
+const CONTENT = new TextEncoder().encode("content from the server");
+const CHUNK = sha256Hex(CONTENT);
+const HASH = fileHashOfChunks([CHUNK]);
+
+/** A server that answers every DOWNLOAD with CONTENT inline, at rev 7; any other request fails the test. */
+function fakePeer(requests: string[]): RpcPeer {
+  return {
+    request: (op: string, message: Record<string, unknown> = {}) => {
+      requests.push(`${op} ${String(message.path ?? "")}`);
+      if (op !== "DOWNLOAD") return Promise.reject(new Error(`unexpected ${op}`));
+      const entry: WireEntry = {
+        path: String(message.path),
+        kind: "file",
+        hash: HASH,
+        size: CONTENT.length,
+        mtime: 1_700_000_000_000,
+        rev: 7,
+        device: "B",
+      };
+      const rows = encodeRows([{ id: CHUNK, size: CONTENT.length }]);
+      const data = new Uint8Array(rows.length + CONTENT.length);
+      data.set(rows);
+      data.set(CONTENT, rows.length);
+      return Promise.resolve({ message: { entry, inline: 1 }, data });
+    },
+  } as unknown as RpcPeer;
+}
+
+function remoteFile(): RemoteEntry {
+  return { kind: "file", hash: HASH, size: CONTENT.length, mtime: 1_700_000_000_000, rev: 7, device: "B" };
+}
+
+function localOf(abs: string): LocalEntry {
+  const info = Deno.lstatSync(abs);
+  return { kind: "file", hash: "h", size: info.size, mtime: info.mtime!.getTime() };
+}
+
+/** A synced folder `root` with `docs` -> `outside`, a real file `top.txt`, and an executor over it. */
+async function setUp() {
+  const tmp = await Deno.makeTempDir({ prefix: "filesync-executor-" });
+  const root = join(tmp, "root");
+  const outside = join(tmp, "outside");
+  await Deno.mkdir(root);
+  await Deno.mkdir(join(outside, "sub"), { recursive: true });
+  await Deno.writeTextFile(join(outside, "a.txt"), "outside a");
+  await Deno.writeTextFile(join(root, "top.txt"), "top");
+  await Deno.symlink(outside, join(root, "docs"));
+  const state = await ClientState.open(root);
+  const lines: string[] = [];
+  const requests: string[] = [];
+  const local = new Map<string, ScanEntry>();
+  const executor = new Executor({
+    root,
+    state,
+    scanner: new Scanner(root, { ignore: createIgnoreMatcher(null), known: () => undefined }),
+    peer: fakePeer(requests),
+    local,
+    notify: (line) => lines.push(line),
+    distrust: new Set(),
+  });
+  return {
+    tmp,
+    root,
+    outside,
+    executor,
+    lines,
+    requests,
+    state,
+    async [Symbol.asyncDispose]() {
+      await state.close();
+      await Deno.remove(tmp, { recursive: true });
+    },
+  };
+}
+
+/** Every file below `dir` with its text, for before/after comparisons. */
+function snapshot(dir: string): string {
+  const out: string[] = [];
+  const walk = (rel: string) => {
+    for (const item of Deno.readDirSync(join(dir, rel))) {
+      const path = rel ? `${rel}/${item.name}` : item.name;
+      if (item.isDirectory) {
+        out.push(`${path}/`);
+        walk(path);
+      } else out.push(`${path} ${Deno.readTextFileSync(join(dir, path))}`);
+    }
+  };
+  walk("");
+  return out.sort().join("\n");
+}
+
+Deno.test("Executor refuses every local write through a link, one line each, and touches nothing outside", async () => {
+  await using t = await setUp();
+  const before = snapshot(t.outside);
+  const inside = localOf(join(t.outside, "a.txt"));
+  const top = localOf(join(t.root, "top.txt"));
+  const plan: Action[] = [
+    {
+      type: "mkdirLocal",
+      path: "docs/new",
+      remote: { ...remoteFile(), kind: "dir", hash: "" },
+      expect: null,
+    },
+    { type: "moveLocal", from: "top.txt", to: "docs/top.txt", expect: top, remote: remoteFile() },
+    { type: "moveLocal", from: "docs/a.txt", to: "moved.txt", expect: inside, remote: remoteFile() },
+    {
+      type: "conflict",
+      path: "docs/a.txt",
+      keep: "remote",
+      copyPath: "docs/a (conflicted copy).txt",
+      local: inside,
+      remote: remoteFile(),
+    },
+    { type: "download", path: "docs/b.txt", remote: remoteFile(), expect: null },
+    { type: "download", path: "docs/a.txt", remote: remoteFile(), expect: inside },
+    { type: "upload", path: "docs/a.txt", local: inside, baseRev: 0 },
+    { type: "deleteLocal", path: "docs/a.txt", expect: inside },
+    { type: "deleteLocal", path: "docs/sub", expect: { kind: "dir", hash: "", size: 0, mtime: 0 } },
+    { type: "deleteLocal", path: "docs", expect: { kind: "dir", hash: "", size: 0, mtime: 0 } },
+  ];
+  const report = await t.executor.run(plan);
+  assert.equal(report.done, 0);
+  assert.equal(report.skipped, plan.length);
+  assert.equal(t.lines.length, plan.length, t.lines.join("\n"));
+  for (const line of t.lines) {
+    assert.match(line, /^could not .*: "docs" is a symbolic link; nothing is written/);
+  }
+  assert.equal(snapshot(t.outside), before);
+  assert.equal(Deno.lstatSync(join(t.root, "docs")).isSymlink, true);
+  assert.equal(Deno.readTextFileSync(join(t.root, "top.txt")), "top");
+  assert.deepEqual(Deno.readDirSync(t.state.tmpDir).toArray(), [], "a temp file was left behind");
+  // Only the download of a new path reaches the server; its result is refused before the rename.
+  assert.deepEqual(t.requests, ["DOWNLOAD docs/b.txt"]);
+});
+
+Deno.test("Executor refuses to replace a link itself with a download or a folder", async () => {
+  await using t = await setUp();
+  await Deno.symlink(join(t.outside, "a.txt"), join(t.root, "file-link"));
+  const report = await t.executor.run([
+    { type: "download", path: "file-link", remote: remoteFile(), expect: null },
+    { type: "mkdirLocal", path: "docs", remote: { ...remoteFile(), kind: "dir", hash: "" }, expect: null },
+  ]);
+  assert.equal(report.skipped, 2);
+  assert.equal(Deno.lstatSync(join(t.root, "file-link")).isSymlink, true);
+  assert.equal(Deno.lstatSync(join(t.root, "docs")).isSymlink, true);
+  assert.equal(Deno.readTextFileSync(join(t.outside, "a.txt")), "outside a");
+});
+
+Deno.test("Executor writes a download below real folders and records it", async () => {
+  await using t = await setUp();
+  const report = await t.executor.run([
+    { type: "download", path: "real/deep/b.txt", remote: remoteFile(), expect: null },
+  ]);
+  assert.equal(report.done, 1, t.lines.join("\n"));
+  assert.equal(Deno.readTextFileSync(join(t.root, "real/deep/b.txt")), "content from the server");
+  assert.equal(t.state.base.get("real/deep/b.txt")?.rev, 7);
+});
