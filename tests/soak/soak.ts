@@ -9,6 +9,7 @@ import {
   type Proc,
   randomBytes,
   readTree,
+  run as runCommand,
   startClient,
   startServer,
   TempDir,
@@ -42,6 +43,8 @@ export interface SoakResult {
   skipped: number;
   clientRestarts: { term: number; kill: number };
   serverKills: number;
+  /** Times the run confirmed deletes a device's safety stop held (`filesync confirm-deletes`, as a user would). */
+  confirmedDeletes: number;
   settles: number;
   settleTimeouts: number;
   converged: boolean;
@@ -126,6 +129,8 @@ class SoakRun {
   readonly opLog: string[] = [];
   /** Tree lines (path and hash) a settle gave up waiting for. */
   readonly stuck = new Set<string>();
+  /** How far each client's output was searched for safety stops. */
+  readonly safetySeen = new Map<Proc, number>();
   readonly result: SoakResult;
   readonly started = Date.now();
   readonly digest = createHash("sha256");
@@ -141,6 +146,7 @@ class SoakRun {
       skipped: 0,
       clientRestarts: { term: 0, kill: 0 },
       serverKills: 0,
+      confirmedDeletes: 0,
       settles: 0,
       settleTimeouts: 0,
       converged: false,
@@ -556,6 +562,7 @@ class SoakRun {
     this.result.settles++;
     let diff: string[] = [];
     const ok = await waitFor(async () => {
+      await this.confirmHeldDeletes();
       diff = differingLines((await this.trees(running)).map(describeTree));
       return diff.every((line) => this.stuck.has(line));
     }, { timeoutMs: SETTLE_MS, intervalMs: 100 }).then(() => true, () => false);
@@ -575,6 +582,23 @@ class SoakRun {
     } else this.note(`settled ${running.map((d) => DEVICES[d]).join(",")}`);
   }
 
+  /**
+   * The run deletes folders with their files on purpose: when a device's safety stop holds such deletes back
+   * (it prints "safety stop: …"), they are confirmed with `filesync confirm-deletes`, as the user would.
+   */
+  async confirmHeldDeletes(): Promise<void> {
+    for (let d = 0; d < DEVICES.length; d++) {
+      const client = this.clients[d];
+      if (!client) continue;
+      const seen = this.safetySeen.get(client) ?? 0;
+      if (!/safety stop: this scan would delete/.test(client.output.slice(seen))) continue;
+      this.safetySeen.set(client, client.output.length);
+      const { code, output } = await runCommand(["confirm-deletes", "--dir", this.dir(d)]);
+      this.result.confirmedDeletes++;
+      this.note(`confirm-deletes on ${DEVICES[d]} (exit ${code}): ${output.trim()}`);
+    }
+  }
+
   async finish(): Promise<void> {
     const failures = this.result.failures;
     if (!this.serverUp) await this.startServerAgain();
@@ -584,6 +608,7 @@ class SoakRun {
     let last: string[] = [];
     const timeoutMs = this.o.convergeTimeoutMs ?? 180_000;
     this.result.converged = await waitFor(async () => {
+      await this.confirmHeldDeletes();
       last = (await this.trees(all)).map(describeTree);
       return last.every((l) => l === last[0]);
     }, { timeoutMs, intervalMs: 200 }).then(() => true, () => false);
@@ -719,7 +744,7 @@ function diffTrees(listings: string[]): string {
 export function summary(r: SoakResult): string {
   const kinds = Object.entries(r.kinds).map(([k, n]) => `${k} ${n}`).join(", ");
   return `${r.ops} ops (${kinds}; ${r.skipped} skipped; digest ${r.opsDigest}), client restarts ${r.clientRestarts.term} SIGTERM + ` +
-    `${r.clientRestarts.kill} kill -9, server kill -9 ${r.serverKills}, settles ${r.settles} ` +
+    `${r.clientRestarts.kill} kill -9, server kill -9 ${r.serverKills}, deletes confirmed ${r.confirmedDeletes}, settles ${r.settles} ` +
     `(${r.settleTimeouts} timed out), converged ${r.converged}, contents ${r.tracked} tracked / ${r.synced} ` +
     `synced / ${r.lost.length} lost (${r.lostUnreplaced.length} never replaced), fsck ${
       r.fsck ? `exit ${r.fsck.code}` : "not run"
