@@ -1,0 +1,78 @@
+// Two devices change one path or folder at once (the soak's races): they converge and edits survive.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { describeTree, readTree, waitForFile, waitForSameTree, World } from "./harness.ts";
+
+interface RaceCase {
+  name: string;
+  /** What A does (in A's folder). */
+  a: (dir: string) => Promise<void>;
+  /** What B does at the same moment (in B's folder). */
+  b: (dir: string) => Promise<void>;
+  /** B's action writes {@linkcode EDIT}, which must be kept. */
+  edits: boolean;
+}
+
+const EDIT = "edited at the same moment";
+
+const CASES: RaceCase[] = [
+  {
+    name: "rename to two names (soak seed 7)",
+    a: (dir) => Deno.rename(join(dir, "d/f.txt"), join(dir, "d/r.txt")),
+    b: (dir) => Deno.rename(join(dir, "d/f.txt"), join(dir, "d/o.txt")),
+    edits: false,
+  },
+  {
+    name: "rename here, edit there",
+    a: (dir) => Deno.rename(join(dir, "d/f.txt"), join(dir, "d/r.txt")),
+    b: (dir) => Deno.writeTextFile(join(dir, "d/f.txt"), EDIT),
+    edits: true,
+  },
+  {
+    name: "delete here, edit there",
+    a: (dir) => Deno.remove(join(dir, "d/f.txt")),
+    b: (dir) => Deno.writeTextFile(join(dir, "d/f.txt"), EDIT),
+    edits: true,
+  },
+  {
+    name: "folder renamed here, a file in it edited there",
+    a: (dir) => Deno.rename(join(dir, "d"), join(dir, "e")),
+    b: (dir) => Deno.writeTextFile(join(dir, "d/f.txt"), EDIT),
+    edits: true,
+  },
+  {
+    name: "folder deleted here, a file in it edited there",
+    a: (dir) => Deno.remove(join(dir, "d"), { recursive: true }),
+    b: (dir) => Deno.writeTextFile(join(dir, "d/f.txt"), EDIT),
+    edits: true,
+  },
+  {
+    name: "folder deleted here, a file created in it there",
+    a: (dir) => Deno.remove(join(dir, "d"), { recursive: true }),
+    b: (dir) => Deno.writeTextFile(join(dir, "d/new.txt"), EDIT),
+    edits: true,
+  },
+];
+
+for (const c of CASES) {
+  Deno.test(`two devices at once: ${c.name}: both converge and no content is lost`, async () => {
+    await using world = await World.create();
+    await world.client("A");
+    await world.client("B");
+    const [a, b] = [world.dir("A"), world.dir("B")];
+    await Deno.mkdir(join(a, "d"));
+    await Deno.writeTextFile(join(a, "d/f.txt"), "original");
+    await Deno.writeTextFile(join(a, "d/g.txt"), "neighbour");
+    await waitForFile(join(b, "d/f.txt"), "original");
+    await waitForFile(join(b, "d/g.txt"), "neighbour");
+    await Promise.all([c.a(a), c.b(b)]);
+    await waitForSameTree(a, b, 30_000);
+    const tree = await readTree(a);
+    const contents = new Set(tree.values());
+    const hash = (text: string) => createHash("sha256").update(text).digest("hex");
+    if (c.edits) {
+      assert.ok(contents.has(hash(EDIT)), `the edit made at the same moment is kept:\n${describeTree(tree)}`);
+    }
+  });
+}
