@@ -55,6 +55,12 @@ interface QueuedChange {
   change: Change;
   rows?: ChunkRow[];
   onDone: (result: ChangeResult) => void | Promise<void>;
+  /**
+   * The change is (part of) a plan action already counted as done: a refusal moves it to skipped, so the next
+   * cycle looks at its paths again (the server's events may not touch them all: a refused move's target).
+   * False for changes whose caller handles the refusal itself.
+   */
+  counted: boolean;
 }
 
 function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number | null } {
@@ -485,15 +491,20 @@ export class Executor {
     }
   }
 
-  #enqueue(change: Change, rows: ChunkRow[] | undefined, onDone: QueuedChange["onDone"]): void {
-    this.#queue.push({ change, rows, onDone });
+  #enqueue(
+    change: Change,
+    rows: ChunkRow[] | undefined,
+    onDone: QueuedChange["onDone"],
+    counted = true,
+  ): void {
+    this.#queue.push({ change, rows, onDone, counted });
   }
 
   async #commitNow(change: Change): Promise<ChangeResult> {
     let result!: ChangeResult;
     this.#enqueue(change, undefined, (r) => {
       result = r;
-    });
+    }, false);
     await this.#flushCommits();
     return result;
   }
@@ -526,6 +537,10 @@ export class Executor {
           this.#ctx.notify(
             `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}`,
           );
+        }
+        if (!result.ok && batch[k].counted) {
+          this.#report.done--;
+          this.#report.skipped++;
         }
         await batch[k].onDone(result);
       }

@@ -527,6 +527,12 @@ const CASES: Case[] = [
     download("x", h2, null),
     upload("y", h1, 0),
   ]],
+  // Soak seed 7: both devices renamed one file, to two names. The server took the other rename first; this
+  // device's rename is no longer a move (its source is gone there), so its name is uploaded as a new file and
+  // the other name is downloaded: the user ends up with both names, same content, on every device.
+  ["renamed locally and remotely to two names: both names kept", { x: h1 }, { y: h1 }, {
+    z: f("h1", { rev: 4 }),
+  }, [sync("x", null), upload("y", h1, 0), download("z", f("h1", { rev: 4 }), null)]],
   ["renamed locally onto a name the server also has: not a move", { x: h1 }, { y: h1 }, { x: h1, y: h2 }, [
     conflict("y", "remote", "y~A", h1, h2),
     deleteRemote("x", "file", 1),
@@ -574,6 +580,12 @@ const CASES: Case[] = [
     ],
     { paths: ["p", "p/x"] },
   ],
+  // What the events of the other device's rename touch (its source and target) leaves this device's own target
+  // undecided: the client must look at it again after its rename was refused.
+  ["paths: two renames, only the remote one listed", { x: h1 }, { y: h1 }, { z: f("h1", { rev: 4 }) }, [
+    sync("x", null),
+    download("z", f("h1", { rev: 4 }), null),
+  ], { paths: ["x", "z"] }],
   ["paths: moves pair only listed paths", { x: h1 }, { y: h1 }, { x: h1 }, [upload("y", h1, 0)], {
     paths: ["y"],
   }],

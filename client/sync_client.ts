@@ -65,7 +65,10 @@ export class SyncClient {
   #distrust = new Set<string>();
   /** Inode -> path of base files, for recognising moved files without hashing them again. */
   #inoIndex: Map<number, string> | null = null;
-  /** The last plan was not empty: the next full scan must reconcile even if the disk looks unchanged. */
+  /**
+   * A plan ran since the last reconcile of the whole tree came out empty: the next full scan must reconcile
+   * even if the disk looks unchanged.
+   */
   #planPending = true;
   #fullScanDue = true;
   #cycleRunning = false;
@@ -374,7 +377,11 @@ export class SyncClient {
       }
       setTimeout(() => this.#kick(), 100);
     }
-    this.#planPending = plan.length > 0;
+    // Only a reconcile of the whole tree clears it: a cycle that decided some paths knows nothing of the others,
+    // and a path that fell out of the dirty set on the way (a refused rename's target) is found by the next full
+    // scan instead of waiting for the disk to change.
+    if (full) this.#planPending = plan.length > 0;
+    else if (plan.length > 0) this.#planPending = true;
     if (plan.length === 0) {
       await this.#state.flush();
       return false;
