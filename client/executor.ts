@@ -48,6 +48,9 @@ export interface ExecutionReport {
   again: boolean;
 }
 
+/** Refusals that only mean another device changed the path first. */
+const RACE_CODES = new Set(["conflict", "exists", "not_empty"]);
+
 /** Thrown when a local path no longer holds what the plan expected. */
 class Changed extends Error {}
 
@@ -533,7 +536,9 @@ export class Executor {
       const results = reply.message.results as ChangeResult[];
       for (let k = 0; k < batch.length; k++) {
         const result = results[k];
-        if (!result.ok && result.code !== "conflict" && result.code !== "exists") {
+        // Another device got there first (changed the path, took the name, or put something in the folder):
+        // not worth a line, the next cycle decides again with the server's version.
+        if (!result.ok && !RACE_CODES.has(result.code)) {
           this.#ctx.notify(
             `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}`,
           );
