@@ -78,9 +78,18 @@ function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number
 // pool adds more latency than they cost when many transfers run at once. Only fsync and bulk I/O stay
 // asynchronous.
 
-/** fsync of a folder, so that renames into it survive a crash. */
+/**
+ * fsync of a folder, so that renames into it survive a crash. A folder gone meanwhile (the user removed or moved
+ * it just after the rename) holds nothing of this device's to make durable: that is not an error.
+ */
 async function syncFolder(path: string): Promise<void> {
-  const folder = await Deno.open(path, { read: true });
+  let folder: Deno.FsFile;
+  try {
+    folder = await Deno.open(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
   try {
     await folder.sync();
   } finally {
@@ -259,8 +268,8 @@ export class Executor {
     path: string,
     entry: { kind: "file" | "dir"; hash: string; rev: number },
     rows?: ChunkRow[],
+    info: Deno.FileInfo = Deno.lstatSync(this.#abs(path)),
   ): void {
-    const info = Deno.lstatSync(this.#abs(path));
     const stat = statOf(info);
     this.#ctx.state.setBase(path, { kind: entry.kind, hash: entry.hash, rev: entry.rev, ...stat }, rows);
     this.#ctx.local.set(path, { kind: entry.kind, hash: entry.hash, ...stat });
@@ -285,7 +294,7 @@ export class Executor {
   }
 
   async #moveLocal(from: string, to: string, expect: LocalEntry, remote: RemoteEntry): Promise<void> {
-    this.#check(from, expect);
+    const moved = this.#check(from, expect)!; // its stat still holds after the rename (same inode)
     this.#check(to, null);
     await Deno.mkdir(dirname(this.#abs(to)), { recursive: true });
     await Deno.rename(this.#abs(from), this.#abs(to));
@@ -294,7 +303,7 @@ export class Executor {
     const rows = this.#ctx.state.rows.get(from);
     this.#ctx.state.setBase(from, null);
     this.#ctx.local.delete(from);
-    this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows);
+    this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows, moved);
     this.#ctx.notify(`moved ${from} -> ${to} (from the server)`);
   }
 
@@ -318,12 +327,16 @@ export class Executor {
     }).finally(() => {
       for (const file of open.values()) file?.close();
     });
+    let written: Deno.FileInfo;
     try {
       // The local path may have changed during the download: check again just before the rename.
       const info = this.#check(path, expect);
       Deno.mkdirSync(dirname(this.#abs(path)), { recursive: true });
       if (info?.isDirectory) Deno.removeSync(this.#abs(path)); // an emptied folder the file replaces
       Deno.utimeSync(fetched.tmpPath, new Date(), new Date(fetched.entry.mtime));
+      // Stat before the rename: the user may remove the file (or its folder) right after it lands, and the base
+      // must still record what was put there, so that the next scan reads that as the user's delete.
+      written = Deno.lstatSync(fetched.tmpPath);
       Deno.renameSync(fetched.tmpPath, this.#abs(path));
     } catch (error) {
       await Deno.remove(fetched.tmpPath).catch(() => {});
@@ -338,6 +351,7 @@ export class Executor {
       path,
       { kind: "file", hash: fetched.entry.hash, rev: fetched.entry.rev },
       fetched.rows,
+      written,
     );
     if (!quiet) {
       const size = fetched.entry.size;

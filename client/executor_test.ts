@@ -204,3 +204,34 @@ Deno.test("Executor counts a change the server refused as skipped, so the next c
   assert.equal(t.state.base.get("old.txt")?.rev, 3, "a refused move must not forget its source");
   assert.equal(t.state.base.has("top.txt"), false);
 });
+
+Deno.test("Executor records a download whose folder the user removed just after it landed, so the delete is kept", async () => {
+  await using t = await setUp();
+  const folder = join(t.root, "real");
+  await Deno.mkdir(folder);
+  const open = Deno.open;
+  const deno = Deno as unknown as { open: typeof Deno.open };
+  // The user removes the folder between the rename into place and the fsync of the folder.
+  deno.open = (path, options) => {
+    if (String(path) === folder) Deno.removeSync(folder, { recursive: true });
+    return open(path, options);
+  };
+  let report;
+  try {
+    report = await t.executor.run([{
+      type: "download",
+      path: "real/b.txt",
+      remote: remoteFile(),
+      expect: null,
+    }]);
+  } finally {
+    deno.open = open;
+  }
+  assert.equal(report.done, 1, t.lines.join("\n"));
+  assert.equal(
+    t.state.base.get("real/b.txt")?.rev,
+    7,
+    "the base records the file, so a scan sees the delete",
+  );
+  assert.equal(t.state.base.get("real/b.txt")?.size, CONTENT.length);
+});
