@@ -1,5 +1,4 @@
-// Two devices change the same path at the same moment (the soak run's races): they must converge, and an
-// edit must survive whatever the other device did to its path (an edit beats a delete; a move keeps content).
+// Two devices change one path or folder at once (the soak's races): they converge and edits survive.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
