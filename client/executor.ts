@@ -59,9 +59,10 @@ interface QueuedChange {
   rows?: ChunkRow[];
   onDone: (result: ChangeResult) => void | Promise<void>;
   /**
-   * The change is (part of) a plan action already counted as done: a refusal moves it to skipped, so the next
-   * cycle looks at its paths again (the server's events may not touch them all: a refused move's target).
-   * False for changes whose caller handles the refusal itself.
+   * The change is (part of) a plan action already counted as done: a refusal that another try may get past
+   * (a race, missing chunks) moves it to skipped, so the next cycle looks at its paths again (the server's
+   * events may not touch them all: a refused move's target). False for changes whose caller handles the
+   * refusal itself.
    */
   counted: boolean;
 }
@@ -557,7 +558,11 @@ export class Executor {
             `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}`,
           );
         }
-        if (!result.ok && batch[k].counted) {
+        // Worth another try with what the server has now; a refusal that would only repeat (a bad request)
+        // stays counted as done, so it is not sent again at once.
+        if (
+          !result.ok && batch[k].counted && (RACE_CODES.has(result.code) || result.code === "missing_chunks")
+        ) {
           this.#report.done--;
           this.#report.skipped++;
         }
