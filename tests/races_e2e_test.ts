@@ -17,6 +17,8 @@ interface RaceCase {
    * It keeps every name a user gave and every content: a rename that lost keeps its name as a new file.
    */
   outcome?: Record<string, string>;
+  /** Texts some file must hold afterwards, where the outcome's names depend on who was first (copies). */
+  keeps?: string[];
 }
 
 const EDIT = "edited at the same moment";
@@ -92,6 +94,44 @@ const CASES: RaceCase[] = [
     edits: false,
     outcome: { "f.txt": "original" },
   },
+  {
+    name: "one new file made on both with two contents",
+    a: (dir) => Deno.writeTextFile(join(dir, "d/new.txt"), "made on A"),
+    b: (dir) => Deno.writeTextFile(join(dir, "d/new.txt"), EDIT),
+    edits: true,
+    keeps: ["made on A", "original", "neighbour"],
+  },
+  {
+    name: "one new folder made on both with two files",
+    a: async (dir) => {
+      await Deno.mkdir(join(dir, "n"));
+      await Deno.writeTextFile(join(dir, "n/a.txt"), "made on A");
+    },
+    b: async (dir) => {
+      await Deno.mkdir(join(dir, "n"));
+      await Deno.writeTextFile(join(dir, "n/b.txt"), EDIT);
+    },
+    edits: true,
+    outcome: {
+      d: "dir",
+      "d/f.txt": "original",
+      "d/g.txt": "neighbour",
+      n: "dir",
+      "n/a.txt": "made on A",
+      "n/b.txt": EDIT,
+    },
+  },
+  {
+    name: "file replaced by a folder here, edited there",
+    a: async (dir) => {
+      await Deno.remove(join(dir, "d/f.txt"));
+      await Deno.mkdir(join(dir, "d/f.txt"));
+      await Deno.writeTextFile(join(dir, "d/f.txt/in.txt"), "made on A");
+    },
+    b: (dir) => Deno.writeTextFile(join(dir, "d/f.txt"), EDIT),
+    edits: true,
+    keeps: ["made on A", "neighbour"],
+  },
 ];
 
 for (const c of CASES) {
@@ -110,6 +150,7 @@ for (const c of CASES) {
     const contents = new Set((await readTree(a)).values());
     const hash = (text: string) => createHash("sha256").update(text).digest("hex");
     if (c.edits) assert.ok(contents.has(hash(EDIT)), "the edit made at the same moment is kept");
+    for (const text of c.keeps ?? []) assert.ok(contents.has(hash(text)), `"${text}" is kept`);
     if (c.outcome) {
       const want = new Map(
         Object.entries(c.outcome).map(([path, text]) => [path, text === "dir" ? "dir" : hash(text)]),
