@@ -66,8 +66,8 @@ export class SyncClient {
   /** Inode -> path of base files, for recognising moved files without hashing them again. */
   #inoIndex: Map<number, string> | null = null;
   /**
-   * A plan ran since the last reconcile of the whole tree came out empty: the next full scan must reconcile
-   * even if the disk looks unchanged.
+   * The last reconcile of the whole tree planned something, or a plan since did not go as planned: the next
+   * full scan must reconcile even if the disk looks unchanged.
    */
   #planPending = true;
   #fullScanDue = true;
@@ -377,11 +377,8 @@ export class SyncClient {
       }
       setTimeout(() => this.#kick(), 100);
     }
-    // Only a reconcile of the whole tree clears it: a cycle that decided some paths knows nothing of the others,
-    // and a path that fell out of the dirty set on the way (a refused rename's target) is found by the next full
-    // scan instead of waiting for the disk to change.
+    // Only a reconcile of the whole tree clears it: a cycle that decided some paths knows nothing of the others.
     if (full) this.#planPending = plan.length > 0;
-    else if (plan.length > 0) this.#planPending = true;
     if (plan.length === 0) {
       await this.#state.flush();
       return false;
@@ -407,7 +404,10 @@ export class SyncClient {
     const report = await executor.run(plan);
     trace(`executed ${JSON.stringify(report)}`);
     if (report.again || report.skipped > 0) {
-      // Something changed under the plan or made new files: look at those paths again.
+      // Something changed under the plan or made new files: look at those paths again, and at the whole tree
+      // with the next full scan, so that a path the dirty sets miss (a refused rename's target was one) is
+      // still decided without waiting for the disk to change.
+      this.#planPending = true;
       for (const action of plan) {
         if ("path" in action) this.#dirty.add(action.path);
         if ("from" in action) {
