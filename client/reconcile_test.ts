@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import {
   type Action,
+  actionPaths,
   type BaseEntry,
   type Kind,
   type LocalEntry,
@@ -1136,13 +1137,6 @@ Deno.test("reconcile() converges two devices without losing data over random edi
 // for the next round. Once no device has anything left to look at, a reconcile of the whole tree must find
 // nothing to do: no path fell out of the dirty sets on the way (soak seed 7: a refused rename's target did).
 
-/** Every path an action reads or writes. */
-function pathsOf(action: Action): string[] {
-  if (action.type === "moveLocal" || action.type === "moveRemote") return [action.from, action.to];
-  if (action.type === "conflict") return [action.path, action.copyPath];
-  return [action.path];
-}
-
 /** Paths whose entry differs between two snapshots of one side (present in one only, or changed). */
 function changedPaths(before: ReadonlyMap<string, unknown>, after: ReadonlyMap<string, unknown>): string[] {
   const out: string[] = [];
@@ -1215,7 +1209,7 @@ function runWatched(seed: number, stats: RunStats): void {
     // The journal's events reach every device, the writer included.
     for (const path of changedPaths(before, server.live)) for (const d of devices) d.dirty.add(path);
     if (dev.pending.length === 0 && dev.failed) {
-      for (const a of dev.planned) for (const path of pathsOf(a)) dev.dirty.add(path);
+      for (const a of dev.planned) for (const path of actionPaths(a)) dev.dirty.add(path);
     }
   };
 

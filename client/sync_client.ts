@@ -5,7 +5,7 @@ import { UserError } from "../protocol/user_error.ts";
 import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
 import { IGNORE_FILE, loadIgnoreRules } from "./ignore.ts";
-import { type Action, reconcile } from "./reconcile.ts";
+import { type Action, actionPaths, reconcile } from "./reconcile.ts";
 import { type ScanEntry, Scanner, ScanStopped } from "./scanner.ts";
 import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
@@ -408,14 +408,7 @@ export class SyncClient {
       // with the next full scan, so that a path the dirty sets miss (a refused rename's target was one) is
       // still decided without waiting for the disk to change.
       this.#planPending = true;
-      for (const action of plan) {
-        if ("path" in action) this.#dirty.add(action.path);
-        if ("from" in action) {
-          this.#dirty.add(action.from);
-          this.#dirty.add(action.to);
-        }
-        if (action.type === "conflict") this.#dirty.add(action.copyPath);
-      }
+      for (const action of plan) for (const path of actionPaths(action)) this.#dirty.add(path);
       return true;
     }
     return false;
