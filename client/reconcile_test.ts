@@ -1159,7 +1159,7 @@ function runWatched(seed: number, stats: RunStats): void {
   const clock = () => ++tick;
   const server = new ModelServer();
   const precious = new Precious();
-  const devices: WatchedDevice[] = ["A", "B"].map((name) => ({
+  const devices: WatchedDevice[] = ["A", "B", "C"].map((name) => ({
     name,
     local: new Map(),
     base: new Map(),
@@ -1215,7 +1215,7 @@ function runWatched(seed: number, stats: RunStats): void {
 
   const steps = 20 + Math.floor(rnd() * 40);
   for (let i = 0; i < steps; i++) {
-    const dev = devices[rnd() < 0.5 ? 0 : 1];
+    const dev = devices[Math.floor(rnd() * devices.length)];
     if (rnd() < 0.4) {
       const before = new Map(dev.local);
       userStep(dev, rnd, precious, clock);
@@ -1248,7 +1248,7 @@ function runWatched(seed: number, stats: RunStats): void {
   }
 }
 
-Deno.test("reconcile() rounds over changed paths only, as the client runs them, miss no path", () => {
+Deno.test("reconcile() rounds over changed paths only, as the client runs them on three devices, miss no path", () => {
   const stats: RunStats = { actions: 0, rejected: 0, conflicts: 0, moves: 0 };
   for (let seed = 1; seed <= 400; seed++) runWatched(seed, stats);
   assert.ok(stats.conflicts > 20, `only ${stats.conflicts} conflicts`);
