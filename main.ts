@@ -1,7 +1,9 @@
 // filesync command-line entry: dispatches to the server, user and client commands.
-import { clientCommand } from "./client/cli.ts";
+import { clientCommand, confirmDeletesCommand } from "./client/cli.ts";
+import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
+import { fsckCommand } from "./server/fsck.ts";
 
 /** Version printed by --version. */
 export const VERSION = "0.1.0";
@@ -10,9 +12,14 @@ const HELP = `filesync ${VERSION}: self-hosted file sync
 
 Usage:
   filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
+  filesync server fsck --data DIR [--json]
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
+  filesync confirm-deletes [--dir DIR]
   filesync gc --data DIR
+  filesync versions PATH [--json] [--dir DIR]
+  filesync restore PATH [--version ID] [--as NEWPATH] [--dir DIR]
+  filesync trash [--json] [--dir DIR]
 
 Run "filesync COMMAND --help" for a command's options. Passwords are never taken on the command line:
 set FILESYNC_PASSWORD, pipe them on standard input, or type them when asked.
@@ -22,13 +29,22 @@ async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
   switch (command) {
     case "server":
+      if (rest[0] === "fsck") return await fsckCommand(rest.slice(1));
       return await serverCommand(rest);
     case "user":
       return await userCommand(rest);
     case "client":
       return await clientCommand(rest);
+    case "confirm-deletes":
+      return await confirmDeletesCommand(rest);
     case "gc":
       return await gcCommand(rest);
+    case "versions":
+      return await versionsCommand(rest);
+    case "restore":
+      return await restoreCommand(rest);
+    case "trash":
+      return await trashCommand(rest);
     case "--version":
     case "-V":
       console.log(`filesync ${VERSION}`);
@@ -40,7 +56,10 @@ async function main(args: string[]): Promise<number> {
       console.log(HELP);
       return command === undefined ? 2 : 0;
     default:
-      throw new UsageError(`Unknown command "${command}" (server, user, client, gc; see filesync --help)`);
+      throw new UsageError(
+        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes; ` +
+          "see filesync --help)",
+      );
   }
 }
 

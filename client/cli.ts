@@ -3,7 +3,10 @@ import { parseArgs } from "node:util";
 import { hostname } from "node:os";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { parseServerAddress } from "./connection.ts";
+import { confirmHeld, findSyncRoot } from "./held_deletes.ts";
 import { readPassword } from "./password.ts";
+import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
+import { forgetCa, saveCa } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
 
 /** Help text of `filesync client`. */
@@ -20,7 +23,27 @@ Options:
                        without it the system's trusted CAs are used
   --device NAME        name of this device, shown in conflict copies (default: host name)
   --rescan SECONDS     seconds between full scans of the folder (default 10)
+  --mass-delete-percent N
+                       safety stop: a scan that would delete more than N% of the files in sync
+                       (default ${MASS_DELETE_PERCENT}) ...
+  --mass-delete-min N  ... and at least N files (default ${MASS_DELETE_MIN}) sends no delete until
+                       "filesync confirm-deletes"; everything else keeps syncing
+  --allow-mass-delete  let such deletes through without asking
   -h, --help           show this help
+
+Safety stop: if the folder is missing, unreadable or replaced by another folder, nothing is deleted
+anywhere; syncing resumes by itself when it is back.
+`;
+
+/** Help text of `filesync confirm-deletes`. */
+export const CONFIRM_HELP = `Usage: filesync confirm-deletes [--dir DIR]
+
+Lets through the deletes that the client's safety stop holds back (the ones pending now, not later
+ones): the running client, or its next start, deletes them on the server and on every other device.
+
+Options:
+  --dir DIR    the synced folder (default: the synced folder that holds the current directory)
+  -h, --help   show this help
 `;
 
 function log(line: string): void {
@@ -39,6 +62,9 @@ export async function clientCommand(args: string[]): Promise<number> {
       ca: { type: "string" },
       device: { type: "string" },
       rescan: { type: "string" },
+      "mass-delete-percent": { type: "string" },
+      "mass-delete-min": { type: "string" },
+      "allow-mass-delete": { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
     allowPositionals: false,
@@ -65,6 +91,16 @@ export async function clientCommand(args: string[]): Promise<number> {
   }
   const rescan = values.rescan ? Number(values.rescan) : 10;
   if (!(rescan > 0)) throw new UsageError(`Invalid --rescan "${values.rescan}": give a number of seconds`);
+  const percent = values["mass-delete-percent"] ?? String(MASS_DELETE_PERCENT);
+  const massDeletePercent = Number(percent);
+  if (percent.trim() === "" || !(massDeletePercent >= 0 && massDeletePercent <= 100)) {
+    throw new UsageError(`Invalid --mass-delete-percent "${percent}": give a number from 0 to 100`);
+  }
+  const min = values["mass-delete-min"] ?? String(MASS_DELETE_MIN);
+  const massDeleteMin = Number(min);
+  if (!/^\d+$/.test(min) || !Number.isSafeInteger(massDeleteMin)) {
+    throw new UsageError(`Invalid --mass-delete-min "${min}": give a whole number of files`);
+  }
   const device = (values.device ?? hostname()).trim() || "device";
   const client = new SyncClient({
     dir: values.dir!,
@@ -76,11 +112,17 @@ export async function clientCommand(args: string[]): Promise<number> {
     password: () => readPassword(`Password for ${values.user}: `),
     log,
     rescanSeconds: rescan,
+    massDeletePercent,
+    massDeleteMin,
+    allowMassDelete: values["allow-mass-delete"] === true,
   });
   const stop = () => client.stop();
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   await client.start();
+  // Commands such as `filesync versions` run in this folder must trust the same server.
+  if (caPem) await saveCa(values.dir!, caPem);
+  else await forgetCa(values.dir!);
   log(`syncing ${values.dir} with ${values.server} as ${values.user} (device "${device}")`);
   try {
     await client.done;
@@ -89,5 +131,43 @@ export async function clientCommand(args: string[]): Promise<number> {
     Deno.removeSignalListener("SIGTERM", stop);
   }
   log("stopped");
+  return 0;
+}
+
+/** Runs `filesync confirm-deletes ARGS`; resolves with the exit code. */
+export async function confirmDeletesCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { dir: { type: "string" }, help: { type: "boolean", short: "h" } },
+    allowPositionals: false,
+    strict: true,
+  });
+  if (values.help) {
+    console.log(CONFIRM_HELP);
+    return 0;
+  }
+  const root = findSyncRoot(values.dir ?? Deno.cwd());
+  if (root === null) {
+    throw new UserError(
+      values.dir
+        ? `"${values.dir}" is not a synced folder (it has no .filesync/ folder)`
+        : "Not inside a synced folder: run it there or give --dir DIR",
+    );
+  }
+  let held;
+  try {
+    held = await confirmHeld(root);
+  } catch (error) {
+    throw new UserError(`Cannot confirm the deletes in "${root}": ${(error as Error).message}`);
+  }
+  if (held === null) console.log(`nothing to confirm: no deletes are held back in ${root}`);
+  else {
+    console.log(
+      `confirmed: the client will delete ${held.files} ${
+        held.files === 1 ? "file" : "files"
+      } on the server ` +
+        `(and on your other devices)`,
+    );
+  }
   return 0;
 }

@@ -27,6 +27,8 @@ export interface ConnectOptions {
   /** Handshake time limit. @default 10000 */
   timeoutMs?: number;
   rpc?: RpcOptions;
+  /** Receives the server's HELLO reply (its `epoch` names the server's journal). */
+  onHello?: (reply: Record<string, unknown>) => void;
 }
 
 /** Connects, completes TLS and HELLO. Throws {@linkcode UserError} for what retrying cannot fix. */
@@ -63,7 +65,8 @@ export async function openConnection(options: ConnectOptions): Promise<RpcPeer> 
   }
   const peer = new RpcPeer(conn, { idleTimeoutMs: 90_000, ...options.rpc });
   try {
-    await peer.request("HELLO", { version: PROTOCOL_VERSION, agent: "filesync-client" });
+    const hello = await peer.request("HELLO", { version: PROTOCOL_VERSION, agent: "filesync-client" });
+    options.onHello?.(hello.message);
   } catch (error) {
     peer.close();
     if (error instanceof RpcError && error.code === "version") throw new UserError(error.message);

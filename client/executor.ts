@@ -8,7 +8,7 @@ import {
   type WireEntry,
 } from "../protocol/messages.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
-import type { ChunkRow } from "../server/metadata.ts";
+import type { ChunkRow } from "../protocol/messages.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
 import { FileChangedError, type ScanEntry, type Scanner } from "./scanner.ts";
 import type { BaseRecord, ClientState } from "./state.ts";
@@ -98,7 +98,8 @@ async function syncFolder(path: string): Promise<void> {
   }
 }
 
-function formatSize(bytes: number): string {
+/** A byte count for the terminal: `512 B`, `1.5 KiB`, `3.0 MiB`, `1.25 GiB`. */
+export function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   if (bytes < 1024 ** 3) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;

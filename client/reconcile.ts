@@ -65,6 +65,14 @@ export interface ReconcileInput {
    * read as a local delete. Folders above a link are never removed locally.
    */
   links?: ReadonlySet<string>;
+  /**
+   * Paths the ignore rules match (`kind` is the entry's kind on some side). They drop out of reconcile on
+   * every side: nothing is uploaded, downloaded or deleted for them, a base entry is forgotten (a `sync` to
+   * null, never a delete), and they still keep their parent folders from being removed on the sides that
+   * hold them. Once no longer ignored they link again like paths first seen on both sides.
+   * @default nothing is ignored
+   */
+  ignored?: (path: string, kind: Kind) => boolean;
 }
 
 /** Options of {@linkcode reconcile}. */
@@ -182,12 +190,20 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
   const links = input.links ?? new Set<string>();
   const plan = new Map<string, Action>();
   const removals = new Map<string, Side>();
+  const ignoredPaths = new Set<string>();
   for (const path of sorted) {
+    const b = base.get(path) ?? null, l = local.get(path) ?? null, r = remote.get(path) ?? null;
     if (links.size > 0 && atOrBelowLink(path, links)) {
-      if (base.has(path) && requested.has(path)) plan.set(path, { type: "sync", path, base: null });
+      if (b !== null && requested.has(path)) plan.set(path, { type: "sync", path, base: null });
       continue;
     }
-    const action = decide(path, base.get(path) ?? null, local.get(path) ?? null, remote.get(path) ?? null);
+    if (input.ignored && [b, l, r].some((e) => e !== null && input.ignored!(path, e.kind))) {
+      // Ignored: stop syncing it, never delete it anywhere; only the agreement about it is forgotten.
+      ignoredPaths.add(path);
+      if (b !== null) plan.set(path, { type: "sync", path, base: null });
+      continue;
+    }
+    const action = decide(path, b, l, r);
     if (action === null) continue;
     plan.set(path, action);
     const removal = folderRemoval(action, local.get(path), remote.get(path));
@@ -195,7 +211,7 @@ export function reconcile(input: ReconcileInput, options: ReconcileOptions): Act
   }
 
   pairMoves(plan, requested, base, local, remote);
-  checkFolderRemovals(plan, removals, { requested, local, remote, links });
+  checkFolderRemovals(plan, removals, { requested, local, remote, links, ignored: ignoredPaths });
 
   // Keep only the folder-creating decisions of ancestors that were not asked for.
   for (const path of decided) {
@@ -349,12 +365,14 @@ function checkFolderRemovals(
     local: ReadonlyMap<string, LocalEntry>;
     remote: ReadonlyMap<string, RemoteEntry>;
     links: ReadonlySet<string>;
+    ignored: ReadonlySet<string>;
   },
 ): void {
-  const { requested, local, remote, links } = sides;
+  const { requested, local, remote, links, ignored } = sides;
+  // An ignored path stays where it is on each side: it pins its folders there like an undecided path.
   const kept = (path: string) => {
     const action = plan.get(path);
-    return action !== undefined && (requested.has(path) || createsFolder(action));
+    return action !== undefined && !ignored.has(path) && (requested.has(path) || createsFolder(action));
   };
   const inMap = (side: Side, path: string) => side === "local" ? local.has(path) : remote.has(path);
   // After the plan a path with a kept action is present on both sides or absent on both; others stay as they are.

@@ -114,13 +114,13 @@ const OPTIONS: ReconcileOptions = {
   copyPath: shortCopy,
 };
 
-function plan(
-  base: Tree,
-  local: Tree,
-  remote: Tree,
-  extra: Extra = {},
-) {
-  const { paths, links, ...options } = extra;
+function plan(base: Tree, local: Tree, remote: Tree, extra: Extra = {}) {
+  const { paths, links, ignore, ...options } = extra;
+  const ignored = ignore &&
+    ((p: string) =>
+      ignore.some((pat) =>
+        pat.startsWith("*") ? p.endsWith(pat.slice(1)) : p === pat || p.startsWith(pat + "/")
+      ));
   return reconcile(
     {
       base: mapOf(base, toBase),
@@ -128,13 +128,17 @@ function plan(
       remote: mapOf(remote, toRemote),
       paths,
       links: links && new Set(links),
+      ignored,
     },
     { ...OPTIONS, ...options },
   );
 }
 
-/** Options of a table case: reconcile's options plus the input's `paths` and `links`. */
-type Extra = Partial<ReconcileOptions> & { paths?: string[]; links?: string[] };
+/**
+ * Options of a table case: reconcile's options plus the input's `paths` and `links`, and ignore patterns
+ * ("*.log" by suffix, else a path and below).
+ */
+type Extra = Partial<ReconcileOptions> & { paths?: string[]; links?: string[]; ignore?: string[] };
 
 // ---------------------------------------------------------------------------------------------------------
 // The table. Each line: description, base, local, remote, expected plan (in order), options.
@@ -143,6 +147,46 @@ type Case = [string, Tree, Tree, Tree, Action[], Extra?];
 
 const h1 = f("h1"), h2 = f("h2", { rev: 2 }), h3 = f("h3", { rev: 3 });
 const CASES: Case[] = [
+  // --- ignored paths: they stop syncing, and are never deleted anywhere
+  ["newly ignored, in sync: the base is forgotten, nothing deleted", { "a.log": h1 }, {}, { "a.log": h1 }, [
+    sync("a.log", null),
+  ], { ignore: ["*.log"] }],
+  ["newly ignored, changed on the server: not downloaded", { "a.log": h1 }, {}, { "a.log": h2 }, [
+    sync("a.log", null),
+  ], { ignore: ["*.log"] }],
+  ["ignored, edited locally: not uploaded", { "a.log": h1 }, { "a.log": h2 }, { "a.log": h1 }, [
+    sync("a.log", null),
+  ], { ignore: ["*.log"] }],
+  ["ignored, deleted on the server: not deleted here", { "a.log": h1 }, { "a.log": h1 }, {}, [
+    sync("a.log", null),
+  ], { ignore: ["*.log"] }],
+  ["ignored and never synced: no action on either side", {}, { "b.log": h1 }, { "a.log": h1 }, [], {
+    ignore: ["*.log"],
+  }],
+  [
+    "newly ignored folder: it and its files are forgotten without deletes",
+    { build: d(), "build/x": h1 },
+    {},
+    { build: d(), "build/x": h1 },
+    [sync("build", null), sync("build/x", null)],
+    { ignore: ["build"] },
+  ],
+  [
+    "a folder deleted here that holds an ignored file on the server stays there",
+    { x: d(), "x/a.log": h1, "x/b.txt": h1 },
+    {},
+    { x: d(), "x/a.log": h1, "x/b.txt": h1 },
+    [sync("x/a.log", null), deleteRemote("x/b.txt", "file", 1)],
+    { ignore: ["*.log"] },
+  ],
+  [
+    "a folder deleted on the server that holds an ignored file here is kept for it",
+    { x: d(), "x/a.log": h1, "x/b.txt": h1 },
+    { x: d(), "x/a.log": h1, "x/b.txt": h1 },
+    {},
+    [sync("x/a.log", null), deleteLocal("x/b.txt", h1)],
+    { ignore: ["*.log"] },
+  ],
   // --- files, base absent
   ["nothing anywhere: no action", {}, {}, {}, []],
   ["absent everywhere but asked for: no action", {}, {}, {}, [], { paths: ["a"] }],

@@ -3,10 +3,11 @@ import { join } from "node:path";
 import { chunkFile, chunkLengths } from "../protocol/chunker.ts";
 import { FileHasher, sha256Hex } from "../protocol/hash.ts";
 import { isValidPath, validatePath } from "../protocol/paths.ts";
-import type { ChunkRow } from "../server/metadata.ts";
+import type { ChunkRow } from "../protocol/messages.ts";
 import type { IgnoreMatcher } from "./ignore.ts";
 import type { LocalEntry } from "./reconcile.ts";
 import { linkOnPath } from "./safe_path.ts";
+import type { RootStatus } from "./safety.ts";
 import { STATE_DIR } from "./state.ts";
 
 /** How a symbolic link in the folder is reported (once per link). */
@@ -53,6 +54,70 @@ export class ScanStopped extends Error {
   override name = "ScanStopped";
 }
 
+/** The synced folder's root could not be listed during a scan: the scan tells nothing about its files. */
+export class RootUnavailable extends Error {
+  override name = "RootUnavailable";
+}
+
+/** What identifies the synced folder on disk: its root's and its state folder's device and inode. */
+export interface RootIdentity {
+  dev: number;
+  ino: number | null;
+  stateIno: number | null;
+}
+
+/** Reads the identity of the synced folder `root` (its `.filesync/` must exist). */
+export function rootIdentity(root: string): RootIdentity {
+  const info = Deno.statSync(root);
+  return {
+    dev: info.dev,
+    ino: info.ino ?? null,
+    stateIno: Deno.lstatSync(join(root, STATE_DIR)).ino ?? null,
+  };
+}
+
+/**
+ * Checks that `root` is still the readable folder of identity `expected`: a few system calls, no walk.
+ *
+ * @example
+ * ```ts
+ * const id = rootIdentity("/home/me/Sync");
+ * checkRoot("/home/me/Sync", id); // { kind: "ok" }, or missing / unreadable / replaced with a reason
+ * ```
+ */
+export function checkRoot(root: string, expected: RootIdentity): RootStatus {
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.statSync(root);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return { kind: "missing", reason: "no such folder" };
+    return { kind: "unreadable", reason: (error as Error).message };
+  }
+  if (!info.isDirectory) return { kind: "missing", reason: "a file is there, not a folder" };
+  if (info.dev !== expected.dev || (info.ino ?? null) !== expected.ino) {
+    return { kind: "replaced", reason: "another folder is there now, not the one this client was syncing" };
+  }
+  try {
+    // Opening the folder for reading needs the permission a listing needs, without reading its entries.
+    Deno.openSync(root, { read: true }).close();
+  } catch (error) {
+    return { kind: "unreadable", reason: (error as Error).message };
+  }
+  let state: Deno.FileInfo;
+  try {
+    state = Deno.lstatSync(join(root, STATE_DIR));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      return { kind: "replaced", reason: `its ${STATE_DIR}/ state folder vanished` };
+    }
+    return { kind: "unreadable", reason: (error as Error).message };
+  }
+  if (!state.isDirectory || (state.ino ?? null) !== expected.stateIno) {
+    return { kind: "replaced", reason: `its ${STATE_DIR}/ state folder was replaced` };
+  }
+  return { kind: "ok" };
+}
+
 /** Result of hashing a file whose content changed while it was read. */
 export class FileChangedError extends Error {
   override name = "FileChangedError";
@@ -73,6 +138,11 @@ export class Scanner {
    * unknown here: never read as deleted, never written (see {@linkcode ReconcileInput.links}).
    */
   readonly links = new Set<string>();
+  /**
+   * Folders the last scans could not list: what is inside them is unknown, not deleted. The caller leaves
+   * every path below them alone and clears this set.
+   */
+  readonly unknownDirs = new Set<string>();
   #skipped = new Set<string>();
 
   /** A scanner of the folder `root`. */
@@ -147,8 +217,10 @@ export class Scanner {
       let info: Deno.FileInfo;
       try {
         info = Deno.lstatSync(join(this.#root, path));
-      } catch {
-        out.set(path, null);
+      } catch (error) {
+        // Only "not found" means gone; any other error leaves the path's state unknown.
+        if (error instanceof Deno.errors.NotFound) out.set(path, null);
+        else this.unsettled.add(path);
         continue;
       }
       if (info.isDirectory) {
@@ -179,7 +251,14 @@ export class Scanner {
       try {
         items = [...Deno.readDirSync(abs)];
       } catch (error) {
-        if (current !== null) this.#skip(current, `cannot read folder: ${(error as Error).message}`);
+        // An unlisted folder is unknown, never empty: the root stops the whole scan, a folder its contents.
+        if (current === null) {
+          throw new RootUnavailable(`Cannot read "${this.#root}": ${(error as Error).message}`);
+        }
+        if (!(error instanceof Deno.errors.NotFound)) {
+          this.unknownDirs.add(current);
+          this.#skip(current, `cannot read folder: ${(error as Error).message}`);
+        }
         continue;
       }
       for (const item of items) {
@@ -199,8 +278,9 @@ export class Scanner {
         let info: Deno.FileInfo;
         try {
           info = Deno.lstatSync(join(this.#root, path));
-        } catch {
-          continue; // vanished since readDir
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) this.unsettled.add(path);
+          continue; // vanished since readDir, or unknown
         }
         if (info.isDirectory) {
           out.set(path, { kind: "dir", hash: "", size: 0, mtime: 0, ino: info.ino ?? null });

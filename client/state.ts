@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { writeMutations } from "../protocol/kv_batches.ts";
 import { decodeRows, encodeRows, MANIFEST_ROW_BYTES, type WireEntry } from "../protocol/messages.ts";
-import type { ChunkRow } from "../server/metadata.ts";
+import type { ChunkRow } from "../protocol/messages.ts";
 import type { BaseEntry, RemoteEntry } from "./reconcile.ts";
 
 /** Folder of client state inside the synced folder (never synced). */
@@ -27,6 +27,13 @@ export interface DeviceInfo {
 const KEY_PATH_MAX = 1500;
 const ROWS_PER_PART = Math.floor(60_000 / MANIFEST_ROW_BYTES);
 
+/** The journal position saved in the state: cursor, epoch and tag are written together. */
+interface CursorRecord {
+  seq: number;
+  epoch: string | null;
+  tag: string | null;
+}
+
 /** Where a chunk can be read locally: a file of the base snapshot and the chunk's offset in it. */
 export interface LocalChunk {
   path: string;
@@ -45,7 +52,12 @@ export class ClientState {
   readonly dir: string;
   readonly base = new Map<string, BaseRecord>();
   readonly remote = new Map<string, RemoteEntry>();
+  /** Sequence number of the last journal entry applied to the mirror. */
   cursor = 0;
+  /** Epoch of the server's journal the cursor belongs to (from HELLO); null before the first sync. */
+  epoch: string | null = null;
+  /** Tag of the journal entry at the cursor, so the server can tell if its history is another one. */
+  tag: string | null = null;
   /** Chunk rows of base file versions (for deltas and for building files from local chunks). */
   readonly rows = new Map<string, ChunkRow[]>();
   /** Chunk id -> a place in a base file holding it (may be stale: readers verify the hash). */
@@ -96,7 +108,14 @@ export class ClientState {
       if (state.base.get(path)?.kind !== "file") continue;
       state.#indexRows(path, list.flatMap((bytes) => decodeRows(bytes)));
     }
-    state.cursor = (await kv.get<number>(["cursor"])).value ?? 0;
+    const cursor = (await kv.get<number | CursorRecord>(["cursor"])).value ?? 0;
+    if (typeof cursor === "number") state.cursor = cursor; // written before journals had an epoch
+    else {
+      state.cursor = cursor.seq;
+      state.epoch = cursor.epoch;
+      state.tag = cursor.tag;
+    }
+    state.#saved = { seq: state.cursor, epoch: state.epoch, tag: state.tag };
     return state;
   }
 
@@ -154,6 +173,7 @@ export class ClientState {
       }
       this.#dirty.set("r" + event.path, pathKey("remote", event.path));
       this.cursor = event.rev;
+      this.tag = event.tag ?? null;
       paths.push(event.path);
     }
     return paths;
@@ -161,9 +181,14 @@ export class ClientState {
 
   /**
    * Applies one page of a snapshot of the server's live entries: the first page clears the mirror, the last sets
-   * the cursor. Returns the paths touched (including those the snapshot dropped).
+   * the cursor (and `tag`, the tag of the journal entry at the cursor). Returns the paths touched (including
+   * those the snapshot dropped).
    */
-  applySnapshot(entries: WireEntry[], first: boolean, last: boolean, cursor: number): string[] {
+  applySnapshot(
+    entries: WireEntry[],
+    page: { first: boolean; last: boolean; cursor: number; tag?: string },
+  ): string[] {
+    const { first, last, cursor } = page;
     const touched: string[] = [];
     if (first) {
       touched.push(...this.remote.keys());
@@ -181,7 +206,10 @@ export class ClientState {
       this.#dirty.set("r" + entry.path, pathKey("remote", entry.path));
       touched.push(entry.path);
     }
-    if (last) this.cursor = cursor;
+    if (last) {
+      this.cursor = cursor;
+      this.tag = page.tag ?? null;
+    }
     return touched;
   }
 
@@ -190,6 +218,7 @@ export class ClientState {
     for (const path of this.remote.keys()) this.#dirty.set("r" + path, pathKey("remote", path));
     this.remote.clear();
     this.cursor = 0;
+    this.tag = null;
   }
 
   #rowsMutations(): [Deno.KvKey, unknown][] {
@@ -215,6 +244,7 @@ export class ClientState {
   }
 
   #flushChain: Promise<void> = Promise.resolve();
+  #saved: CursorRecord = { seq: 0, epoch: null, tag: null };
 
   /** Writes pending changes to disk, in as few atomic writes as the KV limits allow; calls run in order. */
   flush(): Promise<void> {
@@ -224,7 +254,9 @@ export class ClientState {
   }
 
   async #flushNow(): Promise<void> {
-    if (this.#dirty.size === 0 && this.#dirtyRows.size === 0) return;
+    const cursorSaved = this.#saved.seq === this.cursor && this.#saved.epoch === this.epoch &&
+      this.#saved.tag === this.tag;
+    if (this.#dirty.size === 0 && this.#dirtyRows.size === 0 && cursorSaved) return;
     const mutations = this.#rowsMutations();
     for (const [tag, key] of this.#dirty) {
       const path = tag.slice(1);
@@ -234,8 +266,11 @@ export class ClientState {
       mutations.push([key, value]);
     }
     this.#dirty.clear();
-    mutations.push([["cursor"], this.cursor]);
+    // Last, so a crash part way leaves the old cursor: the next start resynchronises again.
+    const cursor: CursorRecord = { seq: this.cursor, epoch: this.epoch, tag: this.tag };
+    mutations.push([["cursor"], cursor]);
     await writeMutations(this.#kv, mutations);
+    this.#saved = cursor;
   }
 
   /** Flushes and closes the KV. */
@@ -276,6 +311,27 @@ export async function readToken(root: string): Promise<string | null> {
 /** Removes a saved token that the server no longer accepts. */
 export async function forgetToken(root: string): Promise<void> {
   await Deno.remove(join(root, STATE_DIR, "token")).catch(() => {});
+}
+
+/** Saves the PEM of the CA the client trusts, so other commands of this folder can reach the server too. */
+export async function saveCa(root: string, pem: string): Promise<void> {
+  await Deno.mkdir(join(root, STATE_DIR), { recursive: true, mode: 0o700 });
+  await writePrivate(join(root, STATE_DIR, "ca.pem"), pem);
+}
+
+/** Removes a saved CA (the client now trusts the system's CAs). */
+export async function forgetCa(root: string): Promise<void> {
+  await Deno.remove(join(root, STATE_DIR, "ca.pem")).catch(() => {});
+}
+
+/** The saved CA PEM, or null (the system's trusted CAs are used then). */
+export async function readCa(root: string): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(join(root, STATE_DIR, "ca.pem"));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
 }
 
 async function writePrivate(path: string, text: string): Promise<void> {

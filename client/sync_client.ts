@@ -1,12 +1,23 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
-import type { WireEntry } from "../protocol/messages.ts";
+import { RESYNC_CODE, type ResyncReason, type WireEntry } from "../protocol/messages.ts";
 import { UserError } from "../protocol/user_error.ts";
 import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
-import { IGNORE_FILE, loadIgnoreRules } from "./ignore.ts";
+import { confirmWaiting, takeConfirmed, writeHeld } from "./held_deletes.ts";
+import { IGNORE_FILE, type IgnoreMatcher, loadIgnoreRules } from "./ignore.ts";
 import { type Action, actionPaths, reconcile } from "./reconcile.ts";
-import { type ScanEntry, Scanner, ScanStopped } from "./scanner.ts";
+import { decideSafety, type RootStatus, warningDue } from "./safety.ts";
+import {
+  checkRoot,
+  type RootIdentity,
+  rootIdentity,
+  RootUnavailable,
+  type ScanEntry,
+  Scanner,
+  ScanStopped,
+} from "./scanner.ts";
+import { adjustBase, describeResync, isResyncReason } from "./resync.ts";
 import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
 
@@ -31,7 +42,20 @@ export interface SyncClientOptions {
   backoffMs?: [number, number];
   /** Whether to use Deno.watchFs. @default true */
   watch?: boolean;
+  /** Safety stop: a scan may delete at most this percentage of the files in sync unasked. @default 50 */
+  massDeletePercent?: number;
+  /** Safety stop: fewer file deletes than this never stop. @default 20 */
+  massDeleteMin?: number;
+  /** Let mass deletes through without asking (`--allow-mass-delete`). @default false */
+  allowMassDelete?: boolean;
 }
+
+/** How often a repeated safety-stop warning is printed again. */
+const WARN_EVERY_MS = 60_000;
+/** How often the folder's root is checked again, and a confirmation looked for, while a stop is in effect. */
+const STOP_POLL_MS = 1000;
+/** How many example paths an "ignored now" line names. */
+const EXAMPLES = 3;
 
 /** Creates the folder if needed; a file in its place is a {@linkcode UserError}. */
 export async function ensureSyncFolder(dir: string): Promise<void> {
@@ -65,10 +89,7 @@ export class SyncClient {
   #distrust = new Set<string>();
   /** Inode -> path of base files, for recognising moved files without hashing them again. */
   #inoIndex: Map<number, string> | null = null;
-  /**
-   * The last reconcile of the whole tree planned something, or a plan since did not go as planned: the next
-   * full scan must reconcile even if the disk looks unchanged.
-   */
+  /** The last plan was not empty: the next full scan must reconcile even if the disk looks unchanged. */
   #planPending = true;
   #fullScanDue = true;
   #cycleRunning = false;
@@ -76,6 +97,21 @@ export class SyncClient {
   #rescanTimer: ReturnType<typeof setInterval> | undefined;
   #pingTimer: ReturnType<typeof setInterval> | undefined;
   #wake: (() => void) | null = null;
+  /** The synced folder's identity at start: a root that no longer matches it stops syncing. */
+  #rootId!: RootIdentity;
+  /** The root problem that stops syncing now, or null. */
+  #rootStop: RootStatus | null = null;
+  /** Whether a mass-delete stop holds deletes now (null at start: unknown, a stale list may be on disk). */
+  #massStop: boolean | null = null;
+  /** Paths whose server delete the user confirmed with `filesync confirm-deletes`. */
+  #confirmed = new Set<string>();
+  /** The held paths last written to the held-deletes list (null: unknown, rewrite it). */
+  #heldWritten: string | null = null;
+  #stopTimer: ReturnType<typeof setInterval> | undefined;
+  #lastWarning = { message: "", at: 0 };
+  #ignore!: IgnoreMatcher;
+  /** Size, mtime and inode of `.filesyncignore` when its rules were loaded ("" when absent). */
+  #ignoreStamp = "";
   #done: Promise<void>;
   #resolveDone!: () => void;
   #rejectDone!: (e: Error) => void;
@@ -108,9 +144,11 @@ export class SyncClient {
     if (saved && saved.server !== server) {
       this.#o.log(`note: this folder was last synced with ${saved.server}; now using ${server}`);
     }
-    const ignore = await loadIgnoreRules(this.#o.dir);
+    this.#rootId = rootIdentity(this.#o.dir);
+    this.#ignoreStamp = this.#ignoreFileStamp();
+    this.#ignore = await loadIgnoreRules(this.#o.dir);
     this.#scanner = new Scanner(this.#o.dir, {
-      ignore,
+      ignore: this.#ignore,
       known: (path) => {
         const base = this.#state.base.get(path);
         return base?.kind === "file" ? base : undefined;
@@ -129,18 +167,27 @@ export class SyncClient {
       onSkip: (path, reason) => this.#o.log(`not syncing ${path}: ${reason}`),
       stopped: () => this.#stopped,
     });
-    if (this.#o.watch !== false) {
-      this.#watch = watchFolder(this.#o.dir, (paths, full) => {
-        if (full) this.#fullScanDue = true;
-        for (const p of paths) this.#dirty.add(p);
-        this.#kick();
-      });
-    }
+    this.#startWatch();
     this.#rescanTimer = setInterval(() => {
       this.#fullScanDue = true;
       this.#kick();
     }, (this.#o.rescanSeconds ?? 10) * 1000);
     this.#connectLoop();
+  }
+
+  #startWatch(): void {
+    this.#watch?.stop();
+    this.#watch = null;
+    if (this.#o.watch === false) return;
+    try {
+      this.#watch = watchFolder(this.#o.dir, (paths, full) => {
+        if (full) this.#fullScanDue = true;
+        for (const p of paths) this.#dirty.add(p);
+        this.#kick();
+      });
+    } catch (error) {
+      this.#o.log(`cannot watch ${this.#o.dir} (${(error as Error).message}); relying on periodic scans`);
+    }
   }
 
   /** Stops syncing and saves state. */
@@ -149,6 +196,7 @@ export class SyncClient {
     this.#stopped = true;
     clearInterval(this.#rescanTimer);
     clearInterval(this.#pingTimer);
+    clearInterval(this.#stopTimer);
     this.#watch?.stop();
     this.#peer?.close();
     this.#wake?.();
@@ -201,15 +249,17 @@ export class SyncClient {
     while (!this.#stopped) {
       let peer: RpcPeer | null = null;
       try {
+        let epoch: string | null = null;
         peer = await openConnection({
           hostname: this.#o.hostname,
           port: this.#o.port,
           caPem: this.#o.caPem,
           rpc: { onPush: (frame) => this.#onPush(frame.message) },
+          onHello: (reply) => epoch = typeof reply.epoch === "string" ? reply.epoch : null,
         });
         await this.#login(peer);
         // Catch up with the journal before any cycle runs, so reconcile never sees a half-updated mirror.
-        await this.#monitor(peer);
+        await this.#monitor(peer, epoch);
         this.#peer = peer;
         this.#o.log(`connected to ${this.#o.hostname}:${this.#o.port}`);
         announced = false;
@@ -248,17 +298,40 @@ export class SyncClient {
     }
   }
 
-  async #monitor(peer: RpcPeer): Promise<void> {
+  /**
+   * Subscribes to the journal from the cursor. A server whose journal is not the one the cursor belongs to
+   * (restored from a backup, replaced, or compacted past the cursor) refuses; the device then takes a fresh
+   * snapshot and adjusts its base so that nothing it has is lost (see {@linkcode adjustBase}).
+   */
+  async #monitor(peer: RpcPeer, epoch: string | null): Promise<void> {
+    const state = this.#state;
     try {
-      await peer.request("MONITOR", { since: this.#state.cursor });
+      if (state.cursor === 0 && state.base.size > 0) {
+        // A base without a journal position (never expected): compare everything, lose nothing.
+        throw new RpcError(RESYNC_CODE, "no journal position", { reason: "epoch" });
+      }
+      await peer.request("MONITOR", {
+        since: state.cursor,
+        ...(state.cursor > 0 && state.epoch ? { epoch: state.epoch } : {}),
+        ...(state.cursor > 0 && state.tag ? { tag: state.tag } : {}),
+      });
     } catch (error) {
-      if (!(error instanceof RpcError) || error.code !== "cursor_ahead") throw error;
-      // The server's journal is behind this device's cursor (its data was restored from an older backup):
-      // forget the mirror and take the server's state again; local files are kept and merged.
-      this.#o.log("the server's journal is older than this device's; resynchronizing from the start");
-      this.#state.resetRemote();
+      if (!(error instanceof RpcError) || error.code !== RESYNC_CODE) throw error;
+      const reason: ResyncReason = isResyncReason(error.detail.reason) ? error.detail.reason : "diverged";
+      this.#o.log(describeResync(reason));
+      state.resetRemote();
+      // The snapshot arrives as pushes before the reply, so the mirror is complete when the request returns.
       await peer.request("MONITOR", { since: 0 });
+      let dropped = 0;
+      for (const [path, entry] of adjustBase(reason, { base: state.base, remote: state.remote })) {
+        state.setBase(path, entry);
+        if (entry === null) dropped++;
+        this.#dirty.add(path);
+      }
+      if (dropped > 0) this.#o.log(`resync: ${dropped} paths to compare again with the server`);
     }
+    state.epoch = epoch;
+    await state.flush();
   }
 
   #onPush(message: Record<string, unknown>): void {
@@ -267,12 +340,12 @@ export class SyncClient {
       for (const path of touched) this.#dirty.add(path);
       if (touched.length > 0) this.#kick();
     } else if (message.push === "snapshot") {
-      const touched = this.#state.applySnapshot(
-        message.entries as WireEntry[],
-        message.first === true,
-        message.last === true,
-        Number(message.cursor),
-      );
+      const touched = this.#state.applySnapshot(message.entries as WireEntry[], {
+        first: message.first === true,
+        last: message.last === true,
+        cursor: Number(message.cursor),
+        tag: typeof message.tag === "string" ? message.tag : undefined,
+      });
       for (const path of touched) this.#dirty.add(path);
       this.#kick();
     } else if (message.push === "error") {
@@ -315,19 +388,42 @@ export class SyncClient {
     trace(`cycle start dirty=${[...this.#dirty].slice(0, 3)} full=${this.#fullScanDue}`);
     const peer = this.#peer;
     if (!peer) return false;
+    // A missing, unreadable or replaced root says nothing about its files: no scan, no plan, nothing deleted.
+    if (!this.#rootUsable(checkRoot(this.#o.dir, this.#rootId))) return false;
+    if (this.#ignoreFileStamp() !== this.#ignoreStamp) {
+      // New rules: the whole folder is looked at again under them (what they match drops out of sync).
+      this.#ignoreStamp = this.#ignoreFileStamp();
+      this.#ignore = await loadIgnoreRules(this.#o.dir);
+      this.#scanner.ignore = this.#ignore;
+      this.#fullScanDue = true;
+    }
+    const ignore = this.#ignore;
     const full = this.#fullScanDue;
     this.#fullScanDue = false;
     this.#inoIndex = null; // rebuilt on first use in this cycle, from the base as it is now
     const dirty = this.#dirty;
     this.#dirty = new Set();
     if (!full && dirty.size === 0) return false;
-    if (dirty.has(IGNORE_FILE)) {
-      this.#scanner.ignore = await loadIgnoreRules(this.#o.dir);
-    }
+    const scanFailed = (status: RootStatus) => {
+      for (const path of dirty) this.#dirty.add(path);
+      this.#fullScanDue = true;
+      this.#rootUsable(status);
+      return false;
+    };
     let paths: Set<string> | undefined;
     if (full) {
       const previous = this.#local;
-      this.#local = await this.#scanner.scanAll();
+      let scanned: Map<string, ScanEntry>;
+      try {
+        scanned = await this.#scanner.scanAll();
+      } catch (error) {
+        if (!(error instanceof RootUnavailable)) throw error;
+        return scanFailed({ kind: "unreadable", reason: error.message });
+      }
+      // The root may have gone while it was walked: then the walk saw part of it, or another folder.
+      const after = checkRoot(this.#o.dir, this.#rootId);
+      if (after.kind !== "ok") return scanFailed(after);
+      this.#local = scanned;
       // Nothing changed on disk and nothing came from the server: no reconcile of the whole tree needed.
       if (dirty.size === 0 && !this.#planPending && sameSnapshot(previous, this.#local)) {
         trace("scanned: no change");
@@ -335,6 +431,8 @@ export class SyncClient {
       }
     } else {
       const found = await this.#scanner.scanPaths(dirty);
+      const after = checkRoot(this.#o.dir, this.#rootId);
+      if (after.kind !== "ok") return scanFailed(after);
       // Below a scanned folder (or a path now gone), whatever the scan did not find is gone.
       const scannedRoots = new Set([...dirty].filter((p) => found.has(p) && found.get(p)?.kind !== "file"));
       if (scannedRoots.size > 0) {
@@ -349,6 +447,7 @@ export class SyncClient {
       paths = this.#expand(dirty, found);
     }
     trace("scanned");
+    const ignored = (path: string, kind: "file" | "dir") => ignore.ignores(path, kind === "dir");
     let plan = reconcile(
       {
         base: this.#state.base,
@@ -356,6 +455,7 @@ export class SyncClient {
         remote: this.#state.remote,
         paths,
         links: this.#scanner.links,
+        ignored,
       },
       { device: this.#o.device },
     );
@@ -366,6 +466,13 @@ export class SyncClient {
     const touches = (a: Action) =>
       ("path" in a && unsettled.has(a.path)) ||
       ("from" in a && (unsettled.has(a.from) || unsettled.has(a.to)));
+    // Below a folder the scan could not list, local absence means nothing: leave those paths alone.
+    const unknownDirs = new Set(this.#scanner.unknownDirs);
+    this.#scanner.unknownDirs.clear();
+    if (unknownDirs.size > 0) {
+      const below = (p: string) => hasAncestorIn(p, unknownDirs);
+      plan = plan.filter((a) => !("path" in a && below(a.path)) && !("from" in a && below(a.from)));
+    }
     const unfinished = plan.filter((a) =>
       touches(a) || (a.type === "upload" && this.#watch?.beingWritten(a.path))
     );
@@ -377,18 +484,56 @@ export class SyncClient {
       }
       setTimeout(() => this.#kick(), 100);
     }
-    // Only a reconcile of the whole tree clears it: a cycle that decided some paths knows nothing of the others.
-    if (full) this.#planPending = plan.length > 0;
+    if (!full && plan.some((action) => action.type === "deleteRemote")) {
+      // A file gone from where the watcher looked may have moved somewhere it did not report (into a folder
+      // made just before, say): look at the whole folder before deleting anything, so a move stays a move.
+      // Deletes are decided on full scans only, which is also where the safety stop counts them.
+      for (const path of dirty) this.#dirty.add(path);
+      this.#fullScanDue = true;
+      return true;
+    }
+    let confirmedNow = 0;
+    if (full) {
+      if (confirmWaiting(this.#o.dir)) {
+        const taken = await takeConfirmed(this.#o.dir);
+        if (taken) this.#confirmed = taken;
+      }
+      // A confirmation covers deletes pending now: one whose file came back is not confirmed for later.
+      const deleting = new Set(plan.filter((a) => a.type === "deleteRemote").map((a) => a.path));
+      for (const path of this.#confirmed) if (!deleting.has(path)) this.#confirmed.delete(path);
+      const decision = decideSafety({
+        plan,
+        baseFiles: countBaseFiles(this.#state.base),
+        root: { kind: "ok" },
+        confirmed: this.#confirmed,
+      }, {
+        dir: this.#o.dir,
+        percent: this.#o.massDeletePercent,
+        min: this.#o.massDeleteMin,
+        allowMassDelete: this.#o.allowMassDelete,
+      });
+      plan = decision.allowed;
+      confirmedNow = plan.filter((a) => a.type === "deleteRemote" && this.#confirmed.has(a.path)).length;
+      await this.#setMassStop(decision.held, decision.heldFiles, decision.message, confirmedNow);
+    }
+    // Only a full reconcile can say that nothing is left to do: a cycle over a few paths (after a refused upload,
+    // say) must not hide what an earlier plan left undone from the next full scan.
+    this.#planPending = full
+      ? plan.length > 0 || this.#massStop === true
+      : this.#planPending || plan.length > 0;
     if (plan.length === 0) {
       await this.#state.flush();
       return false;
     }
-    if (!full && plan.some((action) => action.type === "deleteRemote")) {
-      // A file gone from where the watcher looked may have moved somewhere it did not report (into a folder
-      // made just before, say): look at the whole folder before deleting anything, so a move stays a move.
-      for (const path of dirty) this.#dirty.add(path);
-      this.#fullScanDue = true;
-      return true;
+    const dropped = plan.filter((a) => a.type === "sync" && a.base === null && this.#state.base.has(a.path))
+      .map((a) => "path" in a ? a.path : "")
+      .filter((p) => ignored(p, this.#state.base.get(p)!.kind));
+    if (dropped.length > 0) {
+      const what = `${dropped.length} ${dropped.length === 1 ? "path" : "paths"}`;
+      this.#o.log(
+        `no longer syncing ${what} that ${IGNORE_FILE} now matches (${examplesOf(dropped)}); ` +
+          "they stay as they are here, on the server and on other devices",
+      );
     }
     const executor = new Executor({
       root: this.#o.dir,
@@ -403,15 +548,111 @@ export class SyncClient {
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
     const report = await executor.run(plan);
     trace(`executed ${JSON.stringify(report)}`);
+    if (confirmedNow > 0) this.#confirmed.clear();
+    // New rules arrived: the next round looks at the folder under them.
+    if (plan.some((a) => a.type === "download" && a.path === IGNORE_FILE)) return true;
     if (report.again || report.skipped > 0) {
-      // Something changed under the plan or made new files: look at those paths again, and at the whole tree
-      // with the next full scan, so that a path the dirty sets miss (a refused rename's target was one) is
-      // still decided without waiting for the disk to change.
-      this.#planPending = true;
+      // Something changed under the plan, made new files or was refused by the server: look at those paths
+      // again (all of them: a refused rename's target is in no event of the rename that won).
       for (const action of plan) for (const path of actionPaths(action)) this.#dirty.add(path);
       return true;
     }
     return false;
+  }
+
+  /**
+   * Records the root's status: while it is not ok, says so (rate-limited), polls it and returns false; when it
+   * is ok again after a stop, says so, watches the folder again and returns true.
+   */
+  #rootUsable(status: RootStatus): boolean {
+    if (status.kind === "ok") {
+      if (this.#rootStop !== null) {
+        this.#rootStop = null;
+        this.#o.log(`the synced folder is back (${this.#o.dir}); syncing resumes`);
+        this.#lastWarning = { message: "", at: 0 };
+        this.#fullScanDue = true;
+        this.#startWatch();
+        this.#updateStopTimer();
+      }
+      return true;
+    }
+    this.#rootStop = status;
+    this.#fullScanDue = true;
+    const decision = decideSafety({ plan: [], baseFiles: 0, root: status }, { dir: this.#o.dir });
+    this.#warn(decision.message!);
+    this.#updateStopTimer();
+    return false;
+  }
+
+  /** Records the mass-delete stop of a full scan: lists held deletes for confirm-deletes, tells the user. */
+  async #setMassStop(
+    held: { path: string }[],
+    heldFiles: number,
+    message: string | null,
+    confirmed: number,
+  ): Promise<void> {
+    const was = this.#massStop;
+    this.#massStop = held.length > 0;
+    const paths = held.map((a) => a.path);
+    const key = paths.join("\n");
+    if (key !== this.#heldWritten) {
+      try {
+        await writeHeld(this.#o.dir, { paths, files: heldFiles });
+        this.#heldWritten = key;
+      } catch (error) {
+        this.#o.log(`cannot record the held deletes: ${(error as Error).message}`);
+      }
+    }
+    if (confirmed > 0) {
+      this.#o.log(
+        `deletes confirmed: deleting ${confirmed} ${confirmed === 1 ? "entry" : "entries"} on the server`,
+      );
+    }
+    if (message !== null) this.#warn(message);
+    else if (was === true && confirmed === 0) {
+      this.#o.log("safety stop lifted: no mass delete is pending any more; syncing as usual");
+    }
+    if (!this.#massStop) this.#lastWarning = { message: "", at: 0 };
+    this.#updateStopTimer();
+  }
+
+  /** Prints a warning, but the same one again only after {@linkcode WARN_EVERY_MS}. */
+  #warn(message: string): void {
+    const now = Date.now();
+    if (!warningDue(this.#lastWarning, message, now, WARN_EVERY_MS)) return;
+    this.#lastWarning = { message, at: now };
+    this.#o.log(message);
+  }
+
+  /** While a stop is in effect, looks again every second: for the root coming back, or a confirmation. */
+  #updateStopTimer(): void {
+    const stopped = this.#rootStop !== null || this.#massStop === true;
+    if (!stopped) {
+      clearInterval(this.#stopTimer);
+      this.#stopTimer = undefined;
+      return;
+    }
+    if (this.#stopTimer !== undefined || this.#stopped) return;
+    this.#stopTimer = setInterval(() => {
+      if (this.#rootStop !== null || confirmWaiting(this.#o.dir) || this.#warningDue()) {
+        this.#fullScanDue = true;
+        this.#kick();
+      }
+    }, STOP_POLL_MS);
+  }
+
+  #warningDue(): boolean {
+    return Date.now() - this.#lastWarning.at >= WARN_EVERY_MS;
+  }
+
+  /** A cheap fingerprint of `.filesyncignore`: its rules are loaded again when it changes. */
+  #ignoreFileStamp(): string {
+    try {
+      const info = Deno.lstatSync(`${this.#o.dir}/${IGNORE_FILE}`);
+      return `${info.size}:${info.mtime?.getTime() ?? 0}:${info.ino ?? 0}`;
+    } catch {
+      return "";
+    }
   }
 
   /** The dirty paths plus everything below those that are (or were) folders, in any snapshot. */
@@ -464,6 +705,18 @@ function sameSnapshot(a: Map<string, ScanEntry>, b: Map<string, ScanEntry>): boo
     }
   }
   return true;
+}
+
+/** How many files the base snapshot holds: the files this device has in sync. */
+function countBaseFiles(base: ReadonlyMap<string, { kind: string }>): number {
+  let files = 0;
+  for (const entry of base.values()) if (entry.kind === "file") files++;
+  return files;
+}
+
+/** A few example paths for a message: "a, b, c, …". */
+function examplesOf(paths: string[]): string {
+  return paths.slice(0, EXAMPLES).join(", ") + (paths.length > EXAMPLES ? ", …" : "");
 }
 
 /** True if some proper ancestor of `path` is in `roots` (O(depth)). */

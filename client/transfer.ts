@@ -4,7 +4,7 @@ import { chunkFile } from "../protocol/chunker.ts";
 import { FileHasher, fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { decodeRows, MANIFEST_ROW_BYTES, MAX_HAVE, type WireEntry } from "../protocol/messages.ts";
 import type { RpcPeer } from "../protocol/rpc.ts";
-import type { ChunkRow } from "../server/metadata.ts";
+import type { ChunkRow } from "../protocol/messages.ts";
 import { FileChangedError, type Scanner } from "./scanner.ts";
 
 /** Chunks requested ahead of the one being written, per download. */

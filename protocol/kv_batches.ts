@@ -57,3 +57,42 @@ export async function writeMutations(kv: Deno.Kv, mutations: [Deno.KvKey, unknow
     await atomic.commit();
   }
 }
+
+/**
+ * Packs units of mutations (each must land in one atomic with the others of its unit) into as few groups as
+ * the KV limits allow, in order. A unit too big for one atomic is split as {@linkcode splitMutations} would.
+ */
+export function packUnits<T extends [Deno.KvKey, unknown]>(units: T[][]): T[][] {
+  const groups: T[][] = [];
+  let group: T[] = [];
+  let keys = 0;
+  let total = 0;
+  for (const unit of units) {
+    let k = 0;
+    let t = 0;
+    for (const [key, value] of unit) {
+      const kb = keyBytes(key);
+      k += kb;
+      t += kb + (value === null ? 0 : valueBytes(value));
+    }
+    if (
+      group.length > 0 &&
+      (group.length + unit.length > MUTATIONS_PER_ATOMIC || keys + k > KEY_BYTES_PER_ATOMIC ||
+        total + t > BYTES_PER_ATOMIC)
+    ) {
+      groups.push(group);
+      group = [];
+      keys = 0;
+      total = 0;
+    }
+    if (unit.length > MUTATIONS_PER_ATOMIC || k > KEY_BYTES_PER_ATOMIC || t > BYTES_PER_ATOMIC) {
+      groups.push(...splitMutations(unit));
+      continue;
+    }
+    group.push(...unit);
+    keys += k;
+    total += t;
+  }
+  if (group.length > 0) groups.push(group);
+  return groups;
+}

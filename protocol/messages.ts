@@ -140,6 +140,12 @@ export interface WireTrashItem {
   version: string;
 }
 
+/** One manifest row: a chunk id (its SHA-256, lowercase hex) and its size in bytes. */
+export interface ChunkRow {
+  id: string;
+  size: number;
+}
+
 /** Lengths of the common prefix and suffix of two chunk lists (not overlapping). */
 export function commonEnds(
   a: readonly { id: string }[],

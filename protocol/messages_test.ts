@@ -89,6 +89,9 @@ const examples: { [K in Op]: Record<string, unknown> } = {
       { op: "move", from: "a/b.txt", path: "z/b.txt", baseRev: 5 },
     ],
   },
+  VERSIONS: { path: "a/b.txt" },
+  TRASH: {},
+  RESTORE: { path: "a/b.txt", version: "12", as: "a/b (restored).txt" },
 };
 
 function accepts(op: Op, message: Record<string, unknown>): boolean {

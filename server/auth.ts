@@ -1,7 +1,6 @@
 // Passwords (scrypt, per-user salt), device tokens (random, stored hashed, expiring) and login rate limiting.
-import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
-import { tokenHash } from "./metadata.ts";
-import type { MetadataStore, TokenRecord, UserRecord } from "./metadata.ts";
+import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import type { MetadataStore, TokenRecord, UserRecord } from "./metadata_store.ts";
 
 const SCRYPT = { N: 16384, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
 /** How long a device token stays valid without use. */
@@ -11,6 +10,11 @@ function scryptAsync(password: string, salt: Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) =>
     scrypt(password.normalize("NFC"), salt, 32, SCRYPT, (error, key) => error ? reject(error) : resolve(key))
   );
+}
+
+/** Hex SHA-256 of a token, the form in which tokens are stored. */
+export function tokenHash(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
 }
 
 /** Builds a user record with a fresh salt and the scrypt hash of the password. */

@@ -9,16 +9,17 @@ import {
   LoginLimiter,
   makeUser,
   TOKEN_LIFETIME_MS,
+  tokenHash,
   validateUserName,
 } from "./auth.ts";
-import { MetadataStore, tokenHash } from "./metadata.ts";
+import { KvMetadataStore } from "./metadata_kv.ts";
 
 const HOUR = 3600_000;
 
 /** Runs `fn` with a store on a fresh KV file, closed and removed afterwards. */
-async function withStore(fn: (store: MetadataStore) => Promise<void>): Promise<void> {
+async function withStore(fn: (store: KvMetadataStore) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "filesync-auth-" });
-  const store = await MetadataStore.open(join(dir, "metadata.kv"));
+  const store = await KvMetadataStore.open(join(dir, "metadata.kv"));
   try {
     await fn(store);
   } finally {

@@ -24,6 +24,35 @@ export interface ChunkStore {
   list(): AsyncIterable<string>;
 }
 
+/** Chunk store URL schemes {@linkcode openChunkStore} understands. */
+export const CHUNK_STORE_SCHEMES = ["file:"] as const;
+
+/**
+ * Opens the chunk store a configuration names: a folder path, or a `file:` URL of one. Anything else with a
+ * URL scheme is a TypeError naming the supported ones (an S3-compatible store will be another scheme).
+ *
+ * @example
+ * ```ts
+ * const chunks = await openChunkStore("/srv/filesync/chunks");
+ * ```
+ */
+export async function openChunkStore(spec: string): Promise<ChunkStore> {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(spec)?.[1]?.toLowerCase();
+  let root = spec;
+  if (scheme !== undefined && !/^[a-z]$/i.test(scheme)) {
+    if (scheme !== "file") {
+      throw new TypeError(
+        `Unsupported chunk store "${spec}": use a folder path or a ${CHUNK_STORE_SCHEMES.join(", ")} URL`,
+      );
+    }
+    root = decodeURIComponent(new URL(spec).pathname);
+  }
+  if (root === "") throw new TypeError("Empty chunk store path");
+  const store = new DiskChunkStore(root);
+  await store.open();
+  return store;
+}
+
 /**
  * Chunks as files `ROOT/ab/abcdef…`, written to a temp file and renamed into place; synced to disk in batches
  * by {@linkcode DiskChunkStore.sync} (many fsyncs at once cost little more than one).

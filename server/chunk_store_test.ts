@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sha256Hex } from "../protocol/hash.ts";
-import { type ChunkStore, DiskChunkStore } from "./chunk_store.ts";
+import { type ChunkStore, DiskChunkStore, openChunkStore } from "./chunk_store.ts";
 
 const encoder = new TextEncoder();
 
@@ -165,4 +165,29 @@ Deno.test("DiskChunkStore: a damaged copy (as after a crash before sync) is repl
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("openChunkStore() opens a folder given as a path or a file: URL", async () => {
+  const root = await Deno.makeTempDir({ prefix: "filesync-chunks-" });
+  try {
+    const { id, data } = chunk("by configuration");
+    const byPath = await openChunkStore(join(root, "a b"));
+    await byPath.put(id, data);
+    const byUrl = await openChunkStore(new URL(`file://${join(root, "a b")}`).href);
+    assert.deepEqual(await byUrl.get(id), data, "the same folder, spaces escaped in the URL");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("openChunkStore() refuses an unknown scheme with a TypeError naming the supported ones", async () => {
+  await assert.rejects(openChunkStore("s3://bucket/x"), (error: Error) => {
+    assert.ok(error instanceof TypeError);
+    assert.match(
+      error.message,
+      /Unsupported chunk store "s3:\/\/bucket\/x": use a folder path or a file: URL/,
+    );
+    return true;
+  });
+  await assert.rejects(openChunkStore(""), TypeError);
 });

@@ -5,8 +5,8 @@ import { UsageError, UserError } from "../protocol/user_error.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
 import { join } from "node:path";
-import { DiskChunkStore } from "./chunk_store.ts";
-import { MetadataStore } from "./metadata.ts";
+import { openChunkStore } from "./chunk_store.ts";
+import { KvMetadataStore } from "./metadata_kv.ts";
 import { ensureDataDir, kvLocation, runAdmin, startServer } from "./server.ts";
 
 /** Help text of `filesync server`. */
@@ -14,7 +14,7 @@ export const SERVER_HELP = `Usage: filesync server --data DIR --port PORT [optio
 
 Runs the server. DIR holds the metadata (Deno KV), the chunk store, the certificates and the admin socket.
 Without --cert/--key the first start creates a local CA in DIR/certs/ca.pem and prints its fingerprint;
-give that file to clients with --ca.
+give that file to clients with --ca. "filesync server fsck --data DIR" checks a stopped server's data folder.
 
 Options:
   --data DIR           data folder (created if missing)
@@ -23,6 +23,9 @@ Options:
   --cert FILE          PEM certificate chain (with --key), e.g. from a public CA
   --key FILE           PEM private key
   --kv PATH_OR_URL     metadata store: a file path (default DIR/metadata.kv) or a KV Connect URL
+  --chunks PATH        chunk store: a folder path or file: URL (default DIR/chunks)
+  --keep-days N        keep replaced and deleted versions and the trash N days (default 30)
+  --keep-versions N    keep at most N earlier versions per file (default: no limit)
   -h, --help           show this help
 `;
 
@@ -50,6 +53,9 @@ export async function serverCommand(args: string[]): Promise<number> {
       cert: { type: "string" },
       key: { type: "string" },
       kv: { type: "string" },
+      chunks: { type: "string" },
+      "keep-days": { type: "string" },
+      "keep-versions": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -65,6 +71,14 @@ export async function serverCommand(args: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`Invalid --port "${values.port}"`);
   }
+  const keepDays = count("--keep-days", values["keep-days"] ?? "30");
+  const keepVersions = values["keep-versions"] === undefined
+    ? undefined
+    : count("--keep-versions", values["keep-versions"]);
+  // Test-only: FILESYNC_TEST_CLOCK_OFFSET_MS shifts the server's clock (history, trash, retention, tokens'
+  // pending uploads) so end-to-end tests can check retention without waiting for days. Not for production use.
+  const offset = Number(Deno.env.get("FILESYNC_TEST_CLOCK_OFFSET_MS") ?? 0);
+  if (!Number.isFinite(offset)) throw new UsageError("Invalid FILESYNC_TEST_CLOCK_OFFSET_MS");
   const server = await startServer({
     dataDir: values.data,
     port,
@@ -72,6 +86,9 @@ export async function serverCommand(args: string[]): Promise<number> {
     certFile: values.cert,
     keyFile: values.key,
     kv: values.kv,
+    chunks: values.chunks,
+    retention: { keepDays, ...(keepVersions === undefined ? {} : { keepVersions }) },
+    now: offset === 0 ? undefined : () => Date.now() + offset,
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -83,18 +100,34 @@ export async function serverCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-/** Help text of `filesync gc`. */
-export const GC_HELP = `Usage: filesync gc --data DIR [--kv PATH_OR_URL]
+/** A whole number ≥ 0 given for an option, or a UsageError. */
+function count(option: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) {
+    throw new UsageError(`Invalid ${option} "${text}": expected a whole number`);
+  }
+  return n;
+}
 
-Removes stored chunks and manifests that no file needs any more (the server also does this every 6 hours).
-Works whether or not the server is running (through the server's admin socket when it is).
+/** Help text of `filesync gc`. */
+export const GC_HELP = `Usage: filesync gc --data DIR [--kv PATH_OR_URL] [--chunks PATH]
+
+Drops versions and trash items older than the server's retention, then removes stored chunks and manifests
+that no file, kept version or pending upload needs (the server also does this every 6 hours).
+Works whether or not the server is running (through the server's admin socket when it is; without a running
+server it uses the retention the server last ran with).
 `;
 
 /** Runs `filesync gc ARGS`. */
 export async function gcCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { data: { type: "string" }, kv: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      data: { type: "string" },
+      kv: { type: "string" },
+      chunks: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
     strict: true,
     allowPositionals: false,
   });
@@ -106,11 +139,16 @@ export async function gcCommand(args: string[]): Promise<number> {
   let reply = await adminRequest(values.data, { op: "gc" });
   if (!reply) {
     await ensureDataDir(values.data);
-    const store = await MetadataStore.open(kvLocation(values.data, values.kv));
-    const chunks = new DiskChunkStore(join(values.data, "chunks"));
+    let chunks;
     try {
-      await chunks.open();
-      reply = await runAdmin(store, { op: "gc" }, chunks);
+      chunks = await openChunkStore(values.chunks ?? join(values.data, "chunks"));
+    } catch (error) {
+      throw new UserError(`Cannot open the chunk store: ${(error as Error).message}`);
+    }
+    const store = await KvMetadataStore.open(kvLocation(values.data, values.kv));
+    try {
+      for (const line of await store.repair()) console.log(line);
+      reply = await runAdmin(store, { op: "gc" }, { chunks });
     } finally {
       store.close();
     }
@@ -118,7 +156,10 @@ export async function gcCommand(args: string[]): Promise<number> {
   if (!reply.ok) throw new UserError(reply.error);
   const r = reply.report ?? {};
   console.log(
-    `removed ${r.removedChunks} chunks and ${r.removedManifests} manifests; ${r.liveChunks} chunks in use`,
+    `removed ${r.removedChunks} chunks, ${r.removedManifests} manifests, ${r.removedVersions} versions, ` +
+      `${r.removedTrash} trash items and ${
+        r.compactedEntries ?? 0
+      } journal entries; ${r.liveChunks} chunks in use`,
   );
   return 0;
 }
@@ -167,7 +208,7 @@ export async function userCommand(args: string[]): Promise<number> {
   if (!reply) {
     // No server running: open the KV directly (only one process may own it).
     await ensureDataDir(values.data);
-    const store = await MetadataStore.open(kvLocation(values.data, values.kv));
+    const store = await KvMetadataStore.open(kvLocation(values.data, values.kv));
     try {
       reply = await runAdmin(store, request);
     } finally {

@@ -5,10 +5,12 @@ import { ALPN } from "../protocol/messages.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { type AdminReply, type AdminRequest, adminRequest, serveAdmin } from "./admin.ts";
 import { LoginLimiter, makeUser, validateUserName } from "./auth.ts";
-import { type ChunkStore, DiskChunkStore } from "./chunk_store.ts";
-import { collectGarbage } from "./gc.ts";
+import { type ChunkStore, openChunkStore } from "./chunk_store.ts";
+import { collectGarbage, type GcOptions } from "./gc.ts";
 import { Hub } from "./hub.ts";
-import { MetadataStore } from "./metadata.ts";
+import { KvMetadataStore } from "./metadata_kv.ts";
+import type { MetadataStore, RetentionPolicy } from "./metadata_store.ts";
+import { DEFAULT_RETENTION } from "./retention.ts";
 import { Session } from "./session.ts";
 
 /** Options of {@linkcode startServer}. */
@@ -24,6 +26,12 @@ export interface ServerOptions {
   keyFile?: string;
   /** KV file path or KV Connect URL. @default "DIR/metadata.kv" */
   kv?: string;
+  /** Chunk store: a folder path or a `file:` URL. @default "DIR/chunks" */
+  chunks?: string;
+  /** What history and trash to keep. @default 30 days, any number of versions */
+  retention?: RetentionPolicy;
+  /** The clock (tests shift it). @default Date.now */
+  now?: () => number;
   /** Where log lines go. @default console.log with a timestamp */
   log?: (line: string) => void;
   /** Login and idle time limits, in ms (tests shorten them). */
@@ -38,7 +46,7 @@ export interface RunningServer {
   port: number;
   hostname: string;
   store: MetadataStore;
-  chunks: DiskChunkStore;
+  chunks: ChunkStore;
   /** Stops listening, closes every session and the KV. */
   close(): Promise<void>;
 }
@@ -82,16 +90,21 @@ export function kvLocation(dataDir: string, kv?: string): string {
 export async function runAdmin(
   store: MetadataStore,
   request: AdminRequest,
-  chunks?: ChunkStore,
-  stats?: () => Record<string, unknown>,
-  onUserChanged?: (name: string) => void,
+  options: {
+    chunks?: ChunkStore;
+    stats?: () => Record<string, unknown>;
+    onUserChanged?: (name: string) => void;
+    /** Clock and retention for garbage collection. */
+    gc?: () => GcOptions;
+  } = {},
 ): Promise<AdminReply> {
+  const { chunks, stats, onUserChanged } = options;
   switch (request.op) {
     case "ping":
       return { ok: true };
     case "gc": {
       if (!chunks) return { ok: false, error: "No chunk store" };
-      return { ok: true, report: { ...await collectGarbage(store, chunks) } };
+      return { ok: true, report: { ...await collectGarbage(store, chunks, options.gc?.()) } };
     }
     case "stats":
       return { ok: true, stats: stats?.() ?? {} };
@@ -127,6 +140,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (await adminRequest(options.dataDir, { op: "ping" })) {
     throw new UserError(`Another filesync server is already running with data folder "${options.dataDir}"`);
   }
+  let chunks: ChunkStore;
+  try {
+    chunks = await openChunkStore(options.chunks ?? join(options.dataDir, "chunks"));
+  } catch (error) {
+    throw new UserError(`Cannot open the chunk store: ${(error as Error).message}`);
+  }
   let cert: string, key: string;
   if (options.certFile || options.keyFile) {
     if (!options.certFile || !options.keyFile) throw new UsageError("--cert and --key go together");
@@ -151,9 +170,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     log(`CA fingerprint SHA-256 ${made.caFingerprint}`);
     log(`clients trust this server with: --ca ${made.caPath}`);
   }
-  const store = await MetadataStore.open(kvLocation(options.dataDir, options.kv));
-  const chunks = new DiskChunkStore(join(options.dataDir, "chunks"));
-  await chunks.open();
+  const now = options.now ?? Date.now;
+  const retention = options.retention ?? DEFAULT_RETENTION;
+  const store = await KvMetadataStore.open(kvLocation(options.dataDir, options.kv), { now });
+  for (const line of await store.repair()) log(line);
+  await store.setRetention(retention);
+  log(
+    `keeping earlier versions and the trash ${retention.keepDays} days` +
+      (retention.keepVersions !== undefined ? `, at most ${retention.keepVersions} versions per file` : ""),
+  );
   let listener: Deno.TlsListener;
   try {
     listener = Deno.listenTls({ hostname: host, port: options.port, cert, key, alpnProtocols: [ALPN] });
@@ -177,13 +202,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   const admin = await serveAdmin(
     options.dataDir,
-    (request) => runAdmin(store, request, chunks, stats, logOut),
+    (request) => runAdmin(store, request, { chunks, stats, onUserChanged: logOut, gc: gcOptions }),
   );
   // Unreferenced chunks are collected a while after start and then every few hours.
   const gcEveryMs = (options.gcIntervalHours ?? 6) * 3600_000;
+  const gcOptions = (): GcOptions => ({ now: now(), retention });
   const runGc = () =>
-    collectGarbage(store, chunks).then(
-      (r) => log(`garbage collection: removed ${r.removedChunks} chunks, ${r.removedManifests} manifests`),
+    collectGarbage(store, chunks, gcOptions()).then(
+      (r) =>
+        log(
+          `garbage collection: removed ${r.removedChunks} chunks, ${r.removedManifests} manifests, ` +
+            `${r.removedVersions} versions, ${r.removedTrash} trash items, ${r.compactedEntries} journal entries`,
+        ),
       (e) => log(`garbage collection failed: ${(e as Error).message}`),
     );
   const gcTimer = gcEveryMs > 0 ? setInterval(runGc, gcEveryMs) : undefined;
@@ -193,10 +223,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const limiter = new LoginLimiter();
   const ctx = {
     store,
+    epoch: await store.journalEpoch(),
     chunks,
     hub,
     limiter,
     log,
+    now,
+    retention,
     loginTimeoutMs: options.loginTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
     traffic,

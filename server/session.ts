@@ -10,13 +10,17 @@ import {
   MANIFEST_ROW_BYTES,
   PROTOCOL_VERSION,
   Requests,
+  RESYNC_CODE,
   type WireEntry,
 } from "../protocol/messages.ts";
 import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import { checkPassword, checkToken, issueToken, type LoginLimiter, makeUser } from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
 import type { Hub } from "./hub.ts";
-import type { MetadataStore } from "./metadata.ts";
+import { keptVersions, restore, trashList, versionList } from "./history.ts";
+import { type DeviceCursor, resyncReason } from "./journal_check.ts";
+import type { EntryRecord, MetadataStore, RetentionPolicy } from "./metadata_store.ts";
+import { DEFAULT_RETENTION } from "./retention.ts";
 
 /** Stands in for an unknown user during login so the password check takes the usual time. */
 const DUMMY_USER = await makeUser("-", crypto.randomUUID());
@@ -34,10 +38,16 @@ export interface SessionContext {
   hub: Hub;
   limiter: LoginLimiter;
   log: (line: string) => void;
+  /** Random id of the metadata store's journal, sent in HELLO and checked by MONITOR (unchecked when absent). */
+  epoch?: string;
   /** Time allowed from connect to a successful login. @default 10000 */
   loginTimeoutMs?: number;
   /** Idle time after which the connection is dropped. @default 90000 */
   idleTimeoutMs?: number;
+  /** The clock of history, trash and retention. @default Date.now */
+  now?: () => number;
+  /** What history and trash are kept. @default 30 days */
+  retention?: RetentionPolicy;
   /** Bytes in and out per device name, for statistics. */
   traffic?: Map<string, { in: number; out: number }>;
 }
@@ -125,11 +135,18 @@ export class Session {
       case "CHANGES": {
         const { since, limit } = this.#parse("CHANGES", frame.message);
         const latest = await this.#ctx.store.latestSeq(this.#user);
+        const compacted = await this.#ctx.store.getCompaction(this.#user);
+        if (compacted && since < compacted.seq) {
+          throw new RpcError(RESYNC_CODE, `The journal before ${compacted.seq} was compacted`, {
+            reason: "expired",
+            latest,
+          });
+        }
         const events = await this.#ctx.store.changesSince(this.#user, since, limit ?? 1000);
         return { body: { events, latest } };
       }
       case "MONITOR":
-        return await this.#monitor(this.#parse("MONITOR", frame.message).since);
+        return await this.#monitor(this.#parse("MONITOR", frame.message));
       case "HAVE": {
         const { hashes } = this.#parse("HAVE", frame.message);
         return { body: { missing: await this.#missingChunks(hashes) } };
@@ -145,9 +162,12 @@ export class Session {
       case "COMMIT":
         return await this.#commit(this.#parse("COMMIT", frame.message).changes, frame.data);
       case "VERSIONS":
+        return await this.#versions(this.#parse("VERSIONS", frame.message).path);
       case "TRASH":
+        this.#parse("TRASH", frame.message);
+        return await this.#trash();
       case "RESTORE":
-        throw new RpcError("unknown_op", `Op "${op}" is not served yet`); // history lands with issue #6
+        return await this.#restore(this.#parse("RESTORE", frame.message));
     }
   }
 
@@ -159,7 +179,7 @@ export class Session {
       );
     }
     this.#state = "hello";
-    return { body: { version: PROTOCOL_VERSION, server: "filesync" } };
+    return { body: { version: PROTOCOL_VERSION, server: "filesync", epoch: this.#ctx.epoch } };
   }
 
   async #login(login: { user: string; password: string; device: string }): Promise<Reply> {
@@ -207,11 +227,31 @@ export class Session {
     this.#ctx.log(`login ${user} on device "${device}" (${deviceId}) from ${this.#remote} by ${how}`);
   }
 
-  async #monitor(since: number): Promise<Reply> {
+  /** The tag of the journal entry at `seq` (undefined if none is kept or it has no tag). */
+  async #tagAt(seq: number): Promise<string | undefined> {
+    if (seq <= 0) return undefined;
+    const [entry] = await this.#ctx.store.changesSince(this.#user, seq - 1, 1);
+    if (entry?.rev === seq) return entry.tag;
+    const compacted = await this.#ctx.store.getCompaction(this.#user);
+    return compacted?.seq === seq ? compacted.tag : undefined;
+  }
+
+  async #monitor(request: DeviceCursor): Promise<Reply> {
     if (this.#unsubscribe) throw new RpcError("bad_request", "Already monitoring");
+    const { since } = request;
     const latest = await this.#ctx.store.latestSeq(this.#user);
-    if (since > latest) {
-      throw new RpcError("cursor_ahead", `Cursor ${since} is ahead of the server's journal (${latest})`, {
+    const reason = resyncReason(request, {
+      epoch: this.#ctx.epoch,
+      latest,
+      compacted: await this.#ctx.store.getCompaction(this.#user),
+      tagAtSince: since > 0 && since <= latest ? await this.#tagAt(since) : undefined,
+    });
+    if (reason !== null) {
+      this.#ctx.log(
+        `${this.#user}@${this.#device}: cursor ${since} is not in this journal (${reason}): resync`,
+      );
+      throw new RpcError(RESYNC_CODE, `Cursor ${since} does not belong to the server's journal (${reason})`, {
+        reason,
         latest,
       });
     }
@@ -231,16 +271,17 @@ export class Session {
     if (since === 0 && latest > 0) {
       // A new device gets the live entries instead of the whole history, then the journal from that point.
       // Commits made while listing are in the journal after `latest` and are replayed on top.
+      const latestTag = await this.#tagAt(latest);
       let page: WireEntry[] = [];
       let first = true;
       const flush = async (last: boolean) => {
-        this.peer.push({ push: "snapshot", entries: page, first, last, cursor: latest });
+        this.peer.push({ push: "snapshot", entries: page, first, last, cursor: latest, tag: latestTag });
         first = false;
         page = [];
         await this.peer.drain();
       };
       for await (const entry of this.#ctx.store.listEntries(this.#user)) {
-        page.push(entry);
+        page.push(wireOf(entry));
         if (page.length >= 1000) await flush(false);
       }
       await flush(true);
@@ -313,8 +354,9 @@ export class Session {
   }
 
   async #download(path: string, base: string | undefined): Promise<Reply> {
-    const entry = await this.#ctx.store.getEntry(this.#user, path);
-    if (!entry || entry.kind !== "file") throw new RpcError("not_found", `No file "${path}"`);
+    const found = await this.#ctx.store.getEntry(this.#user, path);
+    if (!found || found.kind !== "file") throw new RpcError("not_found", `No file "${path}"`);
+    const entry = wireOf(found);
     const rows = await this.#ctx.store.getManifest(entry.hash);
     if (!rows) throw new RpcError("storage", `Manifest of "${path}" is missing`);
     for (const row of rows) this.#known.add(row.id);
@@ -338,21 +380,99 @@ export class Session {
     return { body: { entry }, data: encodeRows(rows) };
   }
 
-  async #commit(
-    changes: Parameters<MetadataStore["commit"]>[2],
-    data: Uint8Array | undefined,
-  ): Promise<Reply> {
-    const { results, journal } = await this.#ctx.store.commit(
-      this.#user,
-      this.#device,
+  async #commit(changes: Change[], data: Uint8Array | undefined): Promise<Reply> {
+    const { results, journal } = await this.#ctx.store.commit(this.#user, {
+      device: this.#device,
       changes,
-      data ?? new Uint8Array(),
-      (ids) => this.#missingChunks(ids),
-      (ids) => this.#ctx.chunks.sync(ids),
-    );
+      rows: data ?? new Uint8Array(),
+      checkChunks: (ids) => this.#missingChunks(ids),
+      syncChunks: (ids) => this.#ctx.chunks.sync(ids),
+    });
     this.#logCommit(changes, results);
     this.#ctx.hub.publish(this.#user, journal);
     return { body: { results } };
+  }
+
+  get #now(): number {
+    return (this.#ctx.now ?? Date.now)();
+  }
+
+  get #retention(): RetentionPolicy {
+    return this.#ctx.retention ?? DEFAULT_RETENTION;
+  }
+
+  async #versions(path: string): Promise<Reply> {
+    const store = this.#ctx.store;
+    const [entry, versions, trash] = await Promise.all([
+      store.getEntry(this.#user, path),
+      store.listVersions(this.#user, path),
+      store.listTrash(this.#user),
+    ]);
+    const { kept } = keptVersions(versions, trash.filter((t) => t.path === path), this.#retention, this.#now);
+    const list = versionList(entry, kept);
+    if (list.length === 0) {
+      if (entry) throw new RpcError("not_found", `"${path}" is a folder: folders have no versions`);
+      throw new RpcError("not_found", `No file "${path}" in the history`);
+    }
+    return { body: { versions: list } };
+  }
+
+  async #trash(): Promise<Reply> {
+    const store = this.#ctx.store;
+    const trash = await store.listTrash(this.#user);
+    const paths = [...new Set(trash.map((t) => t.path))];
+    const existing = new Set<string>();
+    for (let i = 0; i < paths.length; i += 16) {
+      await Promise.all(
+        paths.slice(i, i + 16).map(async (p) => {
+          if (await store.getEntry(this.#user, p)) existing.add(p);
+        }),
+      );
+    }
+    return { body: { items: trashList(trash, this.#retention, this.#now, (p) => existing.has(p)) } };
+  }
+
+  async #restore(request: { path: string; version?: string; as?: string }): Promise<Reply> {
+    const who = `${this.#user}@${this.#device}`;
+    let result;
+    try {
+      result = await restore({
+        store: this.#ctx.store,
+        ns: this.#user,
+        device: this.#device,
+        ...request,
+        policy: this.#retention,
+        now: this.#now,
+        missingChunks: async (ids) => {
+          const missing: string[] = [];
+          for (const id of ids) if (!await this.#ctx.chunks.has(id)) missing.push(id);
+          return missing;
+        },
+      });
+    } catch (error) {
+      if (error instanceof RpcError) {
+        this.#ctx.log(`${who}: restore ${request.path} refused: ${error.message}`);
+      }
+      throw error;
+    }
+    const { outcome, skipped } = result;
+    const last = outcome.journal[outcome.journal.length - 1];
+    this.#ctx.log(
+      `${who}: restore ${request.path} version ${result.version}` +
+        (result.path !== request.path ? ` as ${result.path}` : "") +
+        ` (${outcome.journal.length} journal entries${last ? `, rev ${last.rev}` : ""}` +
+        (skipped.length > 0 ? `, ${skipped.length} paths skipped` : "") + ")",
+    );
+    this.#ctx.hub.publish(this.#user, outcome.journal);
+    return {
+      body: {
+        path: result.path,
+        kind: result.kind,
+        version: result.version,
+        entries: outcome.journal,
+        skipped,
+      },
+    };
   }
 
   #logCommit(changes: Change[], results: ChangeResult[]): void {
@@ -380,4 +500,10 @@ export class Session {
     if (lines.length <= 20) { for (const line of lines) this.#ctx.log(line); }
     else this.#ctx.log(`${who}: committed ${changes.length} changes (${lines.length} journal entries)`);
   }
+}
+
+/** An entry as the wire carries it (without the server-side commit time). */
+function wireOf(entry: EntryRecord): WireEntry {
+  const { time: _time, ...wire } = entry;
+  return wire;
 }

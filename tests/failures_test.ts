@@ -6,7 +6,7 @@ import { memoryPipe, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import { LoginLimiter } from "../server/auth.ts";
 import { type ChunkStore, DiskChunkStore } from "../server/chunk_store.ts";
 import { Hub } from "../server/hub.ts";
-import { MetadataStore } from "../server/metadata.ts";
+import { KvMetadataStore } from "../server/metadata_kv.ts";
 import { runAdmin } from "../server/server.ts";
 import { Session } from "../server/session.ts";
 import {
@@ -32,7 +32,7 @@ class FullDiskStore extends DiskChunkStore implements ChunkStore {
 
 Deno.test("a server whose disk is full refuses the upload with a clear no_space error and commits nothing", async () => {
   await using tmp = new TempDir();
-  const store = await MetadataStore.open(tmp.join("kv"));
+  const store = await KvMetadataStore.open(tmp.join("kv"));
   const chunks = new FullDiskStore(tmp.join("chunks"));
   await chunks.open();
   const log: string[] = [];

@@ -40,9 +40,10 @@ export class Proc implements AsyncDisposable {
   constructor(
     name: string,
     args: string[],
-    options: { env?: Record<string, string>; stdin?: string; cwd?: string } = {},
+    options: { env?: Record<string, string>; stdin?: string; cwd?: string; command?: string[] } = {},
   ) {
-    const [cmd, ...rest] = [...filesyncCommand(), ...args];
+    // `command` replaces the filesync command (e.g. to run it as another user).
+    const [cmd, ...rest] = [...(options.command ?? filesyncCommand()), ...args];
     this.name = name;
     const env = { ...options.env };
     this.child = new Deno.Command(cmd, {
@@ -129,7 +130,7 @@ export class Proc implements AsyncDisposable {
 export class ServerProc extends Proc {
   port = 0;
   readonly dataDir: string;
-  constructor(dataDir: string, extraArgs: string[] = [], port = 0) {
+  constructor(dataDir: string, extraArgs: string[] = [], port = 0, env: Record<string, string> = {}) {
     super("server", [
       "server",
       "--data",
@@ -139,7 +140,7 @@ export class ServerProc extends Proc {
       "--host",
       "127.0.0.1",
       ...extraArgs,
-    ]);
+    ], { env });
     this.dataDir = dataDir;
   }
   /** The CA file clients trust. */
@@ -153,8 +154,13 @@ export class ServerProc extends Proc {
 }
 
 /** Starts a server (on a free port unless `port` is given) and waits until it listens. */
-export async function startServer(dataDir: string, extraArgs: string[] = [], port = 0): Promise<ServerProc> {
-  const server = new ServerProc(dataDir, extraArgs, port);
+export async function startServer(
+  dataDir: string,
+  extraArgs: string[] = [],
+  port = 0,
+  env: Record<string, string> = {},
+): Promise<ServerProc> {
+  const server = new ServerProc(dataDir, extraArgs, port, env);
   try {
     const match = await server.waitForOutput(/listening on [^\s]+:(\d+)/);
     server.port = Number(match[1]);
@@ -193,6 +199,8 @@ export interface ClientOptions {
   password?: string;
   extraArgs?: string[];
   env?: Record<string, string>;
+  /** Runs the client with this command instead of {@linkcode filesyncCommand}. */
+  command?: string[];
 }
 
 /** Starts a client process (does not wait for it to connect). */
@@ -216,7 +224,7 @@ export function startClient(options: ClientOptions): Proc {
   args.push("--rescan", "2", ...(options.extraArgs ?? []));
   const env: Record<string, string> = { ...options.env };
   if (options.password !== undefined) env.FILESYNC_PASSWORD = options.password;
-  return new Proc(`client ${options.device}`, args, { env });
+  return new Proc(`client ${options.device}`, args, { env, command: options.command });
 }
 
 /** Starts a client and waits until it has connected. */

@@ -10,13 +10,14 @@ import {
   encodeRows,
   MANIFEST_ROW_BYTES,
   PROTOCOL_VERSION,
+  RESYNC_CODE,
   type WireEntry,
 } from "../protocol/messages.ts";
 import { memoryPipe, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import { LoginLimiter, makeUser } from "../server/auth.ts";
 import { DiskChunkStore } from "../server/chunk_store.ts";
 import { Hub } from "../server/hub.ts";
-import { MetadataStore } from "../server/metadata.ts";
+import { KvMetadataStore } from "../server/metadata_kv.ts";
 import { Session } from "../server/session.ts";
 
 const PASSWORD = "correct horse battery staple";
@@ -60,6 +61,9 @@ interface Client {
   pushes: Inbox;
 }
 
+/** The journal epoch the memory server's sessions announce. */
+const MEMORY_EPOCH = "memory-epoch";
+
 /** A server made of the real parts (KV file, disk chunk store, hub, limiter) in a temp folder. */
 class MemoryServer implements AsyncDisposable {
   readonly log: string[] = [];
@@ -67,14 +71,14 @@ class MemoryServer implements AsyncDisposable {
 
   private constructor(
     readonly dir: string,
-    readonly store: MetadataStore,
+    readonly store: KvMetadataStore,
     readonly chunks: DiskChunkStore,
     readonly hub: Hub,
   ) {}
 
   static async create(users: string[] = ["alice"]): Promise<MemoryServer> {
     const dir = await Deno.makeTempDir({ prefix: "filesync-memory-" });
-    const store = await MetadataStore.open(join(dir, "metadata.kv"));
+    const store = await KvMetadataStore.open(join(dir, "metadata.kv"));
     const chunks = new DiskChunkStore(join(dir, "chunks"));
     await chunks.open();
     for (const name of users) assert.ok(await store.addUser(await makeUser(name, PASSWORD)));
@@ -90,6 +94,7 @@ class MemoryServer implements AsyncDisposable {
       hub: this.hub,
       limiter: new LoginLimiter(),
       log: (line) => this.log.push(line),
+      epoch: MEMORY_EPOCH,
     });
     const pushes = new Inbox();
     const client = { peer: new RpcPeer(clientSide, { onPush: pushes.add }), session, pushes };
@@ -277,7 +282,40 @@ Deno.test("MONITOR first pushes the journal since the cursor, then live changes"
   assert.deepEqual((live.message.events as WireEntry[]).map((e) => [e.rev, e.path]), [[4, "a.txt"]]);
   await rejectsWith(reader.peer.request("MONITOR", { since: 0 }), "bad_request");
   const ahead = await server.login("alice", "tablet");
-  await rejectsWith(ahead.peer.request("MONITOR", { since: 99 }), "cursor_ahead");
+  await rejectsWith(ahead.peer.request("MONITOR", { since: 99 }), RESYNC_CODE);
+});
+
+Deno.test("MONITOR refuses a cursor of another journal history with the reason; HELLO and snapshots carry the identity", async () => {
+  await using server = await MemoryServer.create();
+  const writer = await server.login();
+  for (const name of ["a", "b", "c"]) await uploadFile(writer.peer, name, bytesOf(100, name.charCodeAt(0)));
+  const hello = await server.connect().peer.request("HELLO", { version: PROTOCOL_VERSION, agent: "t" });
+  assert.equal(hello.message.epoch, MEMORY_EPOCH);
+  const fresh = await server.login("alice", "new");
+  await fresh.peer.request("MONITOR", { since: 0 });
+  const snapshot = await fresh.pushes.next();
+  assert.equal(snapshot.message.push, "snapshot");
+  assert.equal(snapshot.message.cursor, 3);
+  const [atThree] = (await writer.peer.request("CHANGES", { since: 2 })).message.events as WireEntry[];
+  assert.ok(atThree.tag);
+  assert.equal(snapshot.message.tag, atThree.tag);
+
+  const refusal = async (request: Record<string, unknown>): Promise<unknown> => {
+    const client = await server.login("alice", "old");
+    const error = await client.peer.request("MONITOR", request).then(() => null, (e) => e);
+    if (error === null) return null;
+    assert.ok(error instanceof RpcError && error.code === RESYNC_CODE, String(error));
+    assert.equal(error.detail.latest, 3);
+    return error.detail.reason;
+  };
+  assert.equal(await refusal({ since: 3, epoch: MEMORY_EPOCH, tag: atThree.tag }), null);
+  assert.equal(await refusal({ since: 3, epoch: MEMORY_EPOCH, tag: "other" }), "diverged");
+  assert.equal(await refusal({ since: 3, epoch: "another", tag: atThree.tag }), "epoch");
+  assert.equal(await refusal({ since: 7, epoch: MEMORY_EPOCH }), "behind");
+  await server.store.compactJournal("alice", 2);
+  assert.equal(await refusal({ since: 1, epoch: MEMORY_EPOCH }), "expired");
+  assert.equal(await refusal({ since: 2, epoch: MEMORY_EPOCH }), null);
+  await rejectsWith(writer.peer.request("CHANGES", { since: 1 }), RESYNC_CODE);
 });
 
 Deno.test("CHANGES pages through the journal with the latest seq", async () => {

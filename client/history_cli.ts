@@ -1,0 +1,305 @@
+// The `filesync versions|restore|trash` commands: ask the server about a synced folder's history with its token.
+import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import { parseArgs } from "node:util";
+import type { WireTrashItem, WireVersion } from "../protocol/messages.ts";
+import { PathError, validatePath } from "../protocol/paths.ts";
+import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
+import { UsageError, UserError } from "../protocol/user_error.ts";
+import { openConnection, parseServerAddress } from "./connection.ts";
+import { formatSize } from "./executor.ts";
+import { type DeviceInfo, readCa, readDeviceInfo, readToken, STATE_DIR } from "./state.ts";
+
+/** Help text of `filesync versions`. */
+export const VERSIONS_HELP = `Usage: filesync versions PATH [--json] [--dir DIR]
+
+Lists the kept versions of a file, newest first: id, time of the commit, size and device.
+
+Options:
+  --dir DIR   the synced folder (default: the one that holds the current folder)
+  --json      print the versions as JSON
+  -h, --help  show this help
+`;
+
+/** Help text of `filesync restore`. */
+export const RESTORE_HELP = `Usage: filesync restore PATH [--version ID] [--as NEWPATH] [--dir DIR]
+
+Brings back a kept version of a file (or a deleted file or folder, with what it held) as a new change that
+every device receives.
+
+Options:
+  --version ID   the version to bring back (from filesync versions or filesync trash); default: the newest
+                 kept one that is not current
+  --as NEWPATH   restore under another path instead
+  --dir DIR      the synced folder (default: the one that holds the current folder)
+  -h, --help     show this help
+`;
+
+/** Help text of `filesync trash`. */
+export const TRASH_HELP = `Usage: filesync trash [--json] [--dir DIR]
+
+Lists deleted files and folders that are still kept (newest deletion first): when, from which device, and the
+version id to pass to filesync restore.
+
+Options:
+  --dir DIR   the synced folder (default: the one that holds the current folder)
+  --json      print the list as JSON
+  -h, --help  show this help
+`;
+
+/** A synced folder found for a command, with what is needed to talk to its server. */
+export interface SyncedFolder {
+  /** The synced folder (absolute). */
+  root: string;
+  /** The device identity saved there by `filesync client`. */
+  device: DeviceInfo;
+}
+
+/**
+ * The synced folder for `dir` (which must hold `.filesync/device.json`), or without `dir` the nearest folder
+ * at or above `cwd` that does. Throws {@linkcode UserError} when there is none.
+ */
+export async function findSyncedFolder(cwd: string, dir?: string): Promise<SyncedFolder> {
+  if (dir !== undefined) {
+    const root = resolve(cwd, dir);
+    const device = await readDeviceInfo(root).catch(() => null);
+    if (!device) {
+      throw new UserError(`"${dir}" is not a synced folder (no ${STATE_DIR}/device.json): check --dir`);
+    }
+    return { root, device };
+  }
+  let at = resolve(cwd);
+  while (true) {
+    const device = await readDeviceInfo(at).catch(() => null);
+    if (device) return { root: at, device };
+    const up = resolve(at, "..");
+    if (up === at) {
+      throw new UserError(`"${cwd}" is not inside a synced folder: run this in one, or give --dir`);
+    }
+    at = up;
+  }
+}
+
+/**
+ * Converts a path typed by the user into a wire path relative to the synced folder `root`. A relative path is
+ * taken from `cwd` when `cwd` is inside the folder, else from the folder itself. Throws {@linkcode UserError}
+ * for a path outside the folder, the folder itself, or a path the sync rules refuse.
+ */
+export function toFolderPath(input: string, options: { root: string; cwd: string }): string {
+  const { root, cwd } = options;
+  const inside = (p: string) => {
+    const rel = relative(root, p);
+    return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
+  };
+  const absolute = isAbsolute(input) ? resolve(input) : resolve(inside(cwd) ? cwd : root, input);
+  const rel = relative(root, absolute);
+  if (!inside(absolute)) throw new UserError(`"${input}" is outside the synced folder ${root}`);
+  if (rel === "") throw new UserError(`"${input}" is the synced folder itself: name a file or folder in it`);
+  const wire = rel.split(sep).join("/").normalize("NFC");
+  try {
+    return validatePath(wire);
+  } catch (error) {
+    if (error instanceof PathError) throw new UserError(error.message);
+    throw error;
+  }
+}
+
+/** Formats a time of the journal for the terminal: `2026-12-01 20:18:27 UTC`. */
+export function formatTime(ms: number): string {
+  return new Date(ms).toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+}
+
+/**
+ * Host and port of the address `filesync client` saved in device.json: `HOST:PORT`, where an IPv6 host is saved
+ * without brackets (`::1:8443`). Null if it is not one.
+ */
+export function savedAddress(saved: string): { hostname: string; port: number } | null {
+  const match = /^\[?(.+?)\]?:(\d{1,5})$/.exec(saved);
+  if (!match) return null;
+  try {
+    return parseServerAddress(
+      match[1].includes(":") ? `[${match[1]}]:${match[2]}` : `${match[1]}:${match[2]}`,
+    );
+  } catch {
+    return null;
+  }
+}
+
+/** Connects to the folder's server and authenticates with the device's token. */
+async function connect(folder: SyncedFolder): Promise<RpcPeer> {
+  const token = await readToken(folder.root);
+  if (!token) {
+    throw new UserError(
+      `This device has no token in ${join(folder.root, STATE_DIR)}: start filesync client there to log in`,
+    );
+  }
+  const address = savedAddress(folder.device.server);
+  if (!address) {
+    throw new UserError(
+      `Saved server address "${folder.device.server}" is invalid: start filesync client again`,
+    );
+  }
+  const peer = await openConnection({ ...address, caPem: (await readCa(folder.root)) ?? undefined })
+    .catch((error) => {
+      if (error instanceof UserError) throw error;
+      throw new UserError((error as Error).message);
+    });
+  try {
+    await peer.request("AUTH", { token });
+  } catch (error) {
+    peer.close();
+    if (error instanceof RpcError && error.code === "auth_token") {
+      throw new UserError(`${error.message}: start filesync client in ${folder.root} to log in again`);
+    }
+    throw asUserError(error);
+  }
+  return peer;
+}
+
+/** A server error reply as one line for the user. */
+function asUserError(error: unknown): Error {
+  if (error instanceof UserError) return error;
+  if (error instanceof RpcError) {
+    if (error.code === "unknown_op") {
+      return new UserError(`The server does not keep history: ${error.message}`);
+    }
+    return new UserError(error.message);
+  }
+  return new UserError(`Server request failed: ${(error as Error).message}`);
+}
+
+async function request(
+  folder: SyncedFolder,
+  op: "VERSIONS" | "TRASH" | "RESTORE",
+  body: Record<string, unknown>,
+): Promise<Record<string, unknown>> {
+  const peer = await connect(folder);
+  try {
+    return (await peer.request(op, body)).message;
+  } catch (error) {
+    throw asUserError(error);
+  } finally {
+    peer.close();
+  }
+}
+
+/** Options of the history commands (for tests; the CLI uses the defaults). */
+export interface CommonOptions {
+  /** Folder that relative paths start from. @default Deno.cwd() */
+  cwd?: string;
+  /** Output lines (stdout). @default console.log */
+  print?: (line: string) => void;
+}
+
+function parse(
+  args: string[],
+  extra: Record<string, { type: "string" | "boolean" }>,
+  command: string,
+  positionals: number,
+) {
+  const { values, positionals: given } = parseArgs({
+    args,
+    options: { dir: { type: "string" }, help: { type: "boolean", short: "h" }, ...extra },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (!values.help && given.length !== positionals) {
+    const what = positionals === 0 ? "no PATH" : "one PATH";
+    throw new UsageError(`Expected ${what} (see filesync ${command} --help)`);
+  }
+  return { values: values as Record<string, string | boolean | undefined>, given };
+}
+
+/** Runs `filesync versions ARGS`; resolves with the exit code. */
+export async function versionsCommand(args: string[], options: CommonOptions = {}): Promise<number> {
+  const print = options.print ?? console.log;
+  const { values, given } = parse(args, { json: { type: "boolean" } }, "versions", 1);
+  if (values.help) {
+    print(VERSIONS_HELP);
+    return 0;
+  }
+  const cwd = options.cwd ?? Deno.cwd();
+  const folder = await findSyncedFolder(cwd, values.dir as string | undefined);
+  const path = toFolderPath(given[0], { root: folder.root, cwd });
+  const reply = await request(folder, "VERSIONS", { path });
+  const versions = (reply.versions ?? []) as WireVersion[];
+  if (values.json) {
+    print(JSON.stringify({ path, versions }, null, 2));
+    return 0;
+  }
+  if (versions.length === 0) {
+    print(`No kept versions of ${path}`);
+    return 0;
+  }
+  print(`${versions.length} version${versions.length === 1 ? "" : "s"} of ${path}, newest first:`);
+  for (const v of versions) {
+    print(
+      `${v.id}  ${formatTime(v.time)}  ${formatSize(v.size).padStart(10)}  ${v.device}${
+        v.current ? "  (current)" : ""
+      }`,
+    );
+  }
+  return 0;
+}
+
+/** Runs `filesync trash ARGS`; resolves with the exit code. */
+export async function trashCommand(args: string[], options: CommonOptions = {}): Promise<number> {
+  const print = options.print ?? console.log;
+  const { values } = parse(args, { json: { type: "boolean" } }, "trash", 0);
+  if (values.help) {
+    print(TRASH_HELP);
+    return 0;
+  }
+  const folder = await findSyncedFolder(options.cwd ?? Deno.cwd(), values.dir as string | undefined);
+  const reply = await request(folder, "TRASH", {});
+  const items = (reply.items ?? []) as WireTrashItem[];
+  if (values.json) {
+    print(JSON.stringify({ items }, null, 2));
+    return 0;
+  }
+  if (items.length === 0) {
+    print("The trash is empty");
+    return 0;
+  }
+  print(`${items.length} deleted item${items.length === 1 ? "" : "s"} kept, newest first:`);
+  for (const item of items) {
+    const what = item.kind === "dir" ? "folder" : formatSize(item.size);
+    print(
+      `${formatTime(item.deletedAt)}  ${item.path}${
+        item.kind === "dir" ? "/" : ""
+      }  (${what}, deleted by ${item.device})  version ${item.version}`,
+    );
+  }
+  return 0;
+}
+
+/** Runs `filesync restore ARGS`; resolves with the exit code. */
+export async function restoreCommand(args: string[], options: CommonOptions = {}): Promise<number> {
+  const print = options.print ?? console.log;
+  const { values, given } = parse(
+    args,
+    { version: { type: "string" }, as: { type: "string" } },
+    "restore",
+    1,
+  );
+  if (values.help) {
+    print(RESTORE_HELP);
+    return 0;
+  }
+  if (values.version === "") throw new UsageError("Empty --version (see filesync restore --help)");
+  const cwd = options.cwd ?? Deno.cwd();
+  const folder = await findSyncedFolder(cwd, values.dir as string | undefined);
+  const path = toFolderPath(given[0], { root: folder.root, cwd });
+  const as = typeof values.as === "string" ? toFolderPath(values.as, { root: folder.root, cwd }) : undefined;
+  const body: Record<string, unknown> = { path };
+  if (values.version) body.version = values.version;
+  if (as !== undefined) body.as = as;
+  const reply = await request(folder, "RESTORE", body);
+  const version = typeof reply.version === "string" ? reply.version : values.version;
+  const count = Array.isArray(reply.entries) ? reply.entries.length : 0;
+  print(
+    `restored ${path}${version ? ` (version ${version})` : ""}${as !== undefined ? ` as ${as}` : ""}${
+      count > 1 ? `: ${count} entries` : ""
+    }; every device receives it`,
+  );
+  return 0;
+}

@@ -1,0 +1,265 @@
+// Table tests for the pure commit rules: one line of data per case (namespace before, changes, what is written).
+import assert from "node:assert/strict";
+import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
+import { type Change, type ChunkRow, encodeRows } from "../protocol/messages.ts";
+import { parentPath } from "../protocol/paths.ts";
+import { type CommitPlan, type NamespaceView, planCommit } from "./commit_rules.ts";
+import type { EntryRecord } from "./metadata_store.ts";
+
+// ---------------------------------------------------------------------------------------------------------
+// Fixtures. A namespace is written "path@rev" per entry, a trailing "/" for a folder: "docs/@1 docs/a@2".
+
+const EMPTY = fileHashOfChunks([]);
+const row = (label: string, size = 10): ChunkRow => ({
+  id: sha256Hex(new TextEncoder().encode(label)),
+  size,
+});
+const A = row("a");
+const B = row("b");
+const C = row("c");
+const hashOf = (rows: ChunkRow[]) => fileHashOfChunks(rows.map((r) => r.id));
+
+function namespace(spec: string): Map<string, EntryRecord> {
+  const map = new Map<string, EntryRecord>();
+  for (const item of spec.split(" ").filter(Boolean)) {
+    const [name, rev] = item.split("@");
+    const dir = name.endsWith("/");
+    const path = dir ? name.slice(0, -1) : name;
+    map.set(path, {
+      path,
+      kind: dir ? "dir" : "file",
+      hash: dir ? "" : hashOf([A]),
+      size: dir ? 0 : A.size,
+      mtime: 5,
+      rev: Number(rev),
+      device: "old",
+      time: 100,
+    });
+  }
+  return map;
+}
+
+function viewOf(entries: Map<string, EntryRecord>): NamespaceView {
+  return {
+    entry: (path) => entries.get(path) ?? null,
+    children: (path) => ({
+      paths: [...entries.keys()].filter((p) => parentPath(p) === path),
+      complete: true,
+    }),
+    manifest: (hash) => hash === hashOf([A, B]) ? [A, B] : hash === hashOf([A]) ? [A] : null,
+  };
+}
+
+// Changes. Uploads are empty files unless rows are given.
+const up = (path: string, baseRev = 0): Change => ({
+  op: "upload",
+  path,
+  baseRev,
+  size: 0,
+  mtime: 7,
+  hash: EMPTY,
+  rows: { offset: 0, count: 0 },
+});
+const upRows = (path: string, baseRev: number, rows: ChunkRow[], o: Record<string, unknown> = {}): Change =>
+  ({
+    op: "upload",
+    path,
+    baseRev,
+    size: rows.reduce((n, r) => n + r.size, 0),
+    mtime: 7,
+    hash: hashOf(rows),
+    rows: { offset: 0, count: rows.length },
+    ...o,
+  }) as Change;
+const mk = (path: string, baseRev = 0): Change => ({ op: "mkdir", path, baseRev });
+const del = (path: string, baseRev: number, kind: "file" | "dir" = "file"): Change => ({
+  op: "delete",
+  path,
+  baseRev,
+  kind,
+});
+const mv = (from: string, path: string, baseRev: number): Change => ({ op: "move", from, path, baseRev });
+
+/**
+ * The plan in one line: per result "!code" or its steps joined by " | "; per step its writes ("+dir/@rev",
+ * "+file@rev", "-path@rev"), kept versions "v:path@rev" and trash "t:path".
+ */
+function render(plan: CommitPlan): string {
+  let step = 0;
+  return plan.results.map((result) => {
+    if (!result.ok) return `!${result.code}`;
+    const parts: string[] = [];
+    let remaining = result.entries.length;
+    while (remaining > 0) {
+      const s = plan.steps[step++];
+      remaining -= s.journal.length;
+      const items = s.journal.map((j) =>
+        `${j.deleted ? "-" : "+"}${j.path}${j.kind === "dir" ? "/" : ""}@${j.rev}`
+      );
+      for (const v of s.versions) items.push(`v:${v.path}@${v.rev}`);
+      for (const t of s.trash) items.push(`t:${t.path}`);
+      parts.push(items.join(" "));
+    }
+    return parts.join(" | ") || "nothing";
+  }).join(" ; ");
+}
+
+const CASES: [name: string, before: string, changes: Change[], expect: string, rows?: ChunkRow[]][] = [
+  // uploads and compare-and-set
+  ["new file at the root", "", [up("a")], "+a@11"],
+  [
+    "new file creates its parent folders first, one step each",
+    "",
+    [up("x/y/f")],
+    "+x/@11 | +x/y/@12 | +x/y/f@13",
+  ],
+  ["new file in an existing folder", "x/@1", [up("x/f")], "+x/f@11"],
+  ["replace with the current rev keeps the old version", "a@3", [up("a", 3)], "+a@11 v:a@3"],
+  ["replace with a stale rev is a conflict", "a@3", [up("a", 2)], "!conflict"],
+  ["baseRev 0 on a live path is a conflict", "a@3", [up("a", 0)], "!conflict"],
+  ["upload over a deleted path with its old rev is a conflict", "", [up("a", 3)], "!conflict"],
+  ["upload below a file is a conflict", "a@3", [up("a/b")], "!conflict"],
+  ["upload over an empty folder replaces it", "d/@3", [up("d", 3)], "+d@11"],
+  ["upload over a non-empty folder is not_empty", "d/@3 d/x@4", [up("d", 3)], "!not_empty"],
+  // folders
+  ["mkdir of a new folder", "", [mk("d")], "+d/@11"],
+  ["mkdir of an existing folder writes nothing", "d/@2", [mk("d")], "nothing"],
+  ["mkdir over a file with its rev keeps the file's version", "d@2", [mk("d", 2)], "+d/@11 v:d@2"],
+  ["mkdir over a file with a stale rev is a conflict", "d@2", [mk("d", 1)], "!conflict"],
+  // deletes
+  ["delete of a file keeps its version and trashes it", "a@3", [del("a", 3)], "-a@11 v:a@3 t:a"],
+  ["delete with a stale rev is a conflict", "a@3", [del("a", 2)], "!conflict"],
+  ["delete of a missing path writes nothing", "", [del("a", 3)], "nothing"],
+  ["delete of an empty folder trashes it", "d/@2", [del("d", 2, "dir")], "-d/@11 t:d"],
+  ["delete of a non-empty folder is not_empty", "d/@2 d/x@3", [del("d", 2, "dir")], "!not_empty"],
+  [
+    "children then their folder in one batch",
+    "d/@2 d/x@3 d/y@4",
+    [del("d/x", 3), del("d/y", 4), del("d", 2, "dir")],
+    "-d/x@11 v:d/x@3 t:d/x ; -d/y@12 v:d/y@4 t:d/y ; -d/@13 t:d",
+  ],
+  [
+    "a folder emptied by a move out can be deleted",
+    "d/@2 d/x@3",
+    [mv("d/x", "x", 3), del("d", 2, "dir")],
+    "-d/x@11 +x@12 ; -d/@13 t:d",
+  ],
+  [
+    "a folder filled in the same batch cannot be deleted",
+    "d/@2",
+    [up("d/x"), del("d", 2, "dir")],
+    "+d/x@11 ; !not_empty",
+  ],
+  // moves
+  ["move keeps content in one step: both halves together", "a@3", [mv("a", "b", 3)], "-a@11 +b@12"],
+  ["move creates the target's folders first", "a@3", [mv("a", "x/b", 3)], "+x/@11 | -a@12 +x/b@13"],
+  ["move onto an existing path is exists", "a@3 b@4", [mv("a", "b", 3)], "!exists"],
+  ["move of a missing file is a conflict", "", [mv("a", "b", 3)], "!conflict"],
+  ["move of a changed file is a conflict", "a@3", [mv("a", "b", 2)], "!conflict"],
+  ["move of a folder is a conflict (folders move as their files)", "d/@3", [mv("d", "e", 3)], "!conflict"],
+  // batches
+  ["a later change sees an earlier one", "", [up("a"), up("a", 11)], "+a@11 ; +a@12 v:a@11"],
+  ["a refused change does not stop the others", "a@3", [up("a", 1), up("b")], "!conflict ; +b@11"],
+  // content checks
+  ["rows outside the data are bad_request", "", [upRows("f", 0, [A, B])], "!bad_request", [A]],
+  ["a size that does not match is bad_request", "", [upRows("f", 0, [A], { size: 99 })], "!bad_request", [A]],
+  ["a hash that does not match is bad_hash", "", [upRows("f", 0, [A], { hash: hashOf([B]) })], "!bad_hash", [
+    A,
+  ]],
+  ["chunks the caller may not reference are missing_chunks", "", [upRows("f", 0, [C])], "!missing_chunks", [
+    C,
+  ]],
+  [
+    "a delta against the current version builds on its head and tail",
+    "f@3",
+    [upRows("f", 3, [C], { size: 20, hash: hashOf([A, C]), from: { hash: hashOf([A]), head: 1, tail: 0 } })],
+    "+f@11 v:f@3",
+    [C],
+  ],
+  [
+    "a delta against a version that is not current is bad_base",
+    "f@3",
+    [upRows("f", 3, [C], { from: { hash: hashOf([A, B]), head: 1, tail: 0 } })],
+    "!bad_base",
+    [C],
+  ],
+  [
+    "a delta longer than its base is bad_base",
+    "f@3",
+    [upRows("f", 3, [C], { from: { hash: hashOf([A]), head: 1, tail: 1 } })],
+    "!bad_base",
+    [C],
+  ],
+];
+
+for (const [name, before, changes, expect, rows] of CASES) {
+  Deno.test(`planCommit(): ${name}`, () => {
+    const missing = new Set([C.id]);
+    if (name.includes("delta")) missing.clear();
+    const plan = planCommit(viewOf(namespace(before)), changes, {
+      device: "dev",
+      seq: 10,
+      now: 1000,
+      tag: "t".repeat(16),
+      rows: encodeRows(rows ?? []),
+      missing,
+    });
+    assert.equal(render(plan), expect);
+  });
+}
+
+Deno.test("planCommit() records versions and trash with the device and times they describe", () => {
+  const plan = planCommit(viewOf(namespace("a@3 d/@4")), [up("a", 3), del("a", 11), del("d", 4, "dir")], {
+    device: "dev",
+    seq: 10,
+    now: 1000,
+    tag: "abcd",
+    rows: new Uint8Array(),
+    missing: new Set(),
+  });
+  const versions = plan.steps.flatMap((s) => s.versions);
+  assert.deepEqual(versions[0], {
+    path: "a",
+    rev: 3,
+    hash: hashOf([A]),
+    size: A.size,
+    mtime: 5,
+    device: "old",
+    time: 100,
+    until: 1000,
+  });
+  assert.deepEqual(versions[1], {
+    path: "a",
+    rev: 11,
+    hash: EMPTY,
+    size: 0,
+    mtime: 7,
+    device: "dev",
+    time: 1000,
+    until: 1000,
+  });
+  assert.deepEqual(plan.steps.flatMap((s) => s.trash), [
+    { path: "a", kind: "file", rev: 12, deletedAt: 1000, device: "dev", size: 0, version: "11" },
+    { path: "d", kind: "dir", rev: 13, deletedAt: 1000, device: "dev", size: 0, version: "4" },
+  ]);
+  assert.ok(plan.steps.every((s) => s.journal.every((j) => j.tag === "abcd")));
+  assert.equal(plan.seq, 13);
+  assert.deepEqual([...plan.manifests.keys()], [EMPTY]);
+});
+
+Deno.test("planCommit() treats a folder with uncounted children as not empty", () => {
+  const view = viewOf(namespace("d/@2"));
+  const plan = planCommit(
+    { ...view, children: () => ({ paths: [], complete: false }) },
+    [del("d", 2, "dir")],
+    {
+      device: "dev",
+      seq: 10,
+      now: 1,
+      tag: "x",
+      rows: new Uint8Array(),
+      missing: new Set(),
+    },
+  );
+  assert.equal(render(plan), "!not_empty");
+});

@@ -1,0 +1,658 @@
+// The metadata store over Deno KV: key layout, manifest cache, group commit of chunk refs, crash-safe commits.
+import { createHash, randomBytes } from "node:crypto";
+import { ancestorsOf, baseName, parentPath } from "../protocol/paths.ts";
+import { packUnits, splitMutations, writeMutations } from "../protocol/kv_batches.ts";
+import {
+  type ChunkRow,
+  decodeRows,
+  encodeRows,
+  MANIFEST_ROW_BYTES,
+  type WireEntry,
+} from "../protocol/messages.ts";
+import { insertedRows, planCommit, Refusal, type Step } from "./commit_rules.ts";
+import { SharedExclusiveLock } from "./gc_lock.ts";
+import type {
+  ChunkRef,
+  CommitOptions,
+  CommitOutcome,
+  CompactionPoint,
+  EntryRecord,
+  JournalMark,
+  MetadataStore,
+  RetentionPolicy,
+  TokenRecord,
+  TrashRecord,
+  UserRecord,
+  VersionRecord,
+} from "./metadata_store.ts";
+
+export type * from "./metadata_store.ts";
+
+const PATH_KEY_MAX = 1024;
+/** Manifest rows kept in memory (about 100 bytes each). */
+const MANIFEST_CACHE_ROWS = 200_000;
+const ROWS_PER_PART = Math.floor(60_000 / MANIFEST_ROW_BYTES);
+const PENDING_PER_ATOMIC = 800;
+const PENDING_CHUNK_MS = 24 * 3600 * 1000;
+
+/** A least-recently-used cache bounded by a total weight. */
+class LruCache<T> {
+  #map = new Map<string, T>();
+  #weight = 0;
+  constructor(readonly capacity: number, readonly weigh: (value: T) => number) {}
+  get(key: string): T | undefined {
+    const value = this.#map.get(key);
+    if (value !== undefined) {
+      this.#map.delete(key);
+      this.#map.set(key, value);
+    }
+    return value;
+  }
+  set(key: string, value: T): void {
+    this.delete(key);
+    const weight = this.weigh(value);
+    if (weight > this.capacity) return;
+    this.#map.set(key, value);
+    this.#weight += weight;
+    for (const [oldest, old] of this.#map) {
+      if (this.#weight <= this.capacity) break;
+      this.#map.delete(oldest);
+      this.#weight -= this.weigh(old);
+    }
+  }
+  delete(key: string): void {
+    const value = this.#map.get(key);
+    if (value === undefined) return;
+    this.#map.delete(key);
+    this.#weight -= this.weigh(value);
+  }
+}
+
+/**
+ * The key part naming a path: the path itself, or for a long path the raw SHA-256 bytes (a Uint8Array key
+ * part, which no string path can equal).
+ */
+function pathKey(path: string | null): string | Uint8Array {
+  if (path === null) return "";
+  return new TextEncoder().encode(path).length <= PATH_KEY_MAX
+    ? path
+    : new Uint8Array(createHash("sha256").update(path).digest());
+}
+
+/** The KV key of a path's entry: parent key then name, so a folder's children share a prefix. */
+function entryKey(ns: string, path: string): Deno.KvKey {
+  return ["e", ns, pathKey(parentPath(path)), baseName(path)];
+}
+
+function versionKey(ns: string, path: string, rev: number): Deno.KvKey {
+  return ["v", ns, pathKey(path), rev];
+}
+
+function trashKey(ns: string, rev: number): Deno.KvKey {
+  return ["t", ns, rev];
+}
+
+/** A simple async mutex, one per namespace, so commits of a namespace run one at a time. */
+class Mutex {
+  #tail: Promise<void> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(fn);
+    this.#tail = result.then(() => {}, () => {});
+    return result;
+  }
+}
+
+/** Options of {@linkcode KvMetadataStore}. */
+export interface KvMetadataOptions {
+  /** The clock. @default Date.now */
+  now?: () => number;
+  /**
+   * Test hook: called before each KV atomic of a commit's entries and journal (index from 0); a throw stops the
+   * commit there, as a crash would.
+   */
+  beforeAtomic?: (index: number) => void;
+}
+
+/** The server's metadata in Deno KV. The server process owns the KV; other commands go through it. */
+export class KvMetadataStore implements MetadataStore {
+  readonly kv: Deno.Kv;
+  readonly gcLock = new SharedExclusiveLock();
+  /** Manifests are immutable (named by their content), so recent ones are served from memory. */
+  #manifests = new LruCache<ChunkRow[]>(MANIFEST_CACHE_ROWS, (rows) => rows.length + 1);
+  #locks = new Map<string, Mutex>();
+  #now: () => number;
+  #beforeAtomic?: (index: number) => void;
+
+  /** Wraps an open KV. */
+  constructor(kv: Deno.Kv, options: KvMetadataOptions = {}) {
+    this.kv = kv;
+    this.#now = options.now ?? Date.now;
+    this.#beforeAtomic = options.beforeAtomic;
+  }
+
+  /** Opens the KV at a file path or KV Connect URL. */
+  static async open(pathOrUrl: string, options: KvMetadataOptions = {}): Promise<KvMetadataStore> {
+    return new KvMetadataStore(await Deno.openKv(pathOrUrl), options);
+  }
+
+  close(): void {
+    this.kv.close();
+  }
+
+  #lock(ns: string): Mutex {
+    let lock = this.#locks.get(ns);
+    if (!lock) this.#locks.set(ns, lock = new Mutex());
+    return lock;
+  }
+
+  // ---- users and tokens ----
+
+  async getUser(name: string): Promise<UserRecord | null> {
+    return (await this.kv.get<UserRecord>(["user", name])).value;
+  }
+
+  async addUser(user: UserRecord): Promise<boolean> {
+    const result = await this.kv.atomic().check({ key: ["user", user.name], versionstamp: null })
+      .set(["user", user.name], user).commit();
+    return result.ok;
+  }
+
+  async setPassword(name: string, salt: string, hash: string): Promise<boolean> {
+    const user = await this.getUser(name);
+    if (!user) return false;
+    await this.kv.set(["user", name], { ...user, salt, hash });
+    await this.revokeTokens(name);
+    return true;
+  }
+
+  async removeUser(name: string): Promise<boolean> {
+    const user = await this.getUser(name);
+    if (!user) return false;
+    await this.kv.delete(["user", name]);
+    await this.revokeTokens(name);
+    for (const prefix of ["e", "j", "c", "p", "v", "t", "device"]) await this.#deletePrefix([prefix, name]);
+    await this.kv.delete(["seq", name]);
+    await this.kv.atomic().delete(["jc", name]).delete(["jm", name]).commit();
+    return true;
+  }
+
+  async listUsers(): Promise<UserRecord[]> {
+    const users: UserRecord[] = [];
+    for await (const entry of this.kv.list<UserRecord>({ prefix: ["user"] })) users.push(entry.value);
+    return users;
+  }
+
+  async #deletePrefix(prefix: Deno.KvKey): Promise<void> {
+    let atomic = this.kv.atomic();
+    let count = 0;
+    for await (const entry of this.kv.list({ prefix })) {
+      atomic.delete(entry.key);
+      if (++count % 500 === 0) {
+        await atomic.commit();
+        atomic = this.kv.atomic();
+      }
+    }
+    await atomic.commit();
+  }
+
+  async addToken(tokenHash: string, record: TokenRecord): Promise<void> {
+    await this.kv.atomic()
+      .set(["token", tokenHash], record)
+      .set(["device", record.user, record.deviceId], {
+        tokenHash,
+        device: record.device,
+        created: record.created,
+      })
+      .commit();
+  }
+
+  async getToken(tokenHash: string): Promise<TokenRecord | null> {
+    return (await this.kv.get<TokenRecord>(["token", tokenHash])).value;
+  }
+
+  async touchToken(tokenHash: string, expires: number): Promise<void> {
+    const current = await this.getToken(tokenHash);
+    if (current) await this.kv.set(["token", tokenHash], { ...current, expires });
+  }
+
+  async revokeTokens(user: string): Promise<void> {
+    for await (const entry of this.kv.list<{ tokenHash: string }>({ prefix: ["device", user] })) {
+      await this.kv.atomic().delete(["token", entry.value.tokenHash]).delete(entry.key).commit();
+    }
+  }
+
+  // ---- entries and journal ----
+
+  async getEntry(ns: string, path: string): Promise<EntryRecord | null> {
+    return (await this.kv.get<EntryRecord>(entryKey(ns, path))).value;
+  }
+
+  async latestSeq(ns: string): Promise<number> {
+    return (await this.kv.get<number>(["seq", ns])).value ?? 0;
+  }
+
+  async changesSince(ns: string, since: number, limit: number): Promise<WireEntry[]> {
+    const out: WireEntry[] = [];
+    const iter = this.kv.list<WireEntry>({
+      start: ["j", ns, since + 1],
+      end: ["j", ns, Number.MAX_SAFE_INTEGER],
+    }, { limit, batchSize: Math.min(limit, 1000) });
+    for await (const entry of iter) out.push(entry.value);
+    return out;
+  }
+
+  async changesBefore(ns: string, before: number, limit: number): Promise<WireEntry[]> {
+    const out: WireEntry[] = [];
+    const iter = this.kv.list<WireEntry>({ start: ["j", ns, 0], end: ["j", ns, Math.max(0, before)] }, {
+      limit,
+      reverse: true,
+      batchSize: Math.min(limit, 1000),
+    });
+    for await (const entry of iter) out.push(entry.value);
+    return out;
+  }
+
+  async *listNamespaces(): AsyncIterable<string> {
+    for await (const entry of this.kv.list({ prefix: ["seq"] })) yield entry.key[1] as string;
+  }
+
+  async *listEntries(ns: string): AsyncIterable<EntryRecord> {
+    for await (const entry of this.kv.list<EntryRecord>({ prefix: ["e", ns] }, { batchSize: 1000 })) {
+      yield entry.value;
+    }
+  }
+
+  // ---- manifests ----
+
+  async getManifest(hash: string): Promise<ChunkRow[] | null> {
+    const cached = this.#manifests.get(hash);
+    if (cached) return cached;
+    const meta = await this.kv.get<{ size: number; count: number; parts: number }>(["m", hash]);
+    if (!meta.value) return null;
+    const rows: ChunkRow[] = [];
+    for await (const part of this.kv.list<Uint8Array>({ prefix: ["mp", hash] })) {
+      rows.push(...decodeRows(part.value));
+    }
+    if (rows.length !== meta.value.count) throw new Error(`Manifest ${hash} is damaged: ${rows.length} rows`);
+    this.#manifests.set(hash, rows);
+    return rows;
+  }
+
+  async *listManifests(): AsyncIterable<string> {
+    for await (const meta of this.kv.list({ prefix: ["m"] }, { batchSize: 1000 })) {
+      yield meta.key[1] as string;
+    }
+  }
+
+  async deleteManifest(hash: string): Promise<void> {
+    this.#manifests.delete(hash);
+    // The meta key first: a manifest is visible only while it is there, so a crash leaves only dead parts.
+    await this.kv.delete(["m", hash]);
+    const parts: [Deno.KvKey, unknown][] = [];
+    for await (const part of this.kv.list({ prefix: ["mp", hash] })) parts.push([part.key, null]);
+    await writeMutations(this.kv, parts);
+  }
+
+  /** The KV mutations that store a manifest: parts first, the meta key last (visible once complete). */
+  #manifestMutations(hash: string, size: number, rows: ChunkRow[]): [Deno.KvKey, unknown][] {
+    const parts = Math.ceil(rows.length / ROWS_PER_PART);
+    const mutations: [Deno.KvKey, unknown][] = [];
+    for (let i = 0; i < parts; i++) {
+      mutations.push([["mp", hash, i], encodeRows(rows.slice(i * ROWS_PER_PART, (i + 1) * ROWS_PER_PART))]);
+    }
+    mutations.push([["m", hash], { size, count: rows.length, parts }]);
+    return mutations;
+  }
+
+  // ---- chunk references ----
+
+  async referencedChunks(ns: string, ids: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < ids.length; i += 10) {
+      const slice = ids.slice(i, i + 10);
+      const [committed, pending] = await Promise.all([
+        this.kv.getMany(slice.map((id) => ["c", ns, id])),
+        this.kv.getMany(slice.map((id) => ["p", ns, id])),
+      ]);
+      slice.forEach((id, j) => {
+        if (committed[j].versionstamp || pending[j].versionstamp) found.add(id);
+      });
+    }
+    return found;
+  }
+
+  #pendingQueue: { key: Deno.KvKey; done: () => void; fail: (e: Error) => void }[] = [];
+  #pendingFlushing = false;
+  #pendingRun: Promise<void> = Promise.resolve();
+
+  /**
+   * Calls made while a write is under way are grouped into the next atomic write (group commit); each call
+   * resolves once its record is durable.
+   */
+  addPendingChunk(ns: string, id: string): Promise<void> {
+    const promise = new Promise<void>((done, fail) =>
+      this.#pendingQueue.push({ key: ["p", ns, id], done, fail })
+    );
+    if (!this.#pendingFlushing) this.#flushPending();
+    return promise;
+  }
+
+  async settlePending(): Promise<void> {
+    while (this.#pendingFlushing || this.#pendingQueue.length > 0) {
+      if (!this.#pendingFlushing) this.#flushPending();
+      await this.#pendingRun;
+    }
+  }
+
+  #flushPending(): Promise<void> {
+    this.#pendingRun = this.#flushPendingNow();
+    return this.#pendingRun;
+  }
+
+  async #flushPendingNow(): Promise<void> {
+    this.#pendingFlushing = true;
+    try {
+      while (this.#pendingQueue.length > 0) {
+        const until = this.#now() + PENDING_CHUNK_MS;
+        const queued = this.#pendingQueue.splice(0, PENDING_PER_ATOMIC);
+        const tagged = queued.map((item) =>
+          [item.key, { until }, item] as [Deno.KvKey, unknown, typeof item]
+        );
+        for (const batch of splitMutations(tagged)) {
+          const atomic = this.kv.atomic();
+          for (const [key, value] of batch) atomic.set(key, value);
+          try {
+            await atomic.commit();
+            for (const [, , item] of batch) item.done();
+          } catch (error) {
+            for (const [, , item] of batch) item.fail(error as Error);
+          }
+        }
+      }
+    } finally {
+      this.#pendingFlushing = false;
+    }
+  }
+
+  async *listChunkRefs(): AsyncIterable<ChunkRef> {
+    for await (const ref of this.kv.list<{ until: number }>({ prefix: ["p"] }, { batchSize: 1000 })) {
+      yield { ns: ref.key[1] as string, id: ref.key[2] as string, kind: "pending", until: ref.value.until };
+    }
+    for await (const ref of this.kv.list({ prefix: ["c"] }, { batchSize: 1000 })) {
+      yield { ns: ref.key[1] as string, id: ref.key[2] as string, kind: "committed" };
+    }
+  }
+
+  async deleteChunkRefs(refs: ChunkRef[]): Promise<void> {
+    await writeMutations(this.kv, refs.map((r) => [[r.kind === "pending" ? "p" : "c", r.ns, r.id], null]));
+  }
+
+  // ---- history and trash ----
+
+  async listVersions(ns: string, path: string): Promise<VersionRecord[]> {
+    const out: VersionRecord[] = [];
+    const prefix = ["v", ns, pathKey(path)];
+    for await (const entry of this.kv.list<VersionRecord>({ prefix }, { reverse: true })) {
+      if (entry.value.path === path) out.push(entry.value);
+    }
+    return out;
+  }
+
+  async *listAllVersions(ns: string): AsyncIterable<VersionRecord> {
+    for await (const entry of this.kv.list<VersionRecord>({ prefix: ["v", ns] }, { batchSize: 1000 })) {
+      yield entry.value;
+    }
+  }
+
+  async listTrash(ns: string): Promise<TrashRecord[]> {
+    const out: TrashRecord[] = [];
+    for await (const entry of this.kv.list<TrashRecord>({ prefix: ["t", ns] }, { reverse: true })) {
+      out.push(entry.value);
+    }
+    return out;
+  }
+
+  async dropHistory(ns: string, drop: { versions: VersionRecord[]; trash: TrashRecord[] }): Promise<void> {
+    await writeMutations(this.kv, [
+      ...drop.trash.map((t): [Deno.KvKey, unknown] => [trashKey(ns, t.rev), null]),
+      ...drop.versions.map((v): [Deno.KvKey, unknown] => [versionKey(ns, v.path, v.rev), null]),
+    ]);
+  }
+
+  async journalEpoch(): Promise<string> {
+    const key = ["config", "epoch"];
+    while (true) {
+      const found = await this.kv.get<string>(key);
+      if (found.value) return found.value;
+      if ((await this.kv.atomic().check(found).set(key, crypto.randomUUID()).commit()).ok) continue;
+    }
+  }
+
+  async getCompaction(ns: string): Promise<CompactionPoint | null> {
+    return (await this.kv.get<CompactionPoint>(["jc", ns])).value;
+  }
+
+  async compactJournal(ns: string, seq: number): Promise<number> {
+    let through = Math.min(seq, await this.latestSeq(ns));
+    const current = await this.getCompaction(ns);
+    if (current && current.seq >= through) {
+      through = current.seq; // never backwards; finishes a pass a crash interrupted
+    } else if (through > 0) {
+      const at = (await this.kv.get<WireEntry>(["j", ns, through])).value;
+      await this.kv.set(["jc", ns], at?.tag ? { seq: through, tag: at.tag } : { seq: through });
+    } else return 0;
+    let removed = 0;
+    while (true) {
+      const keys: Deno.KvKey[] = [];
+      const iter = this.kv.list({ start: ["j", ns, 0], end: ["j", ns, through + 1] }, { limit: 500 });
+      for await (const entry of iter) keys.push(entry.key);
+      if (keys.length === 0) return removed;
+      const atomic = this.kv.atomic();
+      for (const key of keys) atomic.delete(key);
+      await atomic.commit();
+      removed += keys.length;
+    }
+  }
+
+  async getJournalMarks(ns: string): Promise<JournalMark[]> {
+    return (await this.kv.get<JournalMark[]>(["jm", ns])).value ?? [];
+  }
+
+  async setJournalMarks(ns: string, marks: JournalMark[]): Promise<void> {
+    await this.kv.set(["jm", ns], marks);
+  }
+
+  async getRetention(): Promise<RetentionPolicy | null> {
+    return (await this.kv.get<RetentionPolicy>(["config", "retention"])).value;
+  }
+
+  async setRetention(policy: RetentionPolicy): Promise<void> {
+    await this.kv.set(["config", "retention"], policy);
+  }
+
+  // ---- commit ----
+
+  commit(ns: string, options: CommitOptions): Promise<CommitOutcome> {
+    return this.gcLock.shared(() => this.#lock(ns).run(() => this.#commit(ns, options)));
+  }
+
+  async #commit(ns: string, options: CommitOptions): Promise<CommitOutcome> {
+    const { changes, rows } = options;
+    const seqEntry = await this.kv.get<number>(["seq", ns]);
+
+    // Read every entry the batch touches (paths, sources, parents), the base manifests of deltas and which
+    // manifests exist, in a few parallel multi-key reads instead of one read per change.
+    const fetched = new Map<string, EntryRecord | null>();
+    const wanted = new Set<string>();
+    const hashes = new Set<string>();
+    const bases = new Set<string>();
+    const inserted = new Set<string>();
+    /** How many changes of the batch touch a direct child of each folder. */
+    const childTouches = new Map<string, number>();
+    for (const change of changes) {
+      for (const path of change.op === "move" ? [change.from, change.path] : [change.path]) {
+        wanted.add(path);
+        for (const ancestor of ancestorsOf(path)) wanted.add(ancestor);
+        const parent = parentPath(path) ?? "";
+        childTouches.set(parent, (childTouches.get(parent) ?? 0) + 1);
+      }
+      if (change.op === "upload") {
+        if (!this.#manifests.get(change.hash)) hashes.add(change.hash);
+        if (change.from) bases.add(change.from.hash);
+        try {
+          for (const row of insertedRows(change, rows)) inserted.add(row.id);
+        } catch (error) {
+          if (!(error instanceof Refusal)) throw error; // the rules refuse it again, with this reason
+        }
+      }
+    }
+    const knownManifests = new Set<string>();
+    const baseManifests = new Map<string, ChunkRow[] | null>();
+    const [missing] = await Promise.all([
+      inserted.size > 0 ? options.checkChunks([...inserted]) : Promise.resolve([]),
+      ...chunked([...wanted], 10).map(async (paths) => {
+        const got = await this.kv.getMany<EntryRecord[]>(paths.map((p) => entryKey(ns, p)));
+        paths.forEach((p, i) => fetched.set(p, got[i].value));
+      }),
+      ...chunked([...hashes], 10).map(async (list) => {
+        const got = await this.kv.getMany(list.map((h) => ["m", h]));
+        list.forEach((h, i) => got[i].versionstamp && knownManifests.add(h));
+      }),
+      ...[...bases].map(async (hash) => baseManifests.set(hash, await this.getManifest(hash))),
+    ]);
+    // Children of folders the batch deletes or replaces: as many as the batch could remove, plus one.
+    const children = new Map<string, { paths: string[]; complete: boolean }>();
+    for (const change of changes) {
+      if (change.op !== "upload" && change.op !== "delete") continue;
+      if (fetched.get(change.path)?.kind !== "dir" || children.has(change.path)) continue;
+      const limit = (childTouches.get(change.path) ?? 0) + 1;
+      const paths: string[] = [];
+      for await (
+        const child of this.kv.list<EntryRecord>({ prefix: ["e", ns, pathKey(change.path)] }, {
+          limit,
+          batchSize: Math.min(limit, 1000),
+        })
+      ) paths.push(child.value.path);
+      children.set(change.path, { paths, complete: paths.length < limit });
+    }
+
+    const plan = planCommit(
+      {
+        entry: (path) => {
+          const entry = fetched.get(path);
+          if (entry === undefined) throw new Error(`Commit read "${path}" without fetching it`);
+          return entry;
+        },
+        children: (path) => children.get(path) ?? { paths: [], complete: true },
+        manifest: (hash) => baseManifests.get(hash) ?? null,
+      },
+      changes,
+      {
+        device: options.device,
+        seq: seqEntry.value ?? 0,
+        now: this.#now(),
+        tag: randomBytes(8).toString("hex"),
+        rows,
+        missing: new Set(missing),
+      },
+    );
+    const journal = plan.steps.flatMap((s) => s.journal);
+    if (journal.length > 0) {
+      // Immutable parts first (chunks durable, manifests, committed references): a crash after them leaves
+      // only unreferenced data for garbage collection.
+      await options.syncChunks?.(plan.permanent);
+      const manifestMutations: [Deno.KvKey, unknown][] = [];
+      for (const [hash, { size, rows }] of plan.manifests) {
+        if (!knownManifests.has(hash) && !this.#manifests.get(hash)) {
+          manifestMutations.push(...this.#manifestMutations(hash, size, rows));
+        }
+      }
+      await writeMutations(this.kv, manifestMutations);
+      for (const [hash, { rows }] of plan.manifests) this.#manifests.set(hash, rows);
+      await writeMutations(this.kv, [...plan.permanent].map((id) => [["c", ns, id], true]));
+      await this.#writeSteps(ns, seqEntry.versionstamp, plan.steps);
+    }
+    return { results: plan.results, journal };
+  }
+
+  /**
+   * Writes the steps in as few atomics as the KV limits allow, each carrying whole steps (entries, journal,
+   * versions, trash) and setting the counter to the last rev it contains, checked against the versionstamp
+   * the previous one left. A crash between atomics leaves a consistent, shorter journal.
+   */
+  async #writeSteps(ns: string, versionstamp: string | null, steps: Step[]): Promise<string | null> {
+    const units = steps.map((step) => {
+      const unit: [Deno.KvKey, unknown][] = [];
+      for (const { path, entry } of step.writes) unit.push([entryKey(ns, path), entry]);
+      for (const wire of step.journal) unit.push([["j", ns, wire.rev], wire]);
+      for (const v of step.versions) unit.push([versionKey(ns, v.path, v.rev), v]);
+      for (const t of step.trash) unit.push([trashKey(ns, t.rev), t]);
+      return unit;
+    });
+    let stamp = versionstamp;
+    const groups = packUnits(units);
+    let seq = 0;
+    for (let g = 0; g < groups.length; g++) {
+      this.#beforeAtomic?.(g);
+      const atomic = this.kv.atomic().check({ key: ["seq", ns], versionstamp: stamp });
+      for (const [key, value] of groups[g]) {
+        value === null ? atomic.delete(key) : atomic.set(key, value);
+        if (key[0] === "j") seq = Math.max(seq, key[2] as number);
+      }
+      atomic.set(["seq", ns], seq);
+      const result = await atomic.commit();
+      if (!result.ok) throw new Error(`Concurrent modification of namespace "${ns}"; retry`);
+      stamp = result.versionstamp;
+    }
+    return stamp;
+  }
+
+  // ---- repair ----
+
+  async repair(): Promise<string[]> {
+    const lines: string[] = [];
+    for await (const ns of this.listNamespaces()) {
+      await this.#lock(ns).run(async () => {
+        const seqEntry = await this.kv.get<number>(["seq", ns]);
+        const seq = seqEntry.value ?? 0;
+        const stray: [Deno.KvKey, unknown][] = [];
+        const end = ["j", ns, Number.MAX_SAFE_INTEGER];
+        for await (const entry of this.kv.list({ start: ["j", ns, seq + 1], end })) {
+          stray.push([entry.key, null]);
+        }
+        if (stray.length === 0) return;
+        // Journal entries beyond the counter were never part of the journal: no device may adopt them.
+        await writeMutations(this.kv, stray);
+        // Entries an interrupted commit of older code wrote beyond the counter are journaled again, so every
+        // device learns of them.
+        const orphans: EntryRecord[] = [];
+        for await (const entry of this.listEntries(ns)) if (entry.rev > seq) orphans.push(entry);
+        orphans.sort((a, b) => a.rev - b.rev);
+        const tag = randomBytes(8).toString("hex");
+        let rev = seq;
+        const steps: Step[] = orphans.map((orphan) => {
+          const entry = { ...orphan, rev: ++rev };
+          const { time: _time, ...wire } = entry;
+          return {
+            writes: [{ path: entry.path, entry }],
+            journal: [{ ...wire, tag }],
+            versions: [],
+            trash: [],
+          };
+        });
+        await this.#writeSteps(ns, seqEntry.versionstamp, steps);
+        lines.push(
+          `repaired namespace "${ns}": removed ${stray.length} journal entries beyond its counter (${seq})` +
+            (orphans.length > 0 ? `, journaled ${orphans.length} entries written beyond it again` : ""),
+        );
+      });
+    }
+    return lines;
+  }
+}
+
+function chunked<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

@@ -1,0 +1,242 @@
+// The server's metadata behind one small interface: users, tokens, entries, journal, manifests, history, trash.
+import type { Change, ChangeResult, ChunkRow, WireEntry } from "../protocol/messages.ts";
+import type { SharedExclusiveLock } from "./gc_lock.ts";
+
+export type { ChunkRow };
+
+/** A user account. Passwords are stored as scrypt hashes with a per-user salt. */
+export interface UserRecord {
+  name: string;
+  salt: string;
+  hash: string;
+  created: number;
+}
+
+/** A device token, stored under the SHA-256 of the token. */
+export interface TokenRecord {
+  user: string;
+  deviceId: string;
+  device: string;
+  created: number;
+  expires: number;
+}
+
+/**
+ * A live entry of a namespace (deleted paths have no entry; the journal keeps the deletion). `time` is when the
+ * commit that wrote it was made (absent in entries written before history existed).
+ */
+export type EntryRecord = Omit<WireEntry, "deleted" | "tag"> & { time?: number };
+
+/**
+ * A kept earlier version of a file: what the entry was before a commit replaced or deleted it. Versions share
+ * the manifest (and so the chunks) of the file they were; nothing is copied.
+ */
+export interface VersionRecord {
+  /** The file's path. */
+  path: string;
+  /** The rev of the commit that created this version; its id is `String(rev)`. */
+  rev: number;
+  /** Whole-file hash, which names its manifest. */
+  hash: string;
+  /** Size in bytes. */
+  size: number;
+  /** Modification time on the device that committed it (ms since the epoch). */
+  mtime: number;
+  /** Device that committed this version. */
+  device: string;
+  /** When this version was committed (ms since the epoch). */
+  time: number;
+  /** When it stopped being current (replaced or deleted): retention counts from here. */
+  until: number;
+}
+
+/** A deleted file or folder, kept until retention drops it. */
+export interface TrashRecord {
+  /** The deleted path. */
+  path: string;
+  /** What it was. */
+  kind: "file" | "dir";
+  /** Rev of the deletion in the journal. */
+  rev: number;
+  /** When it was deleted (ms since the epoch). */
+  deletedAt: number;
+  /** Device that deleted it. */
+  device: string;
+  /** Size of the deleted file (0 for folders). */
+  size: number;
+  /** For a file, the id of its kept version; for a folder, the rev that created the folder. */
+  version: string;
+}
+
+/** Where a journal was compacted: entries up to `seq` are gone; `tag` was the tag of the entry at `seq`. */
+export interface CompactionPoint {
+  seq: number;
+  tag?: string;
+}
+
+/** The journal's latest seq at a time (recorded by garbage collection, so compaction can tell entries' age). */
+export interface JournalMark {
+  seq: number;
+  /** ms since the epoch. */
+  time: number;
+}
+
+/** How long history and trash are kept. */
+export interface RetentionPolicy {
+  /** Days a version is kept after it stopped being current, and a trash item after its deletion. @default 30 */
+  keepDays: number;
+  /** At most this many non-current versions per file (unset: no limit). */
+  keepVersions?: number;
+}
+
+/** Checks that the caller may reference these chunks; returns the ids it may not (absent or never uploaded by it). */
+export type ChunkCheck = (ids: string[]) => Promise<string[]>;
+
+/** Makes chunks durable before a commit references them. */
+export type ChunkSync = (ids: Set<string>) => Promise<void>;
+
+/** Options of {@linkcode MetadataStore.commit}. */
+export interface CommitOptions {
+  /** Name of the committing device (recorded in entries, versions and trash). */
+  device: string;
+  /** The changes, applied in order. */
+  changes: Change[];
+  /** The COMMIT's data: manifest rows the upload changes point into. */
+  rows: Uint8Array;
+  /** Which inserted chunks the caller may not reference. */
+  checkChunks: ChunkCheck;
+  /** Makes the referenced chunks durable before anything points at them. */
+  syncChunks?: ChunkSync;
+}
+
+/** What a commit did: one result per change, and the journal entries written, in order. */
+export interface CommitOutcome {
+  /** One result per change, in order. */
+  results: ChangeResult[];
+  /** Every journal entry written, in rev order (to publish to the namespace's devices). */
+  journal: WireEntry[];
+}
+
+/** A chunk reference of a namespace: `pending` (uploaded, expires at `until`) or `committed`. */
+export interface ChunkRef {
+  /** The namespace holding the reference. */
+  ns: string;
+  /** The chunk id. */
+  id: string;
+  /** Uploaded for a commit not made yet, or part of a committed file. */
+  kind: "pending" | "committed";
+  /** Expiry of a pending reference (ms since the epoch). */
+  until?: number;
+}
+
+/**
+ * The server's metadata. One implementation per database (Deno KV today: `KvMetadataStore`); every one passes
+ * the contract suite in `metadata_contract.ts`. Methods reject only on storage failures; refusals of changes
+ * are results, not errors. The commit rules themselves are pure (`commit_rules.ts`); a store applies them.
+ */
+export interface MetadataStore {
+  /** Uploads and commits hold it shared; garbage collection holds it alone. */
+  readonly gcLock: SharedExclusiveLock;
+
+  // ---- users and tokens ----
+  /** The user record, or null. */
+  getUser(name: string): Promise<UserRecord | null>;
+  /** Creates a user; false if the name is taken. */
+  addUser(user: UserRecord): Promise<boolean>;
+  /** Replaces a user's password hash and revokes every device token of that user; false for an unknown user. */
+  setPassword(name: string, salt: string, hash: string): Promise<boolean>;
+  /** Removes a user with tokens, files, journal, history and trash; false for an unknown user. */
+  removeUser(name: string): Promise<boolean>;
+  /** Every user. */
+  listUsers(): Promise<UserRecord[]>;
+  /** Stores a new device token (by its hash). */
+  addToken(tokenHash: string, record: TokenRecord): Promise<void>;
+  /** The token record, or null if unknown. Expiry is the caller's check. */
+  getToken(tokenHash: string): Promise<TokenRecord | null>;
+  /** Extends a token's expiry. */
+  touchToken(tokenHash: string, expires: number): Promise<void>;
+  /** Revokes every token of a user. */
+  revokeTokens(user: string): Promise<void>;
+
+  // ---- entries and journal ----
+  /** The live entry at a path, or null. */
+  getEntry(ns: string, path: string): Promise<EntryRecord | null>;
+  /** Every live entry of a namespace (any order). */
+  listEntries(ns: string): AsyncIterable<EntryRecord>;
+  /** The namespace's latest sequence number (0 when empty). */
+  latestSeq(ns: string): Promise<number>;
+  /** Journal entries with rev > since, oldest first, at most `limit`. */
+  changesSince(ns: string, since: number, limit: number): Promise<WireEntry[]>;
+  /** Journal entries with rev < before, newest first, at most `limit`. */
+  changesBefore(ns: string, before: number, limit: number): Promise<WireEntry[]>;
+  /** Every namespace that has a journal. */
+  listNamespaces(): AsyncIterable<string>;
+
+  // ---- commit ----
+  /**
+   * Applies a batch of changes to a namespace. Each change is checked on its own against the current state
+   * (compare-and-set on its base revision) and either committed with the next sequence numbers or refused;
+   * refused changes do not stop the others. A crash at any point leaves the journal counter and entries in
+   * agreement: whole changes are either visible with their journal entries or not at all.
+   */
+  commit(ns: string, options: CommitOptions): Promise<CommitOutcome>;
+
+  // ---- manifests ----
+  /** The chunk rows of a file version, or null if the manifest is unknown. */
+  getManifest(hash: string): Promise<ChunkRow[] | null>;
+  /** Every stored manifest hash. */
+  listManifests(): AsyncIterable<string>;
+  /** Removes a manifest (garbage collection). */
+  deleteManifest(hash: string): Promise<void>;
+
+  // ---- chunk references ----
+  /** Which of these chunk ids the namespace references (uploaded or committed). */
+  referencedChunks(ns: string, ids: string[]): Promise<Set<string>>;
+  /** Records that the namespace uploaded a chunk not yet committed; resolves once durable. */
+  addPendingChunk(ns: string, id: string): Promise<void>;
+  /** Resolves once every pending reference recorded so far is written. */
+  settlePending(): Promise<void>;
+  /** Every chunk reference of every namespace. */
+  listChunkRefs(): AsyncIterable<ChunkRef>;
+  /** Removes chunk references. */
+  deleteChunkRefs(refs: ChunkRef[]): Promise<void>;
+
+  // ---- history and trash ----
+  /** The kept versions of a path, newest first (expired ones included until garbage collection drops them). */
+  listVersions(ns: string, path: string): Promise<VersionRecord[]>;
+  /** Every kept version of a namespace (any order). */
+  listAllVersions(ns: string): AsyncIterable<VersionRecord>;
+  /** The trash of a namespace, newest deletion first (expired items included until collected). */
+  listTrash(ns: string): Promise<TrashRecord[]>;
+  /** Drops versions and trash items (garbage collection of expired history). */
+  dropHistory(ns: string, drop: { versions: VersionRecord[]; trash: TrashRecord[] }): Promise<void>;
+  /** The retention policy the server last ran with (so offline garbage collection keeps what it keeps). */
+  getRetention(): Promise<RetentionPolicy | null>;
+  /** Records the retention policy. */
+  setRetention(policy: RetentionPolicy): Promise<void>;
+
+  // ---- journal identity ----
+  /**
+   * The journal's epoch: a random id made once with the store and kept with its data (a restored backup keeps
+   * it, a new data folder has another), so devices can tell whether their cursor belongs to this journal.
+   */
+  journalEpoch(): Promise<string>;
+  /** Where the namespace's journal was compacted: entries up to `seq` are gone. Null if never compacted. */
+  getCompaction(ns: string): Promise<CompactionPoint | null>;
+  /**
+   * Deletes the journal entries with rev <= `seq` (at most the latest) and records the compaction point with
+   * the tag of the entry at `seq`; the point is recorded first, so a crash part way only leaves entries nobody
+   * reads. Returns how many entries were deleted.
+   */
+  compactJournal(ns: string, seq: number): Promise<number>;
+  /** The namespace's journal marks (when the journal reached which seq), oldest first. */
+  getJournalMarks(ns: string): Promise<JournalMark[]>;
+  /** Replaces the namespace's journal marks. */
+  setJournalMarks(ns: string, marks: JournalMark[]): Promise<void>;
+
+  // ---- lifecycle ----
+  /** Repairs what a crash of older code may have left behind; one line per repair (empty when clean). */
+  repair(): Promise<string[]>;
+  /** Closes the store. */
+  close(): void;
+}
