@@ -460,17 +460,67 @@ export class Executor {
   }
 
   async #deleteLocal(path: string, expect: LocalEntry): Promise<void> {
-    this.#check(path, expect);
-    try {
-      await Deno.remove(this.#abs(path));
-    } catch (error) {
-      // A folder that gained content is not removed: the next cycle uploads what is in it.
-      if (expect.kind === "dir") throw new Changed();
-      throw error;
+    const info = this.#check(path, expect)!;
+    if (expect.kind === "file") this.#removeFile(path, expect, info);
+    else {
+      try {
+        await Deno.remove(this.#abs(path));
+      } catch {
+        // A folder that gained content is not removed: the next cycle uploads what is in it.
+        throw new Changed();
+      }
     }
     this.#ctx.state.setBase(path, null);
     this.#ctx.local.delete(path);
     this.#ctx.notify(`deleted ${path} (from the server)`);
+  }
+
+  /**
+   * Removes a file that the check found as expected, without losing a write that lands after the check: the file
+   * is first moved aside (one atomic step, after which a write by path makes a new file the next scan sees),
+   * looked at again there, and put back if it changed. Throws {@linkcode Changed} when it was put back.
+   */
+  #removeFile(path: string, expect: LocalEntry, checked: Deno.FileInfo): void {
+    const abs = this.#abs(path);
+    const random = Array.from(
+      crypto.getRandomValues(new Uint8Array(8)),
+      (b) => b.toString(16).padStart(2, "0"),
+    );
+    const aside = join(this.#ctx.state.tmpDir, `deleting.${random.join("")}`);
+    try {
+      Deno.renameSync(abs, aside);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) throw new Changed(); // gone already: the next scan sees that
+      // Not on the state folder's file system (a mount inside the synced folder): remove it where it is.
+      this.#check(path, expect);
+      Deno.removeSync(abs);
+      return;
+    }
+    const moved = Deno.lstatSync(aside);
+    if (
+      moved.isFile && moved.size === expect.size && (moved.mtime?.getTime() ?? 0) === expect.mtime &&
+      (checked.ino === null || moved.ino === checked.ino)
+    ) {
+      Deno.removeSync(aside);
+      return;
+    }
+    // Written meanwhile: back to its name, never over a file made there since (that one keeps the name, and
+    // the changed file stays beside it as a copy; the next scan uploads both).
+    let back = path;
+    for (let n = 2;; n++) {
+      try {
+        Deno.linkSync(aside, this.#abs(back));
+        Deno.removeSync(aside);
+        break;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists) && lstatInside(this.#ctx.root, back) === null) {
+          Deno.renameSync(aside, this.#abs(back)); // no hard links on this file system: a plain rename back
+          break;
+        }
+        back = `${path} (changed while deleted${n > 2 ? ` ${n}` : ""})`;
+      }
+    }
+    throw new Changed();
   }
 
   async #conflict(action: Extract<Action, { type: "conflict" }>): Promise<void> {

@@ -235,3 +235,37 @@ Deno.test("Executor records a download whose folder the user removed just after 
   );
   assert.equal(t.state.base.get("real/b.txt")?.size, CONTENT.length);
 });
+
+Deno.test("Executor keeps a write that lands between the check of a server delete and the removal", async () => {
+  // h5-soak, "delete here, edit there": one run lost the edit made at the moment the other device's delete
+  // arrived. Every call that could remove the file first lets the "user" write to it (once).
+  await using t = await setUp();
+  const file = join(t.root, "top.txt");
+  const expect = localOf(file);
+  const deno = Deno as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const saved = {
+    remove: deno.remove,
+    removeSync: deno.removeSync,
+    rename: deno.rename,
+    renameSync: deno.renameSync,
+  };
+  let written = false;
+  const writeFirst = (name: keyof typeof saved) => (...args: unknown[]) => {
+    if (!written && String(args[0]) === file) {
+      written = true;
+      Deno.writeTextFileSync(file, "edited by the user just now");
+    }
+    return saved[name](...args);
+  };
+  for (const name of Object.keys(saved) as (keyof typeof saved)[]) deno[name] = writeFirst(name);
+  let report;
+  try {
+    report = await t.executor.run([{ type: "deleteLocal", path: "top.txt", expect }]);
+  } finally {
+    Object.assign(deno, saved);
+  }
+  assert.ok(written, "the test never got between the check and the removal");
+  assert.equal(Deno.readTextFileSync(file), "edited by the user just now");
+  assert.equal(report.skipped, 1);
+  assert.deepEqual(Deno.readDirSync(t.state.tmpDir).toArray(), [], "nothing is left aside");
+});
