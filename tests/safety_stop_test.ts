@@ -5,6 +5,7 @@ import {
   describeTree,
   Proc,
   readTree,
+  readTreeWhileChanging,
   run,
   TempDir,
   waitFor,
@@ -29,7 +30,11 @@ async function makeFiles(dir: string, count: number): Promise<string[]> {
 /** Waits until `dir` holds exactly the tree `want` (as described by describeTree). */
 async function waitForTree(dir: string, want: string, timeoutMs = 20_000): Promise<void> {
   let last = "";
-  await waitFor(async () => (last = describeTree(await readTree(dir))) === want, {
+  await waitFor(async () => {
+    const tree = await readTreeWhileChanging(dir);
+    last = tree ? describeTree(tree) : "(changed while read)";
+    return last === want;
+  }, {
     timeoutMs,
     message: () => `${dir} differs.\nwant:\n${want}\ngot:\n${last}`,
   });
@@ -305,10 +310,14 @@ Deno.test("a new ignore rule stops syncing the paths it matches and deletes them
 
   // Removing the rule brings them back into sync without loss: equal content links, different content conflicts.
   await Deno.writeTextFile(join(a, ".filesyncignore"), "");
-  await waitFor(async () => [...(await readTree(b)).keys()].some((p) => p.startsWith("a (conflicted copy")), {
-    timeoutMs: 20_000,
-    message: () => `no conflicted copy of a.log on B`,
-  });
+  await waitFor(
+    async () =>
+      [...(await readTreeWhileChanging(b))?.keys() ?? []].some((p) => p.startsWith("a (conflicted copy")),
+    {
+      timeoutMs: 20_000,
+      message: () => `no conflicted copy of a.log on B`,
+    },
+  );
   await waitForSameTree(a, b);
   const names = [...(await readTree(a)).keys()];
   const copy = names.find((p) => p.startsWith("a (conflicted copy"))!;
