@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { readTree, waitForFile, waitForSameTree, World } from "./harness.ts";
+import { describeTree, readTree, waitForFile, waitForSameTree, World } from "./harness.ts";
 
 interface RaceCase {
   name: string;
@@ -147,10 +147,15 @@ for (const c of CASES) {
     await waitForFile(join(b, "d/g.txt"), "neighbour");
     await Promise.all([c.a(a), c.b(b)]);
     await waitForSameTree(a, b, 30_000);
-    const contents = new Set((await readTree(a)).values());
+    const tree = await readTree(a);
+    const contents = new Set(tree.values());
     const hash = (text: string) => createHash("sha256").update(text).digest("hex");
-    if (c.edits) assert.ok(contents.has(hash(EDIT)), "the edit made at the same moment is kept");
-    for (const text of c.keeps ?? []) assert.ok(contents.has(hash(text)), `"${text}" is kept`);
+    if (c.edits) {
+      assert.ok(contents.has(hash(EDIT)), `the edit made at the same moment is kept:\n${describeTree(tree)}`);
+    }
+    for (const text of c.keeps ?? []) {
+      assert.ok(contents.has(hash(text)), `"${text}" is kept:\n${describeTree(tree)}`);
+    }
     if (c.outcome) {
       const want = new Map(
         Object.entries(c.outcome).map(([path, text]) => [path, text === "dir" ? "dir" : hash(text)]),
