@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { readPassword } from "../client/password.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
+import { parseSize } from "../protocol/sizes.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
 import { join } from "node:path";
@@ -26,6 +27,8 @@ Options:
   --chunks PATH        chunk store: a folder path or file: URL (default DIR/chunks)
   --keep-days N        keep replaced and deleted versions and the trash N days (default 30)
   --keep-versions N    keep at most N earlier versions per file (default: no limit)
+  --max-file-size SIZE largest file a user may store, e.g. 50G (default 1T; "unlimited" for none)
+  --quota SIZE         most bytes of files each user may hold, e.g. 100G (default unlimited)
   -h, --help           show this help
 `;
 
@@ -56,6 +59,8 @@ export async function serverCommand(args: string[]): Promise<number> {
       chunks: { type: "string" },
       "keep-days": { type: "string" },
       "keep-versions": { type: "string" },
+      "max-file-size": { type: "string" },
+      quota: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -75,6 +80,8 @@ export async function serverCommand(args: string[]): Promise<number> {
   const keepVersions = values["keep-versions"] === undefined
     ? undefined
     : count("--keep-versions", values["keep-versions"]);
+  const maxFileBytes = size("--max-file-size", values["max-file-size"]);
+  const quotaBytes = size("--quota", values.quota);
   // Test-only: FILESYNC_TEST_CLOCK_OFFSET_MS shifts the server's clock (history, trash, retention, tokens'
   // pending uploads) so end-to-end tests can check retention without waiting for days. Not for production use.
   const offset = Number(Deno.env.get("FILESYNC_TEST_CLOCK_OFFSET_MS") ?? 0);
@@ -89,6 +96,8 @@ export async function serverCommand(args: string[]): Promise<number> {
     chunks: values.chunks,
     retention: { keepDays, ...(keepVersions === undefined ? {} : { keepVersions }) },
     now: offset === 0 ? undefined : () => Date.now() + offset,
+    ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
+    ...(quotaBytes === undefined || quotaBytes === null ? {} : { quotaBytes }),
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -98,6 +107,17 @@ export async function serverCommand(args: string[]): Promise<number> {
   console.log(`${new Date().toISOString()} stopping`);
   await server.close();
   return 0;
+}
+
+/** A size given for an option: bytes, null for "unlimited", undefined when absent; or a UsageError. */
+function size(option: string, text: string | undefined): number | null | undefined {
+  if (text === undefined) return undefined;
+  if (/^(unlimited|none)$/i.test(text.trim())) return null;
+  try {
+    return parseSize(text);
+  } catch (error) {
+    throw new UsageError(`Invalid ${option}: ${(error as Error).message}`);
+  }
 }
 
 /** A whole number ≥ 0 given for an option, or a UsageError. */

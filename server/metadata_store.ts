@@ -1,5 +1,6 @@
 // The server's metadata behind one small interface: users, tokens, entries, journal, manifests, history, trash.
 import type { Change, ChangeResult, ChunkRow, WireEntry } from "../protocol/messages.ts";
+import type { CommitLimits } from "./commit_rules.ts";
 import type { SharedExclusiveLock } from "./gc_lock.ts";
 
 export type { ChunkRow };
@@ -76,8 +77,11 @@ export interface RetentionPolicy {
   keepVersions?: number;
 }
 
-/** Checks that the caller may reference these chunks; returns the ids it may not (absent or never uploaded by it). */
-export type ChunkCheck = (ids: string[]) => Promise<string[]>;
+/**
+ * The real sizes (in bytes, as stored) of those of these chunks the caller may reference. An id absent from the
+ * map is one it may not: not stored, or never uploaded by the caller nor part of its files.
+ */
+export type ChunkCheck = (ids: string[]) => Promise<Map<string, number>>;
 
 /** Makes chunks durable before a commit references them. */
 export type ChunkSync = (ids: Set<string>) => Promise<void>;
@@ -90,8 +94,10 @@ export interface CommitOptions {
   changes: Change[];
   /** The COMMIT's data: manifest rows the upload changes point into. */
   rows: Uint8Array;
-  /** Which inserted chunks the caller may not reference. */
+  /** The real sizes of the inserted chunks the caller may reference (every inserted row is checked against them). */
   checkChunks: ChunkCheck;
+  /** Largest chunk, largest file and the namespace's quota. @default no limits besides the largest chunk */
+  limits?: CommitLimits;
   /** Makes the referenced chunks durable before anything points at them. */
   syncChunks?: ChunkSync;
 }
@@ -167,6 +173,11 @@ export interface MetadataStore {
    * agreement: whole changes are either visible with their journal entries or not at all.
    */
   commit(ns: string, options: CommitOptions): Promise<CommitOutcome>;
+  /**
+   * Bytes of the namespace's live files (what a quota counts; kept versions and trash do not), as of the last
+   * commit. Every commit keeps it in step with the entries it writes.
+   */
+  usage(ns: string): Promise<number>;
 
   // ---- manifests ----
   /** The chunk rows of a file version, or null if the manifest is unknown. */

@@ -11,6 +11,7 @@ import { Hub } from "./hub.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
 import type { MetadataStore, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
+import { formatSize } from "../protocol/sizes.ts";
 import { Session } from "./session.ts";
 
 /** Options of {@linkcode startServer}. */
@@ -39,7 +40,14 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** Hours between automatic garbage collections; 0 turns them off. @default 6 */
   gcIntervalHours?: number;
+  /** Largest file a user may store, in bytes; null for no limit. @default DEFAULT_MAX_FILE_BYTES (1 TiB) */
+  maxFileBytes?: number | null;
+  /** Most bytes of live files each user may hold (kept versions and trash do not count). @default no limit */
+  quotaBytes?: number;
 }
+
+/** The largest file a server accepts unless told otherwise: 1 TiB. */
+export const DEFAULT_MAX_FILE_BYTES = 1024 ** 4;
 
 /** A running server. */
 export interface RunningServer {
@@ -179,6 +187,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     `keeping earlier versions and the trash ${retention.keepDays} days` +
       (retention.keepVersions !== undefined ? `, at most ${retention.keepVersions} versions per file` : ""),
   );
+  const maxFileBytes = options.maxFileBytes === null
+    ? undefined
+    : options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  log(
+    `largest file ${maxFileBytes === undefined ? "unlimited" : formatSize(maxFileBytes)}, quota per user ` +
+      (options.quotaBytes === undefined ? "unlimited" : formatSize(options.quotaBytes)),
+  );
   let listener: Deno.TlsListener;
   try {
     listener = Deno.listenTls({ hostname: host, port: options.port, cert, key, alpnProtocols: [ALPN] });
@@ -232,6 +247,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     loginTimeoutMs: options.loginTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
     traffic,
+    maxFileBytes,
+    quotaBytes: options.quotaBytes,
   };
   const acceptLoop = (async () => {
     for await (const conn of listener) {
