@@ -38,7 +38,16 @@ export interface ExecutorContext {
   progress?: Progress;
   /** Paths whose last commit lacked chunks the local index said the server had: ask about every chunk. */
   distrust: Set<string>;
+  /**
+   * Uploads the server refused for good (file too large, quota exceeded): path to the refused content's hash
+   * and the refusal's code. Not tried again until the file changes (or, for the quota, until this device
+   * deletes something). @default none kept
+   */
+  refused?: Map<string, { hash: string; code: string }>;
 }
+
+/** Refusals that sending the same content again cannot fix: reported once, not retried in a loop. */
+const FINAL_REFUSALS = new Set(["too_large", "quota_exceeded"]);
 
 /** Counts of what a plan run did. */
 export interface ExecutionReport {
@@ -338,6 +347,7 @@ export class Executor {
   }
 
   async #upload(path: string, local: LocalEntry, baseRev: number, quiet = false): Promise<void> {
+    if (this.#ctx.refused?.get(path)?.hash === local.hash) return;
     const scanned = this.#ctx.local.get(path);
     const info = this.#check(path, local);
     const stat = statOf(info!);
@@ -373,6 +383,7 @@ export class Executor {
     this.#enqueue(change, rows, (r) => {
       if (!r.ok) {
         if (r.code === "missing_chunks") this.#ctx.distrust.add(path);
+        if (FINAL_REFUSALS.has(r.code)) this.#ctx.refused?.set(path, { hash: sent.hash, code: r.code });
         return;
       }
       this.#ctx.distrust.delete(path);
@@ -523,9 +534,14 @@ export class Executor {
       for (let k = 0; k < batch.length; k++) {
         const result = results[k];
         if (!result.ok && result.code !== "conflict" && result.code !== "exists") {
+          const final = FINAL_REFUSALS.has(result.code) ? " (not tried again until the file changes)" : "";
           this.#ctx.notify(
-            `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}`,
+            `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}${final}`,
           );
+        }
+        if (result.ok && batch[k].change.op === "delete" && this.#ctx.refused) {
+          // Space was freed: uploads refused for the quota get one more try.
+          for (const [p, r] of this.#ctx.refused) if (r.code === "quota_exceeded") this.#ctx.refused.delete(p);
         }
         await batch[k].onDone(result);
       }
