@@ -541,7 +541,9 @@ export class Executor {
         }
         if (result.ok && batch[k].change.op === "delete" && this.#ctx.refused) {
           // Space was freed: uploads refused for the quota get one more try.
-          for (const [p, r] of this.#ctx.refused) if (r.code === "quota_exceeded") this.#ctx.refused.delete(p);
+          for (const [p, r] of this.#ctx.refused) {
+            if (r.code === "quota_exceeded") this.#ctx.refused.delete(p);
+          }
         }
         await batch[k].onDone(result);
       }

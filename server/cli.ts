@@ -2,7 +2,7 @@
 import { parseArgs } from "node:util";
 import { readPassword } from "../client/password.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
-import { parseSize } from "../protocol/sizes.ts";
+import { formatSize, parseSize } from "../protocol/sizes.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
 import { join } from "node:path";
@@ -41,6 +41,9 @@ Commands:
   passwd NAME   set a new password (and log out every device of that user)
   remove NAME   remove a user with all files
   list          list users
+  quota NAME [SIZE]
+                show the user's quota and what their files take; with SIZE (e.g. 50G, "unlimited", or
+                "default" for the server's --quota) set it. Counts live files only, not history or trash
 
 Works whether or not the server is running (through the server's admin socket when it is).
 `;
@@ -196,6 +199,7 @@ export async function userCommand(args: string[]): Promise<number> {
   }
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync user --help)");
   const [command, name, ...rest] = positionals;
+  const quotaArg = command === "quota" ? rest.shift() : undefined;
   if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}"`);
   let request: AdminRequest;
   const needName = () => {
@@ -219,8 +223,16 @@ export async function userCommand(args: string[]): Promise<number> {
     case "list":
       request = { op: "user-list" };
       break;
+    case "quota": {
+      request = { op: "user-quota", name: needName() };
+      if (quotaArg !== undefined) {
+        const quota = /^default$/i.test(quotaArg.trim()) ? "default" : size("SIZE", quotaArg);
+        request.set = { quota: quota ?? null };
+      }
+      break;
+    }
     default:
-      throw new UsageError(`Unknown user command "${command}" (add, passwd, remove, list)`);
+      throw new UsageError(`Unknown user command "${command}" (add, passwd, remove, list, quota)`);
   }
   let reply: AdminReply | null = await adminRequest(values.data, request);
   if (!reply) {
@@ -235,10 +247,26 @@ export async function userCommand(args: string[]): Promise<number> {
   }
   if (!reply.ok) throw new UserError(reply.error);
   if (request.op === "user-list") { for (const user of reply.users ?? []) console.log(user); }
+  else if (request.op === "user-quota") console.log(describeQuota(name!, reply.quota!));
   else {console.log(
       `${command === "add" ? "added" : command === "remove" ? "removed" : "changed password of"} ${name}`,
     );}
   return 0;
+}
+
+/** One line on a user's quota, e.g. "alice: 1.2 MiB used of 10.00 GiB (own quota)". */
+function describeQuota(
+  name: string,
+  quota: { used: number; own?: number | null; serverDefault?: number | null },
+): string {
+  const used = `${name}: ${formatSize(quota.used)} used`;
+  if (quota.own === null) return `${used}, no quota (own setting)`;
+  if (quota.own !== undefined) return `${used} of ${formatSize(quota.own)} (own quota)`;
+  if (quota.serverDefault === null) return `${used}, no quota (the server has no --quota)`;
+  if (quota.serverDefault !== undefined) {
+    return `${used} of ${formatSize(quota.serverDefault)} (the server's --quota)`;
+  }
+  return `${used} (quota: the server's --quota)`;
 }
 
 async function newPassword(name: string): Promise<string> {

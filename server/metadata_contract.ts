@@ -192,6 +192,38 @@ export function metadataContract(label: string, open: OpenStore): void {
     });
   });
 
+  test("setQuota sets, lifts and clears a user's own quota", async () => {
+    await withStore(async (store) => {
+      await store.addUser(user("alice"));
+      assert.equal((await store.getUser("alice"))?.quota, undefined);
+      assert.equal(await store.setQuota("alice", 1000), true);
+      assert.equal((await store.getUser("alice"))?.quota, 1000);
+      assert.equal(await store.setQuota("alice", null), true);
+      assert.equal((await store.getUser("alice"))?.quota, null);
+      assert.equal(await store.setQuota("alice", undefined), true);
+      const back = await store.getUser("alice");
+      assert.ok(back && !("quota" in back));
+      assert.equal(back.hash, user("alice").hash, "the rest of the record is kept");
+      assert.equal(await store.setQuota("nobody", 5), false);
+    });
+  });
+
+  test("usage counts live files only: replacing counts the new size, deleting and moving as they should", async () => {
+    await withStore(async (store) => {
+      assert.equal(await store.usage(NS), 0);
+      const [a] = accepted(
+        (await new Batch().upload("a", [chunk("a", 30)]).upload("b", [chunk("b", 12)]).commit(store))
+          .results[0],
+      );
+      assert.equal(await store.usage(NS), 42);
+      await new Batch().upload("a", [chunk("a2", 5)], a.rev).move("b", "c", 2).commit(store);
+      assert.equal(await store.usage(NS), 17);
+      accepted((await new Batch().delete("c", 5).commit(store)).results[0]);
+      assert.equal(await store.usage(NS), 5, "a deleted file no longer counts (its kept version does not)");
+      assert.equal(await store.usage("bob"), 0, "other namespaces are apart");
+    });
+  });
+
   test("setPassword replaces the hash and revokes the user's tokens", async () => {
     await withStore(async (store) => {
       await store.addUser(user("alice"));

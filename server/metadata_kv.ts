@@ -163,6 +163,15 @@ export class KvMetadataStore implements MetadataStore {
     return true;
   }
 
+  async setQuota(name: string, quota: number | null | undefined): Promise<boolean> {
+    const entry = await this.kv.get<UserRecord>(["user", name]);
+    if (!entry.value) return false;
+    const { quota: _old, ...user } = entry.value;
+    const result = await this.kv.atomic().check(entry)
+      .set(["user", name], quota === undefined ? user : { ...user, quota }).commit();
+    return result.ok || await this.setQuota(name, quota);
+  }
+
   async removeUser(name: string): Promise<boolean> {
     const user = await this.getUser(name);
     if (!user) return false;

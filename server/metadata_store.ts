@@ -11,6 +11,8 @@ export interface UserRecord {
   salt: string;
   hash: string;
   created: number;
+  /** The user's own quota in bytes of live files; null for none; absent: the server's `--quota`. */
+  quota?: number | null;
 }
 
 /** A device token, stored under the SHA-256 of the token. */
@@ -138,6 +140,8 @@ export interface MetadataStore {
   addUser(user: UserRecord): Promise<boolean>;
   /** Replaces a user's password hash and revokes every device token of that user; false for an unknown user. */
   setPassword(name: string, salt: string, hash: string): Promise<boolean>;
+  /** Sets (a number or null for no limit) or clears (undefined) a user's own quota; false for an unknown user. */
+  setQuota(name: string, quota: number | null | undefined): Promise<boolean>;
   /** Removes a user with tokens, files, journal, history and trash; false for an unknown user. */
   removeUser(name: string): Promise<boolean>;
   /** Every user. */

@@ -104,6 +104,8 @@ export async function runAdmin(
     onUserChanged?: (name: string) => void;
     /** Clock and retention for garbage collection. */
     gc?: () => GcOptions;
+    /** The running server's `--quota` (null: none), for user-quota replies; absent offline. */
+    quotaBytes?: number | null;
   } = {},
 ): Promise<AdminReply> {
   const { chunks, stats, onUserChanged } = options;
@@ -135,6 +137,24 @@ export async function runAdmin(
       return { ok: true };
     case "user-list":
       return { ok: true, users: (await store.listUsers()).map((u) => u.name) };
+    case "user-quota": {
+      if (request.set) {
+        const quota = request.set.quota === "default" ? undefined : request.set.quota;
+        if (!await store.setQuota(request.name, quota)) {
+          return { ok: false, error: `No user "${request.name}"` };
+        }
+      }
+      const user = await store.getUser(request.name);
+      if (!user) return { ok: false, error: `No user "${request.name}"` };
+      return {
+        ok: true,
+        quota: {
+          used: await store.usage(request.name),
+          ...("quota" in user ? { own: user.quota } : {}),
+          ...(options.quotaBytes !== undefined ? { serverDefault: options.quotaBytes } : {}),
+        },
+      };
+    }
     default:
       return { ok: false, error: "Unknown admin request" };
   }
@@ -217,7 +237,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   const admin = await serveAdmin(
     options.dataDir,
-    (request) => runAdmin(store, request, { chunks, stats, onUserChanged: logOut, gc: gcOptions }),
+    (request) =>
+      runAdmin(store, request, {
+        chunks,
+        stats,
+        onUserChanged: logOut,
+        gc: gcOptions,
+        quotaBytes: options.quotaBytes ?? null,
+      }),
   );
   // Unreferenced chunks are collected a while after start and then every few hours.
   const gcEveryMs = (options.gcIntervalHours ?? 6) * 3600_000;

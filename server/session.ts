@@ -385,12 +385,11 @@ export class Session {
     return versions.some((v) => v.hash === hash);
   }
 
-  get #limits(): CommitLimits {
-    return {
-      maxChunkBytes: MAX_CHUNK_BYTES,
-      maxFileBytes: this.#ctx.maxFileBytes,
-      quotaBytes: this.#ctx.quotaBytes,
-    };
+  /** The limits of a commit now: the user's own quota (read each time, so a change applies at once) or the server's. */
+  async #limits(): Promise<CommitLimits> {
+    const user = await this.#ctx.store.getUser(this.#user);
+    const quota = user && "quota" in user ? user.quota ?? undefined : this.#ctx.quotaBytes;
+    return { maxChunkBytes: MAX_CHUNK_BYTES, maxFileBytes: this.#ctx.maxFileBytes, quotaBytes: quota };
   }
 
   async #commit(changes: Change[], data: Uint8Array | undefined): Promise<Reply> {
@@ -400,7 +399,7 @@ export class Session {
       rows: data ?? new Uint8Array(),
       checkChunks: (ids) => this.#chunkSizes(ids),
       syncChunks: (ids) => this.#ctx.chunks.sync(ids),
-      limits: this.#limits,
+      limits: await this.#limits(),
     });
     this.#logCommit(changes, results);
     this.#ctx.hub.publish(this.#user, journal);
@@ -457,7 +456,7 @@ export class Session {
         ...request,
         policy: this.#retention,
         now: this.#now,
-        limits: this.#limits,
+        limits: await this.#limits(),
         chunkSizes: async (ids) => {
           const sizes = new Map<string, number>();
           for (const id of ids) {

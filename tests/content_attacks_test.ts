@@ -13,7 +13,7 @@ import {
   type WireEntry,
 } from "../protocol/messages.ts";
 import type { RpcPeer } from "../protocol/rpc.ts";
-import { addUser, startClient, startServer, TempDir, waitFor, waitForFile } from "./harness.ts";
+import { addUser, run, startClient, startServer, TempDir, waitFor, waitForFile } from "./harness.ts";
 
 const ALICE = { user: "alice", password: "alice's long password" };
 const BOB = { user: "bob", password: "bob's other password" };
@@ -215,6 +215,12 @@ Deno.test("a manifest stored wrong by older code is healed by the next correct c
   await kv.set(["m", hash], { size: 29, count: 2, parts: 1 });
   assert.ok((await commitRows(alice, "f.txt", rows)).ok);
   assert.deepEqual((await download(alice, "f.txt")).rows, rows);
+  const stored = await kv.get<Uint8Array>(["mp", hash, 0]);
+  assert.deepEqual(
+    decodeRows(stored.value!),
+    rows,
+    "the stored manifest itself is right (not only a cached copy)",
+  );
 });
 
 // ---- absurd size claims, the largest file and the quota ----
@@ -304,7 +310,7 @@ Deno.test("E2E: a real client over its quota reports the file once, does not ret
   await Deno.writeFile(`${a}/big.bin`, new Uint8Array(100 * 1024).fill(7));
   const env = { FILESYNC_TRACE: "1" };
   await using clientA = startClient({ server, ...ALICE, dir: a, device: "a", env });
-  await using clientB = startClient({ server, ...ALICE, dir: b, device: "b" });
+  await using _clientB = startClient({ server, ...ALICE, dir: b, device: "b" });
   await waitForFile(`${b}/small-1.txt`, "one\n");
   await waitForFile(`${b}/small-2.txt`, "two\n");
   await waitFor(() => /quota exceeded/.test(clientA.output), { message: () => clientA.output });
@@ -331,4 +337,44 @@ Deno.test("E2E: a real client over its quota reports the file once, does not ret
     timeoutMs: 20_000,
     message: () => clientA.output,
   });
+});
+
+Deno.test("a user's own quota overrides the server's at once, also on an open connection", async () => {
+  await using t = await TestServer.start({ quotaBytes: 100 });
+  const alice = await t.login(ALICE);
+  const rows = await put(alice, "x".repeat(500));
+  assert.equal(refusal(await commitRows(alice, "f.bin", rows)).code, "quota_exceeded");
+  const set = await runAdmin(t.server.store, { op: "user-quota", name: "alice", set: { quota: 1000 } });
+  assert.deepEqual(set, { ok: true, quota: { used: 0, own: 1000 } });
+  assert.ok((await commitRows(alice, "f.bin", rows)).ok);
+  await runAdmin(t.server.store, { op: "user-quota", name: "alice", set: { quota: null } });
+  assert.ok((await commitRows(alice, "g.bin", await put(alice, "y".repeat(5000)))).ok, "no quota at all");
+  await runAdmin(t.server.store, { op: "user-quota", name: "alice", set: { quota: "default" } });
+  assert.equal(refusal(await commitRows(alice, "h.bin", await put(alice, "z"))).code, "quota_exceeded");
+  const unknown = await runAdmin(t.server.store, { op: "user-quota", name: "nobody", set: { quota: 5 } });
+  assert.deepEqual(unknown, { ok: false, error: `No user "nobody"` });
+});
+
+Deno.test("E2E: filesync user quota shows and sets a user's quota through the running server", async () => {
+  await using tmp = new TempDir();
+  const dataDir = tmp.join("server");
+  await using _server = await startServer(dataDir, ["--quota", "1G"]);
+  await addUser(dataDir, "carol", "carol's password!");
+  const quota = (...args: string[]) => run(["user", "quota", "carol", ...args, "--data", dataDir]);
+  assert.deepEqual(await quota(), {
+    code: 0,
+    output: "carol: 0 B used of 1.00 GiB (the server's --quota)\n",
+  });
+  assert.deepEqual(await quota("250M"), { code: 0, output: "carol: 0 B used of 250.0 MiB (own quota)\n" });
+  assert.deepEqual(await quota("unlimited"), {
+    code: 0,
+    output: "carol: 0 B used, no quota (own setting)\n",
+  });
+  assert.deepEqual(await quota("default"), {
+    code: 0,
+    output: "carol: 0 B used of 1.00 GiB (the server's --quota)\n",
+  });
+  const bad = await quota("lots");
+  assert.equal(bad.code, 2);
+  assert.match(bad.output, /Invalid SIZE: Invalid size "lots"/);
 });
