@@ -581,6 +581,42 @@ export function metadataContract(label: string, open: OpenStore): void {
     });
   });
 
+  test("rows that claim other sizes than their chunks hold are refused as bad_rows and store no manifest", async () => {
+    await withStore(async (store) => {
+      const real = [chunk("five", 5), chunk("nine", 9)];
+      const rotated = [{ ...real[0], size: 9 }, { ...real[1], size: 5 }];
+      const { results, journal } = await new Batch().upload("f", rotated).mkdir("ok").commit(
+        store,
+        presentAs(real),
+      );
+      assert.match(refused(results[0], "bad_rows").error, /claims 9 bytes, but it holds 5/);
+      assert.deepEqual(journal.map((e) => e.path), ["ok"]);
+      assert.equal(await store.getManifest(fileHashOfChunks(real.map((r) => r.id))), null);
+      assert.equal(await store.usage(NS), 0);
+    });
+  });
+
+  test("a commit past the quota or the largest file is refused; usage stays as it was", async () => {
+    await withStore(async (store) => {
+      const limits = { quotaBytes: 250, maxFileBytes: 200 };
+      const commit = (batch: Batch) =>
+        store.commit(NS, {
+          device: DEVICE,
+          changes: batch.changes,
+          rows: encodeRows(batch.rows),
+          checkChunks: presentAs(batch.rows),
+          limits,
+        });
+      accepted((await commit(new Batch().upload("a", [chunk("a", 150)]))).results[0]);
+      const { results } = await commit(
+        new Batch().upload("b", [chunk("b", 150)]).upload("c", [chunk("c", 201)]),
+      );
+      refused(results[0], "quota_exceeded");
+      refused(results[1], "too_large");
+      assert.equal(await store.usage(NS), 150);
+    });
+  });
+
   test("chunks the caller may not reference are refused as missing_chunks; other changes still commit", async () => {
     await withStore(async (store) => {
       const content = [chunk("have"), chunk("lack"), chunk("lack")];

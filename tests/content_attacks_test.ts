@@ -157,6 +157,29 @@ Deno.test("a DOWNLOAD base cannot tell bob whether alice stores a file: her hash
     shapes.add(JSON.stringify(got.fields) + got.data.length);
   }
   assert.equal(shapes.size, 1, `replies differ between candidates: ${[...shapes].join(" / ")}`);
+
+  // A delta in a COMMIT against alice's hash is refused exactly as one against a random hash.
+  const current = (await download(bob, "notes.txt")).entry;
+  const delta = async (base: string) => {
+    const rows = await put(bob, "third draft\n");
+    const reply = await bob.request("COMMIT", {
+      changes: [{
+        op: "upload",
+        path: "notes.txt",
+        baseRev: current.rev,
+        size: rows[0].size,
+        mtime: 1,
+        hash: fileHashOfChunks(rows.map((r) => r.id)),
+        rows: { offset: 0, count: 1 },
+        from: { hash: base, head: 0, tail: 0 },
+      }],
+    }, encodeRows(rows));
+    return (reply.message.results as ChangeResult[])[0];
+  };
+  const againstAlice = refusal(await delta(aliceHash));
+  const againstRandom = refusal(await delta(random));
+  assert.equal(againstAlice.code, "bad_base");
+  assert.equal(againstAlice.error, againstRandom.error);
 });
 
 Deno.test("a base from the caller's own history still gets a delta", async () => {
