@@ -596,6 +596,24 @@ export function metadataContract(label: string, open: OpenStore): void {
     });
   });
 
+  test("upgradeManifests rewrites rows that disagree with the real chunk sizes, once per store", async () => {
+    await withStore(async (store) => {
+      const content = [chunk("u1", 10), chunk("u2", 20), chunk("gone", 30)];
+      const other = [chunk("ok", 7)];
+      await new Batch().upload("f", content).upload("g", other).commit(store);
+      const real = new Map([[content[0].id, 20], [content[1].id, 10], [other[0].id, 7]]);
+      const fixed = await store.upgradeManifests((id) => Promise.resolve(real.get(id) ?? null));
+      const hash = fileHashOfChunks(content.map((r) => r.id));
+      assert.deepEqual(fixed, [hash]);
+      assert.deepEqual(await store.getManifest(hash), [
+        { id: content[0].id, size: 20 },
+        { id: content[1].id, size: 10 },
+        content[2],
+      ], "a row of a chunk not stored is left alone");
+      assert.equal(await store.upgradeManifests(() => Promise.resolve(1)), null);
+    });
+  });
+
   test("a commit past the quota or the largest file is refused; usage stays as it was", async () => {
     await withStore(async (store) => {
       const limits = { quotaBytes: 250, maxFileBytes: 200 };

@@ -300,6 +300,30 @@ export class KvMetadataStore implements MetadataStore {
     await writeMutations(this.kv, parts);
   }
 
+  async upgradeManifests(sizeOf: (id: string) => Promise<number | null>): Promise<string[] | null> {
+    const mark = ["config", "manifests-checked"];
+    if ((await this.kv.get(mark)).versionstamp) return null;
+    const fixed: string[] = [];
+    for await (const hash of this.listManifests()) {
+      const rows = await this.getManifest(hash);
+      if (!rows) continue;
+      let wrong = false;
+      const real = await Promise.all(rows.map(async (row) => {
+        const size = await sizeOf(row.id);
+        if (size === null || size === row.size) return row;
+        wrong = true;
+        return { id: row.id, size };
+      }));
+      if (!wrong) continue;
+      const size = real.reduce((n, r) => n + r.size, 0);
+      await writeMutations(this.kv, this.#manifestMutations(hash, size, real));
+      this.#manifests.set(hash, real);
+      fixed.push(hash);
+    }
+    await this.kv.set(mark, { at: this.#now() });
+    return fixed;
+  }
+
   /** The KV mutations that store a manifest: parts first, the meta key last (visible once complete). */
   #manifestMutations(hash: string, size: number, rows: ChunkRow[]): [Deno.KvKey, unknown][] {
     const parts = Math.ceil(rows.length / ROWS_PER_PART);

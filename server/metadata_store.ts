@@ -190,6 +190,13 @@ export interface MetadataStore {
   listManifests(): AsyncIterable<string>;
   /** Removes a manifest (garbage collection). */
   deleteManifest(hash: string): Promise<void>;
+  /**
+   * Once per store (a mark in the store records it): checks every stored manifest's rows against the real sizes
+   * of their chunks (`sizeOf`, null for a chunk not stored) and rewrites those that disagree with them. Servers
+   * before this check stored rows as clients claimed them; a manifest is named by its chunk ids alone, so its
+   * chunks' real sizes are the only right ones. Returns the hashes rewritten, or null if it had run before.
+   */
+  upgradeManifests(sizeOf: (id: string) => Promise<number | null>): Promise<string[] | null>;
 
   // ---- chunk references ----
   /** Which of these chunk ids the namespace references (uploaded or committed). */

@@ -202,6 +202,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const retention = options.retention ?? DEFAULT_RETENTION;
   const store = await KvMetadataStore.open(kvLocation(options.dataDir, options.kv), { now });
   for (const line of await store.repair()) log(line);
+  const fixed = await store.gcLock.shared(() => store.upgradeManifests((id) => chunks.size(id)));
+  if (fixed !== null) {
+    log(
+      `checked every stored manifest against its chunks' sizes: ${fixed.length} rewritten` +
+        (fixed.length > 0 ? ` (${fixed.slice(0, 3).map((h) => h.slice(0, 12)).join(", ")}…)` : ""),
+    );
+  }
   await store.setRetention(retention);
   log(
     `keeping earlier versions and the trash ${retention.keepDays} days` +
