@@ -13,7 +13,17 @@ import {
   type WireEntry,
 } from "../protocol/messages.ts";
 import type { RpcPeer } from "../protocol/rpc.ts";
-import { addUser, run, startClient, startServer, TempDir, waitFor, waitForFile } from "./harness.ts";
+import { chunkLengths } from "../protocol/chunker.ts";
+import {
+  addUser,
+  randomBytes,
+  run,
+  startClient,
+  startServer,
+  TempDir,
+  waitFor,
+  waitForFile,
+} from "./harness.ts";
 
 const ALICE = { user: "alice", password: "alice's long password" };
 const BOB = { user: "bob", password: "bob's other password" };
@@ -444,4 +454,47 @@ Deno.test("a server started on data from older code rewrites every manifest whos
   server = await start();
   await server.close();
   assert.ok(!lines.some((l) => l.startsWith("checked every stored manifest")), "the check runs once");
+});
+
+Deno.test("E2E: after bob tries to poison alice's file, her two real devices sync it", async () => {
+  await using tmp = new TempDir();
+  const dataDir = tmp.join("server");
+  await using server = await startServer(dataDir);
+  await addUser(dataDir, ALICE.user, ALICE.password);
+  await addUser(dataDir, BOB.user, BOB.password);
+  // Alice's file, cut as her client cuts it; bob knows its content.
+  const content = randomBytes(600 * 1024, 5);
+  const lengths = chunkLengths(content);
+  assert.ok(lengths.length >= 3, `want several chunks, got ${lengths.length}`);
+  const pieces: Uint8Array[] = [];
+  for (let at = 0, i = 0; i < lengths.length; at += lengths[i++]) {
+    pieces.push(content.subarray(at, at + lengths[i]));
+  }
+  const bob = await openConnection({
+    hostname: "127.0.0.1",
+    port: server.port,
+    caPem: Deno.readTextFileSync(server.caPath),
+  });
+  try {
+    await bob.request("LOGIN", { ...BOB, device: "attacker" });
+    const real: ChunkRow[] = [];
+    for (const piece of pieces) {
+      const id = sha256Hex(piece);
+      await bob.request("PUT", { hash: id }, piece);
+      real.push({ id, size: piece.length });
+    }
+    const rotated = real.map((row, i) => ({ id: row.id, size: real[(i + 1) % real.length].size }));
+    assert.equal(refusal(await commitRows(bob, "trap.bin", rotated)).code, "bad_rows");
+  } finally {
+    bob.close();
+    await bob.closed;
+  }
+  const a = tmp.join("a");
+  const b = tmp.join("b");
+  await Deno.mkdir(a);
+  await Deno.writeFile(`${a}/photo.raw`, content);
+  await using clientA = startClient({ server, ...ALICE, dir: a, device: "a" });
+  await using clientB = startClient({ server, ...ALICE, dir: b, device: "b" });
+  await waitForFile(`${b}/photo.raw`, content, 20_000);
+  assert.doesNotMatch(clientA.output + clientB.output, /damaged|refused/);
 });
