@@ -38,7 +38,16 @@ export interface ExecutorContext {
   progress?: Progress;
   /** Paths whose last commit lacked chunks the local index said the server had: ask about every chunk. */
   distrust: Set<string>;
+  /**
+   * Uploads the server refused for good (file too large, quota exceeded): path to the refused content's hash
+   * and the refusal's code. Not tried again until the file changes (or, for the quota, until this device
+   * deletes something). @default none kept
+   */
+  refused?: Map<string, { hash: string; code: string }>;
 }
+
+/** Refusals that sending the same content again cannot fix: reported once, not retried in a loop. */
+const FINAL_REFUSALS = new Set(["too_large", "quota_exceeded"]);
 
 /** Counts of what a plan run did. */
 export interface ExecutionReport {
@@ -363,6 +372,7 @@ export class Executor {
   }
 
   async #upload(path: string, local: LocalEntry, baseRev: number, quiet = false): Promise<void> {
+    if (this.#ctx.refused?.get(path)?.hash === local.hash) return;
     const scanned = this.#ctx.local.get(path);
     const info = this.#check(path, local);
     const stat = statOf(info!);
@@ -398,6 +408,7 @@ export class Executor {
     this.#enqueue(change, rows, (r) => {
       if (!r.ok) {
         if (r.code === "missing_chunks") this.#ctx.distrust.add(path);
+        if (FINAL_REFUSALS.has(r.code)) this.#ctx.refused?.set(path, { hash: sent.hash, code: r.code });
         return;
       }
       this.#ctx.distrust.delete(path);
@@ -605,8 +616,9 @@ export class Executor {
         // Another device got there first (changed the path, took the name, or put something in the folder):
         // not worth a line, the next cycle decides again with the server's version.
         if (!result.ok && !RACE_CODES.has(result.code)) {
+          const final = FINAL_REFUSALS.has(result.code) ? " (not tried again until the file changes)" : "";
           this.#ctx.notify(
-            `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}`,
+            `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}${final}`,
           );
         }
         // Worth another try with what the server has now; a refusal that would only repeat (a bad request)
@@ -616,6 +628,12 @@ export class Executor {
         ) {
           this.#report.done--;
           this.#report.skipped++;
+        }
+        if (result.ok && batch[k].change.op === "delete" && this.#ctx.refused) {
+          // Space was freed: uploads refused for the quota get one more try.
+          for (const [p, r] of this.#ctx.refused) {
+            if (r.code === "quota_exceeded") this.#ctx.refused.delete(p);
+          }
         }
         await batch[k].onDone(result);
       }

@@ -87,6 +87,8 @@ export class SyncClient {
   #fatal: Error | null = null;
   #dirty = new Set<string>();
   #distrust = new Set<string>();
+  /** Uploads the server refused for good (too large, over quota), by path: not retried until they change. */
+  #refused = new Map<string, { hash: string; code: string }>();
   /** Inode -> path of base files, for recognising moved files without hashing them again. */
   #inoIndex: Map<number, string> | null = null;
   /** The last plan was not empty: the next full scan must reconcile even if the disk looks unchanged. */
@@ -544,6 +546,7 @@ export class SyncClient {
       notify: this.#o.log,
       progress: this.#progress(),
       distrust: this.#distrust,
+      refused: this.#refused,
     });
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
     const report = await executor.run(plan);

@@ -12,12 +12,20 @@ export type AdminRequest =
   | { op: "user-passwd"; name: string; password: string }
   | { op: "user-remove"; name: string }
   | { op: "user-list" }
+  | { op: "user-quota"; name: string; set?: { quota: number | null | "default" } }
   | { op: "gc" }
   | { op: "stats" }
   | { op: "ping" };
 /** The answer to an {@linkcode AdminRequest}. */
 export type AdminReply =
-  | { ok: true; users?: string[]; report?: Record<string, number>; stats?: Record<string, unknown> }
+  | {
+    ok: true;
+    users?: string[];
+    report?: Record<string, number>;
+    stats?: Record<string, unknown>;
+    /** For user-quota: bytes of live files, the user's own quota and the server's default (null: none). */
+    quota?: { used: number; own?: number | null; serverDefault?: number | null };
+  }
   | { ok: false; error: string };
 
 /** Serves admin requests on a unix socket (mode 0600) until closed. */

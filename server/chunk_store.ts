@@ -9,6 +9,8 @@ import { join } from "node:path";
 export interface ChunkStore {
   /** True if the chunk is stored. */
   has(id: string): Promise<boolean>;
+  /** The stored chunk's size in bytes, or null if it is not stored (as cheap as `has`: no bytes are read). */
+  size(id: string): Promise<number | null>;
   /** The chunk's bytes, or null if it is not stored. */
   get(id: string): Promise<Uint8Array | null>;
   /**
@@ -95,6 +97,15 @@ export class DiskChunkStore implements ChunkStore {
       return Promise.resolve(true);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return Promise.resolve(false);
+      return Promise.reject(error);
+    }
+  }
+
+  size(id: string): Promise<number | null> {
+    try {
+      return Promise.resolve(Deno.lstatSync(this.#path(id)).size);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return Promise.resolve(null);
       return Promise.reject(error);
     }
   }

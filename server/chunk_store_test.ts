@@ -78,6 +78,20 @@ function chunkStoreContract(
     });
   });
 
+  Deno.test(`${name}: size() tells a stored chunk's byte count and null for a missing one`, async () => {
+    await withStore(async (store) => {
+      const a = chunk("eleven char");
+      const empty = new Uint8Array();
+      assert.equal(await store.size(a.id), null);
+      await store.put(a.id, a.data);
+      await store.put(sha256Hex(empty), empty);
+      assert.equal(await store.size(a.id), 11);
+      assert.equal(await store.size(sha256Hex(empty)), 0);
+      await store.delete(a.id);
+      assert.equal(await store.size(a.id), null);
+    });
+  });
+
   Deno.test(`${name}: putting an existing chunk again keeps one copy with its bytes`, async () => {
     await withStore(async (store) => {
       const a = chunk("original");

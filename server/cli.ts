@@ -2,6 +2,7 @@
 import { parseArgs } from "node:util";
 import { readPassword } from "../client/password.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
+import { formatSize, parseSize } from "../protocol/sizes.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
 import { join } from "node:path";
@@ -26,6 +27,8 @@ Options:
   --chunks PATH        chunk store: a folder path or file: URL (default DIR/chunks)
   --keep-days N        keep replaced and deleted versions and the trash N days (default 30)
   --keep-versions N    keep at most N earlier versions per file (default: no limit)
+  --max-file-size SIZE largest file a user may store, e.g. 50G (default 1T; "unlimited" for none)
+  --quota SIZE         most bytes of files each user may hold, e.g. 100G (default unlimited)
   -h, --help           show this help
 `;
 
@@ -38,6 +41,9 @@ Commands:
   passwd NAME   set a new password (and log out every device of that user)
   remove NAME   remove a user with all files
   list          list users
+  quota NAME [SIZE]
+                show the user's quota and what their files take; with SIZE (e.g. 50G, "unlimited", or
+                "default" for the server's --quota) set it. Counts live files only, not history or trash
 
 Works whether or not the server is running (through the server's admin socket when it is).
 `;
@@ -56,6 +62,8 @@ export async function serverCommand(args: string[]): Promise<number> {
       chunks: { type: "string" },
       "keep-days": { type: "string" },
       "keep-versions": { type: "string" },
+      "max-file-size": { type: "string" },
+      quota: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -75,6 +83,8 @@ export async function serverCommand(args: string[]): Promise<number> {
   const keepVersions = values["keep-versions"] === undefined
     ? undefined
     : count("--keep-versions", values["keep-versions"]);
+  const maxFileBytes = size("--max-file-size", values["max-file-size"]);
+  const quotaBytes = size("--quota", values.quota);
   // Test-only: FILESYNC_TEST_CLOCK_OFFSET_MS shifts the server's clock (history, trash, retention, tokens'
   // pending uploads) so end-to-end tests can check retention without waiting for days. Not for production use.
   const offset = Number(Deno.env.get("FILESYNC_TEST_CLOCK_OFFSET_MS") ?? 0);
@@ -101,6 +111,8 @@ export async function serverCommand(args: string[]): Promise<number> {
       console.log(`test: commit paused after ${pauseAt} atomics`);
       return new Promise<void>(() => {});
     },
+    ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
+    ...(quotaBytes === undefined || quotaBytes === null ? {} : { quotaBytes }),
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -110,6 +122,17 @@ export async function serverCommand(args: string[]): Promise<number> {
   console.log(`${new Date().toISOString()} stopping`);
   await server.close();
   return 0;
+}
+
+/** A size given for an option: bytes, null for "unlimited", undefined when absent; or a UsageError. */
+function size(option: string, text: string | undefined): number | null | undefined {
+  if (text === undefined) return undefined;
+  if (/^(unlimited|none)$/i.test(text.trim())) return null;
+  try {
+    return parseSize(text);
+  } catch (error) {
+    throw new UsageError(`Invalid ${option}: ${(error as Error).message}`);
+  }
 }
 
 /** A whole number ≥ 0 given for an option, or a UsageError. */
@@ -190,6 +213,7 @@ export async function userCommand(args: string[]): Promise<number> {
   }
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync user --help)");
   const [command, name, ...rest] = positionals;
+  const quotaArg = command === "quota" ? rest.shift() : undefined;
   if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}"`);
   let request: AdminRequest;
   const needName = () => {
@@ -213,8 +237,16 @@ export async function userCommand(args: string[]): Promise<number> {
     case "list":
       request = { op: "user-list" };
       break;
+    case "quota": {
+      request = { op: "user-quota", name: needName() };
+      if (quotaArg !== undefined) {
+        const quota = /^default$/i.test(quotaArg.trim()) ? "default" : size("SIZE", quotaArg);
+        request.set = { quota: quota ?? null };
+      }
+      break;
+    }
     default:
-      throw new UsageError(`Unknown user command "${command}" (add, passwd, remove, list)`);
+      throw new UsageError(`Unknown user command "${command}" (add, passwd, remove, list, quota)`);
   }
   let reply: AdminReply | null = await adminRequest(values.data, request);
   if (!reply) {
@@ -229,10 +261,26 @@ export async function userCommand(args: string[]): Promise<number> {
   }
   if (!reply.ok) throw new UserError(reply.error);
   if (request.op === "user-list") { for (const user of reply.users ?? []) console.log(user); }
+  else if (request.op === "user-quota") console.log(describeQuota(name!, reply.quota!));
   else {console.log(
       `${command === "add" ? "added" : command === "remove" ? "removed" : "changed password of"} ${name}`,
     );}
   return 0;
+}
+
+/** One line on a user's quota, e.g. "alice: 1.2 MiB used of 10.00 GiB (own quota)". */
+function describeQuota(
+  name: string,
+  quota: { used: number; own?: number | null; serverDefault?: number | null },
+): string {
+  const used = `${name}: ${formatSize(quota.used)} used`;
+  if (quota.own === null) return `${used}, no quota (own setting)`;
+  if (quota.own !== undefined) return `${used} of ${formatSize(quota.own)} (own quota)`;
+  if (quota.serverDefault === null) return `${used}, no quota (the server has no --quota)`;
+  if (quota.serverDefault !== undefined) {
+    return `${used} of ${formatSize(quota.serverDefault)} (the server's --quota)`;
+  }
+  return `${used} (quota: the server's --quota)`;
 }
 
 async function newPassword(name: string): Promise<string> {

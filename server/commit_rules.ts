@@ -10,6 +10,7 @@ import {
   type UploadChange,
   type WireEntry,
 } from "../protocol/messages.ts";
+import { formatSize } from "../protocol/sizes.ts";
 import type { EntryRecord, TrashRecord, VersionRecord } from "./metadata_store.ts";
 
 /** A read-only view of a namespace before the batch (a store fills it from what the batch touches). */
@@ -37,8 +38,28 @@ export interface CommitContext {
   tag: string;
   /** The COMMIT's data: manifest rows. */
   rows: Uint8Array;
-  /** Inserted chunk ids the caller may not reference. */
-  missing: ReadonlySet<string>;
+  /**
+   * The real sizes of the inserted chunks the caller may reference (an inserted id absent here is missing:
+   * not stored, or never uploaded by the caller). Every inserted row must claim exactly its chunk's size.
+   */
+  sizes: ReadonlyMap<string, number>;
+  /** Limits on what a commit may store. @default no limits besides {@linkcode DEFAULT_MAX_CHUNK_BYTES} */
+  limits?: CommitLimits;
+  /** Bytes of the namespace's live files before the batch (what the quota counts). @default 0 */
+  usage?: number;
+}
+
+/** Largest chunk the server accepts (PUT refuses larger ones), so no manifest row may claim more. */
+export const DEFAULT_MAX_CHUNK_BYTES = 4 * 1024 * 1024;
+
+/** What a commit may store. */
+export interface CommitLimits {
+  /** Largest chunk a row may claim. @default DEFAULT_MAX_CHUNK_BYTES */
+  maxChunkBytes?: number;
+  /** Largest file, in bytes (unset: no limit). */
+  maxFileBytes?: number;
+  /** Most bytes of live files the namespace may hold (unset: no limit). Kept versions and trash do not count. */
+  quotaBytes?: number;
 }
 
 /**
@@ -54,6 +75,8 @@ export interface Step {
   versions: VersionRecord[];
   /** Paths the step deleted. */
   trash: TrashRecord[];
+  /** Bytes of the namespace's live files after the step (absent: unchanged). */
+  usage?: number;
 }
 
 /** A batch's plan: results per change, steps to write in order, manifests and chunks it references. */
@@ -64,6 +87,8 @@ export interface CommitPlan {
   steps: Step[];
   /** The new rev after the batch. */
   seq: number;
+  /** Bytes of the namespace's live files after the batch. */
+  usage: number;
   /** Full manifests of accepted uploads by file hash. */
   manifests: Map<string, { size: number; rows: ChunkRow[] }>;
   /** Chunk ids that accepted uploads inserted (they become committed references). */
@@ -124,6 +149,7 @@ export function planCommit(view: NamespaceView, changes: readonly Change[], ctx:
     results: [],
     steps: [],
     seq: ctx.seq,
+    usage: ctx.usage ?? 0,
     manifests: new Map(),
     permanent: new Set(),
   };
@@ -135,7 +161,7 @@ export function planCommit(view: NamespaceView, changes: readonly Change[], ctx:
         manifest: (hash) => plan.manifests.get(hash)?.rows ?? view.manifest(hash),
       },
       change,
-      { ...ctx, seq: plan.seq },
+      { ...ctx, seq: plan.seq, usage: plan.usage },
     );
     if (!decided.ok) {
       plan.results.push({ ok: false, code: decided.code, error: decided.error, current: decided.current });
@@ -147,6 +173,7 @@ export function planCommit(view: NamespaceView, changes: readonly Change[], ctx:
     }
     const entries = decided.steps.flatMap((s) => s.journal);
     if (entries.length > 0) plan.seq = entries[entries.length - 1].rev;
+    if (decided.steps.length > 0) plan.usage = decided.steps[decided.steps.length - 1].usage ?? plan.usage;
     if (decided.manifest) plan.manifests.set(decided.manifest.hash, decided.manifest);
     for (const id of decided.inserted ?? []) plan.permanent.add(id);
     plan.results.push({ ok: true, entries });
@@ -179,15 +206,19 @@ export type Decision =
 export function decideChange(view: NamespaceView, change: Change, ctx: CommitContext): Decision {
   const steps: Step[] = [];
   let rev = ctx.seq;
+  let usage = ctx.usage ?? 0;
   const staged = new Map<string, EntryRecord | null>();
   const read = (path: string) => staged.has(path) ? staged.get(path)! : view.entry(path);
   const hasLiveChildren = (path: string) => {
     const { paths, complete } = view.children(path);
     return !complete || paths.length > 0 || [...staged].some(([p, e]) => e && parentPath(p) === path);
   };
-  const newStep = (): Step => ({ writes: [], journal: [], versions: [], trash: [] });
+  const newStep = (): Step => ({ writes: [], journal: [], versions: [], trash: [], usage });
   const put = (step: Step, path: string, entry: Omit<EntryRecord, "rev" | "device" | "time">) => {
     const record: EntryRecord = { ...entry, path, rev: ++rev, device: ctx.device, time: ctx.now };
+    const replaced = read(path);
+    if (replaced?.kind === "file") usage -= replaced.size;
+    step.usage = usage += record.size;
     const { time: _time, ...wire } = record;
     step.writes.push({ path, entry: record });
     step.journal.push({ ...wire, tag: ctx.tag });
@@ -195,6 +226,7 @@ export function decideChange(view: NamespaceView, change: Change, ctx: CommitCon
   };
   const remove = (step: Step, current: EntryRecord) => {
     const path = current.path;
+    if (current.kind === "file") step.usage = usage -= current.size;
     step.writes.push({ path, entry: null });
     step.journal.push({
       path,
@@ -229,11 +261,9 @@ export function decideChange(view: NamespaceView, change: Change, ctx: CommitCon
         if (now?.kind === "dir" && hasLiveChildren(change.path)) {
           throw new Refusal("not_empty", `Cannot replace folder "${change.path}": it is not empty`, now);
         }
+        checkLimits(change, now, usage, ctx.limits);
         const { chunkRows, inserted } = rowsOf(view, change, ctx.rows, now);
-        const missing = [...new Set(inserted.map((r) => r.id))].filter((id) => ctx.missing.has(id));
-        if (missing.length > 0) {
-          throw new Refusal("missing_chunks", `${missing.length} chunks of "${change.path}" are missing`);
-        }
+        checkRows(change.path, inserted, ctx);
         ensureParents(change.path);
         const step = newStep();
         if (now?.kind === "file") step.versions.push(versionOf(now, ctx.now));
@@ -311,6 +341,65 @@ export function decideChange(view: NamespaceView, change: Change, ctx: CommitCon
   } catch (error) {
     if (!(error instanceof Refusal)) throw error;
     return { ok: false, code: error.code, error: error.message, current: error.current };
+  }
+}
+
+/**
+ * Refuses an upload larger than the largest file allowed, or one that would take the namespace's live files
+ * past its quota (`usage` is their size before the upload). Replacing a file counts only what it adds.
+ */
+export function checkLimits(
+  change: UploadChange,
+  now: EntryRecord | null,
+  usage: number,
+  limits: CommitLimits = {},
+): void {
+  if (limits.maxFileBytes !== undefined && change.size > limits.maxFileBytes) {
+    throw new Refusal(
+      "too_large",
+      `file too large: "${change.path}" is ${formatSize(change.size)}, the server accepts files up to ` +
+        formatSize(limits.maxFileBytes),
+    );
+  }
+  const adds = change.size - (now?.kind === "file" ? now.size : 0);
+  if (limits.quotaBytes !== undefined && adds > 0 && usage + adds > limits.quotaBytes) {
+    throw new Refusal(
+      "quota_exceeded",
+      `quota exceeded: "${change.path}" needs ${formatSize(adds)} more, ` +
+        `${formatSize(Math.max(0, limits.quotaBytes - usage))} of ${formatSize(limits.quotaBytes)} left`,
+    );
+  }
+}
+
+/**
+ * Refuses inserted rows that the caller may not reference, or that claim a size other than their chunk's real
+ * size (so no stored manifest ever disagrees with the chunks, and no file claims more than its chunks hold).
+ */
+export function checkRows(
+  path: string,
+  inserted: readonly ChunkRow[],
+  ctx: Pick<CommitContext, "sizes" | "limits">,
+): void {
+  const maxChunk = ctx.limits?.maxChunkBytes ?? DEFAULT_MAX_CHUNK_BYTES;
+  const missing = new Set<string>();
+  inserted.forEach((row, i) => {
+    if (row.size === 0 || row.size > maxChunk) {
+      throw new Refusal(
+        "bad_rows",
+        `Chunk ${i + 1} of "${path}" claims ${row.size} bytes: a chunk holds 1 to ${maxChunk} bytes`,
+      );
+    }
+    const real = ctx.sizes.get(row.id);
+    if (real === undefined) missing.add(row.id);
+    else if (real !== row.size) {
+      throw new Refusal(
+        "bad_rows",
+        `Chunk ${i + 1} of "${path}" (${row.id.slice(0, 12)}) claims ${row.size} bytes, but it holds ${real}`,
+      );
+    }
+  });
+  if (missing.size > 0) {
+    throw new Refusal("missing_chunks", `${missing.size} chunks of "${path}" are missing`);
   }
 }
 

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { type Change, type ChunkRow, encodeRows } from "../protocol/messages.ts";
 import { parentPath } from "../protocol/paths.ts";
-import { type CommitPlan, type NamespaceView, planCommit } from "./commit_rules.ts";
+import { type CommitLimits, type CommitPlan, type NamespaceView, planCommit } from "./commit_rules.ts";
 import type { EntryRecord } from "./metadata_store.ts";
 
 // ---------------------------------------------------------------------------------------------------------
@@ -194,15 +194,16 @@ const CASES: [name: string, before: string, changes: Change[], expect: string, r
 
 for (const [name, before, changes, expect, rows] of CASES) {
   Deno.test(`planCommit(): ${name}`, () => {
-    const missing = new Set([C.id]);
-    if (name.includes("delta")) missing.clear();
+    // C is stored but not the caller's, except where a delta inserts it.
+    const sizes = new Map([A, B].map((r) => [r.id, r.size]));
+    if (name.includes("delta")) sizes.set(C.id, C.size);
     const plan = planCommit(viewOf(namespace(before)), changes, {
       device: "dev",
       seq: 10,
       now: 1000,
       tag: "t".repeat(16),
       rows: encodeRows(rows ?? []),
-      missing,
+      sizes,
     });
     assert.equal(render(plan), expect);
   });
@@ -215,7 +216,7 @@ Deno.test("planCommit() records versions and trash with the device and times the
     now: 1000,
     tag: "abcd",
     rows: new Uint8Array(),
-    missing: new Set(),
+    sizes: new Map(),
   });
   const versions = plan.steps.flatMap((s) => s.versions);
   assert.deepEqual(versions[0], {
@@ -258,8 +259,171 @@ Deno.test("planCommit() treats a folder with uncounted children as not empty", (
       now: 1,
       tag: "x",
       rows: new Uint8Array(),
-      missing: new Set(),
+      sizes: new Map(),
     },
   );
   assert.equal(render(plan), "!not_empty");
+});
+
+// Rows, sizes and limits: [name, namespace before, changes, rows sent, limits, usage before, expect, usage after].
+const BIG = row("big", 4 * 1024 * 1024);
+const LIMIT_CASES: [
+  name: string,
+  before: string,
+  changes: Change[],
+  rows: ChunkRow[],
+  limits: CommitLimits,
+  usage: number,
+  expect: string,
+  after: number,
+][] = [
+  ["rows with their real sizes commit", "", [upRows("f", 0, [A, B])], [A, B], {}, 0, "+f@11", 20],
+  [
+    "sizes moved between rows (same total, same hash) are bad_rows",
+    "",
+    [upRows("f", 0, [{ ...A, size: 5 }, { ...B, size: 15 }])],
+    [{ ...A, size: 5 }, { ...B, size: 15 }],
+    {},
+    0,
+    "!bad_rows",
+    0,
+  ],
+  [
+    "a row claiming more than the largest chunk is bad_rows",
+    "",
+    [upRows("f", 0, [{ ...A, size: 0xffffffff }])],
+    [{ ...A, size: 0xffffffff }],
+    {},
+    0,
+    "!bad_rows",
+    0,
+  ],
+  [
+    "a row claiming zero bytes is bad_rows",
+    "",
+    [upRows("f", 0, [{ ...A, size: 0 }])],
+    [{ ...A, size: 0 }],
+    {},
+    0,
+    "!bad_rows",
+    0,
+  ],
+  ["the largest chunk itself is fine", "", [upRows("f", 0, [BIG])], [BIG], {}, 0, "+f@11", BIG.size],
+  [
+    "a file above the largest file size is too_large",
+    "",
+    [upRows("f", 0, [A, B])],
+    [A, B],
+    { maxFileBytes: 19 },
+    0,
+    "!too_large",
+    0,
+  ],
+  [
+    "a file of exactly the largest size is fine",
+    "",
+    [upRows("f", 0, [A, B])],
+    [A, B],
+    { maxFileBytes: 20 },
+    0,
+    "+f@11",
+    20,
+  ],
+  [
+    "an upload past the quota is quota_exceeded",
+    "",
+    [upRows("f", 0, [A, B])],
+    [A, B],
+    { quotaBytes: 25 },
+    10,
+    "!quota_exceeded",
+    10,
+  ],
+  [
+    "an upload up to the quota is fine",
+    "",
+    [upRows("f", 0, [A, B])],
+    [A, B],
+    { quotaBytes: 30 },
+    10,
+    "+f@11",
+    30,
+  ],
+  [
+    "replacing a file counts only what it adds",
+    "f@3",
+    [upRows("f", 3, [A, B])],
+    [A, B],
+    { quotaBytes: 20 },
+    10,
+    "+f@11 v:f@3",
+    20,
+  ],
+  [
+    "a smaller file is accepted even over the quota",
+    "f@3",
+    [up("f", 3)],
+    [],
+    { quotaBytes: 5 },
+    10,
+    "+f@11 v:f@3",
+    0,
+  ],
+  [
+    "a delete in the same batch makes room",
+    "g@3",
+    [del("g", 3), upRows("f", 0, [A, B])],
+    [A, B],
+    { quotaBytes: 20 },
+    10,
+    "-g@11 v:g@3 t:g ; +f@12",
+    20,
+  ],
+  ["a move changes no usage", "g@3", [mv("g", "h", 3)], [], { quotaBytes: 1 }, 10, "-g@11 +h@12", 10],
+  ["a folder made over a file frees its size", "g@3", [mk("g", 3)], [], {}, 10, "+g/@11 v:g@3", 0],
+];
+
+for (const [name, before, changes, rows, limits, usage, expect, after] of LIMIT_CASES) {
+  Deno.test(`planCommit(): ${name}`, () => {
+    const sizes = new Map([A, B, BIG].map((r) => [r.id, r.size]));
+    const plan = planCommit(viewOf(namespace(before)), changes, {
+      device: "dev",
+      seq: 10,
+      now: 1000,
+      tag: "t",
+      rows: encodeRows(rows),
+      sizes,
+      limits,
+      usage,
+    });
+    assert.equal(render(plan), expect);
+    assert.equal(plan.usage, after, "usage after the batch");
+  });
+}
+
+Deno.test("planCommit() names the file, its size and the limit in too_large and quota_exceeded", () => {
+  const ctx = {
+    device: "d",
+    seq: 0,
+    now: 1,
+    tag: "t",
+    rows: encodeRows([A, B]),
+    sizes: new Map([A, B].map((r) => [r.id, r.size])),
+  };
+  const big = planCommit(viewOf(namespace("")), [upRows("big.iso", 0, [A, B])], {
+    ...ctx,
+    limits: { maxFileBytes: 10 },
+  });
+  assert.ok(!big.results[0].ok);
+  assert.equal(
+    big.results[0].error,
+    `file too large: "big.iso" is 20 B, the server accepts files up to 10 B`,
+  );
+  const full = planCommit(viewOf(namespace("")), [upRows("f", 0, [A, B])], {
+    ...ctx,
+    limits: { quotaBytes: 2048 },
+    usage: 2040,
+  });
+  assert.ok(!full.results[0].ok);
+  assert.equal(full.results[0].error, `quota exceeded: "f" needs 20 B more, 8 B of 2.0 KiB left`);
 });

@@ -9,7 +9,9 @@ import {
   type WireVersion,
 } from "../protocol/messages.ts";
 import { RpcError } from "../protocol/rpc.ts";
+import type { CommitLimits } from "./commit_rules.ts";
 import type {
+  ChunkCheck,
   CommitOutcome,
   EntryRecord,
   MetadataStore,
@@ -193,8 +195,10 @@ export interface RestoreOptions {
   as?: string;
   policy: RetentionPolicy;
   now: number;
-  /** Which of these chunks are not stored (a restore needs every chunk of what it brings back). */
-  missingChunks: (ids: string[]) => Promise<string[]>;
+  /** The real sizes of those of these chunks that are stored (a restore needs every chunk it brings back). */
+  chunkSizes: ChunkCheck;
+  /** Largest file and quota, as for any commit. */
+  limits?: CommitLimits;
 }
 
 /** What a restore committed. */
@@ -290,7 +294,8 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     device: options.device,
     changes,
     rows: encodeRows(rows),
-    checkChunks: options.missingChunks,
+    checkChunks: options.chunkSizes,
+    limits: options.limits,
   });
   const first = outcome.results[0];
   if (!first.ok) throw new RpcError(first.code, `Cannot restore "${path}" at "${target}": ${first.error}`);

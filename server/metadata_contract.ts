@@ -27,8 +27,12 @@ export function chunks(prefix: string, count: number, size = 100): ChunkRow[] {
   return Array.from({ length: count }, (_, i) => chunk(`${prefix}-${i}`, size));
 }
 
-/** A chunk check that finds every chunk. */
-export const present: ChunkCheck = () => Promise.resolve([]);
+/** A chunk check that finds every chunk, with the sizes these rows give them (the first row of an id wins). */
+export function presentAs(rows: readonly ChunkRow[]): ChunkCheck {
+  const sizes = new Map<string, number>();
+  for (const row of rows) if (!sizes.has(row.id)) sizes.set(row.id, row.size);
+  return (ids) => Promise.resolve(new Map(ids.flatMap((id) => sizes.has(id) ? [[id, sizes.get(id)!]] : [])));
+}
 
 function sizeOf(rows: ChunkRow[]): number {
   return rows.reduce((n, r) => n + r.size, 0);
@@ -94,14 +98,14 @@ export class Batch {
 
   commit(
     store: MetadataStore,
-    check: ChunkCheck = present,
+    check: ChunkCheck | undefined = undefined,
     ns = NS,
   ): Promise<{ results: ChangeResult[]; journal: WireEntry[] }> {
     return store.commit(ns, {
       device: DEVICE,
       changes: this.changes,
       rows: encodeRows(this.rows),
-      checkChunks: check,
+      checkChunks: check ?? presentAs(this.rows),
     });
   }
 }
@@ -188,6 +192,38 @@ export function metadataContract(label: string, open: OpenStore): void {
     });
   });
 
+  test("setQuota sets, lifts and clears a user's own quota", async () => {
+    await withStore(async (store) => {
+      await store.addUser(user("alice"));
+      assert.equal((await store.getUser("alice"))?.quota, undefined);
+      assert.equal(await store.setQuota("alice", 1000), true);
+      assert.equal((await store.getUser("alice"))?.quota, 1000);
+      assert.equal(await store.setQuota("alice", null), true);
+      assert.equal((await store.getUser("alice"))?.quota, null);
+      assert.equal(await store.setQuota("alice", undefined), true);
+      const back = await store.getUser("alice");
+      assert.ok(back && !("quota" in back));
+      assert.equal(back.hash, user("alice").hash, "the rest of the record is kept");
+      assert.equal(await store.setQuota("nobody", 5), false);
+    });
+  });
+
+  test("usage counts live files only: replacing counts the new size, deleting and moving as they should", async () => {
+    await withStore(async (store) => {
+      assert.equal(await store.usage(NS), 0);
+      const [a] = accepted(
+        (await new Batch().upload("a", [chunk("a", 30)]).upload("b", [chunk("b", 12)]).commit(store))
+          .results[0],
+      );
+      assert.equal(await store.usage(NS), 42);
+      await new Batch().upload("a", [chunk("a2", 5)], a.rev).move("b", "c", 2).commit(store);
+      assert.equal(await store.usage(NS), 17);
+      accepted((await new Batch().delete("c", 5).commit(store)).results[0]);
+      assert.equal(await store.usage(NS), 5, "a deleted file no longer counts (its kept version does not)");
+      assert.equal(await store.usage("bob"), 0, "other namespaces are apart");
+    });
+  });
+
   test("setPassword replaces the hash and revokes the user's tokens", async () => {
     await withStore(async (store) => {
       await store.addUser(user("alice"));
@@ -205,8 +241,8 @@ export function metadataContract(label: string, open: OpenStore): void {
       await store.addUser(user("bob"));
       await store.addToken("ta", token("alice", "d1"));
       await store.addToken("tb", token("bob", "d2"));
-      await new Batch().upload("a/x.txt", [chunk("x")]).commit(store, present, "alice");
-      await new Batch().upload("a/x.txt", [chunk("x")]).commit(store, present, "bob");
+      await new Batch().upload("a/x.txt", [chunk("x")]).commit(store, undefined, "alice");
+      await new Batch().upload("a/x.txt", [chunk("x")]).commit(store, undefined, "bob");
       assert.equal(await store.removeUser("alice"), true);
       assert.equal(await store.getToken("ta"), null);
       assert.equal(await store.getEntry("alice", "a/x.txt"), null);
@@ -479,7 +515,7 @@ export function metadataContract(label: string, open: OpenStore): void {
       const asked: string[][] = [];
       const check: ChunkCheck = (ids) => {
         asked.push(ids);
-        return Promise.resolve([]);
+        return presentAs(inserted)(ids);
       };
       const { results } = await new Batch().delta(
         "big.bin",
@@ -545,13 +581,67 @@ export function metadataContract(label: string, open: OpenStore): void {
     });
   });
 
+  test("rows that claim other sizes than their chunks hold are refused as bad_rows and store no manifest", async () => {
+    await withStore(async (store) => {
+      const real = [chunk("five", 5), chunk("nine", 9)];
+      const rotated = [{ ...real[0], size: 9 }, { ...real[1], size: 5 }];
+      const { results, journal } = await new Batch().upload("f", rotated).mkdir("ok").commit(
+        store,
+        presentAs(real),
+      );
+      assert.match(refused(results[0], "bad_rows").error, /claims 9 bytes, but it holds 5/);
+      assert.deepEqual(journal.map((e) => e.path), ["ok"]);
+      assert.equal(await store.getManifest(fileHashOfChunks(real.map((r) => r.id))), null);
+      assert.equal(await store.usage(NS), 0);
+    });
+  });
+
+  test("upgradeManifests rewrites rows that disagree with the real chunk sizes, once per store", async () => {
+    await withStore(async (store) => {
+      const content = [chunk("u1", 10), chunk("u2", 20), chunk("gone", 30)];
+      const other = [chunk("ok", 7)];
+      await new Batch().upload("f", content).upload("g", other).commit(store);
+      const real = new Map([[content[0].id, 20], [content[1].id, 10], [other[0].id, 7]]);
+      const fixed = await store.upgradeManifests((id) => Promise.resolve(real.get(id) ?? null));
+      const hash = fileHashOfChunks(content.map((r) => r.id));
+      assert.deepEqual(fixed, [hash]);
+      assert.deepEqual(await store.getManifest(hash), [
+        { id: content[0].id, size: 20 },
+        { id: content[1].id, size: 10 },
+        content[2],
+      ], "a row of a chunk not stored is left alone");
+      assert.equal(await store.upgradeManifests(() => Promise.resolve(1)), null);
+    });
+  });
+
+  test("a commit past the quota or the largest file is refused; usage stays as it was", async () => {
+    await withStore(async (store) => {
+      const limits = { quotaBytes: 250, maxFileBytes: 200 };
+      const commit = (batch: Batch) =>
+        store.commit(NS, {
+          device: DEVICE,
+          changes: batch.changes,
+          rows: encodeRows(batch.rows),
+          checkChunks: presentAs(batch.rows),
+          limits,
+        });
+      accepted((await commit(new Batch().upload("a", [chunk("a", 150)]))).results[0]);
+      const { results } = await commit(
+        new Batch().upload("b", [chunk("b", 150)]).upload("c", [chunk("c", 201)]),
+      );
+      refused(results[0], "quota_exceeded");
+      refused(results[1], "too_large");
+      assert.equal(await store.usage(NS), 150);
+    });
+  });
+
   test("chunks the caller may not reference are refused as missing_chunks; other changes still commit", async () => {
     await withStore(async (store) => {
       const content = [chunk("have"), chunk("lack"), chunk("lack")];
       const asked: string[][] = [];
       const check: ChunkCheck = (ids) => {
         asked.push(ids);
-        return Promise.resolve(ids.filter((id) => id === chunk("lack").id));
+        return presentAs(content.filter((r) => r.id !== chunk("lack").id))(ids);
       };
       const { results, journal } = await new Batch().upload("f", content).mkdir("ok").commit(store, check);
       assert.match(refused(results[0], "missing_chunks").error, /^1 chunks/);
@@ -671,7 +761,7 @@ export function metadataContract(label: string, open: OpenStore): void {
     await withStore(async (store) => {
       const ns = "u".repeat(64);
       const content = chunks("long-user", 5000);
-      const { results } = await new Batch().upload("big", content).commit(store, present, ns);
+      const { results } = await new Batch().upload("big", content).commit(store, undefined, ns);
       accepted(results[0]);
     });
   });
@@ -701,7 +791,7 @@ export function metadataContract(label: string, open: OpenStore): void {
     await withStore(async (store) => {
       await new Batch().upload("a/b", [chunk("b")]).upload("c", [chunk("c")]).commit(store);
       await new Batch().delete("c", 3).commit(store);
-      await new Batch().mkdir("elsewhere").commit(store, present, "bob");
+      await new Batch().mkdir("elsewhere").commit(store, undefined, "bob");
       const paths: string[] = [];
       for await (const entry of store.listEntries(NS)) paths.push(entry.path);
       assert.deepEqual(paths.sort(), ["a", "a/b"]);
@@ -767,7 +857,7 @@ export function metadataContract(label: string, open: OpenStore): void {
       now = 2_000;
       await new Batch().upload("d/f.txt", [chunk("v2")], 2).commit(store);
       now = 3_000;
-      await new Batch().delete("d/f.txt", 3).delete("d", 1, "dir").commit(store, present);
+      await new Batch().delete("d/f.txt", 3).delete("d", 1, "dir").commit(store);
       const versions = await store.listVersions(NS, "d/f.txt");
       assert.deepEqual(versions.map((v) => [v.rev, v.time, v.until, v.device]), [
         [3, 2_000, 3_000, DEVICE],

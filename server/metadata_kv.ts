@@ -165,6 +165,15 @@ export class KvMetadataStore implements MetadataStore {
     return true;
   }
 
+  async setQuota(name: string, quota: number | null | undefined): Promise<boolean> {
+    const entry = await this.kv.get<UserRecord>(["user", name]);
+    if (!entry.value) return false;
+    const { quota: _old, ...user } = entry.value;
+    const result = await this.kv.atomic().check(entry)
+      .set(["user", name], quota === undefined ? user : { ...user, quota }).commit();
+    return result.ok || await this.setQuota(name, quota);
+  }
+
   async removeUser(name: string): Promise<boolean> {
     const user = await this.getUser(name);
     if (!user) return false;
@@ -173,6 +182,7 @@ export class KvMetadataStore implements MetadataStore {
     for (const prefix of ["e", "j", "c", "p", "v", "t", "device"]) await this.#deletePrefix([prefix, name]);
     await this.kv.delete(["seq", name]);
     await this.kv.atomic().delete(["jc", name]).delete(["jm", name]).commit();
+    await this.kv.delete(["usage", name]);
     return true;
   }
 
@@ -291,6 +301,30 @@ export class KvMetadataStore implements MetadataStore {
     const parts: [Deno.KvKey, unknown][] = [];
     for await (const part of this.kv.list({ prefix: ["mp", hash] })) parts.push([part.key, null]);
     await writeMutations(this.kv, parts);
+  }
+
+  async upgradeManifests(sizeOf: (id: string) => Promise<number | null>): Promise<string[] | null> {
+    const mark = ["config", "manifests-checked"];
+    if ((await this.kv.get(mark)).versionstamp) return null;
+    const fixed: string[] = [];
+    for await (const hash of this.listManifests()) {
+      const rows = await this.getManifest(hash);
+      if (!rows) continue;
+      let wrong = false;
+      const real = await Promise.all(rows.map(async (row) => {
+        const size = await sizeOf(row.id);
+        if (size === null || size === row.size) return row;
+        wrong = true;
+        return { id: row.id, size };
+      }));
+      if (!wrong) continue;
+      const size = real.reduce((n, r) => n + r.size, 0);
+      await writeMutations(this.kv, this.#manifestMutations(hash, size, real));
+      this.#manifests.set(hash, real);
+      fixed.push(hash);
+    }
+    await this.kv.set(mark, { at: this.#now() });
+    return fixed;
   }
 
   /** The KV mutations that store a manifest: parts first, the meta key last (visible once complete). */
@@ -472,6 +506,17 @@ export class KvMetadataStore implements MetadataStore {
 
   // ---- commit ----
 
+  /** The usage counter, or for a namespace written before it existed, the sum over its live files. */
+  async usage(ns: string): Promise<number> {
+    return (await this.kv.get<number>(["usage", ns])).value ?? await this.#sumEntries(ns);
+  }
+
+  async #sumEntries(ns: string): Promise<number> {
+    let total = 0;
+    for await (const entry of this.listEntries(ns)) if (entry.kind === "file") total += entry.size;
+    return total;
+  }
+
   commit(ns: string, options: CommitOptions): Promise<CommitOutcome> {
     return this.gcLock.shared(() => this.#lock(ns).run(() => this.#commit(ns, options)));
   }
@@ -484,7 +529,6 @@ export class KvMetadataStore implements MetadataStore {
     // manifests exist, in a few parallel multi-key reads instead of one read per change.
     const fetched = new Map<string, EntryRecord | null>();
     const wanted = new Set<string>();
-    const hashes = new Set<string>();
     const bases = new Set<string>();
     const inserted = new Set<string>();
     /** How many changes of the batch touch a direct child of each folder. */
@@ -497,7 +541,6 @@ export class KvMetadataStore implements MetadataStore {
         childTouches.set(parent, (childTouches.get(parent) ?? 0) + 1);
       }
       if (change.op === "upload") {
-        if (!this.#manifests.get(change.hash)) hashes.add(change.hash);
         if (change.from) bases.add(change.from.hash);
         try {
           for (const row of insertedRows(change, rows)) inserted.add(row.id);
@@ -506,17 +549,13 @@ export class KvMetadataStore implements MetadataStore {
         }
       }
     }
-    const knownManifests = new Set<string>();
     const baseManifests = new Map<string, ChunkRow[] | null>();
-    const [missing] = await Promise.all([
-      inserted.size > 0 ? options.checkChunks([...inserted]) : Promise.resolve([]),
+    const [sizes, usage] = await Promise.all([
+      inserted.size > 0 ? options.checkChunks([...inserted]) : Promise.resolve(new Map<string, number>()),
+      this.usage(ns),
       ...chunked([...wanted], 10).map(async (paths) => {
         const got = await this.kv.getMany<EntryRecord[]>(paths.map((p) => entryKey(ns, p)));
         paths.forEach((p, i) => fetched.set(p, got[i].value));
-      }),
-      ...chunked([...hashes], 10).map(async (list) => {
-        const got = await this.kv.getMany(list.map((h) => ["m", h]));
-        list.forEach((h, i) => got[i].versionstamp && knownManifests.add(h));
       }),
       ...[...bases].map(async (hash) => baseManifests.set(hash, await this.getManifest(hash))),
     ]);
@@ -553,7 +592,9 @@ export class KvMetadataStore implements MetadataStore {
         now: this.#now(),
         tag: randomBytes(8).toString("hex"),
         rows,
-        missing: new Set(missing),
+        sizes,
+        limits: options.limits,
+        usage,
       },
     );
     const journal = plan.steps.flatMap((s) => s.journal);
@@ -561,11 +602,12 @@ export class KvMetadataStore implements MetadataStore {
       // Immutable parts first (chunks durable, manifests, committed references): a crash after them leaves
       // only unreferenced data for garbage collection.
       await options.syncChunks?.(plan.permanent);
+      // Every manifest is written, even one stored before: its rows were just checked against the chunks, and
+      // a manifest is named by its chunk ids, so a correct one never differs from what is stored; rewriting
+      // heals any wrong one (written by older code) and gives no other user's upload away by its timing.
       const manifestMutations: [Deno.KvKey, unknown][] = [];
       for (const [hash, { size, rows }] of plan.manifests) {
-        if (!knownManifests.has(hash) && !this.#manifests.get(hash)) {
-          manifestMutations.push(...this.#manifestMutations(hash, size, rows));
-        }
+        manifestMutations.push(...this.#manifestMutations(hash, size, rows));
       }
       await writeMutations(this.kv, manifestMutations);
       for (const [hash, { rows }] of plan.manifests) this.#manifests.set(hash, rows);
@@ -587,6 +629,7 @@ export class KvMetadataStore implements MetadataStore {
       for (const wire of step.journal) unit.push([["j", ns, wire.rev], wire]);
       for (const v of step.versions) unit.push([versionKey(ns, v.path, v.rev), v]);
       for (const t of step.trash) unit.push([trashKey(ns, t.rev), t]);
+      if (step.usage !== undefined) unit.push([["usage", ns], step.usage]);
       return unit;
     });
     let stamp = versionstamp;
@@ -595,11 +638,15 @@ export class KvMetadataStore implements MetadataStore {
     for (let g = 0; g < groups.length; g++) {
       await this.#beforeAtomic?.(g);
       const atomic = this.kv.atomic().check({ key: ["seq", ns], versionstamp: stamp });
+      let usage: number | undefined;
       for (const [key, value] of groups[g]) {
-        value === null ? atomic.delete(key) : atomic.set(key, value);
+        // The usage after the group's last step is written once, with the counter it belongs to.
+        if (key[0] === "usage") usage = value as number;
+        else value === null ? atomic.delete(key) : atomic.set(key, value);
         if (key[0] === "j") seq = Math.max(seq, key[2] as number);
       }
       atomic.set(["seq", ns], seq);
+      if (usage !== undefined) atomic.set(["usage", ns], usage);
       const result = await atomic.commit();
       if (!result.ok) throw new Error(`Concurrent modification of namespace "${ns}"; retry`);
       stamp = result.versionstamp;

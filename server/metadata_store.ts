@@ -1,5 +1,6 @@
 // The server's metadata behind one small interface: users, tokens, entries, journal, manifests, history, trash.
 import type { Change, ChangeResult, ChunkRow, WireEntry } from "../protocol/messages.ts";
+import type { CommitLimits } from "./commit_rules.ts";
 import type { SharedExclusiveLock } from "./gc_lock.ts";
 
 export type { ChunkRow };
@@ -10,6 +11,8 @@ export interface UserRecord {
   salt: string;
   hash: string;
   created: number;
+  /** The user's own quota in bytes of live files; null for none; absent: the server's `--quota`. */
+  quota?: number | null;
 }
 
 /** A device token, stored under the SHA-256 of the token. */
@@ -89,8 +92,11 @@ export interface RetentionPolicy {
   keepVersions?: number;
 }
 
-/** Checks that the caller may reference these chunks; returns the ids it may not (absent or never uploaded by it). */
-export type ChunkCheck = (ids: string[]) => Promise<string[]>;
+/**
+ * The real sizes (in bytes, as stored) of those of these chunks the caller may reference. An id absent from the
+ * map is one it may not: not stored, or never uploaded by the caller nor part of its files.
+ */
+export type ChunkCheck = (ids: string[]) => Promise<Map<string, number>>;
 
 /** Makes chunks durable before a commit references them. */
 export type ChunkSync = (ids: Set<string>) => Promise<void>;
@@ -103,8 +109,10 @@ export interface CommitOptions {
   changes: Change[];
   /** The COMMIT's data: manifest rows the upload changes point into. */
   rows: Uint8Array;
-  /** Which inserted chunks the caller may not reference. */
+  /** The real sizes of the inserted chunks the caller may reference (every inserted row is checked against them). */
   checkChunks: ChunkCheck;
+  /** Largest chunk, largest file and the namespace's quota. @default no limits besides the largest chunk */
+  limits?: CommitLimits;
   /** Makes the referenced chunks durable before anything points at them. */
   syncChunks?: ChunkSync;
 }
@@ -145,6 +153,8 @@ export interface MetadataStore {
   addUser(user: UserRecord): Promise<boolean>;
   /** Replaces a user's password hash and revokes every device token of that user; false for an unknown user. */
   setPassword(name: string, salt: string, hash: string): Promise<boolean>;
+  /** Sets (a number or null for no limit) or clears (undefined) a user's own quota; false for an unknown user. */
+  setQuota(name: string, quota: number | null | undefined): Promise<boolean>;
   /** Removes a user with tokens, files, journal, history and trash; false for an unknown user. */
   removeUser(name: string): Promise<boolean>;
   /** Every user. */
@@ -180,6 +190,11 @@ export interface MetadataStore {
    * agreement: whole changes are either visible with their journal entries or not at all.
    */
   commit(ns: string, options: CommitOptions): Promise<CommitOutcome>;
+  /**
+   * Bytes of the namespace's live files (what a quota counts; kept versions and trash do not), as of the last
+   * commit. Every commit keeps it in step with the entries it writes.
+   */
+  usage(ns: string): Promise<number>;
 
   // ---- manifests ----
   /** The chunk rows of a file version, or null if the manifest is unknown. */
@@ -188,6 +203,13 @@ export interface MetadataStore {
   listManifests(): AsyncIterable<string>;
   /** Removes a manifest (garbage collection). */
   deleteManifest(hash: string): Promise<void>;
+  /**
+   * Once per store (a mark in the store records it): checks every stored manifest's rows against the real sizes
+   * of their chunks (`sizeOf`, null for a chunk not stored) and rewrites those that disagree with them. Servers
+   * before this check stored rows as clients claimed them; a manifest is named by its chunk ids alone, so its
+   * chunks' real sizes are the only right ones. Returns the hashes rewritten, or null if it had run before.
+   */
+  upgradeManifests(sizeOf: (id: string) => Promise<number | null>): Promise<string[] | null>;
 
   // ---- chunk references ----
   /** Which of these chunk ids the namespace references (uploaded or committed). */

@@ -11,6 +11,7 @@ import { Hub } from "./hub.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
 import type { MetadataStore, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
+import { formatSize } from "../protocol/sizes.ts";
 import { Session } from "./session.ts";
 
 /** Options of {@linkcode startServer}. */
@@ -41,7 +42,14 @@ export interface ServerOptions {
   gcIntervalHours?: number;
   /** Test hook passed to the metadata store as its `beforeAtomic` option (see KvMetadataOptions). */
   beforeCommitAtomic?: (index: number) => void | Promise<void>;
+  /** Largest file a user may store, in bytes; null for no limit. @default DEFAULT_MAX_FILE_BYTES (1 TiB) */
+  maxFileBytes?: number | null;
+  /** Most bytes of live files each user may hold (kept versions and trash do not count). @default no limit */
+  quotaBytes?: number;
 }
+
+/** The largest file a server accepts unless told otherwise: 1 TiB. */
+export const DEFAULT_MAX_FILE_BYTES = 1024 ** 4;
 
 /** A running server. */
 export interface RunningServer {
@@ -98,6 +106,8 @@ export async function runAdmin(
     onUserChanged?: (name: string) => void;
     /** Clock and retention for garbage collection. */
     gc?: () => GcOptions;
+    /** The running server's `--quota` (null: none), for user-quota replies; absent offline. */
+    quotaBytes?: number | null;
   } = {},
 ): Promise<AdminReply> {
   const { chunks, stats, onUserChanged } = options;
@@ -129,6 +139,24 @@ export async function runAdmin(
       return { ok: true };
     case "user-list":
       return { ok: true, users: (await store.listUsers()).map((u) => u.name) };
+    case "user-quota": {
+      if (request.set) {
+        const quota = request.set.quota === "default" ? undefined : request.set.quota;
+        if (!await store.setQuota(request.name, quota)) {
+          return { ok: false, error: `No user "${request.name}"` };
+        }
+      }
+      const user = await store.getUser(request.name);
+      if (!user) return { ok: false, error: `No user "${request.name}"` };
+      return {
+        ok: true,
+        quota: {
+          used: await store.usage(request.name),
+          ...("quota" in user ? { own: user.quota } : {}),
+          ...(options.quotaBytes !== undefined ? { serverDefault: options.quotaBytes } : {}),
+        },
+      };
+    }
     default:
       return { ok: false, error: "Unknown admin request" };
   }
@@ -179,10 +207,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     beforeAtomic: options.beforeCommitAtomic,
   });
   for (const line of await store.repair()) log(line);
+  const fixed = await store.gcLock.shared(() => store.upgradeManifests((id) => chunks.size(id)));
+  if (fixed !== null) {
+    log(
+      `checked every stored manifest against its chunks' sizes: ${fixed.length} rewritten` +
+        (fixed.length > 0 ? ` (${fixed.slice(0, 3).map((h) => h.slice(0, 12)).join(", ")}…)` : ""),
+    );
+  }
   await store.setRetention(retention);
   log(
     `keeping earlier versions and the trash ${retention.keepDays} days` +
       (retention.keepVersions !== undefined ? `, at most ${retention.keepVersions} versions per file` : ""),
+  );
+  const maxFileBytes = options.maxFileBytes === null
+    ? undefined
+    : options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  log(
+    `largest file ${maxFileBytes === undefined ? "unlimited" : formatSize(maxFileBytes)}, quota per user ` +
+      (options.quotaBytes === undefined ? "unlimited" : formatSize(options.quotaBytes)),
   );
   let listener: Deno.TlsListener;
   try {
@@ -207,7 +249,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   const admin = await serveAdmin(
     options.dataDir,
-    (request) => runAdmin(store, request, { chunks, stats, onUserChanged: logOut, gc: gcOptions }),
+    (request) =>
+      runAdmin(store, request, {
+        chunks,
+        stats,
+        onUserChanged: logOut,
+        gc: gcOptions,
+        quotaBytes: options.quotaBytes ?? null,
+      }),
   );
   // Unreferenced chunks are collected a while after start and then every few hours.
   const gcEveryMs = (options.gcIntervalHours ?? 6) * 3600_000;
@@ -238,6 +287,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     loginTimeoutMs: options.loginTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
     traffic,
+    maxFileBytes,
+    quotaBytes: options.quotaBytes,
   };
   const acceptLoop = (async () => {
     for await (const conn of listener) {

@@ -16,6 +16,7 @@ import {
 import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import { checkPassword, checkToken, issueToken, type LoginLimiter, makeUser } from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
+import { type CommitLimits, DEFAULT_MAX_CHUNK_BYTES } from "./commit_rules.ts";
 import type { Hub } from "./hub.ts";
 import { keptVersions, restore, trashList, versionList } from "./history.ts";
 import { type DeviceCursor, resyncReason } from "./journal_check.ts";
@@ -28,8 +29,8 @@ const DUMMY_USER = await makeUser("-", crypto.randomUUID());
 /** A file of one chunk up to this size is sent whole in the DOWNLOAD reply. */
 const INLINE_CHUNK_BYTES = 64 * 1024;
 
-/** Largest chunk accepted by PUT. */
-export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
+/** Largest chunk accepted by PUT (and so the most any manifest row may claim). */
+export const MAX_CHUNK_BYTES = DEFAULT_MAX_CHUNK_BYTES;
 
 /** What every session shares. */
 export interface SessionContext {
@@ -50,6 +51,10 @@ export interface SessionContext {
   retention?: RetentionPolicy;
   /** Bytes in and out per device name, for statistics. */
   traffic?: Map<string, { in: number; out: number }>;
+  /** Largest file a commit may store, in bytes. @default no limit */
+  maxFileBytes?: number;
+  /** Most bytes of live files each user may hold. @default no limit */
+  quotaBytes?: number;
 }
 
 type State = "new" | "hello" | "ready";
@@ -63,7 +68,11 @@ export class Session {
   #user = "";
   #device = "";
   #deviceId = "";
-  #known = new Set<string>();
+  /**
+   * Chunks the caller may reference that the server stores (checked once per session): their real size, or
+   * null where it was not looked up yet.
+   */
+  #known = new Map<string, number | null>();
   #knownGeneration = 0;
   #unsubscribe: (() => void) | null = null;
 
@@ -309,10 +318,26 @@ export class Session {
     const referenced = await this.#ctx.store.referencedChunks(this.#user, unknown);
     const missing: string[] = [];
     for (const id of unknown) {
-      if (referenced.has(id) && await this.#ctx.chunks.has(id)) this.#known.add(id);
+      // Only chunks the caller references are looked up at all: nothing here depends on other users' data.
+      const size = referenced.has(id) ? await this.#ctx.chunks.size(id) : null;
+      if (size !== null) this.#known.set(id, size);
       else missing.push(id);
     }
     return missing;
+  }
+
+  /** The real sizes of those chunks the caller may reference (absent: missing), for the commit's row check. */
+  async #chunkSizes(ids: string[]): Promise<Map<string, number>> {
+    const missing = new Set(await this.#missingChunks(ids));
+    const sizes = new Map<string, number>();
+    for (const id of ids) {
+      if (missing.has(id)) continue;
+      const size = this.#known.get(id) ?? await this.#ctx.chunks.size(id);
+      if (size === null) continue;
+      this.#known.set(id, size);
+      sizes.set(id, size);
+    }
+    return sizes;
   }
 
   async #put(id: string, data: Uint8Array | undefined): Promise<Reply> {
@@ -340,7 +365,7 @@ export class Session {
     // Durable before the reply, so a chunk acknowledged once is never asked for again after a crash; the
     // references of concurrent PUTs share one KV write (group commit).
     await this.#ctx.store.addPendingChunk(this.#user, id);
-    this.#known.add(id);
+    this.#known.set(id, data.length);
     return {};
   }
 
@@ -359,8 +384,10 @@ export class Session {
     const entry = wireOf(found);
     const rows = await this.#ctx.store.getManifest(entry.hash);
     if (!rows) throw new RpcError("storage", `Manifest of "${path}" is missing`);
-    for (const row of rows) this.#known.add(row.id);
-    const baseRows = base && base !== entry.hash ? await this.#ctx.store.getManifest(base) : null;
+    for (const row of rows) if (!this.#known.has(row.id)) this.#known.set(row.id, null);
+    const baseRows = base && base !== entry.hash && await this.#keeps(path, base)
+      ? await this.#ctx.store.getManifest(base)
+      : null;
     if (baseRows) {
       // Only the rows between the common head and tail travel; the client has the rest.
       const { head, tail } = commonEnds(baseRows, rows);
@@ -380,13 +407,31 @@ export class Session {
     return { body: { entry }, data: encodeRows(rows) };
   }
 
+  /**
+   * Whether the caller's namespace keeps a version of `path` with this hash. A DOWNLOAD's base is honoured only
+   * then: the answer depends on the caller's own history alone, so a base can never tell whether some other
+   * user stores that content (an unknown base gets the full download, as a random hash does).
+   */
+  async #keeps(path: string, hash: string): Promise<boolean> {
+    const versions = await this.#ctx.store.listVersions(this.#user, path);
+    return versions.some((v) => v.hash === hash);
+  }
+
+  /** The limits of a commit now: the user's own quota (read each time, so a change applies at once) or the server's. */
+  async #limits(): Promise<CommitLimits> {
+    const user = await this.#ctx.store.getUser(this.#user);
+    const quota = user && "quota" in user ? user.quota ?? undefined : this.#ctx.quotaBytes;
+    return { maxChunkBytes: MAX_CHUNK_BYTES, maxFileBytes: this.#ctx.maxFileBytes, quotaBytes: quota };
+  }
+
   async #commit(changes: Change[], data: Uint8Array | undefined): Promise<Reply> {
     const { results, journal } = await this.#ctx.store.commit(this.#user, {
       device: this.#device,
       changes,
       rows: data ?? new Uint8Array(),
-      checkChunks: (ids) => this.#missingChunks(ids),
+      checkChunks: (ids) => this.#chunkSizes(ids),
       syncChunks: (ids) => this.#ctx.chunks.sync(ids),
+      limits: await this.#limits(),
     });
     this.#logCommit(changes, results);
     this.#ctx.hub.publish(this.#user, journal);
@@ -443,10 +488,14 @@ export class Session {
         ...request,
         policy: this.#retention,
         now: this.#now,
-        missingChunks: async (ids) => {
-          const missing: string[] = [];
-          for (const id of ids) if (!await this.#ctx.chunks.has(id)) missing.push(id);
-          return missing;
+        limits: await this.#limits(),
+        chunkSizes: async (ids) => {
+          const sizes = new Map<string, number>();
+          for (const id of ids) {
+            const size = await this.#ctx.chunks.size(id);
+            if (size !== null) sizes.set(id, size);
+          }
+          return sizes;
         },
       });
     } catch (error) {
