@@ -1,6 +1,6 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
-import type { WireEntry } from "../protocol/messages.ts";
+import { BadMessageError, checkPush, type Push } from "../protocol/replies.ts";
 import { UserError } from "../protocol/user_error.ts";
 import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
@@ -309,21 +309,24 @@ export class SyncClient {
   }
 
   #onPush(message: Record<string, unknown>): void {
-    if (message.push === "events") {
-      const touched = this.#state.applyEvents(message.events as WireEntry[]);
+    let push: Push;
+    try {
+      push = checkPush(message);
+    } catch (error) {
+      if (!(error instanceof BadMessageError)) throw error;
+      this.#o.log(`refused a message from the server (nothing written): ${error.message}`);
+      return;
+    }
+    if (push.push === "events") {
+      const touched = this.#state.applyEvents(push.events);
       for (const path of touched) this.#dirty.add(path);
       if (touched.length > 0) this.#kick();
-    } else if (message.push === "snapshot") {
-      const touched = this.#state.applySnapshot(
-        message.entries as WireEntry[],
-        message.first === true,
-        message.last === true,
-        Number(message.cursor),
-      );
+    } else if (push.push === "snapshot") {
+      const touched = this.#state.applySnapshot(push.entries, push.first, push.last, push.cursor);
       for (const path of touched) this.#dirty.add(path);
       this.#kick();
-    } else if (message.push === "error") {
-      this.#o.log(`server: ${String(message.error)}`);
+    } else if (push.push === "error") {
+      this.#o.log(`server: ${push.error}`);
     }
   }
 

@@ -12,6 +12,7 @@ import {
   Requests,
   type WireEntry,
 } from "../protocol/messages.ts";
+import { MAX_CHUNK_BYTES } from "../protocol/replies.ts";
 import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import { checkPassword, checkToken, issueToken, type LoginLimiter, makeUser } from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
@@ -25,9 +26,6 @@ const DUMMY_USER = await makeUser("-", crypto.randomUUID());
 
 /** A file of one chunk up to this size is sent whole in the DOWNLOAD reply. */
 const INLINE_CHUNK_BYTES = 64 * 1024;
-
-/** Largest chunk accepted by PUT. */
-export const MAX_CHUNK_BYTES = 4 * 1024 * 1024;
 
 /** What every session shares. */
 export interface SessionContext {
