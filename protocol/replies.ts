@@ -25,10 +25,9 @@ const uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const time = z.number().int().min(0).max(MAX_TIME_MS);
 const kind = z.enum(["file", "dir"]);
 // deno-lint-ignore no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 const text = (max: number) =>
-  z.string().max(max).refine((s) => !/[\u0000-\u001f\u007f-\u009f]/.test(s), {
-    message: "control characters are not allowed",
-  });
+  z.string().max(max).refine((s) => !CONTROL.test(s), { message: "control characters are not allowed" });
 const device = text(200);
 
 /** A path's state as the server reports it: a live file (with its content hash), a folder, or a deletion. */
