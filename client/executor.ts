@@ -7,6 +7,7 @@ import {
   encodeRows,
   type WireEntry,
 } from "../protocol/messages.ts";
+import { BAD_NAME_CODE } from "../protocol/paths.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
@@ -38,6 +39,11 @@ export interface ExecutorContext {
   progress?: Progress;
   /** Paths whose last commit lacked chunks the local index said the server had: ask about every chunk. */
   distrust: Set<string>;
+  /**
+   * Paths the server refused as names some device could not hold (code "bad_name"), with the content hash
+   * refused ("" for a folder): kept here unsynced, not offered again until they change.
+   */
+  badNames?: Map<string, string>;
 }
 
 /** Counts of what a plan run did. */
@@ -522,7 +528,11 @@ export class Executor {
       const results = reply.message.results as ChangeResult[];
       for (let k = 0; k < batch.length; k++) {
         const result = results[k];
-        if (!result.ok && result.code !== "conflict" && result.code !== "exists") {
+        const change = batch[k].change;
+        if (!result.ok && result.code === BAD_NAME_CODE) {
+          this.#ctx.badNames?.set(change.path, change.op === "upload" ? change.hash : "");
+          this.#ctx.notify(`not syncing ${change.path}: ${result.error} (it stays here as it is)`);
+        } else if (!result.ok && result.code !== "conflict" && result.code !== "exists") {
           this.#ctx.notify(
             `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}`,
           );

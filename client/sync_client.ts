@@ -86,6 +86,8 @@ export class SyncClient {
   #fatal: Error | null = null;
   #dirty = new Set<string>();
   #distrust = new Set<string>();
+  /** Paths the server refused with "bad_name", and the content refused ("" for a folder). */
+  #badNames = new Map<string, string>();
   /** Inode -> path of base files, for recognising moved files without hashing them again. */
   #inoIndex: Map<number, string> | null = null;
   /** The last plan was not empty: the next full scan must reconcile even if the disk looks unchanged. */
@@ -163,6 +165,7 @@ export class SyncClient {
         const base = path === undefined ? undefined : this.#state.base.get(path);
         return base?.kind === "file" && base.ino === ino ? base : undefined;
       },
+      synced: (path) => this.#state.base.has(path),
       onSkip: (path, reason) => this.#o.log(`not syncing ${path}: ${reason}`),
       stopped: () => this.#stopped,
     });
@@ -450,6 +453,11 @@ export class SyncClient {
       const below = (p: string) => hasAncestorIn(p, unknownDirs);
       plan = plan.filter((a) => !("path" in a && below(a.path)) && !("from" in a && below(a.from)));
     }
+    // Names the server refused as ones other devices could not hold stay here unsynced until they change.
+    plan = plan.filter((a) =>
+      !((a.type === "upload" && this.#badNames.get(a.path) === a.local.hash) ||
+        (a.type === "mkdirRemote" && this.#badNames.get(a.path) === ""))
+    );
     const unfinished = plan.filter((a) =>
       touches(a) || (a.type === "upload" && this.#watch?.beingWritten(a.path))
     );
@@ -517,6 +525,7 @@ export class SyncClient {
       notify: this.#o.log,
       progress: this.#progress(),
       distrust: this.#distrust,
+      badNames: this.#badNames,
     });
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
     const report = await executor.run(plan);

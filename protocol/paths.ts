@@ -280,6 +280,12 @@ function typeName(value: unknown): string {
 
 // --- names every platform can hold ---------------------------------------------------------------------------
 
+/**
+ * Error code of a commit change refused because some device of the user could not hold the name: see
+ * {@linkcode unportableNameReason} and {@linkcode foldName} (two names of a folder that differ only in case).
+ */
+export const BAD_NAME_CODE = "bad_name";
+
 /** Windows device names, reserved with any extension and any case (`CON`, `aux.txt`, `Com1.tar.gz`). */
 const WINDOWS_DEVICE =
   /^(?:con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3]) *(?:\..*)?$/i;

@@ -1,5 +1,12 @@
 // The commit rules as pure functions: compare-and-set, parent folders, non-empty folders, moves, deltas, history.
-import { ancestorsOf, baseName, foldName, parentPath, unportablePathReason } from "../protocol/paths.ts";
+import {
+  ancestorsOf,
+  BAD_NAME_CODE,
+  baseName,
+  foldName,
+  parentPath,
+  unportablePathReason,
+} from "../protocol/paths.ts";
 import { fileHashOfChunks } from "../protocol/hash.ts";
 import {
   type Change,
@@ -30,9 +37,6 @@ export interface NamespaceView {
    */
   sameFolded?(folder: string, folded: string): readonly string[];
 }
-
-/** Refusal code of a name that some device of the user could not hold (see `unportableNameReason`). */
-export const BAD_NAME_CODE = "bad_name";
 
 /** What the commit knows besides the namespace. */
 export interface CommitContext {
