@@ -140,6 +140,16 @@ function firstIssue(what: string, error: z.ZodError): BadMessageError {
   return new BadMessageError(`Invalid ${what}: ${where}${issue.message}`);
 }
 
+/** `schema.safeParse`, with a value nested too deeply for the stack (RangeError) as a BadMessageError. */
+function parseSafely(schema: z.ZodType, value: unknown, what: string) {
+  try {
+    return schema.safeParse(value);
+  } catch (error) {
+    if (error instanceof RangeError) throw new BadMessageError(`Invalid ${what}: nested too deeply`);
+    throw error;
+  }
+}
+
 /** Replaces control characters (terminal escapes) and cuts long text, for logging what the server said. */
 export function safeText(value: unknown): string {
   const s = String(value).toWellFormed();
@@ -164,7 +174,7 @@ export function checkPush(message: Record<string, unknown>): Push {
   if (typeof name !== "string" || !Object.hasOwn(Pushes, name)) {
     throw new BadMessageError(`Unknown push ${JSON.stringify(safeText(name))}`);
   }
-  const result = Pushes[name as keyof typeof Pushes].safeParse(message);
+  const result = parseSafely(Pushes[name as keyof typeof Pushes], message, `${name} push`);
   if (!result.success) throw firstIssue(`${name} push`, result.error);
   const push = result.data as Push;
   if (push.push === "error") push.error = safeText(push.error);
@@ -194,7 +204,7 @@ export function checkReply(op: string, request: Record<string, unknown>, frame: 
     return { ...frame, message: { ...message, code, error: safeText(message.error ?? "request failed") } };
   }
   if (!Object.hasOwn(Replies, op)) throw new BadMessageError(`Reply to unknown op ${JSON.stringify(op)}`);
-  const result = Replies[op as keyof typeof Replies].safeParse(message);
+  const result = parseSafely(Replies[op as keyof typeof Replies], message, `${op} reply`);
   if (!result.success) throw firstIssue(`${op} reply`, result.error);
   const body = result.data as Record<string, unknown>;
   const problem = replyProblem(op, request, body, frame.data);

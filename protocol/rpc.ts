@@ -14,6 +14,11 @@ export interface Duplex {
   close(): void;
 }
 
+/** The message of a thrown value, which need not be an Error (a stream may reject with undefined). */
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** A request waiting for its reply. */
 interface Pending {
   resolve: (f: Frame) => void;
@@ -216,7 +221,7 @@ export class RpcPeer {
         while (written < batch.length) written += await this.#duplex.write(batch.subarray(written));
       }
     } catch (error) {
-      this.close(new RpcError("closed", `Connection lost: ${(error as Error).message}`));
+      this.close(new RpcError("closed", `Connection lost: ${errorText(error)}`));
     } finally {
       this.#flushing = null;
     }
@@ -245,7 +250,7 @@ export class RpcPeer {
         this.push({ push: "error", code: "bad_frame", error: error.message });
         this.close(new RpcError("bad_frame", error.message));
       } else {
-        this.close(new RpcError("closed", `Connection lost: ${(error as Error).message}`));
+        this.close(new RpcError("closed", `Connection lost: ${errorText(error)}`));
       }
     }
   }
@@ -260,7 +265,7 @@ export class RpcPeer {
       try {
         frame = check(waiter.op, waiter.body, frame);
       } catch (error) {
-        waiter.reject(new RpcError("bad_reply", (error as Error).message));
+        waiter.reject(new RpcError("bad_reply", errorText(error)));
         return;
       }
     }

@@ -99,7 +99,14 @@ export class Session {
     op: K,
     message: Record<string, unknown>,
   ): z.infer<(typeof Requests)[K]> {
-    const result = Requests[op].safeParse(message);
+    let result;
+    try {
+      result = Requests[op].safeParse(message);
+    } catch (error) {
+      // Values nested thousands deep overflow the stack while an error message is built (found by fuzzing).
+      if (!(error instanceof RangeError)) throw error;
+      throw new RpcError("bad_request", `Invalid ${op}: message is nested too deeply`);
+    }
     if (!result.success) {
       const issue = result.error.issues[0];
       throw new RpcError(

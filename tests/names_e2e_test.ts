@@ -29,9 +29,12 @@ Deno.test("files with names other devices could not hold stay here unsynced, sai
   await waitForFile(join(b, "normal.txt"), "normal");
   // Of the two names differing only in case, the first committed (README.TXT sorts first) syncs.
   await waitForFile(join(b, "README.TXT"), "upper case");
-  await waitFor(() => /not syncing Readme\.txt: .*differs only in case from "README\.TXT"/.test(clientA.output), {
-    message: () => `no case-clash line; a said:\n${clientA.output}`,
-  });
+  await waitFor(
+    () => /not syncing Readme\.txt: .*differs only in case from "README\.TXT"/.test(clientA.output),
+    {
+      message: () => `no case-clash line; a said:\n${clientA.output}`,
+    },
+  );
   // Watch a few full rescans (every 2 s) go by, then sync one more file: nothing is said twice.
   const since = Date.now();
   await waitFor(() => Date.now() - since > 5000, { timeoutMs: 10_000 });
