@@ -29,8 +29,10 @@ export interface FuzzOptions {
   cases: number;
   /** Cases over real TLS (half hostile client, half hostile server). @default 0 */
   tlsCases?: number;
-  /** PRNG seed. */
+  /** PRNG seed; each case draws from its own generator seeded with (seed, case index), so one case replays alone. */
   seed: number;
+  /** Run only this case index (to replay a failure). */
+  only?: number;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -182,7 +184,7 @@ function damage(bytes: Uint8Array, rng: Rng, maxFrame: number): Uint8Array {
       out[4] = rng.int(256);
       return out;
     case 4: // random garbage
-      return crypto.getRandomValues(new Uint8Array(rng.int(300)));
+      return Uint8Array.from({ length: rng.int(300) }, () => rng.int(256));
     default: { // a data frame's JSON length overrunning
       if (out[4] === 2 && out.length >= 9) new DataView(out.buffer).setUint32(5, rng.int(2 ** 32));
       return out;
@@ -515,14 +517,20 @@ function pureCase(rng: Rng, token: string): string | null {
 /** Runs the fuzz: returns what it found (it never throws for a finding). */
 export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const log = options.log ?? (() => {});
-  const rng = new Rng(options.seed);
+  const caseRng = (i: number) =>
+    new Rng(Math.imul(options.seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(i + 1, 0xc2b2ae35));
   const started = Date.now();
   const tmp = Deno.makeTempDirSync({ prefix: "filesync-fuzz-" });
   const failures: string[] = [];
   const internalErrors: string[] = [];
   const consoleError = console.error;
   console.error = (...args: unknown[]) =>
-    internalErrors.push(args.map((a) => a instanceof Error ? a.stack : String(a)).join(" ").slice(0, 1500));
+    internalErrors.push(
+      args.map((a) => a instanceof Error ? a.stack : String(a)).join(" ").slice(
+        0,
+        Number(Deno.env.get("FUZZ_ERR_CHARS") ?? 1500),
+      ),
+    );
   const onUnhandled = (event: PromiseRejectionEvent) => {
     event.preventDefault();
     failures.push(`unhandled rejection: ${String(event.reason).slice(0, 300)}`);
@@ -575,7 +583,11 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     if (problem !== null) failures.push(`${kind} case ${index}: ${problem}`);
   };
   try {
-    for (let i = 0; i < options.cases && failures.length < 20; i++) {
+    const first = options.only ?? 0;
+    const end = options.only !== undefined ? options.only + 1 : options.cases;
+    for (let i = first; i < end; i++) {
+      if (failures.length >= 20) break;
+      const rng = caseRng(i);
       const kind = i % 10 < 6 ? "pure" : i % 10 < 8 ? "client" : "server";
       if (kind === "pure") record(kind, i, pureCase(rng, token));
       else if (kind === "client") {
@@ -630,7 +642,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       }
     }
     if ((options.tlsCases ?? 0) > 0) {
-      await tlsCases(options.tlsCases!, rng, tmp, token, ctx, state, tmpDir, record);
+      await tlsCases(options.tlsCases!, (i) => caseRng(options.cases + i), tmp, state, tmpDir, record);
     }
     if (internalErrors.length > 0) failures.push(`tls: ${internalErrors.splice(0).join("; ")}`);
   } finally {
@@ -657,10 +669,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
 /** Cases over real TLS: a hostile client against a real listening server, a hostile TLS server against the client. */
 async function tlsCases(
   count: number,
-  rng: Rng,
+  caseRng: (i: number) => Rng,
   tmp: string,
-  _token: string,
-  _ctx: SessionContext,
   state: ClientState,
   tmpDir: string,
   record: (kind: string, index: number, problem: string | null) => void,
@@ -686,6 +696,7 @@ async function tlsCases(
     const fakeCa = Deno.readTextFileSync(cert.caPath);
     try {
       for (let i = 0; i < count; i++) {
+        const rng = caseRng(i);
         if (i % 2 === 0) {
           const conn = await Deno.connectTls({
             hostname: "127.0.0.1",
@@ -755,13 +766,21 @@ if (import.meta.main) {
       cases: { type: "string", default: "1000000" },
       seed: { type: "string" },
       tls: { type: "string" },
+      only: { type: "string" },
     },
   });
   const seed = values.seed !== undefined ? Number(values.seed) : Math.floor(Math.random() * 2 ** 31);
   const cases = Number(values.cases);
   const tls = Number(values.tls ?? Math.min(1000, Math.ceil(cases / 1000)));
   console.log(`fuzz: seed ${seed}, ${cases} cases in memory, ${tls} over TLS`);
-  const result = await runFuzz({ cases, tlsCases: tls, seed, log: (line) => console.log(line) });
+  const only = values.only !== undefined ? Number(values.only) : undefined;
+  const result = await runFuzz({
+    cases,
+    tlsCases: only === undefined ? tls : 0,
+    seed,
+    only,
+    log: (line) => console.log(line),
+  });
   console.log(
     `fuzz: ${result.cases} cases in ${
       (result.ms / 1000).toFixed(1)
