@@ -172,7 +172,9 @@ export function safeText(value: unknown): string {
 export function checkPush(message: Record<string, unknown>): Push {
   const name = message.push;
   if (typeof name !== "string" || !Object.hasOwn(Pushes, name)) {
-    throw new BadMessageError(`Unknown push ${JSON.stringify(safeText(name))}`);
+    throw new BadMessageError(
+      `Unknown push ${typeof name === "string" ? JSON.stringify(safeText(name)) : typeof name}`,
+    );
   }
   const result = parseSafely(Pushes[name as keyof typeof Pushes], message, `${name} push`);
   if (!result.success) throw firstIssue(`${name} push`, result.error);
@@ -200,8 +202,12 @@ export function checkPush(message: Record<string, unknown>): Push {
 export function checkReply(op: string, request: Record<string, unknown>, frame: Frame): Frame {
   const message = frame.message;
   if (message.ok === false) {
-    const code = /^[a-z_]{1,64}$/.test(String(message.code)) ? String(message.code) : "error";
-    return { ...frame, message: { ...message, code, error: safeText(message.error ?? "request failed") } };
+    // Only strings are turned into text: String() of a value nested thousands deep overflows the stack.
+    const code = typeof message.code === "string" && /^[a-z_]{1,64}$/.test(message.code)
+      ? message.code
+      : "error";
+    const error = typeof message.error === "string" ? safeText(message.error) : "request failed";
+    return { ...frame, message: { ...message, code, error } };
   }
   if (!Object.hasOwn(Replies, op)) throw new BadMessageError(`Reply to unknown op ${JSON.stringify(op)}`);
   const result = parseSafely(Replies[op as keyof typeof Replies], message, `${op} reply`);

@@ -40,6 +40,16 @@ Deno.test("checkPush() accepts good pushes and refuses hostile fields", () => {
   });
 });
 
+Deno.test("checkPush() and checkReply() refuse values nested too deeply to print, without a RangeError", () => {
+  let deep: unknown = 1;
+  for (let i = 0; i < 100_000; i++) deep = [deep];
+  assert.throws(() => checkPush({ push: deep }), BadMessageError);
+  assert.throws(() => checkPush({ push: "events", events: deep }), BadMessageError);
+  const refused = checkReply("PING", {}, { message: { re: 1, ok: false, code: deep, error: deep } });
+  assert.equal(refused.message.code, "error");
+  assert.equal(refused.message.error, "request failed");
+});
+
 Deno.test("checkPush() makes an error push's text safe to log", () => {
   const push = checkPush({ push: "error", error: "boom\u001b[31m\u202e" });
   assert.equal(push.push === "error" && push.error, "boom?[31m?");

@@ -395,7 +395,12 @@ async function hostileServerCase(
         }
         const valid = replies[String(frame.message.op)] ?? {};
         if (rng.chance(0.1)) {
-          throw new RpcError(String(hostileValue(rng)).slice(0, 100), String(hostileValue(rng)));
+          // An error reply with hostile code and text (strings only: String() of a deep array overflows).
+          const text = () => {
+            const v = hostileValue(rng);
+            return typeof v === "string" ? v : JSON.stringify(v)?.slice(0, 200) ?? "";
+          };
+          throw new RpcError(text().slice(0, 100), text());
         }
         if (rng.chance(0.3)) return Promise.resolve(valid);
         const body = rng.chance(0.7) ? mutate(valid.body ?? {}, rng) : valid.body;
