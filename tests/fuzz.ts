@@ -40,10 +40,21 @@ export interface FuzzOptions {
 /** What a run found. */
 export interface FuzzResult {
   cases: number;
+  /** Cases and milliseconds by kind (pure, client, server, tls-client, tls-server). */
+  kinds: Record<string, { cases: number; ms: number }>;
   failures: string[];
   peakHeapBytes: number;
   heapGrowthBytes: number;
   ms: number;
+}
+
+/** /dev/shm if it is a writable folder, else undefined (the system temp folder). */
+function inRam(): string | undefined {
+  try {
+    return Deno.statSync("/dev/shm").isDirectory ? "/dev/shm" : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A small seeded PRNG (mulberry32). */
@@ -294,6 +305,12 @@ async function readUntil(end: Duplex, re: number, cap: number): Promise<{ intern
   return { internal };
 }
 
+/** Writes all of `bytes` (a TLS write may take only part of them). */
+async function writeAll(end: Duplex, bytes: Uint8Array): Promise<void> {
+  let at = 0;
+  while (at < bytes.length) at += await end.write(bytes.subarray(at));
+}
+
 function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
@@ -452,7 +469,11 @@ async function hostileServerCase(
       const bytes = encodeFrame({ ...safe, re: id, ok: true }, valid.data);
       chunks.push(rng.chance(0.6) ? damage(bytes, rng, 1 << 24) : bytes);
     }
-    for (const chunk of chunks) await server.write(chunk).catch(() => 0);
+    // With a deadline: a client that refused the first frame stops reading, and the writes then wait.
+    const writing = (async () => {
+      for (const chunk of chunks) await writeAll(server, chunk);
+    })().catch(() => {});
+    await withDeadline(writing, 50, "raw writes").catch(() => {});
     server.close();
   }
   const settled = Promise.allSettled(pending).then((results) => {
@@ -466,9 +487,19 @@ async function hostileServerCase(
   await withDeadline(settled, CASE_DEADLINE_MS, "client requests did not settle").catch((error) => {
     problem ??= (error as Error).message;
   });
+  // Hang up both ends first, so neither peer waits to flush to a side that stopped reading.
+  for (const end of [client, server]) {
+    try {
+      end.close();
+    } catch { /* closed */ }
+  }
   peer.close();
   fake?.close();
-  await Promise.all([peer.closed, fake?.closed]);
+  await withDeadline(Promise.all([peer.closed, fake?.closed]), CASE_DEADLINE_MS, "peers did not close").catch(
+    (error) => {
+      problem ??= (error as Error).message;
+    },
+  );
   // Whatever came, the only files written are private temp files in the temp folder.
   for (const item of Deno.readDirSync(tmpDir)) {
     if (!/^[0-9a-f]{64}\.[0-9a-f]{16}\.partial$/.test(item.name)) problem ??= `stray file ${item.name}`;
@@ -525,7 +556,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const caseRng = (i: number) =>
     new Rng(Math.imul(options.seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(i + 1, 0xc2b2ae35));
   const started = Date.now();
-  const tmp = Deno.makeTempDirSync({ prefix: "filesync-fuzz-" });
+  // In RAM when the machine has it: downloads fsync their temp file, which is most of a case's time on disk.
+  const tmp = Deno.makeTempDirSync({ prefix: "filesync-fuzz-", dir: inRam() });
   const failures: string[] = [];
   const internalErrors: string[] = [];
   const consoleError = console.error;
@@ -579,12 +611,21 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     peer.close();
     await Promise.all([peer.closed, session.peer.closed]);
   }
+  // With --v8-flags=--expose-gc (deno task fuzz) heap figures are measured after a full collection.
+  const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
+  gc();
   const startHeap = Deno.memoryUsage().heapUsed;
   let peakHeap = startHeap;
   let cases = 0;
   const closing: Promise<void>[] = [];
+  const kinds: Record<string, { cases: number; ms: number }> = {};
+  let caseStart = performance.now();
   const record = (kind: string, index: number, problem: string | null) => {
     cases++;
+    const k = kinds[kind] ??= { cases: 0, ms: 0 };
+    k.cases++;
+    k.ms += performance.now() - caseStart;
+    caseStart = performance.now();
     if (problem !== null) failures.push(`${kind} case ${index}: ${problem}`);
   };
   try {
@@ -594,6 +635,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       if (failures.length >= 20) break;
       const rng = caseRng(i);
       const kind = i % 10 < 6 ? "pure" : i % 10 < 8 ? "client" : "server";
+      caseStart = performance.now();
       if (kind === "pure") record(kind, i, pureCase(rng, token));
       else if (kind === "client") {
         // Hostile client against a real server session.
@@ -605,8 +647,8 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
           // Writes fail once the session has closed the connection (as it should for a bad frame).
           const reading = readUntil(c, pingId, 64 * 1024 * 1024);
           try {
-            for (const frame of frames) await c.write(frame);
-            await c.write(encodeFrame({ op: "PING", id: pingId }));
+            for (const frame of frames) await writeAll(c, frame);
+            await writeAll(c, encodeFrame({ op: "PING", id: pingId }));
           } catch { /* closed by the server */ }
           return await reading;
         })();
@@ -635,7 +677,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
       } else {
         const [c, s] = memoryPipe();
         record(kind, i, await hostileServerCase(rng, c, s, state, tmpDir));
-        if (i % 1000 === 0) state.resetRemote();
+        if (i % 1000 === 8) state.resetRemote(); // the mirror holds what hostile pushes named: keep it small
       }
       if (internalErrors.length > 0) failures.push(`case ${i}: ${internalErrors.splice(0).join("; ")}`);
       if (i % 500 === 0) {
@@ -657,6 +699,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     store.close();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
+  gc();
   const endHeap = Deno.memoryUsage().heapUsed;
   peakHeap = Math.max(peakHeap, endHeap);
   if (endHeap - startHeap > MAX_HEAP_GROWTH_BYTES) {
@@ -664,6 +707,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   }
   return {
     cases,
+    kinds,
     failures,
     peakHeapBytes: peakHeap,
     heapGrowthBytes: endHeap - startHeap,
@@ -715,13 +759,18 @@ async function tlsCases(
             const work = (async () => {
               const reading = readUntil(conn, 1_000_000, 64 * 1024 * 1024);
               try {
-                for (const frame of frames) await conn.write(frame);
-                await conn.write(encodeFrame({ op: "PING", id: 1_000_000 }));
+                for (const frame of frames) await writeAll(conn, frame);
+                await writeAll(conn, encodeFrame({ op: "PING", id: 1_000_000 }));
               } catch { /* closed by the server */ }
               return await reading;
             })();
             if (!damaged) {
-              const { internal } = await withDeadline(work, CASE_DEADLINE_MS, "TLS server did not answer");
+              const what = frames.map((f) => new TextDecoder().decode(f.subarray(5, 125))).join(" | ");
+              const { internal } = await withDeadline(
+                work,
+                CASE_DEADLINE_MS,
+                `TLS server did not answer ${what}`,
+              );
               if (internal) problem = "server replied with an internal error";
             } else work.catch(() => {});
           } catch (error) {
@@ -794,6 +843,9 @@ if (import.meta.main) {
         Math.round(result.heapGrowthBytes / 1e6)
       } MB`,
   );
+  for (const [kind, { cases, ms }] of Object.entries(result.kinds)) {
+    console.log(`fuzz: ${kind}: ${cases} cases, ${(ms / cases).toFixed(2)} ms per case`);
+  }
   for (const failure of result.failures) console.log(`FAIL ${failure}`);
   Deno.exit(result.failures.length === 0 ? 0 : 1);
 }

@@ -44,14 +44,14 @@ Deno.test("a COMMIT nested 100,000 deep is a bad_request and the session lives o
   }
 });
 
-Deno.test("fuzz: frames, RPC and every schema both ways, 5,000 cases in memory and 100 over TLS", async () => {
+Deno.test("fuzz: frames, RPC and every schema both ways, 5,000 cases in memory and 200 over TLS", async () => {
   const seed = Number(Deno.env.get("FUZZ_SEED") ?? Math.floor(Math.random() * 2 ** 31));
   console.log(`fuzz seed ${seed} (rerun with FUZZ_SEED=${seed})`);
-  const result = await runFuzz({ cases: 5000, tlsCases: 100, seed });
+  const result = await runFuzz({ cases: 5000, tlsCases: 200, seed });
   console.log(
     `fuzz: ${result.cases} cases in ${(result.ms / 1000).toFixed(1)} s, heap growth ` +
       `${Math.round(result.heapGrowthBytes / 1e6)} MB`,
   );
   assert.deepEqual(result.failures, [], `seed ${seed}`);
-  assert.equal(result.cases, 5100);
+  assert.equal(result.cases, 5200);
 });
