@@ -13,6 +13,8 @@ const MAX_ERROR_CHARS = 1000;
 /** Most entries in one journal or snapshot push (the server sends pages of 1000). */
 export const MAX_PUSH_ENTRIES = 10_000;
 
+// Objects are loose: fields a schema does not list pass through unchecked, so a newer server (or a merge that
+// adds a field) keeps working; whoever starts reading a new field adds it here.
 const path = z.string().superRefine((value, ctx) => {
   try {
     validatePath(value);
@@ -31,7 +33,7 @@ const text = (max: number) =>
 const device = text(200);
 
 /** A path's state as the server reports it: a live file (with its content hash), a folder, or a deletion. */
-export const WireEntrySchema = z.object({
+export const WireEntrySchema = z.looseObject({
   path,
   kind,
   hash: z.union([hash, z.literal("")]),
@@ -50,15 +52,15 @@ const entries = z.array(WireEntrySchema).max(MAX_PUSH_ENTRIES);
 
 /** Pushes (messages without an id) by their `push` name. */
 export const Pushes = {
-  events: z.object({ push: z.literal("events"), events: entries }),
-  snapshot: z.object({
+  events: z.looseObject({ push: z.literal("events"), events: entries }),
+  snapshot: z.looseObject({
     push: z.literal("snapshot"),
     entries,
     first: z.boolean(),
     last: z.boolean(),
     cursor: uint,
   }),
-  error: z.object({ push: z.literal("error"), code: text(64).optional(), error: z.string() }),
+  error: z.looseObject({ push: z.literal("error"), code: text(64).optional(), error: z.string() }),
 } as const;
 
 /** A push that passed {@linkcode checkPush}. */
@@ -68,8 +70,8 @@ export type Push =
   | z.infer<typeof Pushes.error>;
 
 const changeResult = z.union([
-  z.object({ ok: z.literal(true), entries: z.array(WireEntrySchema).max(MAX_PUSH_ENTRIES) }),
-  z.object({
+  z.looseObject({ ok: z.literal(true), entries: z.array(WireEntrySchema).max(MAX_PUSH_ENTRIES) }),
+  z.looseObject({
     ok: z.literal(false),
     code: text(64),
     error: z.string(),
@@ -77,7 +79,7 @@ const changeResult = z.union([
   }),
 ]);
 
-const version = z.object({
+const version = z.looseObject({
   id: text(64),
   time,
   size: uint,
@@ -87,7 +89,7 @@ const version = z.object({
   current: z.boolean().optional(),
 });
 
-const trashItem = z.object({
+const trashItem = z.looseObject({
   path,
   kind,
   deletedAt: time,
@@ -98,34 +100,38 @@ const trashItem = z.object({
 
 /** Reply schemas (the fields besides `re` and `ok`) by the op of the request they answer. */
 export const Replies = {
-  HELLO: z.object({ version: z.number().int(), server: text(200).optional() }),
-  LOGIN: z.object({
+  HELLO: z.looseObject({ version: z.number().int(), server: text(200).optional() }),
+  LOGIN: z.looseObject({
     token: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, "invalid token"),
     deviceId: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, "invalid device id"),
     user: text(64).optional(),
     expires: time.optional(),
   }),
-  AUTH: z.object({ user: text(64).optional(), deviceId: text(64).optional(), device: device.optional() }),
-  PING: z.object({}),
-  CHANGES: z.object({ events: entries, latest: uint }),
-  MONITOR: z.object({ cursor: uint }),
-  HAVE: z.object({ missing: z.array(hash).max(MAX_HAVE) }),
-  PUT: z.object({}),
-  GET: z.object({}),
-  DOWNLOAD: z.object({
+  AUTH: z.looseObject({
+    user: text(64).optional(),
+    deviceId: text(64).optional(),
+    device: device.optional(),
+  }),
+  PING: z.looseObject({}),
+  CHANGES: z.looseObject({ events: entries, latest: uint }),
+  MONITOR: z.looseObject({ cursor: uint }),
+  HAVE: z.looseObject({ missing: z.array(hash).max(MAX_HAVE) }),
+  PUT: z.looseObject({}),
+  GET: z.looseObject({}),
+  DOWNLOAD: z.looseObject({
     entry: WireEntrySchema,
     inline: z.literal(1).optional(),
-    from: z.object({ hash, head: uint, tail: uint }).optional(),
+    from: z.looseObject({ hash, head: uint, tail: uint }).optional(),
   }),
-  COMMIT: z.object({ results: z.array(changeResult) }),
-  VERSIONS: z.object({ versions: z.array(version).max(100_000) }),
-  TRASH: z.object({ items: z.array(trashItem).max(1_000_000) }),
-  RESTORE: z.object({
+  COMMIT: z.looseObject({ results: z.array(changeResult) }),
+  VERSIONS: z.looseObject({ versions: z.array(version).max(100_000) }),
+  TRASH: z.looseObject({ items: z.array(trashItem).max(1_000_000) }),
+  RESTORE: z.looseObject({
     path,
     kind,
     version: text(64),
     entries,
-    skipped: z.array(z.object({ path, code: text(64), error: z.string() })),
+    skipped: z.array(z.looseObject({ path, code: text(64), error: z.string() })),
   }),
 } as const;
 
@@ -159,7 +165,8 @@ export function safeText(value: unknown): string {
 }
 
 /**
- * Checks a push against {@linkcode Pushes} and returns it typed (unknown fields dropped).
+ * Checks a push against {@linkcode Pushes} and returns it typed (fields the schema does not know are kept,
+ * unchecked: a newer server may send more).
  *
  * @example
  * ```ts
@@ -184,8 +191,9 @@ export function checkPush(message: Record<string, unknown>): Push {
 }
 
 /**
- * Checks the reply to a request of `op` with body `request` and returns it with its message parsed (unknown
- * fields dropped). Beyond the fields' schemas it checks what ties a reply to its request and its bytes: a
+ * Checks the reply to a request of `op` with body `request` and returns it with its message parsed (fields the
+ * schema does not know are kept). Beyond the fields' schemas it checks what ties a reply to its request and its
+ * bytes: a
  * DOWNLOAD's entry is the file asked for and its data is whole manifest rows (after one row and the chunk when
  * `inline`), each of 1 to {@linkcode MAX_CHUNK_BYTES} bytes; a GET carries a chunk of at most that size; a
  * COMMIT has one result per change; HAVE names only hashes asked about. Error replies (`ok: false`) keep their
