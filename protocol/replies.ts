@@ -137,6 +137,7 @@ export const Replies = {
 
 /** Thrown for a reply or push that breaks its schema; the message names the op and the field. */
 export class BadMessageError extends Error {
+  /** Always "BadMessageError". */
   override name = "BadMessageError";
 }
 

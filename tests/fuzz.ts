@@ -39,12 +39,17 @@ export interface FuzzOptions {
 
 /** What a run found. */
 export interface FuzzResult {
+  /** Cases run. */
   cases: number;
   /** Cases and milliseconds by kind (pure, client, server, tls-client, tls-server). */
   kinds: Record<string, { cases: number; ms: number }>;
+  /** One line per failing case (kind, index, what went wrong); empty when nothing crashed, hung or grew. */
   failures: string[];
+  /** Largest heap seen (sampled every 500 cases). */
   peakHeapBytes: number;
+  /** Heap at the end minus heap at the start (after a full collection when `gc` is exposed). */
   heapGrowthBytes: number;
+  /** Wall time of the run. */
   ms: number;
 }
 
