@@ -26,7 +26,9 @@ Deno.test("files with names other devices could not hold stay here unsynced, sai
   const clientA = await world.client("a");
   const b = world.dir("b");
   await world.client("b");
-  await waitForFile(join(b, "normal.txt"), "normal");
+  await waitForFile(join(b, "normal.txt"), "normal", 30_000).catch((error) => {
+    throw new Error(`${(error as Error).message}; a said:\n${clientA.output}`);
+  });
   // Of the two names differing only in case, the first committed (README.TXT sorts first) syncs.
   await waitForFile(join(b, "README.TXT"), "upper case");
   await waitFor(
