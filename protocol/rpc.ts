@@ -14,6 +14,19 @@ export interface Duplex {
   close(): void;
 }
 
+/** The message of a thrown value, which need not be an Error (a stream may reject with undefined). */
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A request waiting for its reply. */
+interface Pending {
+  resolve: (f: Frame) => void;
+  reject: (e: Error) => void;
+  op: string;
+  body: Record<string, unknown>;
+}
+
 /** Resolves with `promise`, or rejects once `ms` have passed. */
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -58,6 +71,11 @@ export interface RpcOptions {
   idleTimeoutMs?: number;
   /** Counts bytes in and out, for statistics. */
   onBytes?: (direction: "in" | "out", count: number) => void;
+  /**
+   * Checks each reply before the request resolves (`op` and `request` are what was asked) and returns it as it
+   * should be used; a throw fails that request with {@linkcode RpcError} code "bad_reply" and the thrown message.
+   */
+  checkReply?: (op: string, request: Record<string, unknown>, reply: Frame) => Frame;
 }
 
 const COALESCE_LIMIT = 256 * 1024;
@@ -82,7 +100,7 @@ const DIRECT_READ_BYTES = 16 * 1024;
 export class RpcPeer {
   #duplex: Duplex;
   #options: RpcOptions;
-  #pending = new Map<number, { resolve: (f: Frame) => void; reject: (e: Error) => void }>();
+  #pending = new Map<number, Pending>();
   #nextId = 1;
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
@@ -121,7 +139,9 @@ export class RpcPeer {
   request(op: string, body: Record<string, unknown> = {}, data?: Uint8Array): Promise<Frame> {
     if (this.#closedError) return Promise.reject(this.#closedError);
     const id = this.#nextId++;
-    const promise = new Promise<Frame>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    const promise = new Promise<Frame>((resolve, reject) =>
+      this.#pending.set(id, { resolve, reject, op, body })
+    );
     this.#send({ ...body, id, op }, data);
     return promise;
   }
@@ -201,7 +221,7 @@ export class RpcPeer {
         while (written < batch.length) written += await this.#duplex.write(batch.subarray(written));
       }
     } catch (error) {
-      this.close(new RpcError("closed", `Connection lost: ${(error as Error).message}`));
+      this.close(new RpcError("closed", `Connection lost: ${errorText(error)}`));
     } finally {
       this.#flushing = null;
     }
@@ -230,25 +250,37 @@ export class RpcPeer {
         this.push({ push: "error", code: "bad_frame", error: error.message });
         this.close(new RpcError("bad_frame", error.message));
       } else {
-        this.close(new RpcError("closed", `Connection lost: ${(error as Error).message}`));
+        this.close(new RpcError("closed", `Connection lost: ${errorText(error)}`));
       }
+    }
+  }
+
+  /** Resolves or rejects the request that `frame` answers (after the reply check, if any). */
+  #settle(frame: Frame, re: number): void {
+    const waiter = this.#pending.get(re);
+    if (!waiter) return;
+    this.#pending.delete(re);
+    const check = this.#options.checkReply;
+    if (check) {
+      try {
+        frame = check(waiter.op, waiter.body, frame);
+      } catch (error) {
+        waiter.reject(new RpcError("bad_reply", errorText(error)));
+        return;
+      }
+    }
+    const message = frame.message;
+    if (message.ok === false) {
+      const { code, error, re: _re, ok: _ok, ...detail } = message;
+      waiter.reject(new RpcError(String(code ?? "error"), String(error ?? "request failed"), detail));
+    } else {
+      waiter.resolve(frame);
     }
   }
 
   async #dispatch(frame: Frame): Promise<void> {
     const message = frame.message;
-    if (typeof message.re === "number") {
-      const waiter = this.#pending.get(message.re);
-      if (!waiter) return;
-      this.#pending.delete(message.re);
-      if (message.ok === false) {
-        const { code, error, re: _re, ok: _ok, ...detail } = message;
-        waiter.reject(new RpcError(String(code ?? "error"), String(error ?? "request failed"), detail));
-      } else {
-        waiter.resolve(frame);
-      }
-      return;
-    }
+    if (typeof message.re === "number") return this.#settle(frame, message.re);
     if (typeof message.id === "number" && typeof message.op === "string") {
       // Backpressure: take no new request while replies wait to be sent, or while too many are being handled.
       while (this.#queuedBytes > HIGH_WATER_BYTES && !this.#closedError) await this.drain();
