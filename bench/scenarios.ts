@@ -2,7 +2,7 @@
 import { randomFillSync } from "node:crypto";
 import { join } from "node:path";
 import { ensureServerCertificate } from "../certs/ca.ts";
-import { describeTree, readTree } from "../tests/harness.ts";
+import { describeTree, readTreeWhileChanging } from "../tests/harness.ts";
 import {
   BenchTimeout,
   BenchWorld,
@@ -189,7 +189,11 @@ async function untilBHas(
 async function untilSameTree(a: string, b: string, timeoutMs: number, world: BenchWorld): Promise<void> {
   let diff = "";
   await until(async () => {
-    const [ta, tb] = [await readTree(a), await readTree(b)];
+    const [ta, tb] = [await readTreeWhileChanging(a), await readTreeWhileChanging(b)];
+    if (ta === null || tb === null) {
+      diff = "a folder changed while it was read";
+      return false;
+    }
     if (describeTree(ta) === describeTree(tb)) return true;
     const missing = [...ta.keys()].filter((p) => !tb.has(p));
     const extra = [...tb.keys()].filter((p) => !ta.has(p));

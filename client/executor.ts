@@ -48,6 +48,9 @@ export interface ExecutionReport {
   again: boolean;
 }
 
+/** Refusals that only mean another device changed the path first. */
+const RACE_CODES = new Set(["conflict", "exists", "not_empty"]);
+
 /** Thrown when a local path no longer holds what the plan expected. */
 class Changed extends Error {}
 
@@ -55,6 +58,13 @@ interface QueuedChange {
   change: Change;
   rows?: ChunkRow[];
   onDone: (result: ChangeResult) => void | Promise<void>;
+  /**
+   * The change is (part of) a plan action already counted as done: a refusal that another try may get past
+   * (a race, missing chunks) moves it to skipped, so the next cycle looks at its paths again (the server's
+   * events may not touch them all: a refused move's target). False for changes whose caller handles the
+   * refusal itself.
+   */
+  counted: boolean;
 }
 
 function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number | null } {
@@ -69,9 +79,18 @@ function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number
 // pool adds more latency than they cost when many transfers run at once. Only fsync and bulk I/O stay
 // asynchronous.
 
-/** fsync of a folder, so that renames into it survive a crash. */
+/**
+ * fsync of a folder, so that renames into it survive a crash. A folder gone meanwhile (the user removed or moved
+ * it just after the rename) holds nothing of this device's to make durable: that is not an error.
+ */
 async function syncFolder(path: string): Promise<void> {
-  const folder = await Deno.open(path, { read: true });
+  let folder: Deno.FsFile;
+  try {
+    folder = await Deno.open(path, { read: true });
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return;
+    throw error;
+  }
   try {
     await folder.sync();
   } finally {
@@ -251,8 +270,8 @@ export class Executor {
     path: string,
     entry: { kind: "file" | "dir"; hash: string; rev: number },
     rows?: ChunkRow[],
+    info: Deno.FileInfo = Deno.lstatSync(this.#abs(path)),
   ): void {
-    const info = Deno.lstatSync(this.#abs(path));
     const stat = statOf(info);
     this.#ctx.state.setBase(path, { kind: entry.kind, hash: entry.hash, rev: entry.rev, ...stat }, rows);
     this.#ctx.local.set(path, { kind: entry.kind, hash: entry.hash, ...stat });
@@ -277,7 +296,7 @@ export class Executor {
   }
 
   async #moveLocal(from: string, to: string, expect: LocalEntry, remote: RemoteEntry): Promise<void> {
-    this.#check(from, expect);
+    const moved = this.#check(from, expect)!; // its stat still holds after the rename (same inode)
     this.#check(to, null);
     await Deno.mkdir(dirname(this.#abs(to)), { recursive: true });
     await Deno.rename(this.#abs(from), this.#abs(to));
@@ -286,7 +305,7 @@ export class Executor {
     const rows = this.#ctx.state.rows.get(from);
     this.#ctx.state.setBase(from, null);
     this.#ctx.local.delete(from);
-    this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows);
+    this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows, moved);
     this.#ctx.notify(`moved ${from} -> ${to} (from the server)`);
   }
 
@@ -310,12 +329,16 @@ export class Executor {
     }).finally(() => {
       for (const file of open.values()) file?.close();
     });
+    let written: Deno.FileInfo;
     try {
       // The local path may have changed during the download: check again just before the rename.
       const info = this.#check(path, expect);
       Deno.mkdirSync(dirname(this.#abs(path)), { recursive: true });
       if (info?.isDirectory) Deno.removeSync(this.#abs(path)); // an emptied folder the file replaces
       Deno.utimeSync(fetched.tmpPath, new Date(), new Date(fetched.entry.mtime));
+      // Stat before the rename: the user may remove the file (or its folder) right after it lands, and the base
+      // must still record what was put there, so that the next scan reads that as the user's delete.
+      written = Deno.lstatSync(fetched.tmpPath);
       Deno.renameSync(fetched.tmpPath, this.#abs(path));
     } catch (error) {
       await Deno.remove(fetched.tmpPath).catch(() => {});
@@ -330,6 +353,7 @@ export class Executor {
       path,
       { kind: "file", hash: fetched.entry.hash, rev: fetched.entry.rev },
       fetched.rows,
+      written,
     );
     if (!quiet) {
       const size = fetched.entry.size;
@@ -436,17 +460,67 @@ export class Executor {
   }
 
   async #deleteLocal(path: string, expect: LocalEntry): Promise<void> {
-    this.#check(path, expect);
-    try {
-      await Deno.remove(this.#abs(path));
-    } catch (error) {
-      // A folder that gained content is not removed: the next cycle uploads what is in it.
-      if (expect.kind === "dir") throw new Changed();
-      throw error;
+    const info = this.#check(path, expect)!;
+    if (expect.kind === "file") this.#removeFile(path, expect, info);
+    else {
+      try {
+        await Deno.remove(this.#abs(path));
+      } catch {
+        // A folder that gained content is not removed: the next cycle uploads what is in it.
+        throw new Changed();
+      }
     }
     this.#ctx.state.setBase(path, null);
     this.#ctx.local.delete(path);
     this.#ctx.notify(`deleted ${path} (from the server)`);
+  }
+
+  /**
+   * Removes a file that the check found as expected, without losing a write that lands after the check: the file
+   * is first moved aside (one atomic step, after which a write by path makes a new file the next scan sees),
+   * looked at again there, and put back if it changed. Throws {@linkcode Changed} when it was put back.
+   */
+  #removeFile(path: string, expect: LocalEntry, checked: Deno.FileInfo): void {
+    const abs = this.#abs(path);
+    const random = Array.from(
+      crypto.getRandomValues(new Uint8Array(8)),
+      (b) => b.toString(16).padStart(2, "0"),
+    );
+    const aside = join(this.#ctx.state.tmpDir, `deleting.${random.join("")}`);
+    try {
+      Deno.renameSync(abs, aside);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) throw new Changed(); // gone already: the next scan sees that
+      // Not on the state folder's file system (a mount inside the synced folder): remove it where it is.
+      this.#check(path, expect);
+      Deno.removeSync(abs);
+      return;
+    }
+    const moved = Deno.lstatSync(aside);
+    if (
+      moved.isFile && moved.size === expect.size && (moved.mtime?.getTime() ?? 0) === expect.mtime &&
+      (checked.ino === null || moved.ino === checked.ino)
+    ) {
+      Deno.removeSync(aside);
+      return;
+    }
+    // Written meanwhile: back to its name, never over a file made there since (that one keeps the name, and
+    // the changed file stays beside it as a copy; the next scan uploads both).
+    let back = path;
+    for (let n = 2;; n++) {
+      try {
+        Deno.linkSync(aside, this.#abs(back));
+        Deno.removeSync(aside);
+        break;
+      } catch (error) {
+        if (!(error instanceof Deno.errors.AlreadyExists) && lstatInside(this.#ctx.root, back) === null) {
+          Deno.renameSync(aside, this.#abs(back)); // no hard links on this file system: a plain rename back
+          break;
+        }
+        back = `${path} (changed while deleted${n > 2 ? ` ${n}` : ""})`;
+      }
+    }
+    throw new Changed();
   }
 
   async #conflict(action: Extract<Action, { type: "conflict" }>): Promise<void> {
@@ -486,15 +560,20 @@ export class Executor {
     }
   }
 
-  #enqueue(change: Change, rows: ChunkRow[] | undefined, onDone: QueuedChange["onDone"]): void {
-    this.#queue.push({ change, rows, onDone });
+  #enqueue(
+    change: Change,
+    rows: ChunkRow[] | undefined,
+    onDone: QueuedChange["onDone"],
+    counted = true,
+  ): void {
+    this.#queue.push({ change, rows, onDone, counted });
   }
 
   async #commitNow(change: Change): Promise<ChangeResult> {
     let result!: ChangeResult;
     this.#enqueue(change, undefined, (r) => {
       result = r;
-    });
+    }, false);
     await this.#flushCommits();
     return result;
   }
@@ -523,10 +602,20 @@ export class Executor {
       const results = reply.message.results as ChangeResult[];
       for (let k = 0; k < batch.length; k++) {
         const result = results[k];
-        if (!result.ok && result.code !== "conflict" && result.code !== "exists") {
+        // Another device got there first (changed the path, took the name, or put something in the folder):
+        // not worth a line, the next cycle decides again with the server's version.
+        if (!result.ok && !RACE_CODES.has(result.code)) {
           this.#ctx.notify(
             `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}`,
           );
+        }
+        // Worth another try with what the server has now; a refusal that would only repeat (a bad request)
+        // stays counted as done, so it is not sent again at once.
+        if (
+          !result.ok && batch[k].counted && (RACE_CODES.has(result.code) || result.code === "missing_chunks")
+        ) {
+          this.#report.done--;
+          this.#report.skipped++;
         }
         await batch[k].onDone(result);
       }

@@ -47,8 +47,21 @@ function localOf(abs: string): LocalEntry {
   return { kind: "file", hash: "h", size: info.size, mtime: info.mtime!.getTime() };
 }
 
+/** A server that refuses every change of a COMMIT as a conflict (another device got there first). */
+function refusingPeer(requests: string[]): RpcPeer {
+  return {
+    request: (op: string, message: Record<string, unknown> = {}) => {
+      if (op !== "COMMIT") return Promise.reject(new Error(`unexpected ${op}`));
+      const changes = message.changes as { op: string; path: string }[];
+      for (const change of changes) requests.push(`COMMIT ${change.op} ${change.path}`);
+      const results = changes.map(() => ({ ok: false, code: "conflict", error: "another device was first" }));
+      return Promise.resolve({ message: { results } });
+    },
+  } as unknown as RpcPeer;
+}
+
 /** A synced folder `root` with `docs` -> `outside`, a real file `top.txt`, and an executor over it. */
-async function setUp() {
+async function setUp(makePeer: (requests: string[]) => RpcPeer = fakePeer) {
   const tmp = await Deno.makeTempDir({ prefix: "filesync-executor-" });
   const root = join(tmp, "root");
   const outside = join(tmp, "outside");
@@ -65,7 +78,7 @@ async function setUp() {
     root,
     state,
     scanner: new Scanner(root, { ignore: createIgnoreMatcher(null), known: () => undefined }),
-    peer: fakePeer(requests),
+    peer: makePeer(requests),
     local,
     notify: (line) => lines.push(line),
     distrust: new Set(),
@@ -166,4 +179,93 @@ Deno.test("Executor writes a download below real folders and records it", async 
   assert.equal(report.done, 1, t.lines.join("\n"));
   assert.equal(Deno.readTextFileSync(join(t.root, "real/deep/b.txt")), "content from the server");
   assert.equal(t.state.base.get("real/deep/b.txt")?.rev, 7);
+});
+
+Deno.test("Executor counts a change the server refused as skipped, so the next cycle looks at its paths again", async () => {
+  // Soak seed 7: a rename here refused because another device renamed the file first was counted as done,
+  // and the renamed file was never looked at again (it stayed on this device only).
+  await using t = await setUp(refusingPeer);
+  const top = localOf(join(t.root, "top.txt"));
+  t.state.setBase("old.txt", {
+    kind: "file",
+    hash: "h",
+    rev: 3,
+    size: top.size,
+    mtime: top.mtime,
+    ino: null,
+  });
+  const report = await t.executor.run([
+    { type: "mkdirRemote", path: "new", baseRev: 0 },
+    { type: "moveRemote", from: "old.txt", to: "top.txt", baseRev: 3, local: top },
+    { type: "deleteRemote", path: "gone.txt", kind: "file", baseRev: 2 },
+  ]);
+  assert.deepEqual(t.requests, ["COMMIT mkdir new", "COMMIT move top.txt", "COMMIT delete gone.txt"]);
+  assert.deepEqual(report, { done: 0, skipped: 3, again: false });
+  assert.equal(t.state.base.get("old.txt")?.rev, 3, "a refused move must not forget its source");
+  assert.equal(t.state.base.has("top.txt"), false);
+});
+
+Deno.test("Executor records a download whose folder the user removed just after it landed, so the delete is kept", async () => {
+  await using t = await setUp();
+  const folder = join(t.root, "real");
+  await Deno.mkdir(folder);
+  const open = Deno.open;
+  const deno = Deno as unknown as { open: typeof Deno.open };
+  // The user removes the folder between the rename into place and the fsync of the folder.
+  deno.open = (path, options) => {
+    if (String(path) === folder) Deno.removeSync(folder, { recursive: true });
+    return open(path, options);
+  };
+  let report;
+  try {
+    report = await t.executor.run([{
+      type: "download",
+      path: "real/b.txt",
+      remote: remoteFile(),
+      expect: null,
+    }]);
+  } finally {
+    deno.open = open;
+  }
+  assert.equal(report.done, 1, t.lines.join("\n"));
+  assert.equal(
+    t.state.base.get("real/b.txt")?.rev,
+    7,
+    "the base records the file, so a scan sees the delete",
+  );
+  assert.equal(t.state.base.get("real/b.txt")?.size, CONTENT.length);
+});
+
+Deno.test("Executor keeps a write that lands between the check of a server delete and the removal", async () => {
+  // h5-soak, "delete here, edit there": one run lost the edit made at the moment the other device's delete
+  // arrived. Every call that could remove the file first lets the "user" write to it (once).
+  await using t = await setUp();
+  const file = join(t.root, "top.txt");
+  const expect = localOf(file);
+  const deno = Deno as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const saved = {
+    remove: deno.remove,
+    removeSync: deno.removeSync,
+    rename: deno.rename,
+    renameSync: deno.renameSync,
+  };
+  let written = false;
+  const writeFirst = (name: keyof typeof saved) => (...args: unknown[]) => {
+    if (!written && String(args[0]) === file) {
+      written = true;
+      Deno.writeTextFileSync(file, "edited by the user just now");
+    }
+    return saved[name](...args);
+  };
+  for (const name of Object.keys(saved) as (keyof typeof saved)[]) deno[name] = writeFirst(name);
+  let report;
+  try {
+    report = await t.executor.run([{ type: "deleteLocal", path: "top.txt", expect }]);
+  } finally {
+    Object.assign(deno, saved);
+  }
+  assert.ok(written, "the test never got between the check and the removal");
+  assert.equal(Deno.readTextFileSync(file), "edited by the user just now");
+  assert.equal(report.skipped, 1);
+  assert.deepEqual(Deno.readDirSync(t.state.tmpDir).toArray(), [], "nothing is left aside");
 });

@@ -135,6 +135,22 @@ export type Action =
     remote: RemoteEntry;
   };
 
+/**
+ * Every path an action reads or writes: what a caller looks at again when the action did not go as planned.
+ *
+ * @example
+ * ```ts
+ * import { actionPaths } from "./reconcile.ts";
+ * const local = { kind: "file" as const, hash: "h", size: 1, mtime: 0 };
+ * actionPaths({ type: "moveRemote", from: "a.txt", to: "b.txt", baseRev: 3, local }); // ["a.txt", "b.txt"]
+ * ```
+ */
+export function actionPaths(action: Action): string[] {
+  if (action.type === "moveLocal" || action.type === "moveRemote") return [action.from, action.to];
+  if (action.type === "conflict") return [action.path, action.copyPath];
+  return [action.path];
+}
+
 /** Anything with a kind and a hash: the part of an entry that decides equality. */
 type Shape = { kind: Kind; hash: string } | null;
 

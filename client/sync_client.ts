@@ -6,7 +6,7 @@ import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
 import { confirmWaiting, takeConfirmed, writeHeld } from "./held_deletes.ts";
 import { IGNORE_FILE, type IgnoreMatcher, loadIgnoreRules } from "./ignore.ts";
-import { type Action, reconcile } from "./reconcile.ts";
+import { type Action, actionPaths, reconcile } from "./reconcile.ts";
 import { decideSafety, type RootStatus, warningDue } from "./safety.ts";
 import {
   checkRoot,
@@ -552,15 +552,9 @@ export class SyncClient {
     // New rules arrived: the next round looks at the folder under them.
     if (plan.some((a) => a.type === "download" && a.path === IGNORE_FILE)) return true;
     if (report.again || report.skipped > 0) {
-      // Something changed under the plan or made new files: look at those paths again.
-      for (const action of plan) {
-        if ("path" in action) this.#dirty.add(action.path);
-        if ("from" in action) {
-          this.#dirty.add(action.from);
-          this.#dirty.add(action.to);
-        }
-        if (action.type === "conflict") this.#dirty.add(action.copyPath);
-      }
+      // Something changed under the plan, made new files or was refused by the server: look at those paths
+      // again (all of them: a refused rename's target is in no event of the rename that won).
+      for (const action of plan) for (const path of actionPaths(action)) this.#dirty.add(path);
       return true;
     }
     return false;

@@ -9,8 +9,11 @@ import { FileChangedError, type Scanner } from "./scanner.ts";
 
 /** Chunks requested ahead of the one being written, per download. */
 const DOWNLOAD_AHEAD = 32;
-/** Bytes of chunk data in flight per transfer. */
-const WINDOW_BYTES = 8 * 1024 * 1024;
+/**
+ * Bytes of chunk data in flight per transfer: at most this much of an upload can be on the server's disk without
+ * the server having acknowledged it (so after a server crash, at most this much is sent again).
+ */
+export const WINDOW_BYTES = 8 * 1024 * 1024;
 /** Files up to this size are sent without a HAVE round trip. */
 const ASK_FIRST_BYTES = 128 * 1024;
 /** Largest read of adjacent chunks to send. */

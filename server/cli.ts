@@ -79,6 +79,13 @@ export async function serverCommand(args: string[]): Promise<number> {
   // pending uploads) so end-to-end tests can check retention without waiting for days. Not for production use.
   const offset = Number(Deno.env.get("FILESYNC_TEST_CLOCK_OFFSET_MS") ?? 0);
   if (!Number.isFinite(offset)) throw new UsageError("Invalid FILESYNC_TEST_CLOCK_OFFSET_MS");
+  // Test-only: FILESYNC_TEST_PAUSE_COMMIT_AT_ATOMIC=N makes every commit that needs more than N KV atomics write
+  // N of them, print "test: commit paused after N atomics" and then wait forever, so a kill -9 test can kill the
+  // server while it is provably in the middle of a commit. Not for production use.
+  const pauseText = Deno.env.get("FILESYNC_TEST_PAUSE_COMMIT_AT_ATOMIC");
+  const pauseAt = pauseText === undefined
+    ? undefined
+    : count("FILESYNC_TEST_PAUSE_COMMIT_AT_ATOMIC", pauseText);
   const server = await startServer({
     dataDir: values.data,
     port,
@@ -89,6 +96,11 @@ export async function serverCommand(args: string[]): Promise<number> {
     chunks: values.chunks,
     retention: { keepDays, ...(keepVersions === undefined ? {} : { keepVersions }) },
     now: offset === 0 ? undefined : () => Date.now() + offset,
+    beforeCommitAtomic: pauseAt === undefined ? undefined : (index) => {
+      if (index < pauseAt) return;
+      console.log(`test: commit paused after ${pauseAt} atomics`);
+      return new Promise<void>(() => {});
+    },
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();

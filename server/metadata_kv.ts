@@ -107,10 +107,10 @@ export interface KvMetadataOptions {
   /** The clock. @default Date.now */
   now?: () => number;
   /**
-   * Test hook: called before each KV atomic of a commit's entries and journal (index from 0); a throw stops the
-   * commit there, as a crash would.
+   * Test hook: called (and awaited) before each KV atomic of a commit's entries and journal (index from 0); a
+   * throw stops the commit there, as a crash would, and a promise that never settles holds it there.
    */
-  beforeAtomic?: (index: number) => void;
+  beforeAtomic?: (index: number) => void | Promise<void>;
 }
 
 /** The server's metadata in Deno KV. The server process owns the KV; other commands go through it. */
@@ -121,7 +121,7 @@ export class KvMetadataStore implements MetadataStore {
   #manifests = new LruCache<ChunkRow[]>(MANIFEST_CACHE_ROWS, (rows) => rows.length + 1);
   #locks = new Map<string, Mutex>();
   #now: () => number;
-  #beforeAtomic?: (index: number) => void;
+  #beforeAtomic?: (index: number) => void | Promise<void>;
 
   /** Wraps an open KV. */
   constructor(kv: Deno.Kv, options: KvMetadataOptions = {}) {
@@ -593,7 +593,7 @@ export class KvMetadataStore implements MetadataStore {
     const groups = packUnits(units);
     let seq = 0;
     for (let g = 0; g < groups.length; g++) {
-      this.#beforeAtomic?.(g);
+      await this.#beforeAtomic?.(g);
       const atomic = this.kv.atomic().check({ key: ["seq", ns], versionstamp: stamp });
       for (const [key, value] of groups[g]) {
         value === null ? atomic.delete(key) : atomic.set(key, value);

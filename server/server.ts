@@ -39,6 +39,8 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** Hours between automatic garbage collections; 0 turns them off. @default 6 */
   gcIntervalHours?: number;
+  /** Test hook passed to the metadata store as its `beforeAtomic` option (see KvMetadataOptions). */
+  beforeCommitAtomic?: (index: number) => void | Promise<void>;
 }
 
 /** A running server. */
@@ -172,7 +174,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   const now = options.now ?? Date.now;
   const retention = options.retention ?? DEFAULT_RETENTION;
-  const store = await KvMetadataStore.open(kvLocation(options.dataDir, options.kv), { now });
+  const store = await KvMetadataStore.open(kvLocation(options.dataDir, options.kv), {
+    now,
+    beforeAtomic: options.beforeCommitAtomic,
+  });
   for (const line of await store.repair()) log(line);
   await store.setRetention(retention);
   log(

@@ -145,6 +145,8 @@ Deno.test("two new files with the same content download at once, both on the fir
   const clientB = await world.client("B");
   await waitForFile(join(world.dir("B"), "x/a.bin"), data);
   await waitForFile(join(world.dir("B"), "y/b.bin"), data);
+  // The client logs a download after its rename into place: wait for both lines, not just the files.
+  await clientB.waitForOutput(/downloaded (x\/a|y\/b)\.bin[\s\S]*downloaded (x\/a|y\/b)\.bin/);
   const output = clientB.output;
   assert.doesNotMatch(output, /could not/, output);
   assert.equal([...output.matchAll(/downloaded (x\/a|y\/b)\.bin/g)].length, 2, output);

@@ -252,7 +252,11 @@ export async function waitFor(
   }
 }
 
-/** A folder's content: path -> "dir" or the SHA-256 of the file, without `.filesync`. */
+/**
+ * A folder's content: path -> "dir" or the SHA-256 of the file, without `.filesync`. Strict: for a settled folder,
+ * a path that vanishes during the walk throws. Polls of a folder that a client may still be changing use
+ * {@linkcode readTreeWhileChanging}.
+ */
 export async function readTree(dir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const walk = async (rel: string) => {
@@ -271,6 +275,22 @@ export async function readTree(dir: string): Promise<Map<string, string>> {
   return out;
 }
 
+/**
+ * {@linkcode readTree} for polls: `null` when the folder changed under the walk (a path listed, then gone or
+ * replaced by another kind before it was read), or does not exist yet. A poll takes that as "not there yet".
+ */
+export async function readTreeWhileChanging(dir: string): Promise<Map<string, string> | null> {
+  try {
+    return await readTree(dir);
+  } catch (error) {
+    if (
+      error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory ||
+      error instanceof Deno.errors.IsADirectory
+    ) return null;
+    throw error;
+  }
+}
+
 /** Sorted text listing of a tree, for readable assertion messages. */
 export function describeTree(tree: Map<string, string>): string {
   return [...tree].sort(([a], [b]) => a < b ? -1 : 1).map(([p, h]) =>
@@ -279,18 +299,20 @@ export function describeTree(tree: Map<string, string>): string {
     .join("\n");
 }
 
-/** True when both folders hold the same paths with the same content. */
+/** True when both folders hold the same paths with the same content (false while either changes under the read). */
 export async function treesEqual(a: string, b: string): Promise<boolean> {
-  return describeTree(await readTree(a)) === describeTree(await readTree(b));
+  const [ta, tb] = [await readTreeWhileChanging(a), await readTreeWhileChanging(b)];
+  return ta !== null && tb !== null && describeTree(ta) === describeTree(tb);
 }
 
-/** Waits until both folders hold the same tree. */
+/** Waits until both folders hold the same tree (a folder changing under the read is "not yet"). */
 export async function waitForSameTree(a: string, b: string, timeoutMs = 15_000): Promise<void> {
   let last = "";
   await waitFor(async () => {
-    const [ta, tb] = [describeTree(await readTree(a)), describeTree(await readTree(b))];
-    last = `A:\n${ta}\nB:\n${tb}`;
-    return ta === tb;
+    const [ra, rb] = [await readTreeWhileChanging(a), await readTreeWhileChanging(b)];
+    const [ta, tb] = [ra && describeTree(ra), rb && describeTree(rb)];
+    last = `A:\n${ta ?? "(changed while read)"}\nB:\n${tb ?? "(changed while read)"}`;
+    return ta !== null && ta === tb;
   }, { timeoutMs, message: () => `trees differ\n${last}` });
 }
 

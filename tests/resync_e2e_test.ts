@@ -5,6 +5,7 @@ import { join } from "node:path";
 import {
   describeTree,
   readTree,
+  readTreeWhileChanging,
   run,
   startServer,
   waitFor,
@@ -114,7 +115,7 @@ Deno.test("devices notice a restored server that received more commits than thei
   const a = await world.client("A");
   await write(world, "A", "edit.txt", "version 1");
   await write(world, "A", "base.txt", "base");
-  await waitFor(async () => (await readTree(world.dir("A"))).size === 2);
+  await waitFor(async () => (await readTreeWhileChanging(world.dir("A")))?.size === 2);
   await waitFor(() =>
     /upload edit\.txt/.test(world.server.output) && /upload base\.txt/.test(world.server.output)
   );

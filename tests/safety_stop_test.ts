@@ -5,6 +5,7 @@ import {
   describeTree,
   Proc,
   readTree,
+  readTreeWhileChanging,
   run,
   TempDir,
   waitFor,
@@ -26,10 +27,29 @@ async function makeFiles(dir: string, count: number): Promise<string[]> {
   return paths;
 }
 
+/**
+ * Deletes `paths` in `dir` while that device's client is stopped, then starts it again: its first full scan
+ * sees every delete at once (a running client could scan between two of them and let the first few through).
+ */
+async function deleteWhileStopped(
+  world: World,
+  device: string,
+  client: Proc,
+  paths: string[],
+): Promise<Proc> {
+  await client.stop();
+  for (const path of paths) await Deno.remove(join(world.dir(device), path));
+  return await world.client(device);
+}
+
 /** Waits until `dir` holds exactly the tree `want` (as described by describeTree). */
 async function waitForTree(dir: string, want: string, timeoutMs = 20_000): Promise<void> {
   let last = "";
-  await waitFor(async () => (last = describeTree(await readTree(dir))) === want, {
+  await waitFor(async () => {
+    const tree = await readTreeWhileChanging(dir);
+    last = tree ? describeTree(tree) : "(changed while read)";
+    return last === want;
+  }, {
     timeoutMs,
     message: () => `${dir} differs.\nwant:\n${want}\ngot:\n${last}`,
   });
@@ -244,14 +264,14 @@ Deno.test("a synced folder the client cannot read deletes nothing; readable agai
 
 Deno.test("most files deleted: nothing is deleted elsewhere until confirm-deletes, the rest keeps syncing", async () => {
   await using world = await World.create();
-  const clientA = await world.client("A");
+  let clientA = await world.client("A");
   await world.client("B");
   const a = world.dir("A"), b = world.dir("B");
   const paths = await makeFiles(a, 30);
   await waitForSameTree(a, b);
 
   const gone = paths.slice(0, 25);
-  for (const path of gone) await Deno.remove(join(a, path));
+  clientA = await deleteWhileStopped(world, "A", clientA, gone);
   await waitFor(() => /safety stop: this scan would delete 25 of the 30 files/.test(clientA.output), {
     message: () => `no safety stop in:\n${clientA.output}`,
   });
@@ -305,10 +325,14 @@ Deno.test("a new ignore rule stops syncing the paths it matches and deletes them
 
   // Removing the rule brings them back into sync without loss: equal content links, different content conflicts.
   await Deno.writeTextFile(join(a, ".filesyncignore"), "");
-  await waitFor(async () => [...(await readTree(b)).keys()].some((p) => p.startsWith("a (conflicted copy")), {
-    timeoutMs: 20_000,
-    message: () => `no conflicted copy of a.log on B`,
-  });
+  await waitFor(
+    async () =>
+      [...(await readTreeWhileChanging(b))?.keys() ?? []].some((p) => p.startsWith("a (conflicted copy")),
+    {
+      timeoutMs: 20_000,
+      message: () => `no conflicted copy of a.log on B`,
+    },
+  );
   await waitForSameTree(a, b);
   const names = [...(await readTree(a)).keys()];
   const copy = names.find((p) => p.startsWith("a (conflicted copy"))!;
@@ -319,7 +343,7 @@ Deno.test("a new ignore rule stops syncing the paths it matches and deletes them
 
 Deno.test("putting the files back lifts the mass-delete stop with nothing deleted anywhere", async () => {
   await using world = await World.create();
-  const clientA = await world.client("A");
+  let clientA = await world.client("A");
   await world.client("B");
   const a = world.dir("A"), b = world.dir("B");
   const paths = await makeFiles(a, 30);
@@ -327,10 +351,8 @@ Deno.test("putting the files back lifts the mass-delete stop with nothing delete
   const tree = describeTree(await readTree(b));
 
   const saved = new Map<string, string>();
-  for (const path of paths.slice(0, 25)) {
-    saved.set(path, await Deno.readTextFile(join(a, path)));
-    await Deno.remove(join(a, path));
-  }
+  for (const path of paths.slice(0, 25)) saved.set(path, await Deno.readTextFile(join(a, path)));
+  clientA = await deleteWhileStopped(world, "A", clientA, paths.slice(0, 25));
   await clientA.waitForOutput(/safety stop: this scan would delete 25 of the 30 files/);
   for (const [path, text] of saved) await Deno.writeTextFile(join(a, path), text);
   await clientA.waitForOutput(/safety stop lifted/);
@@ -345,12 +367,12 @@ Deno.test("putting the files back lifts the mass-delete stop with nothing delete
 
 Deno.test("a confirmation made while the client is stopped is taken by its next start", async () => {
   await using world = await World.create();
-  const clientA = await world.client("A");
+  let clientA = await world.client("A");
   await world.client("B");
   const a = world.dir("A"), b = world.dir("B");
   const paths = await makeFiles(a, 24);
   await waitForSameTree(a, b);
-  for (const path of paths.slice(0, 22)) await Deno.remove(join(a, path));
+  clientA = await deleteWhileStopped(world, "A", clientA, paths.slice(0, 22));
   await clientA.waitForOutput(/safety stop: this scan would delete 22 of the 24 files/);
   await clientA.stop();
 

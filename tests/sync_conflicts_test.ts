@@ -5,6 +5,7 @@ import {
   describeTree,
   type Proc,
   readTree,
+  readTreeWhileChanging,
   waitFor,
   waitForFile,
   waitForGone,
@@ -33,7 +34,7 @@ async function waitForLines(proc: Proc, pattern: RegExp, times: number): Promise
 async function waitForName(dir: string, pattern: RegExp): Promise<string> {
   let found: string | undefined;
   await waitFor(async () => {
-    found = [...(await readTree(dir)).keys()].find((p) => pattern.test(p));
+    found = [...(await readTreeWhileChanging(dir))?.keys() ?? []].find((p) => pattern.test(p));
     return found !== undefined;
   }, { message: () => `no name matching ${pattern} in ${dir}` });
   return found!;
