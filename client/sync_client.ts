@@ -128,6 +128,9 @@ export class SyncClient {
       this.#resolveDone = resolve;
       this.#rejectDone = reject;
     });
+    // The client can fail (an untrusted certificate, say) before its caller awaits `done`: that is not an
+    // unhandled rejection, the caller still receives it from `done`.
+    this.#done.catch(() => {});
   }
 
   /** Resolves when stopped; rejects with a {@linkcode UserError} when the client cannot go on. */
