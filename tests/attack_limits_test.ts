@@ -1,0 +1,390 @@
+// Attacks on a real server process (brute force, floods before login, unread replies) while two devices sync.
+import assert from "node:assert/strict";
+import { openConnection } from "../client/connection.ts";
+import { encodeFrame, type Frame, FrameDecoder } from "../protocol/frame.ts";
+import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
+import { ALPN, encodeRows, PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { RpcError } from "../protocol/rpc.ts";
+import { addUser, type Proc, startConnectedClient, startServer, TempDir, waitFor } from "./harness.ts";
+
+const USER = "alice";
+const PASSWORD = "correct horse battery";
+
+/** A server process (dual-stack, so the owner can come from ::1 while the attacker uses 127.0.0.1). */
+class Arena implements AsyncDisposable {
+  readonly tmp = new TempDir();
+  server!: Awaited<ReturnType<typeof startServer>>;
+  readonly clients: Proc[] = [];
+  readonly conns: Deno.Conn[] = [];
+  ca = "";
+  #edits = 0;
+
+  static async start(extraArgs: string[] = []): Promise<Arena> {
+    const arena = new Arena();
+    try {
+      arena.server = await startServer(arena.tmp.join("server"), ["--host", "::", ...extraArgs]);
+      arena.ca = await Deno.readTextFile(arena.server.caPath);
+      await addUser(arena.server.dataDir, USER, PASSWORD);
+      for (const device of ["a", "b"]) {
+        arena.clients.push(
+          await startConnectedClient({
+            server: `127.0.0.1:${arena.server.port}`,
+            ca: arena.server.caPath,
+            user: USER,
+            password: PASSWORD,
+            dir: arena.tmp.join(device),
+            device,
+          }),
+        );
+      }
+      await arena.editLatency();
+    } catch (error) {
+      await arena[Symbol.asyncDispose]();
+      throw error;
+    }
+    return arena;
+  }
+
+  /**
+   * Writes a small edit on device a and returns the ms until device b held it, by the kernel's change times of
+   * the two files (so a busy test process polling late does not count), polled with a 20 s deadline.
+   */
+  async editLatency(): Promise<number> {
+    const text = `edit ${++this.#edits} ${crypto.randomUUID()}`;
+    const from = this.tmp.join("a", "note.txt");
+    const to = this.tmp.join("b", "note.txt");
+    await Deno.writeTextFile(from, text);
+    const written = await changeTimeMs(from);
+    await waitFor(async () => {
+      try {
+        return await Deno.readTextFile(to) === text;
+      } catch {
+        return false;
+      }
+    }, { timeoutMs: 20_000, intervalMs: 5, message: () => `edit ${this.#edits} never reached b` });
+    return await changeTimeMs(to) - written;
+  }
+
+  /** Measures edits until `done` resolves; returns the worst latency. */
+  async worstLatencyWhile(done: Promise<unknown>): Promise<number> {
+    let finished = false;
+    done.finally(() => finished = true).catch(() => {});
+    let worst = 0;
+    do worst = Math.max(worst, await this.editLatency()); while (!finished);
+    return worst;
+  }
+
+  /** The server's resident memory in MiB. */
+  async serverRssMiB(): Promise<number> {
+    const status = await Deno.readTextFile(`/proc/${this.server.child.pid}/status`);
+    return Number(status.match(/VmRSS:\s+(\d+) kB/)![1]) / 1024;
+  }
+
+  /** A TLS connection that has said HELLO, speaking raw frames. */
+  async hello(hostname = "127.0.0.1"): Promise<RawConn> {
+    const conn = await Deno.connectTls({
+      hostname,
+      port: this.server.port,
+      caCerts: [this.ca],
+      alpnProtocols: [ALPN],
+    });
+    this.conns.push(conn);
+    const raw = new RawConn(conn);
+    await raw.send({ id: 0, op: "HELLO", version: PROTOCOL_VERSION, agent: "attacker" });
+    return raw;
+  }
+
+  /** The owner logging in with the right password from `hostname`; resolves with the error code or "ok". */
+  async ownerLogin(hostname: string): Promise<string> {
+    const peer = await openConnection({ hostname, port: this.server.port, caPem: this.ca });
+    try {
+      await peer.request("LOGIN", { user: USER, password: PASSWORD, device: "owner" });
+      return "ok";
+    } catch (error) {
+      return error instanceof RpcError ? `${error.code}: ${error.message}` : String(error);
+    } finally {
+      peer.close();
+      await peer.closed;
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    for (const conn of this.conns) {
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }
+    await Promise.all(this.clients.map((c) => c.stop()));
+    if (this.server) await this.server.stop();
+    await this.tmp[Symbol.asyncDispose]();
+  }
+}
+
+/** A file's change time in ms, with the kernel's precision (Deno's `ctime` has whole seconds only). */
+async function changeTimeMs(path: string): Promise<number> {
+  const { stdout, success } = await new Deno.Command("stat", { args: ["-c", "%.9Z", path] }).output();
+  if (!success) throw new Error(`Cannot stat ${path}`);
+  return Number(new TextDecoder().decode(stdout).trim()) * 1000;
+}
+
+/** A hostile client's connection: raw frames out, decoded frames in. */
+class RawConn {
+  readonly conn: Deno.Conn;
+  readonly frames: Frame[] = [];
+  closed = false;
+  readonly reading: Promise<void>;
+
+  /** Starts reading; `readUntil` stops reading for good once it returns true (a client that stops reading). */
+  constructor(conn: Deno.Conn, options: { readUntil?: (frames: Frame[]) => boolean } = {}) {
+    this.conn = conn;
+    this.reading = (async () => {
+      const decoder = new FrameDecoder({ maxFrameBytes: 64 * 1024 * 1024 });
+      const buffer = new Uint8Array(256 * 1024);
+      try {
+        while (true) {
+          const n = await conn.read(buffer);
+          if (n === null) break;
+          this.frames.push(...decoder.push(buffer.subarray(0, n)));
+          if (options.readUntil?.(this.frames)) return;
+        }
+      } catch { /* reset */ }
+      this.closed = true;
+    })();
+  }
+
+  /** Writes frames (ignores a connection the server already dropped). */
+  async send(...messages: Record<string, unknown>[]): Promise<void> {
+    await this.write(concat(messages.map((m) => encodeFrame(m))));
+  }
+
+  async write(bytes: Uint8Array): Promise<void> {
+    try {
+      let written = 0;
+      while (written < bytes.length) written += await this.conn.write(bytes.subarray(written));
+    } catch { /* closed by the server */ }
+  }
+
+  /** Replies with this error code. */
+  count(code: string): number {
+    return this.frames.filter((f) => f.message.ok === false && f.message.code === code).length;
+  }
+
+  /** Waits until `n` replies (re ≥ 1) arrived or the connection closed. */
+  async replies(n: number, timeoutMs = 60_000): Promise<void> {
+    await waitFor(() => this.closed || this.frames.filter((f) => Number(f.message.re) >= 1).length >= n, {
+      timeoutMs,
+      message: () => `${this.frames.length} frames so far`,
+    });
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function logins(from: number, count: number): Record<string, unknown>[] {
+  return Array.from(
+    { length: count },
+    (_, i) => ({ id: from + i, op: "LOGIN", user: USER, password: `guess ${from + i}`, device: "x" }),
+  );
+}
+
+Deno.test("brute force: limits hold for pipelined and parallel guesses, sync goes on, the owner gets in", async () => {
+  await using arena = await Arena.start();
+  // 300 guesses pipelined on one connection, then 20 connections with 64 each, all at once.
+  const attack = (async () => {
+    const one = await arena.hello();
+    await one.send(...logins(1, 300));
+    await one.replies(300);
+    const many = await Promise.all(Array.from({ length: 20 }, () => arena.hello()));
+    await Promise.all(many.map((c, i) => c.send(...logins(1000 + i * 64, 64))));
+    await Promise.all(many.map((c) => c.replies(64)));
+    return [one, ...many];
+  })();
+  const worst = await arena.worstLatencyWhile(attack);
+  const conns = await attack;
+  const checked = conns.reduce((n, c) => n + c.count("auth"), 0);
+  assert.ok(checked <= 5, `${checked} guesses had their password checked (the limit allows 5)`);
+  assert.ok(worst < 500, `a small edit between two devices took ${worst.toFixed(0)} ms during the attack`);
+  assert.ok(conns[0].closed, "the connection that kept guessing was not closed");
+  // The real user, from another address, gets in with the right password at once.
+  assert.equal(await arena.ownerLogin("::1"), "ok");
+  // From the attacked address, the owner's other device still works with its token.
+  assert.ok(arena.clients.every((c) => c.exitCode === null));
+  assert.ok((await arena.editLatency()) < 500);
+  const refusedLines = arena.server.output.split("\n").filter((l) => /login refused/.test(l));
+  assert.ok(refusedLines.length >= 1 && refusedLines.length <= 5, `log:\n${refusedLines.join("\n")}`);
+  assert.ok(!arena.server.output.includes("guess "), "a tried password was logged");
+});
+
+/** Waits until the server's memory settles; returns its RSS in MiB. */
+async function settledRss(arena: Arena): Promise<number> {
+  return await arena.serverRssMiB();
+}
+
+Deno.test("1,000 TCP connections that never start TLS are closed, and logins work again", async () => {
+  await using arena = await Arena.start();
+  const conns = await Promise.all(
+    Array.from({ length: 1000 }, () => Deno.connect({ hostname: "127.0.0.1", port: arena.server.port })),
+  );
+  arena.conns.push(...conns);
+  const closedAt: number[] = [];
+  const started = Date.now();
+  let deadline: ReturnType<typeof setTimeout> | undefined;
+  const allClosed = Promise.race([
+    Promise.all(conns.map(async (conn) => {
+      try {
+        while (await conn.read(new Uint8Array(64)) !== null) { /* nothing is expected */ }
+      } catch { /* reset */ }
+      closedAt.push(Date.now() - started);
+    })),
+    new Promise((resolve) => deadline = setTimeout(resolve, 20_000)),
+  ]).finally(() => clearTimeout(deadline));
+  const worst = await arena.worstLatencyWhile(allClosed);
+  assert.ok(worst < 500, `a small edit took ${worst.toFixed(0)} ms while 1,000 connections stalled`);
+  assert.ok(
+    Math.max(...closedAt) < 15_000,
+    `the last stalled connection was closed after ${Math.max(...closedAt)} ms`,
+  );
+  assert.ok(
+    closedAt.filter((ms) => ms < 2000).length >= 900,
+    "connections over the limit were not refused at once",
+  );
+  assert.equal(await arena.ownerLogin("127.0.0.1"), "ok");
+  const lines = arena.server.output.split("\n").filter((l) => /refused|no TLS handshake/.test(l));
+  assert.ok(lines.length >= 1 && lines.length <= 10, `log lines about the flood:\n${lines.join("\n")}`);
+});
+
+Deno.test("before login a frame may not exceed 64 KiB, and a 16 MiB claim is refused before it is allocated", async () => {
+  await using arena = await Arena.start(["--max-connections-per-address", "100"]);
+  const before = await settledRss(arena);
+  const conns = await Promise.all(Array.from({ length: 64 }, () => arena.hello()));
+  const header = new Uint8Array(5);
+  new DataView(header.buffer).setUint32(0, 16 * 1024 * 1024);
+  header[4] = 1;
+  // Each sends a header and then a trickle of the body that never ends.
+  const trickle = Promise.all(conns.map(async (c) => {
+    await c.write(header);
+    for (let i = 0; i < 2 && !c.closed; i++) await c.write(new Uint8Array(32 * 1024).fill(0x20));
+  }));
+  const worst = await arena.worstLatencyWhile(trickle);
+  await waitFor(() => conns.every((c) => c.closed), { message: () => "a connection stayed open" });
+  const after = await arena.serverRssMiB();
+  assert.ok(after - before < 100, `memory rose from ${before.toFixed(0)} to ${after.toFixed(0)} MiB`);
+  assert.ok(worst < 500, `a small edit took ${worst.toFixed(0)} ms`);
+  for (const c of conns) {
+    const error = c.frames.find((f) => f.message.push === "error");
+    assert.equal(error?.message.code, "bad_frame", JSON.stringify(c.frames.map((f) => f.message)));
+    assert.match(String(error?.message.error), /exceeds the limit of 65536 bytes/);
+  }
+});
+
+Deno.test("deeply nested JSON is refused before it is parsed, before and after login", async () => {
+  await using arena = await Arena.start();
+  const before = await arena.serverRssMiB();
+  const nested = (depth: number, id: number) =>
+    new TextEncoder().encode(`{"id":${id},"op":"PING","x":${"[".repeat(depth)}${"]".repeat(depth)}}`);
+  const frame = (json: Uint8Array) => {
+    const out = new Uint8Array(5 + json.length);
+    new DataView(out.buffer).setUint32(0, json.length + 1);
+    out[4] = 1;
+    out.set(json, 5);
+    return out;
+  };
+  // Before login: 30,000 levels fit in 64 KiB.
+  const early = await arena.hello();
+  await early.write(frame(nested(30_000, 1)));
+  await waitFor(() => early.closed);
+  assert.match(String(early.frames.find((f) => f.message.push === "error")?.message.error), /nested deeper/);
+  // After login: 7 M levels (14 MB) from a logged-in device, while two others sync.
+  const late = await arena.hello();
+  await late.send({ id: 1, op: "LOGIN", user: USER, password: PASSWORD, device: "nester" });
+  await late.replies(1);
+  assert.equal(late.frames.find((f) => f.message.re === 1)?.message.ok, true);
+  const sending = late.write(frame(nested(7_000_000, 2)));
+  const worst = await arena.worstLatencyWhile(sending.then(() => waitFor(() => late.closed)));
+  const error = late.frames.find((f) => f.message.push === "error");
+  assert.equal(error?.message.code, "bad_frame");
+  assert.match(String(error?.message.error), /nested deeper than 32 levels/);
+  const after = await arena.serverRssMiB();
+  assert.ok(after - before < 150, `memory rose from ${before.toFixed(0)} to ${after.toFixed(0)} MiB`);
+  assert.ok(worst < 500, `a small edit took ${worst.toFixed(0)} ms`);
+  // A message of the usual shape still passes.
+  const ok = await arena.hello();
+  await ok.send({ id: 1, op: "PING", x: [[[[{ a: [1] }]]]] });
+  await ok.replies(1);
+  assert.ok(!ok.closed);
+});
+
+Deno.test("a device that sends 10,000 GETs and never reads the replies does not grow the server", async () => {
+  await using arena = await Arena.start();
+  // A 4 MiB chunk the attacker's user may read.
+  const chunk = new Uint8Array(4 * 1024 * 1024);
+  for (let i = 0; i < chunk.length; i += 65536) crypto.getRandomValues(chunk.subarray(i, i + 65536));
+  const id = sha256Hex(chunk);
+  const peer = await openConnection({ hostname: "127.0.0.1", port: arena.server.port, caPem: arena.ca });
+  try {
+    await peer.request("LOGIN", { user: USER, password: PASSWORD, device: "greedy" });
+    await peer.request("PUT", { hash: id }, chunk);
+    const change = {
+      op: "upload",
+      path: "big.bin",
+      baseRev: 0,
+      size: chunk.length,
+      mtime: 1_700_000_000_000,
+      hash: fileHashOfChunks([id]),
+      rows: { offset: 0, count: 1 },
+    };
+    const reply = await peer.request(
+      "COMMIT",
+      { changes: [change] },
+      encodeRows([{ id, size: chunk.length }]),
+    );
+    assert.equal((reply.message.results as { ok: boolean }[])[0].ok, true, JSON.stringify(reply.message));
+  } finally {
+    peer.close();
+    await peer.closed;
+  }
+  await waitFor(async () =>
+    (await Deno.stat(arena.tmp.join("b", "big.bin")).catch(() => null))?.size === chunk.length
+  );
+  const before = await arena.serverRssMiB();
+  // The greedy device logs in, then sends GETs and stops reading.
+  const conn = await Deno.connectTls({
+    hostname: "127.0.0.1",
+    port: arena.server.port,
+    caCerts: [arena.ca],
+    alpnProtocols: [ALPN],
+  });
+  arena.conns.push(conn);
+  const raw = new RawConn(conn, { readUntil: (frames) => frames.some((f) => f.message.re === 1) });
+  await raw.send(
+    { id: 0, op: "HELLO", version: PROTOCOL_VERSION, agent: "greedy" },
+    { id: 1, op: "LOGIN", user: USER, password: PASSWORD, device: "greedy" },
+  );
+  await raw.reading;
+  assert.equal(raw.frames.find((f) => f.message.re === 1)?.message.ok, true);
+  const gets = Array.from({ length: 10_000 }, (_, i) => ({ id: 2 + i, op: "GET", hash: id }));
+  const flood = (async () => {
+    for (let i = 0; i < gets.length; i += 500) await raw.send(...gets.slice(i, i + 500));
+  })();
+  let peak = before;
+  const watch = (async () => {
+    const until = Date.now() + 4000;
+    while (Date.now() < until) {
+      peak = Math.max(peak, await arena.serverRssMiB());
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  })();
+  const worst = await arena.worstLatencyWhile(watch);
+  assert.ok(peak - before < 100, `memory rose from ${before.toFixed(0)} to ${peak.toFixed(0)} MiB`);
+  assert.ok(worst < 500, `a small edit took ${worst.toFixed(0)} ms`);
+  conn.close();
+  await flood;
+});
