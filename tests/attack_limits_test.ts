@@ -213,6 +213,27 @@ Deno.test("connections over the per-address cap get no session, other addresses 
   });
 });
 
+Deno.test("silent connections lose their place under the cap after --handshake-timeout", async () => {
+  // The two devices take 2 of the 4 places of 127.0.0.1; two silent TCP connections take the rest.
+  await using arena = await Arena.start(["--max-connections-per-address", "4", "--handshake-timeout", "3"]);
+  const silent = await Promise.all(
+    [1, 2].map(() => Deno.connect({ hostname: "127.0.0.1", port: arena.server.port })),
+  );
+  arena.conns.push(...silent);
+  const refused = await arena.ownerLogin("127.0.0.1");
+  const loggedIn = Date.now();
+  assert.notEqual(refused, "ok", "a login over the cap got in");
+  await waitFor(async () => await arena.ownerLogin("127.0.0.1") === "ok", {
+    timeoutMs: 10_000,
+    message: () => "127.0.0.1 stayed refused after the handshake timeout",
+  });
+  assert.ok(Date.now() - loggedIn < 10_000);
+  await waitFor(() => /no TLS handshake within 3000 ms/.test(arena.server.output), {
+    timeoutMs: 5000,
+    message: () => arena.server.output,
+  });
+});
+
 Deno.test("before login a frame may not exceed 64 KiB, and a 16 MiB claim is refused before it is allocated", async () => {
   await using arena = await Arena.start(["--max-connections-per-address", "100"]);
   const before = await settledRss(arena);
