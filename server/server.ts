@@ -321,6 +321,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxConnectionsPerAddress: options.maxConnectionsPerAddress,
   });
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const handshaking = new Set<() => void>();
   const acceptLoop = (async () => {
     for await (const conn of listener) {
       const { hostname, port } = conn.remoteAddr as Deno.NetAddr;
@@ -335,6 +336,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       (async () => {
         let timedOut = false;
         const timer = setTimeout(() => {
+          handshaking.delete(dropNow);
           timedOut = true;
           attacks.note(
             `handshake:${address}`,
@@ -342,6 +344,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           );
           closeQuietly(conn);
         }, handshakeTimeoutMs);
+        // On server close: no timer left behind, and the connection is dropped like a timed-out one.
+        const dropNow = () => {
+          timedOut = true;
+          clearTimeout(timer);
+          closeQuietly(conn);
+        };
+        handshaking.add(dropNow);
         try {
           await conn.handshake();
         } catch (error) {
@@ -356,6 +365,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           return;
         } finally {
           clearTimeout(timer);
+          handshaking.delete(dropNow);
         }
         if (timedOut) {
           caps.release(address);
@@ -381,6 +391,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearInterval(attackTimer);
       attacks.flush();
       listener.close();
+      for (const dropNow of [...handshaking]) dropNow();
       admin.close();
       await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
       for (const session of sessions) session.peer.close();
