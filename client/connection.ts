@@ -1,5 +1,6 @@
 // Opens a TLS connection to the server, says HELLO and logs in with a device token or a password.
 import { ALPN, PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { checkReply } from "../protocol/replies.ts";
 import { RpcError, type RpcOptions, RpcPeer } from "../protocol/rpc.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 
@@ -63,7 +64,9 @@ export async function openConnection(options: ConnectOptions): Promise<RpcPeer> 
   } finally {
     clearTimeout(timer);
   }
-  const peer = new RpcPeer(conn, { idleTimeoutMs: 90_000, ...options.rpc });
+  // Every reply is checked against its schema before it is used: a server (or whoever poses as one) gets nothing
+  // written that the server's own rules would refuse.
+  const peer = new RpcPeer(conn, { idleTimeoutMs: 90_000, checkReply, ...options.rpc });
   try {
     const hello = await peer.request("HELLO", { version: PROTOCOL_VERSION, agent: "filesync-client" });
     options.onHello?.(hello.message);

@@ -7,6 +7,7 @@ import {
   encodeRows,
   type WireEntry,
 } from "../protocol/messages.ts";
+import { BAD_NAME_CODE } from "../protocol/paths.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
@@ -44,6 +45,11 @@ export interface ExecutorContext {
    * deletes something). @default none kept
    */
   refused?: Map<string, { hash: string; code: string }>;
+  /**
+   * Paths the server refused as names some device could not hold (code "bad_name"), with the content hash
+   * refused ("" for a folder): kept here unsynced, not offered again until they change.
+   */
+  badNames?: Map<string, string>;
 }
 
 /** Refusals that sending the same content again cannot fix: reported once, not retried in a loop. */
@@ -613,9 +619,12 @@ export class Executor {
       const results = reply.message.results as ChangeResult[];
       for (let k = 0; k < batch.length; k++) {
         const result = results[k];
-        // Another device got there first (changed the path, took the name, or put something in the folder):
-        // not worth a line, the next cycle decides again with the server's version.
-        if (!result.ok && !RACE_CODES.has(result.code)) {
+        const change = batch[k].change;
+        if (!result.ok && result.code === BAD_NAME_CODE) {
+          this.#ctx.badNames?.set(change.path, change.op === "upload" ? change.hash : "");
+          this.#ctx.notify(`not syncing ${change.path}: ${result.error} (it stays here as it is)`);
+        } else if (!result.ok && !RACE_CODES.has(result.code)) {
+          // (Another device getting there first — a race code — is not worth a line: the next cycle decides again.)
           const final = FINAL_REFUSALS.has(result.code) ? " (not tried again until the file changes)" : "";
           this.#ctx.notify(
             `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}${final}`,

@@ -80,12 +80,6 @@ export interface ReconcileOptions {
   /** This device's name: names the conflict copies of its own versions. */
   device: string;
   /**
-   * Unused: a conflict copy's name carries the losing version's modification time, not the current time
-   * (reconcile never reads the clock). Accepted so that existing callers need not change.
-   * @deprecated
-   */
-  now?: Date;
-  /**
    * Names the conflict copy of `path` for the losing version, written by `device` and last modified at `when`;
    * must return a path for which `taken` is false, in the same folder as `path`.
    * @default {@linkcode conflictCopyPath}: "dir/name (conflicted copy from DEVICE YYYY-MM-DD HHMMSS).ext", UTC

@@ -88,7 +88,7 @@ Deno.test("after adjustBase (not expired), reconcile never deletes or overwrites
       if (entry) adjusted.set(path, entry);
       else adjusted.delete(path);
     }
-    const plan = reconcile({ base: adjusted, local, remote }, { device: "A", now: new Date(0) });
+    const plan = reconcile({ base: adjusted, local, remote }, { device: "A" });
     const context = () => `seed ${seed}: ${JSON.stringify(plan)}`;
     for (const action of plan) {
       assert.notEqual(action.type, "deleteLocal", context());

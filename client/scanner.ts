@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { chunkFile, chunkLengths } from "../protocol/chunker.ts";
 import { FileHasher, sha256Hex } from "../protocol/hash.ts";
-import { isValidPath, validatePath } from "../protocol/paths.ts";
+import { isValidPath, unportableNameReason, unportablePathReason, validatePath } from "../protocol/paths.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { IgnoreMatcher } from "./ignore.ts";
 import type { LocalEntry } from "./reconcile.ts";
@@ -43,6 +43,11 @@ export interface ScannerOptions {
   known: (path: string) => KnownHash | undefined;
   /** A hash known for a file with this inode at another path (it was moved), reused when the stat matches. */
   knownByIno?: (ino: number) => KnownHash | undefined;
+  /**
+   * Whether a path is in sync already (in the base): a name other devices could not hold is skipped only when
+   * it is not, so a file synced before the rule keeps syncing. @default never
+   */
+  synced?: (path: string) => boolean;
   /** Told once per path that cannot sync (invalid name, symbolic link, unreadable). */
   onSkip?: (path: string, reason: string) => void;
   /** When it returns true the scan ends early with {@linkcode ScanStopped}. */
@@ -199,7 +204,7 @@ export class Scanner {
     const found = new Map<string, ScanEntry>();
     const files: [string, Deno.FileInfo][] = [];
     for (const path of paths) {
-      if (!isValidPath(path) || this.#ignored(path)) continue;
+      if (!isValidPath(path) || this.#ignored(path) || this.#unportable(path)) continue;
       // A path at or below a link is unknown here: neither found nor gone (lstat alone would follow a link
       // in the middle of the path).
       const link = linkOnPath(this.#root, path);
@@ -237,6 +242,17 @@ export class Scanner {
     return out;
   }
 
+  /** True (and said once) for a path not in sync whose name some other device could not hold. */
+  #unportable(path: string, name?: string): boolean {
+    const reason = name === undefined ? unportablePathReason(path) : unportableNameReason(name);
+    if (reason === null || this.#options.synced?.(path)) return false;
+    this.#skip(
+      path,
+      `${reason}; other devices could not hold it (it stays here as it is; rename it to sync it)`,
+    );
+    return true;
+  }
+
   #ignored(path: string, isDir = false): boolean {
     return path === STATE_DIR || path.startsWith(STATE_DIR + "/") ||
       this.#options.ignore.ignores(path, isDir);
@@ -270,6 +286,7 @@ export class Scanner {
           this.#skip(path, (error as Error).message);
           continue;
         }
+        if (this.#unportable(path, item.name)) continue;
         if (item.isSymlink) {
           this.links.add(path);
           this.#skip(path, LINK_REASON);

@@ -1,6 +1,7 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
-import { RESYNC_CODE, type ResyncReason, type WireEntry } from "../protocol/messages.ts";
+import { RESYNC_CODE, type ResyncReason } from "../protocol/messages.ts";
+import { BadMessageError, checkPush, type Push } from "../protocol/replies.ts";
 import { UserError } from "../protocol/user_error.ts";
 import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
@@ -89,6 +90,8 @@ export class SyncClient {
   #distrust = new Set<string>();
   /** Uploads the server refused for good (too large, over quota), by path: not retried until they change. */
   #refused = new Map<string, { hash: string; code: string }>();
+  /** Paths the server refused with "bad_name", and the content refused ("" for a folder). */
+  #badNames = new Map<string, string>();
   /** Inode -> path of base files, for recognising moved files without hashing them again. */
   #inoIndex: Map<number, string> | null = null;
   /** The last plan was not empty: the next full scan must reconcile even if the disk looks unchanged. */
@@ -166,6 +169,7 @@ export class SyncClient {
         const base = path === undefined ? undefined : this.#state.base.get(path);
         return base?.kind === "file" && base.ino === ino ? base : undefined;
       },
+      synced: (path) => this.#state.base.has(path),
       onSkip: (path, reason) => this.#o.log(`not syncing ${path}: ${reason}`),
       stopped: () => this.#stopped,
     });
@@ -337,21 +341,29 @@ export class SyncClient {
   }
 
   #onPush(message: Record<string, unknown>): void {
-    if (message.push === "events") {
-      const touched = this.#state.applyEvents(message.events as WireEntry[]);
+    let push: Push;
+    try {
+      push = checkPush(message);
+    } catch (error) {
+      if (!(error instanceof BadMessageError)) throw error;
+      this.#o.log(`refused a message from the server (nothing written): ${error.message}`);
+      return;
+    }
+    if (push.push === "events") {
+      const touched = this.#state.applyEvents(push.events);
       for (const path of touched) this.#dirty.add(path);
       if (touched.length > 0) this.#kick();
-    } else if (message.push === "snapshot") {
-      const touched = this.#state.applySnapshot(message.entries as WireEntry[], {
-        first: message.first === true,
-        last: message.last === true,
-        cursor: Number(message.cursor),
-        tag: typeof message.tag === "string" ? message.tag : undefined,
+    } else if (push.push === "snapshot") {
+      const touched = this.#state.applySnapshot(push.entries, {
+        first: push.first,
+        last: push.last,
+        cursor: push.cursor,
+        tag: push.tag,
       });
       for (const path of touched) this.#dirty.add(path);
       this.#kick();
-    } else if (message.push === "error") {
-      this.#o.log(`server: ${String(message.error)}`);
+    } else if (push.push === "error") {
+      this.#o.log(`server: ${push.error}`);
     }
   }
 
@@ -475,6 +487,11 @@ export class SyncClient {
       const below = (p: string) => hasAncestorIn(p, unknownDirs);
       plan = plan.filter((a) => !("path" in a && below(a.path)) && !("from" in a && below(a.from)));
     }
+    // Names the server refused as ones other devices could not hold stay here unsynced until they change.
+    plan = plan.filter((a) =>
+      !((a.type === "upload" && this.#badNames.get(a.path) === a.local.hash) ||
+        (a.type === "mkdirRemote" && this.#badNames.get(a.path) === ""))
+    );
     const unfinished = plan.filter((a) =>
       touches(a) || (a.type === "upload" && this.#watch?.beingWritten(a.path))
     );
@@ -547,6 +564,7 @@ export class SyncClient {
       progress: this.#progress(),
       distrust: this.#distrust,
       refused: this.#refused,
+      badNames: this.#badNames,
     });
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
     const report = await executor.run(plan);

@@ -280,6 +280,11 @@ export async function fetchFile(
   if (fileHashOfChunks(rows.map((r) => r.id)) !== entry.hash) {
     throw new Error(`Manifest of "${path}" does not match its hash`);
   }
+  // Sizes were checked row by row on arrival (see checkReply); with a delta, only the whole is known here.
+  const total = rows.reduce((sum, row) => sum + row.size, 0);
+  if (total !== entry.size) {
+    throw new Error(`Manifest of "${path}" holds ${total} bytes, the server says ${entry.size}`);
+  }
   // The temp file is private to this download; one left by an earlier download of this version is taken
   // over, so a download cut short resumes from what it already wrote.
   const tmpPath = claimTempFile(tmpDir, entry.hash);

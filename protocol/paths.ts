@@ -277,3 +277,84 @@ function describe(value: unknown): string {
 function typeName(value: unknown): string {
   return value === null ? "null" : typeof value;
 }
+
+// --- names every platform can hold ---------------------------------------------------------------------------
+
+/**
+ * Error code of a commit change refused because some device of the user could not hold the name: see
+ * {@linkcode unportableNameReason} and {@linkcode foldName} (two names of a folder that differ only in case).
+ */
+export const BAD_NAME_CODE = "bad_name";
+
+/** Windows device names, reserved with any extension and any case (`CON`, `aux.txt`, `Com1.tar.gz`). */
+const WINDOWS_DEVICE =
+  /^(?:con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3]) *(?:\..*)?$/i;
+/** Characters Windows refuses in a name (macOS Finder refuses `:` too). */
+const WINDOWS_FORBIDDEN = /[<>:"|?*]/;
+/**
+ * Characters that change how a name reads without being seen: bidirectional controls (U+061C, U+200E, U+200F,
+ * U+202A–U+202E, U+2066–U+2069), line and paragraph separators (U+2028, U+2029), zero-width space and word
+ * joiners (U+200B, U+2060–U+2064), the byte-order mark (U+FEFF) and U+180E. Zero-width joiners (U+200C,
+ * U+200D) stay allowed: emoji sequences and several scripts need them.
+ */
+const INVISIBLE = /[\u061c\u180e\u200b\u200e\u200f\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]/;
+
+/**
+ * Why a single name (one path segment) cannot be held on every platform a user's devices may run (Windows,
+ * macOS, Linux), or null when it can. The rules: no Windows device name (`CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`,
+ * `LPT0`–`LPT9`, with any extension or case), none of `< > : " | ? *`, no trailing dot or space, and no invisible
+ * or bidirectional-control character (see the list in the source). Names that are invalid on the wire at all
+ * (see {@linkcode validatePath}) are not this function's concern.
+ *
+ * @example
+ * ```ts
+ * unportableNameReason("notes.txt"); // null
+ * unportableNameReason("aux.txt"); // "\"aux\" is a reserved device name on Windows"
+ * unportableNameReason("a?b"); // "\"?\" is not allowed on Windows"
+ * ```
+ */
+export function unportableNameReason(name: string): string | null {
+  if (WINDOWS_DEVICE.test(name)) {
+    return `${JSON.stringify(name.replace(/ *\..*$/, ""))} is a reserved device name on Windows`;
+  }
+  const forbidden = WINDOWS_FORBIDDEN.exec(name);
+  if (forbidden !== null) return `${JSON.stringify(forbidden[0])} is not allowed on Windows`;
+  if (/[. ]$/.test(name)) {
+    return `a name ending in ${name.endsWith(".") ? "a dot" : "a space"} is not allowed on Windows`;
+  }
+  const invisible = INVISIBLE.exec(name);
+  if (invisible !== null) {
+    return `invisible or text-direction character ${codePointName(invisible[0])} is not allowed`;
+  }
+  return null;
+}
+
+/**
+ * Why some segment of a valid path cannot be held on every platform, naming the segment, or null.
+ *
+ * @example
+ * ```ts
+ * unportablePathReason("docs/a.txt"); // null
+ * unportablePathReason("CON/a.txt"); // "name \"CON\": \"CON\" is a reserved device name on Windows"
+ * ```
+ */
+export function unportablePathReason(path: string): string | null {
+  for (const name of path.split("/")) {
+    const reason = unportableNameReason(name);
+    if (reason !== null) return `name ${quote(name)}: ${reason}`;
+  }
+  return null;
+}
+
+/**
+ * The form of a name that case-insensitive file systems (Windows, macOS by default) compare: two names of one
+ * folder with the same folded form cannot both exist there.
+ *
+ * @example
+ * ```ts
+ * foldName("Readme.txt") === foldName("README.TXT"); // true
+ * ```
+ */
+export function foldName(name: string): string {
+  return name.normalize("NFC").toUpperCase().toLowerCase();
+}

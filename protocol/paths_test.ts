@@ -6,6 +6,7 @@ import {
   baseName,
   comparePaths,
   depth,
+  foldName,
   isDescendant,
   isValidPath,
   joinPath,
@@ -13,6 +14,8 @@ import {
   MAX_PATH_BYTES,
   parentPath,
   PathError,
+  unportableNameReason,
+  unportablePathReason,
   validatePath,
 } from "./paths.ts";
 
@@ -313,4 +316,63 @@ Deno.test("comparePaths() agrees with a segment-by-segment comparison (property)
     const y = next() < 0.2 ? x : make();
     assert.equal(Math.sign(comparePaths(x, y)), Math.sign(reference(x, y)), `${x} vs ${y}`);
   }
+});
+
+Deno.test("unportableNameReason() refuses names some platform cannot hold and accepts the rest", () => {
+  const refused: [string, RegExp][] = [
+    ["CON", /"CON" is a reserved device name/],
+    ["con", /reserved device name/],
+    ["aux.txt", /"aux" is a reserved device name/],
+    ["Com1.tar.gz", /reserved device name/],
+    ["LPT9", /reserved device name/],
+    ["nul .txt", /reserved device name/],
+    ["COM\u00b9", /reserved device name/],
+    ["a*?<>|b", /"\*" is not allowed on Windows/],
+    ["a:b", /":" is not allowed/],
+    ['say "hi"', /"\\"" is not allowed/],
+    ["trailing.", /ending in a dot/],
+    ["trailing ", /ending in a space/],
+    ["evil\u202etxt.exe", /U\+202E/],
+    ["line\u2028break", /U\+2028/],
+    ["\ufeffbom", /U\+FEFF/],
+    ["zero\u200bwidth", /U\+200B/],
+    ["ltr\u200emark", /U\+200E/],
+    ["isolate\u2066x", /U\+2066/],
+  ];
+  for (const [name, reason] of refused) {
+    const got = unportableNameReason(name);
+    assert.ok(got !== null && reason.test(got), `${JSON.stringify(name)}: ${got}`);
+  }
+  const accepted = [
+    "notes.txt",
+    "console.log",
+    "auxiliary.txt",
+    "COM10",
+    "lpt",
+    "CONFIG",
+    ".hidden",
+    " leading space",
+    "naïve.txt",
+    "👨\u200d👩\u200d👧.png",
+    "می\u200cخواهم",
+    "a.b.c",
+  ];
+  for (const name of accepted) assert.equal(unportableNameReason(name), null, name);
+});
+
+Deno.test("unportablePathReason() names the segment that cannot be held", () => {
+  assert.equal(unportablePathReason("docs/a.txt"), null);
+  assert.equal(unportablePathReason("CON/a.txt"), 'name "CON": "CON" is a reserved device name on Windows');
+  assert.match(unportablePathReason("a/b./c")!, /^name "b\.": /);
+});
+
+Deno.test("foldName() maps names that differ only in case to one form", () => {
+  const same: [string, string][] = [
+    ["Readme.txt", "README.TXT"],
+    ["straße", "STRASSE"],
+    ["ÉTÉ", "été"],
+    ["ſ", "s"],
+  ];
+  for (const [a, b] of same) assert.equal(foldName(a), foldName(b), `${a} / ${b}`);
+  assert.notEqual(foldName("a.txt"), foldName("b.txt"));
 });

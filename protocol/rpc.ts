@@ -14,6 +14,19 @@ export interface Duplex {
   close(): void;
 }
 
+/** The message of a thrown value, which need not be an Error (a stream may reject with undefined). */
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** A request waiting for its reply. */
+interface Pending {
+  resolve: (f: Frame) => void;
+  reject: (e: Error) => void;
+  op: string;
+  body: Record<string, unknown>;
+}
+
 /** Resolves with `promise`, or rejects once `ms` have passed. */
 function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -70,6 +83,11 @@ export interface RpcOptions {
   onBytes?: (direction: "in" | "out", count: number) => void;
   /** Bytes of replies that may be prepared or waiting to be written at once (see `reserve`). @default 16 MiB */
   replyBudgetBytes?: number;
+  /**
+   * Checks each reply before the request resolves (`op` and `request` are what was asked) and returns it as it
+   * should be used; a throw fails that request with {@linkcode RpcError} code "bad_reply" and the thrown message.
+   */
+  checkReply?: (op: string, request: Record<string, unknown>, reply: Frame) => Frame;
 }
 
 const COALESCE_LIMIT = 256 * 1024;
@@ -94,7 +112,7 @@ const DIRECT_READ_BYTES = 16 * 1024;
 export class RpcPeer {
   #duplex: Duplex;
   #options: RpcOptions;
-  #pending = new Map<number, { resolve: (f: Frame) => void; reject: (e: Error) => void }>();
+  #pending = new Map<number, Pending>();
   #decoder: FrameDecoder;
   #budgetUsed = 0;
   #budgetWaiters: (() => void)[] = [];
@@ -180,7 +198,9 @@ export class RpcPeer {
   request(op: string, body: Record<string, unknown> = {}, data?: Uint8Array): Promise<Frame> {
     if (this.#closedError) return Promise.reject(this.#closedError);
     const id = this.#nextId++;
-    const promise = new Promise<Frame>((resolve, reject) => this.#pending.set(id, { resolve, reject }));
+    const promise = new Promise<Frame>((resolve, reject) =>
+      this.#pending.set(id, { resolve, reject, op, body })
+    );
     this.#send({ ...body, id, op }, data);
     return promise;
   }
@@ -273,7 +293,7 @@ export class RpcPeer {
         }
       }
     } catch (error) {
-      this.close(new RpcError("closed", `Connection lost: ${(error as Error).message}`));
+      this.close(new RpcError("closed", `Connection lost: ${errorText(error)}`));
     } finally {
       this.#flushing = null;
     }
@@ -306,7 +326,7 @@ export class RpcPeer {
         await withDeadline(this.#discard(buffer), 250).catch(() => {});
         this.close(new RpcError("bad_frame", error.message));
       } else {
-        this.close(new RpcError("closed", `Connection lost: ${(error as Error).message}`));
+        this.close(new RpcError("closed", `Connection lost: ${errorText(error)}`));
       }
     }
   }
@@ -317,20 +337,32 @@ export class RpcPeer {
     } catch { /* closed meanwhile */ }
   }
 
+  /** Resolves or rejects the request that `frame` answers (after the reply check, if any). */
+  #settle(frame: Frame, re: number): void {
+    const waiter = this.#pending.get(re);
+    if (!waiter) return;
+    this.#pending.delete(re);
+    const check = this.#options.checkReply;
+    if (check) {
+      try {
+        frame = check(waiter.op, waiter.body, frame);
+      } catch (error) {
+        waiter.reject(new RpcError("bad_reply", errorText(error)));
+        return;
+      }
+    }
+    const message = frame.message;
+    if (message.ok === false) {
+      const { code, error, re: _re, ok: _ok, ...detail } = message;
+      waiter.reject(new RpcError(String(code ?? "error"), String(error ?? "request failed"), detail));
+    } else {
+      waiter.resolve(frame);
+    }
+  }
+
   async #dispatch(frame: Frame): Promise<void> {
     const message = frame.message;
-    if (typeof message.re === "number") {
-      const waiter = this.#pending.get(message.re);
-      if (!waiter) return;
-      this.#pending.delete(message.re);
-      if (message.ok === false) {
-        const { code, error, re: _re, ok: _ok, ...detail } = message;
-        waiter.reject(new RpcError(String(code ?? "error"), String(error ?? "request failed"), detail));
-      } else {
-        waiter.resolve(frame);
-      }
-      return;
-    }
+    if (typeof message.re === "number") return this.#settle(frame, message.re);
     if (typeof message.id === "number" && typeof message.op === "string") {
       // Backpressure: take no new request while replies wait to be sent, or while too many are being handled.
       while (this.#queuedBytes > HIGH_WATER_BYTES && !this.#closedError) await this.drain();

@@ -431,3 +431,18 @@ Deno.test("reserve() holds reply bytes until they are written, so a peer that do
     await server.closed;
   }
 });
+
+Deno.test("a stream that fails with a non-Error value closes the peer cleanly (found by the fuzz)", async () => {
+  // A web stream cancelled by the other side rejects writes with `undefined`.
+  const duplex = {
+    read: () => new Promise<number | null>(() => {}),
+    write: () => Promise.reject(undefined),
+    close: () => {},
+  };
+  const peer = new RpcPeer(duplex);
+  const failed = await peer.request("PING").then(() => null, (error) => error);
+  assert.ok(failed instanceof RpcError, `rejected with ${failed}`);
+  assert.equal(failed.code, "closed");
+  assert.match(failed.message, /Connection lost: undefined/);
+  await peer.closed;
+});

@@ -1,5 +1,12 @@
 // The commit rules as pure functions: compare-and-set, parent folders, non-empty folders, moves, deltas, history.
-import { ancestorsOf, parentPath } from "../protocol/paths.ts";
+import {
+  ancestorsOf,
+  BAD_NAME_CODE,
+  baseName,
+  foldName,
+  parentPath,
+  unportablePathReason,
+} from "../protocol/paths.ts";
 import { fileHashOfChunks } from "../protocol/hash.ts";
 import {
   type Change,
@@ -11,6 +18,7 @@ import {
   type WireEntry,
 } from "../protocol/messages.ts";
 import { formatSize } from "../protocol/sizes.ts";
+import { MAX_CHUNK_BYTES } from "../protocol/replies.ts";
 import type { EntryRecord, TrashRecord, VersionRecord } from "./metadata_store.ts";
 
 /** A read-only view of a namespace before the batch (a store fills it from what the batch touches). */
@@ -24,6 +32,12 @@ export interface NamespaceView {
   children(path: string): { paths: readonly string[]; complete: boolean };
   /** The stored manifest of a delta's base version, or null. */
   manifest(hash: string): readonly ChunkRow[] | null;
+  /**
+   * Paths of the live children of `folder` ("" for the root) whose name has the folded form `folded` (see
+   * `foldName`), for the rule that no folder holds two names differing only in case. A view without it
+   * does not check case clashes.
+   */
+  sameFolded?(folder: string, folded: string): readonly string[];
 }
 
 /** What the commit knows besides the namespace. */
@@ -50,7 +64,7 @@ export interface CommitContext {
 }
 
 /** Largest chunk the server accepts (PUT refuses larger ones), so no manifest row may claim more. */
-export const DEFAULT_MAX_CHUNK_BYTES = 4 * 1024 * 1024;
+export const DEFAULT_MAX_CHUNK_BYTES = MAX_CHUNK_BYTES;
 
 /** What a commit may store. */
 export interface CommitLimits {
@@ -159,6 +173,13 @@ export function planCommit(view: NamespaceView, changes: readonly Change[], ctx:
         entry: (path) => overlay.has(path) ? overlay.get(path)! : view.entry(path),
         children: (path) => childrenWithOverlay(view, overlay, path),
         manifest: (hash) => plan.manifests.get(hash)?.rows ?? view.manifest(hash),
+        sameFolded: view.sameFolded && ((folder, folded) => {
+          const paths = new Set(view.sameFolded!(folder, folded).filter((p) => overlay.get(p) !== null));
+          for (const [p, e] of overlay) {
+            if (e && (parentPath(p) ?? "") === folder && foldName(baseName(p)) === folded) paths.add(p);
+          }
+          return [...paths];
+        }),
       },
       change,
       { ...ctx, seq: plan.seq, usage: plan.usage },
@@ -214,7 +235,31 @@ export function decideChange(view: NamespaceView, change: Change, ctx: CommitCon
     return !complete || paths.length > 0 || [...staged].some(([p, e]) => e && parentPath(p) === path);
   };
   const newStep = (): Step => ({ writes: [], journal: [], versions: [], trash: [], usage });
+  /** Refuses a new name that some device could not hold, or that differs only in case from a sibling. */
+  const checkNewName = (path: string) => {
+    const reason = unportablePathReason(path);
+    if (reason !== null) {
+      throw new Refusal(BAD_NAME_CODE, `"${path}" cannot be held on every device: ${reason}`);
+    }
+    if (!view.sameFolded) return;
+    const folder = parentPath(path) ?? "";
+    const folded = foldName(baseName(path));
+    const siblings = new Set(view.sameFolded(folder, folded));
+    for (const [p, e] of staged) {
+      if (e && (parentPath(p) ?? "") === folder && foldName(baseName(p)) === folded) siblings.add(p);
+    }
+    for (const other of siblings) {
+      if (other !== path && read(other) !== null) {
+        throw new Refusal(
+          BAD_NAME_CODE,
+          `"${path}" differs only in case from "${other}", which exists: case-insensitive devices (Windows, ` +
+            "macOS) cannot hold both",
+        );
+      }
+    }
+  };
   const put = (step: Step, path: string, entry: Omit<EntryRecord, "rev" | "device" | "time">) => {
+    if (read(path) === null) checkNewName(path);
     const record: EntryRecord = { ...entry, path, rev: ++rev, device: ctx.device, time: ctx.now };
     const replaced = read(path);
     if (replaced?.kind === "file") usage -= replaced.size;

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { type Change, type ChunkRow, encodeRows } from "../protocol/messages.ts";
-import { parentPath } from "../protocol/paths.ts";
+import { baseName, foldName, parentPath } from "../protocol/paths.ts";
 import { type CommitLimits, type CommitPlan, type NamespaceView, planCommit } from "./commit_rules.ts";
 import type { EntryRecord } from "./metadata_store.ts";
 
@@ -47,6 +47,8 @@ function viewOf(entries: Map<string, EntryRecord>): NamespaceView {
       complete: true,
     }),
     manifest: (hash) => hash === hashOf([A, B]) ? [A, B] : hash === hashOf([A]) ? [A] : null,
+    sameFolded: (folder, folded) =>
+      [...entries.keys()].filter((p) => (parentPath(p) ?? "") === folder && foldName(baseName(p)) === folded),
   };
 }
 
@@ -157,6 +159,43 @@ const CASES: [name: string, before: string, changes: Change[], expect: string, r
   ["move of a missing file is a conflict", "", [mv("a", "b", 3)], "!conflict"],
   ["move of a changed file is a conflict", "a@3", [mv("a", "b", 2)], "!conflict"],
   ["move of a folder is a conflict (folders move as their files)", "d/@3", [mv("d", "e", 3)], "!conflict"],
+  // names every device can hold
+  ["a Windows device name is bad_name", "", [up("CON")], "!bad_name"],
+  ["a device name with an extension is bad_name", "", [up("d/aux.txt")], "!bad_name"],
+  ["a character Windows refuses is bad_name", "", [up("a*?<>|b")], "!bad_name"],
+  ["a trailing dot is bad_name", "", [mk("x.")], "!bad_name"],
+  ["a trailing space is bad_name", "", [up("x ")], "!bad_name"],
+  ["a bidi override is bad_name", "", [up("evil\u202etxt.exe")], "!bad_name"],
+  ["a line separator is bad_name", "", [up("a\u2028b")], "!bad_name"],
+  ["a byte-order mark is bad_name", "", [up("\ufeffa")], "!bad_name"],
+  ["a bad folder name on the way is bad_name", "", [up("nul/a.txt")], "!bad_name"],
+  ["a move to a bad name is bad_name", "a@3", [mv("a", "b?", 3)], "!bad_name"],
+  [
+    "a name differing only in case from a sibling is bad_name",
+    "Readme.txt@3",
+    [up("README.TXT")],
+    "!bad_name",
+  ],
+  [
+    "a case clash within one batch is bad_name",
+    "",
+    [up("Readme.txt"), up("README.TXT")],
+    "+Readme.txt@11 ; !bad_name",
+  ],
+  ["a case clash of a folder made on the way is bad_name", "docs/@3", [up("Docs/a")], "!bad_name"],
+  [
+    "the same name in another folder is no clash",
+    "a/Readme.txt@3",
+    [up("b/README.TXT")],
+    "+b/@11 | +b/README.TXT@12",
+  ],
+  ["a case-only rename is no clash", "readme@3", [mv("readme", "README", 3)], "-readme@11 +README@12"],
+  [
+    "an existing file with a bad name still takes edits",
+    "aux.txt@3",
+    [up("aux.txt", 3)],
+    "+aux.txt@11 v:aux.txt@3",
+  ],
   // batches
   ["a later change sees an earlier one", "", [up("a"), up("a", 11)], "+a@11 ; +a@12 v:a@11"],
   ["a refused change does not stop the others", "a@3", [up("a", 1), up("b")], "!conflict ; +b@11"],

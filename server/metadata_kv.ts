@@ -1,6 +1,6 @@
 // The metadata store over Deno KV: key layout, manifest cache, group commit of chunk refs, crash-safe commits.
 import { createHash, randomBytes } from "node:crypto";
-import { ancestorsOf, baseName, parentPath } from "../protocol/paths.ts";
+import { ancestorsOf, baseName, foldName, parentPath } from "../protocol/paths.ts";
 import { packUnits, splitMutations, writeMutations } from "../protocol/kv_batches.ts";
 import {
   type ChunkRow,
@@ -575,6 +575,26 @@ export class KvMetadataStore implements MetadataStore {
       children.set(change.path, { paths, complete: paths.length < limit });
     }
 
+    // Every child of each folder where the batch may create a name, by folded name (the case-clash rule).
+    const folded = new Map<string, Map<string, string[]>>();
+    for (const change of changes) {
+      if (change.op === "delete") continue;
+      for (const path of [...ancestorsOf(change.path), change.path]) {
+        const folder = parentPath(path) ?? "";
+        if (fetched.get(path) !== null || folded.has(folder)) continue;
+        const byName = new Map<string, string[]>();
+        for await (
+          const child of this.kv.list<EntryRecord>({ prefix: ["e", ns, pathKey(parentPath(path))] }, {
+            batchSize: 1000,
+          })
+        ) {
+          const key = foldName(baseName(child.value.path));
+          byName.set(key, [...byName.get(key) ?? [], child.value.path]);
+        }
+        folded.set(folder, byName);
+      }
+    }
+
     const plan = planCommit(
       {
         entry: (path) => {
@@ -584,6 +604,7 @@ export class KvMetadataStore implements MetadataStore {
         },
         children: (path) => children.get(path) ?? { paths: [], complete: true },
         manifest: (hash) => baseManifests.get(hash) ?? null,
+        sameFolded: (folder, name) => folded.get(folder)?.get(name) ?? [],
       },
       changes,
       {

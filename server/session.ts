@@ -13,6 +13,7 @@ import {
   RESYNC_CODE,
   type WireEntry,
 } from "../protocol/messages.ts";
+import { MAX_CHUNK_BYTES } from "../protocol/replies.ts";
 import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import {
   type AttackLog,
@@ -25,7 +26,7 @@ import {
   makeUser,
 } from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
-import { type CommitLimits, DEFAULT_MAX_CHUNK_BYTES } from "./commit_rules.ts";
+import type { CommitLimits } from "./commit_rules.ts";
 import type { Hub } from "./hub.ts";
 import { keptVersions, restore, trashList, versionList } from "./history.ts";
 import { type DeviceCursor, resyncReason } from "./journal_check.ts";
@@ -47,9 +48,6 @@ export const PRELOGIN_FRAME_BYTES = 64 * 1024;
 
 /** A file of one chunk up to this size is sent whole in the DOWNLOAD reply. */
 const INLINE_CHUNK_BYTES = 64 * 1024;
-
-/** Largest chunk accepted by PUT (and so the most any manifest row may claim). */
-export const MAX_CHUNK_BYTES = DEFAULT_MAX_CHUNK_BYTES;
 
 /** What every session shares. */
 export interface SessionContext {

@@ -1,0 +1,142 @@
+// Table tests of the reply and push schemas the client checks on arrival.
+import assert from "node:assert/strict";
+import { encodeRows } from "./messages.ts";
+import { BadMessageError, checkPush, checkReply, MAX_CHUNK_BYTES, safeText } from "./replies.ts";
+import { memoryPipe, RpcError, RpcPeer } from "./rpc.ts";
+
+const H = "a".repeat(64);
+const file = { path: "a.txt", kind: "file", hash: H, size: 5, mtime: 1, rev: 1, device: "d" };
+
+Deno.test("checkPush() accepts good pushes and refuses hostile fields", () => {
+  assert.deepEqual(checkPush({ push: "events", events: [file] }), { push: "events", events: [file] });
+  const bad: [string, Record<string, unknown>][] = [
+    ["dotdot", { push: "events", events: [{ ...file, path: "../x" }] }],
+    ["inner dotdot", { push: "events", events: [{ ...file, path: "a/../../x" }] }],
+    ["absolute", { push: "events", events: [{ ...file, path: "/etc/passwd" }] }],
+    ["state folder", { push: "events", events: [{ ...file, path: ".filesync/x" }] }],
+    ["state folder, case", { push: "events", events: [{ ...file, path: ".FileSync./x" }] }],
+    ["negative size", { push: "events", events: [{ ...file, size: -1 }] }],
+    ["fractional size", { push: "events", events: [{ ...file, size: 1.5 }] }],
+    ["huge size", { push: "events", events: [{ ...file, size: 2 ** 60 }] }],
+    ["string size", { push: "events", events: [{ ...file, size: "5" }] }],
+    ["bad hash", { push: "events", events: [{ ...file, hash: "../../x" }] }],
+    ["file without hash", { push: "events", events: [{ ...file, hash: "" }] }],
+    ["bad kind", { push: "events", events: [{ ...file, kind: "link" }] }],
+    ["negative rev", { push: "events", events: [{ ...file, rev: -1 }] }],
+    ["mtime past Date", { push: "events", events: [{ ...file, mtime: 9e15 }] }],
+    ["device with escape", { push: "events", events: [{ ...file, device: "\u001b[2J" }] }],
+    ["events not a list", { push: "events", events: {} }],
+    ["snapshot without cursor", { push: "snapshot", entries: [], first: true, last: true }],
+    ["snapshot bad cursor", { push: "snapshot", entries: [], first: true, last: true, cursor: -3 }],
+    ["unknown push", { push: "nope" }],
+  ];
+  for (const [name, message] of bad) {
+    assert.throws(() => checkPush(message), BadMessageError, name);
+  }
+  // Deleted entries and folders carry no hash.
+  checkPush({
+    push: "events",
+    events: [{ ...file, hash: "", deleted: true }, { ...file, kind: "dir", hash: "" }],
+  });
+});
+
+Deno.test("checkPush() and checkReply() refuse values nested too deeply to print, without a RangeError", () => {
+  let deep: unknown = 1;
+  for (let i = 0; i < 100_000; i++) deep = [deep];
+  assert.throws(() => checkPush({ push: deep }), BadMessageError);
+  assert.throws(() => checkPush({ push: "events", events: deep }), BadMessageError);
+  const refused = checkReply("PING", {}, { message: { re: 1, ok: false, code: deep, error: deep } });
+  assert.equal(refused.message.code, "error");
+  assert.equal(refused.message.error, "request failed");
+});
+
+Deno.test("checkPush() makes an error push's text safe to log", () => {
+  const push = checkPush({ push: "error", error: "boom\u001b[31m\u202e" });
+  assert.equal(push.push === "error" && push.error, "boom?[31m?");
+  assert.equal(safeText("x".repeat(2000)).length, 1001);
+});
+
+Deno.test("checkReply() ties replies to their request and data", () => {
+  const row = (size: number) => encodeRows([{ id: H, size }]);
+  const ok = (message: Record<string, unknown>, data?: Uint8Array) => ({
+    message: { re: 1, ok: true, ...message },
+    data,
+  });
+  const good: [string, Record<string, unknown>, ReturnType<typeof ok>][] = [
+    ["MONITOR", { since: 0 }, ok({ cursor: 3 })],
+    ["DOWNLOAD", { path: "a.txt" }, ok({ entry: file }, row(5))],
+    ["HAVE", { hashes: [H] }, ok({ missing: [H] })],
+    ["COMMIT", { changes: [{}] }, ok({ results: [{ ok: true, entries: [file] }] })],
+    ["GET", { hash: H }, ok({}, new Uint8Array(3))],
+  ];
+  for (const [op, request, frame] of good) checkReply(op, request, frame);
+  const bad: [string, string, Record<string, unknown>, ReturnType<typeof ok>][] = [
+    ["monitor negative", "MONITOR", { since: 0 }, ok({ cursor: -1 })],
+    ["download other path", "DOWNLOAD", { path: "b.txt" }, ok({ entry: file }, row(5))],
+    ["download a folder", "DOWNLOAD", { path: "a.txt" }, ok({ entry: { ...file, kind: "dir" } }, row(5))],
+    ["download rows cut", "DOWNLOAD", { path: "a.txt" }, ok({ entry: file }, new Uint8Array(35))],
+    ["download huge row", "DOWNLOAD", { path: "a.txt" }, ok({ entry: file }, row(MAX_CHUNK_BYTES + 1))],
+    ["download zero row", "DOWNLOAD", { path: "a.txt" }, ok({ entry: file }, row(0))],
+    ["download size mismatch", "DOWNLOAD", { path: "a.txt" }, ok({ entry: file }, row(6))],
+    ["download inline short", "DOWNLOAD", { path: "a.txt" }, ok({ entry: file, inline: 1 }, row(5))],
+    [
+      "download from other base",
+      "DOWNLOAD",
+      { path: "a.txt", base: H },
+      ok({
+        entry: file,
+        from: { hash: "b".repeat(64), head: 0, tail: 0 },
+      }),
+    ],
+    ["have stray hash", "HAVE", { hashes: [] }, ok({ missing: [H] })],
+    ["commit count", "COMMIT", { changes: [{}, {}] }, ok({ results: [{ ok: true, entries: [] }] })],
+    [
+      "commit bad entry",
+      "COMMIT",
+      { changes: [{}] },
+      ok({
+        results: [{ ok: true, entries: [{ ...file, path: "../x" }] }],
+      }),
+    ],
+    ["get no data", "GET", { hash: H }, ok({})],
+    ["login bad device id", "LOGIN", {}, ok({ token: "t", deviceId: "../x" })],
+    ["versions bad", "VERSIONS", { path: "a" }, ok({ versions: [{ id: "1", time: -1 }] })],
+    [
+      "trash bad path",
+      "TRASH",
+      {},
+      ok({
+        items: [{ path: "/x", kind: "file", deletedAt: 1, device: "d", size: 0, version: "1" }],
+      }),
+    ],
+    [
+      "restore bad path",
+      "RESTORE",
+      { path: "a" },
+      ok({
+        path: "../a",
+        kind: "file",
+        version: "1",
+        entries: [],
+        skipped: [],
+      }),
+    ],
+    ["unknown op", "NOPE", {}, ok({})],
+  ];
+  for (const [name, op, request, frame] of bad) {
+    assert.throws(() => checkReply(op, request, frame), BadMessageError, name);
+  }
+});
+
+Deno.test("RpcPeer with checkReply fails a request whose reply breaks its schema", async () => {
+  const [a, b] = memoryPipe();
+  const server = new RpcPeer(b, { onRequest: () => Promise.resolve({ body: { cursor: -5 } }) });
+  const client = new RpcPeer(a, { checkReply });
+  await assert.rejects(
+    client.request("MONITOR", { since: 0 }),
+    (e: RpcError) => e.code === "bad_reply" && /MONITOR reply: cursor/.test(e.message),
+  );
+  client.close();
+  server.close();
+  await Promise.all([client.closed, server.closed]);
+});
