@@ -1,6 +1,7 @@
 // The client's persistent state in DIR/.filesync/: device identity, token, cursor, base snapshot, remote mirror.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
+import { makePrivate } from "../protocol/private_files.ts";
 import { writeMutations } from "../protocol/kv_batches.ts";
 import { decodeRows, encodeRows, MANIFEST_ROW_BYTES, type WireEntry } from "../protocol/messages.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
@@ -73,11 +74,24 @@ export class ClientState {
     this.#kv = kv;
   }
 
-  /** Opens (creating) the state of the synced folder `root`. */
-  static async open(root: string): Promise<ClientState> {
+  /**
+   * Opens (creating) the state of the synced folder `root`. The state folder is made 0700 and its files 0600
+   * whatever they were before; `log` hears a warning when that had to change anything.
+   */
+  static async open(root: string, options: { log?: (line: string) => void } = {}): Promise<ClientState> {
     const dir = join(root, STATE_DIR);
     await Deno.mkdir(join(dir, "tmp"), { recursive: true, mode: 0o700 });
+    const privacy = await makePrivate(dir);
+    if (privacy.fixed > 0) {
+      options.log?.(
+        `warning: ${dir} was readable by other local users` +
+          (privacy.openMode !== null ? ` (mode ${privacy.openMode.toString(8)})` : "") +
+          `: made it 0700 and ${privacy.fixed} files and folders owner-only`,
+      );
+    }
     const kv = await Deno.openKv(join(dir, "state.kv"));
+    // KV makes its file and its -wal/-shm companions with the process's umask: they go owner-only too.
+    await makePrivate(dir);
     const state = new ClientState(dir, kv);
     for (const prefix of ["base", "base#"]) {
       for await (

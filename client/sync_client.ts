@@ -148,7 +148,7 @@ export class SyncClient {
         `"${this.#o.dir}" is synced for user "${saved.user}", not "${this.#o.user}": use another folder`,
       );
     }
-    this.#state = await ClientState.open(this.#o.dir);
+    this.#state = await ClientState.open(this.#o.dir, { log: this.#o.log });
     if (saved && saved.server !== server) {
       this.#o.log(`note: this folder was last synced with ${saved.server}; now using ${server}`);
     }

@@ -6,6 +6,8 @@ export const FRAME_JSON = 1;
 export const FRAME_DATA = 2;
 /** Largest frame accepted by default (type byte and body), checked before the body is read. */
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** Deepest nesting of JSON arrays and objects accepted in a message (ours need 5). */
+export const MAX_JSON_DEPTH = 32;
 
 /** One decoded frame: a JSON message and, for data frames, its bytes. */
 export interface Frame {
@@ -83,6 +85,14 @@ export class FrameDecoder {
     this.#max = options.maxFrameBytes ?? MAX_FRAME_BYTES;
   }
 
+  /** The largest frame accepted from now on (e.g. raised once the peer has logged in). */
+  get maxFrameBytes(): number {
+    return this.#max;
+  }
+  set maxFrameBytes(bytes: number) {
+    this.#max = bytes;
+  }
+
   /** True when no partial frame is buffered. */
   get idle(): boolean {
     return this.#headerFill === 0 && this.#body === null;
@@ -140,7 +150,32 @@ export class FrameDecoder {
   }
 }
 
+/**
+ * Throws unless the JSON text nests arrays and objects at most {@linkcode MAX_JSON_DEPTH} deep: one pass over
+ * the bytes before `JSON.parse`, which would otherwise build a deep structure at great cost in memory and time.
+ */
+function checkJsonDepth(bytes: Uint8Array): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (inString) {
+      if (b === 0x5c) i++; // backslash: skip the escaped byte
+      else if (b === 0x22) inString = false;
+    } else if (b === 0x22) {
+      inString = true;
+    } else if (b === 0x7b || b === 0x5b) {
+      if (++depth > MAX_JSON_DEPTH) {
+        throw new FrameError(`Invalid frame: JSON nested deeper than ${MAX_JSON_DEPTH} levels`);
+      }
+    } else if (b === 0x7d || b === 0x5d) {
+      depth--;
+    }
+  }
+}
+
 function parseJson(bytes: Uint8Array): Record<string, unknown> {
+  checkJsonDepth(bytes);
   let value: unknown;
   try {
     value = JSON.parse(decoder.decode(bytes));

@@ -9,6 +9,7 @@ import {
   FrameDecoder,
   FrameError,
   MAX_FRAME_BYTES,
+  MAX_JSON_DEPTH,
 } from "./frame.ts";
 
 /** A small seeded generator (mulberry32), so the random splits are repeatable. */
@@ -232,3 +233,26 @@ function concat(...parts: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+Deno.test("JSON nested deeper than MAX_JSON_DEPTH is refused before parsing; brackets in strings do not count", () => {
+  const nested = (depth: number) => `{"a":${"[".repeat(depth - 1)}${"]".repeat(depth - 1)}}`;
+  const frame = (json: string) => encodeFrame(JSON.parse(json));
+  new FrameDecoder().push(frame(nested(MAX_JSON_DEPTH)));
+  const deep = new TextEncoder().encode(nested(MAX_JSON_DEPTH + 1));
+  const raw = new Uint8Array(5 + deep.length);
+  new DataView(raw.buffer).setUint32(0, deep.length + 1);
+  raw[4] = FRAME_JSON;
+  raw.set(deep, 5);
+  assertFrameError(raw, new RegExp(`nested deeper than ${MAX_JSON_DEPTH} levels`));
+  const tricky = { s: "[[[[".repeat(100) + '\\"{{{{'.repeat(100), t: ['"]]]]"'] };
+  assert.deepEqual(new FrameDecoder().push(encodeFrame(tricky))[0].message, tricky);
+});
+
+Deno.test("a decoder's frame limit can be raised after it was created (e.g. after login)", () => {
+  const decoder = new FrameDecoder({ maxFrameBytes: 100 });
+  const big = encodeFrame({ x: "y".repeat(200) });
+  assert.throws(() => new FrameDecoder({ maxFrameBytes: 100 }).push(big), /exceeds the limit of 100 bytes/);
+  decoder.maxFrameBytes = 1000;
+  assert.equal(decoder.maxFrameBytes, 1000);
+  assert.equal(decoder.push(big).length, 1);
+});

@@ -55,6 +55,16 @@ export class RpcError extends Error {
 export interface Reply {
   body?: Record<string, unknown>;
   data?: Uint8Array;
+  /** Called once the reply has been written to the connection (or the connection closed). */
+  onSent?: () => void;
+}
+
+/** Bytes of the reply budget held by one request (see {@linkcode RpcPeer.reserve}). */
+export interface Reservation {
+  /** Changes the bytes held (e.g. down to the real size once the reply is known). */
+  resize(bytes: number): void;
+  /** Gives the bytes back; further calls do nothing. */
+  release(): void;
 }
 
 /** Options for {@linkcode RpcPeer}. */
@@ -71,6 +81,8 @@ export interface RpcOptions {
   idleTimeoutMs?: number;
   /** Counts bytes in and out, for statistics. */
   onBytes?: (direction: "in" | "out", count: number) => void;
+  /** Bytes of replies that may be prepared or waiting to be written at once (see `reserve`). @default 16 MiB */
+  replyBudgetBytes?: number;
   /**
    * Checks each reply before the request resolves (`op` and `request` are what was asked) and returns it as it
    * should be used; a throw fails that request with {@linkcode RpcError} code "bad_reply" and the thrown message.
@@ -101,6 +113,12 @@ export class RpcPeer {
   #duplex: Duplex;
   #options: RpcOptions;
   #pending = new Map<number, Pending>();
+  #decoder: FrameDecoder;
+  #budgetUsed = 0;
+  #budgetWaiters: (() => void)[] = [];
+  #sentCallbacks: { at: number; call: () => void }[] = [];
+  #bytesQueued = 0;
+  #bytesWritten = 0;
   #nextId = 1;
   #queue: Uint8Array[] = [];
   #queuedBytes = 0;
@@ -119,6 +137,7 @@ export class RpcPeer {
     this.#duplex = duplex;
     this.#options = options;
     this.closed = new Promise((resolve) => this.#resolveClosed = resolve);
+    this.#decoder = new FrameDecoder({ maxFrameBytes: options.maxFrameBytes });
     if (options.idleTimeoutMs) {
       const every = Math.max(50, Math.floor(options.idleTimeoutMs / 4));
       this.#idleTimer = setInterval(() => {
@@ -133,6 +152,46 @@ export class RpcPeer {
   /** True once the connection is closed. */
   get isClosed(): boolean {
     return this.#closedError !== null;
+  }
+
+  /** The largest frame accepted from the other side; may be changed at any time (e.g. after login). */
+  get maxFrameBytes(): number {
+    return this.#decoder.maxFrameBytes;
+  }
+  set maxFrameBytes(bytes: number) {
+    this.#decoder.maxFrameBytes = bytes;
+  }
+
+  /**
+   * Waits until `bytes` fit in the reply budget and holds them: a handler whose reply may be large reserves
+   * before it reads the data, so a peer that sends requests without reading the replies makes this side stop
+   * reading requests instead of growing. A reservation larger than the budget waits until nothing else is held.
+   */
+  async reserve(bytes: number): Promise<Reservation> {
+    const budget = this.#options.replyBudgetBytes ?? 16 * 1024 * 1024;
+    while (this.#budgetUsed > 0 && this.#budgetUsed + bytes > budget && !this.#closedError) {
+      await new Promise<void>((resolve) => this.#budgetWaiters.push(resolve));
+    }
+    let held = bytes;
+    this.#budgetUsed += held;
+    return {
+      resize: (n) => {
+        this.#budgetUsed += n - held;
+        held = n;
+        this.#wakeBudget();
+      },
+      release: () => {
+        this.#budgetUsed -= held;
+        held = 0;
+        this.#wakeBudget();
+      },
+    };
+  }
+
+  #wakeBudget(): void {
+    const waiters = this.#budgetWaiters;
+    this.#budgetWaiters = [];
+    for (const wake of waiters) wake();
   }
 
   /** Sends a request and resolves with the reply frame; rejects with {@linkcode RpcError} on an error reply. */
@@ -166,6 +225,7 @@ export class RpcPeer {
     this.#pending.clear();
     for (const wake of this.#slotWaiters) wake();
     this.#slotWaiters = [];
+    this.#wakeBudget();
     // Send what is queued (an error push, a last reply) if the peer takes it soon; never wait on a peer that
     // stopped reading.
     const flushThenClose = async () => {
@@ -174,14 +234,22 @@ export class RpcPeer {
         this.#duplex.close();
       } catch { /* already closed */ }
     };
-    flushThenClose().finally(() => this.#resolveClosed(error));
+    flushThenClose().finally(() => {
+      for (const { call } of this.#sentCallbacks.splice(0)) call();
+      this.#resolveClosed(error);
+    });
   }
 
-  #send(message: Record<string, unknown>, data?: Uint8Array): void {
+  #send(message: Record<string, unknown>, data?: Uint8Array, onSent?: () => void): void {
     for (const part of encodeFrameParts(message, data)) {
       this.#queue.push(part);
       this.#queuedBytes += part.length;
+      this.#bytesQueued += part.length;
       this.#options.onBytes?.("out", part.length);
+    }
+    if (onSent) {
+      if (this.#closedError) onSent();
+      else this.#sentCallbacks.push({ at: this.#bytesQueued, call: onSent });
     }
     if (!this.#flushing) this.#flushing = this.#flush();
   }
@@ -219,6 +287,10 @@ export class RpcPeer {
         this.#queuedBytes -= batch.length;
         let written = 0;
         while (written < batch.length) written += await this.#duplex.write(batch.subarray(written));
+        this.#bytesWritten += batch.length;
+        while (this.#sentCallbacks.length > 0 && this.#sentCallbacks[0].at <= this.#bytesWritten) {
+          this.#sentCallbacks.shift()!.call();
+        }
       }
     } catch (error) {
       this.close(new RpcError("closed", `Connection lost: ${errorText(error)}`));
@@ -228,7 +300,7 @@ export class RpcPeer {
   }
 
   async #readLoop(): Promise<void> {
-    const decoder = new FrameDecoder({ maxFrameBytes: this.#options.maxFrameBytes });
+    const decoder = this.#decoder;
     // One buffer, reused: the decoder copies each frame's bytes out of it.
     const buffer = new Uint8Array(READ_BUFFER_BYTES);
     try {
@@ -248,11 +320,21 @@ export class RpcPeer {
     } catch (error) {
       if (error instanceof FrameError) {
         this.push({ push: "error", code: "bad_frame", error: error.message });
+        // Closing with unread bytes waiting makes TCP send a reset, which can destroy the error frame before
+        // the peer reads it: send it, then read and drop what still comes for a moment before closing.
+        await withDeadline(this.drain(), 250).catch(() => {});
+        await withDeadline(this.#discard(buffer), 250).catch(() => {});
         this.close(new RpcError("bad_frame", error.message));
       } else {
         this.close(new RpcError("closed", `Connection lost: ${errorText(error)}`));
       }
     }
+  }
+
+  async #discard(buffer: Uint8Array): Promise<void> {
+    try {
+      while (!this.#closedError && await this.#duplex.read(buffer) !== null) { /* dropped */ }
+    } catch { /* closed meanwhile */ }
   }
 
   /** Resolves or rejects the request that `frame` answers (after the reply check, if any). */
@@ -307,7 +389,8 @@ export class RpcPeer {
     try {
       if (!handler) throw new RpcError("bad_request", "This side accepts no requests");
       const reply = await handler(frame);
-      this.push({ ...reply.body, re: id, ok: true }, reply.data);
+      if (this.#closedError) reply.onSent?.();
+      else this.#send({ ...reply.body, re: id, ok: true }, reply.data, reply.onSent);
     } catch (error) {
       if (error instanceof RpcError) {
         this.push({ ...error.detail, re: id, ok: false, code: error.code, error: error.message });

@@ -394,6 +394,44 @@ Deno.test("a peer that sends requests but never reads cannot make the other side
   }
 });
 
+Deno.test("reserve() holds reply bytes until they are written, so a peer that does not read stops being served", async () => {
+  const [a, b] = memoryPipe();
+  let started = 0;
+  const server = new RpcPeer(b, {
+    replyBudgetBytes: 1000,
+    onRequest: async () => {
+      const reservation = await server.reserve(600);
+      started++;
+      return { data: new Uint8Array(600), onSent: () => reservation.release() };
+    },
+  });
+  try {
+    const writer = a.writable.getWriter();
+    const requests = Array.from({ length: 10 }, (_, i) => encodeFrame({ id: i + 1, op: "GET" }));
+    writer.write(requests.reduce((all, r) => new Uint8Array([...all, ...r]), new Uint8Array()));
+    // Nobody reads the replies: at most the budget's worth is prepared.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.ok(started <= 2, `${started} replies were prepared for a peer that reads none`);
+    // Once the peer reads, every request is answered.
+    const decoder = new FrameDecoder();
+    const reader = a.readable.getReader();
+    const replies: Frame[] = [];
+    while (replies.length < 10) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      replies.push(...decoder.push(value));
+    }
+    assert.deepEqual(replies.map((f) => f.message.re), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal(started, 10);
+    reader.releaseLock();
+    writer.releaseLock();
+  } finally {
+    server.close();
+    a.close();
+    await server.closed;
+  }
+});
+
 Deno.test("a stream that fails with a non-Error value closes the peer cleanly (found by the fuzz)", async () => {
   // A web stream cancelled by the other side rejects writes with `undefined`.
   const duplex = {

@@ -1,9 +1,9 @@
 // Local admin socket: lets `filesync user …` act through the running server, which owns the KV file.
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 
-/** Path of the admin socket in a data folder. */
+/** Path of the admin socket in a data folder: inside the private folder `DIR/admin/`. */
 export function adminSocketPath(dataDir: string): string {
-  return join(dataDir, "admin.sock");
+  return join(dataDir, "admin", "admin.sock");
 }
 
 /** An admin request and its answer, as JSON lines. */
@@ -28,12 +28,19 @@ export type AdminReply =
   }
   | { ok: false; error: string };
 
-/** Serves admin requests on a unix socket (mode 0600) until closed. */
+/**
+ * Serves admin requests on a unix socket until closed. The socket is made inside a folder of mode 0700 that
+ * belongs to this process's user, so no other local user can reach it even in the instant between its
+ * creation (with the process's umask) and its chmod to 0600.
+ */
 export async function serveAdmin(
   dataDir: string,
   handle: (request: AdminRequest) => Promise<AdminReply>,
 ): Promise<Deno.Listener> {
   const path = adminSocketPath(dataDir);
+  await makePrivateFolder(dirname(path));
+  // A socket left by a version that kept it in the data folder itself.
+  await Deno.remove(join(dataDir, "admin.sock")).catch(() => {});
   await Deno.remove(path).catch(() => {});
   const listener = Deno.listen({ transport: "unix", path });
   await Deno.chmod(path, 0o600);
@@ -60,6 +67,18 @@ export async function serveAdmin(
     }
   })().catch(() => {});
   return listener;
+}
+
+/** Creates `dir` as 0700 (or makes it so), and checks that it belongs to this user and is a real folder. */
+async function makePrivateFolder(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  const info = await Deno.lstat(dir);
+  if (!info.isDirectory) throw new Error(`Cannot make the admin socket: "${dir}" is not a folder`);
+  const uid = Deno.uid();
+  if (uid !== null && info.uid !== uid) {
+    throw new Error(`Cannot make the admin socket: "${dir}" belongs to another user (uid ${info.uid})`);
+  }
+  if (((info.mode ?? 0) & 0o777) !== 0o700) await Deno.chmod(dir, 0o700);
 }
 
 async function readAll(conn: Deno.Conn): Promise<string> {

@@ -1,12 +1,16 @@
-// Tests for passwords, user names, the login limiter (with an injected clock) and device tokens.
+// Tests for passwords, user names, login limits, check queue and attack log (injected clocks) and device tokens.
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  AttackLog,
+  BusyError,
   checkPassword,
+  CheckQueue,
   checkToken,
   issueToken,
-  LoginLimiter,
+  LoginGuard,
+  type LoginPolicy,
   makeUser,
   TOKEN_LIFETIME_MS,
   tokenHash,
@@ -80,63 +84,125 @@ Deno.test("validateUserName throws a TypeError for anything else", () => {
   }
 });
 
-Deno.test("LoginLimiter allows the free failures, then doubles the delay up to the cap", () => {
-  let now = 1_000_000;
-  const limiter = new LoginLimiter({ free: 3, baseDelayMs: 1000, maxDelayMs: 5000, now: () => now });
-  assert.equal(limiter.waitFor("user:a"), 0);
-  limiter.fail("user:a");
-  limiter.fail("user:a");
-  assert.equal(limiter.waitFor("user:a"), 0, "two failures are free");
-  const delays: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    limiter.fail("user:a");
-    delays.push(limiter.waitFor("user:a"));
+/** A guard on a clock the test moves. */
+function guardAt(policy: LoginPolicy = {}) {
+  const clock = { now: 1_000_000 };
+  const guard = new LoginGuard({ now: () => clock.now, ...policy });
+  /** Begins and ends one attempt; returns "ok", or the refusal reason and wait. */
+  const attempt = (user: string, address: string, outcome: "success" | "failure" = "failure") => {
+    const d = guard.begin(user, address);
+    if (!d.ok) return `${d.reason} ${d.waitMs}`;
+    guard.end(d.ticket, outcome);
+    return "ok";
+  };
+  return { clock, guard, attempt };
+}
+
+Deno.test("LoginGuard counts an attempt before it ends, so parallel attempts cannot pass the limit", () => {
+  const { guard } = guardAt();
+  const decisions = Array.from({ length: 300 }, () => guard.begin("alice", "192.0.2.9"));
+  assert.equal(decisions.filter((d) => d.ok).length, 5, "only the free attempts may be checked");
+  assert.deepEqual(decisions[5], { ok: false, waitMs: 1000, reason: "source" });
+});
+
+Deno.test("LoginGuard: the delay doubles per failure up to the cap and only the failing address waits", () => {
+  const { clock, attempt } = guardAt({ maxDelayMs: 4000, userBurst: 100 });
+  for (let i = 0; i < 5; i++) assert.equal(attempt("alice", "a1"), "ok");
+  const waits: string[] = [];
+  for (let i = 0; i < 4; i++) {
+    waits.push(attempt("alice", "a1"));
+    clock.now += 10_000;
+    assert.equal(attempt("alice", "a1"), "ok");
   }
-  assert.deepEqual(delays, [1000, 2000, 4000, 5000, 5000]);
-  now += 3000;
-  assert.equal(limiter.waitFor("user:a"), 2000, "the delay counts from the last failure");
-  now += 2000;
-  assert.equal(limiter.waitFor("user:a"), 0);
-  assert.equal(limiter.waitFor("user:b"), 0, "other keys are not affected");
+  assert.deepEqual(waits, ["source 1000", "source 2000", "source 4000", "source 4000"]);
+  assert.equal(attempt("alice", "a2", "success"), "ok", "the owner elsewhere is not locked out");
 });
 
-Deno.test("LoginLimiter forgets a key on success", () => {
-  const limiter = new LoginLimiter({ free: 1, now: () => 0 });
-  limiter.fail("k");
-  limiter.fail("k");
-  assert.ok(limiter.waitFor("k") > 0);
-  limiter.succeed("k");
-  assert.equal(limiter.waitFor("k"), 0);
-  limiter.fail("k");
-  assert.equal(limiter.waitFor("k"), 1000, "counting starts again from zero");
+Deno.test("LoginGuard: a success forgets the address's failures and trusts it for the user", () => {
+  const { attempt } = guardAt({ userBurst: 2, userRefillMs: 60_000 });
+  assert.equal(attempt("alice", "home"), "ok");
+  assert.equal(attempt("alice", "home", "success"), "ok");
+  // The failure used one of the two attempts for new addresses (the success gave its own back)…
+  assert.equal(attempt("alice", "x1"), "ok");
+  assert.match(attempt("alice", "x2"), /^user /);
+  // …but the trusted address is not subject to it.
+  for (let i = 0; i < 4; i++) assert.equal(attempt("alice", "home"), "ok");
+  assert.equal(attempt("alice", "home", "success"), "ok");
 });
 
-Deno.test("LoginLimiter forgets failures older than the window", () => {
+Deno.test("LoginGuard: attempts from many addresses for one user are held to the slow per-user rate", () => {
+  const { clock, attempt } = guardAt({ userBurst: 10, userRefillMs: 6000 });
+  const results = Array.from({ length: 50 }, (_, i) => attempt("alice", `10.0.0.${i}`));
+  assert.equal(results.filter((r) => r === "ok").length, 10);
+  assert.equal(results[10], "user 6000");
+  clock.now += 6000;
+  assert.equal(attempt("alice", "10.0.1.1"), "ok", "one more after the refill interval");
+  assert.equal(attempt("bob", "10.0.1.1"), "ok", "other users are not affected");
+});
+
+Deno.test("LoginGuard: one address trying many user names is held too", () => {
+  const { attempt } = guardAt();
+  for (let i = 0; i < 10; i++) assert.equal(attempt(`user${i}`, "a1"), "ok");
+  assert.equal(attempt("bob", "a1"), "address 1000");
+  assert.equal(attempt("bob", "a2"), "ok");
+});
+
+Deno.test("LoginGuard: a cancelled attempt is not counted, and failures expire after the window", () => {
+  const { clock, guard, attempt } = guardAt({ windowMs: 60_000 });
+  for (let i = 0; i < 20; i++) {
+    const d = guard.begin("alice", "a1");
+    assert.ok(d.ok);
+    guard.end(d.ticket, "cancelled");
+  }
+  for (let i = 0; i < 5; i++) assert.equal(attempt("alice", "a1"), "ok");
+  assert.match(attempt("alice", "a1"), /^source /);
+  clock.now += 60_001;
+  assert.equal(attempt("alice", "a1"), "ok");
+});
+
+Deno.test("CheckQueue runs at most `concurrency` tasks, queues a few, refuses the rest at once", async () => {
+  const queue = new CheckQueue({ concurrency: 2, maxWaiting: 3 });
+  const gates: (() => void)[] = [];
+  let running = 0;
+  let most = 0;
+  const task = () =>
+    new Promise<number>((resolve) => {
+      most = Math.max(most, ++running);
+      gates.push(() => {
+        running--;
+        resolve(1);
+      });
+    });
+  const runs = Array.from({ length: 8 }, () => queue.run(task).catch((e) => e));
+  await Promise.resolve();
+  assert.equal(queue.running, 2);
+  assert.equal(queue.waiting, 3);
+  const refused = await Promise.all(runs.slice(5));
+  assert.ok(refused.every((e) => e instanceof BusyError));
+  while (gates.length > 0 || queue.running > 0) {
+    gates.shift()?.();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  assert.deepEqual(await Promise.all(runs.slice(0, 5)), [1, 1, 1, 1, 1]);
+  assert.equal(most, 2);
+  assert.equal(queue.running, 0);
+});
+
+Deno.test("AttackLog logs the first event, then one summary per interval", () => {
   let now = 0;
-  const limiter = new LoginLimiter({
-    free: 2,
-    baseDelayMs: 1000,
-    maxDelayMs: 300_000,
-    windowMs: 60_000,
-    now: () => now,
-  });
-  for (let i = 0; i < 10; i++) limiter.fail("k");
-  assert.equal(limiter.waitFor("k"), 256_000);
-  now += 60_000;
-  assert.equal(limiter.waitFor("k"), 196_000, "still inside the window");
-  now += 1;
-  assert.equal(limiter.waitFor("k"), 0, "the window has passed");
-  limiter.fail("k");
-  limiter.fail("k");
-  assert.equal(limiter.waitFor("k"), 1000, "old failures no longer count");
-});
-
-Deno.test("LoginLimiter defaults: five free failures, then one second", () => {
-  const limiter = new LoginLimiter({ now: () => 0 });
-  for (let i = 0; i < 4; i++) limiter.fail("k");
-  assert.equal(limiter.waitFor("k"), 0);
-  limiter.fail("k");
-  assert.equal(limiter.waitFor("k"), 1000);
+  const lines: string[] = [];
+  const log = new AttackLog((l) => lines.push(l), { intervalMs: 60_000, now: () => now });
+  for (let i = 0; i < 100; i++) {
+    log.note("k", `refused ${i}`);
+    now += 100;
+  }
+  log.note("other", "other event");
+  assert.deepEqual(lines, ["refused 0", "other event"]);
+  now = 60_000;
+  log.flush();
+  assert.deepEqual(lines.slice(2), ["refused 99 (99 more like it in the last 60 s)"]);
+  log.note("k", "again");
+  assert.equal(lines[lines.length - 1], "again");
 });
 
 Deno.test("an issued token is valid until it expires, and is stored only as its hash", async () => {

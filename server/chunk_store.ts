@@ -77,7 +77,7 @@ export class DiskChunkStore implements ChunkStore {
 
   /** Creates the root folder and removes temp files left by a crash. */
   async open(): Promise<void> {
-    await Deno.mkdir(this.#root, { recursive: true });
+    await Deno.mkdir(this.#root, { recursive: true, mode: 0o700 });
     for await (const dir of Deno.readDir(this.#root)) {
       if (!dir.isDirectory) continue;
       for await (const file of Deno.readDir(join(this.#root, dir.name))) {
@@ -124,12 +124,12 @@ export class DiskChunkStore implements ChunkStore {
     // Synchronous calls: a chunk is small and lands in the page cache; the async thread pool would cost more.
     const dir = join(this.#root, id.slice(0, 2));
     if (!this.#madeDirs.has(dir)) {
-      Deno.mkdirSync(dir, { recursive: true });
+      Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
       this.#madeDirs.add(dir);
     }
     const tmp = `${this.#path(id)}.${Deno.pid}.${this.#tmpCounter++}.tmp`;
     try {
-      Deno.writeFileSync(tmp, data);
+      Deno.writeFileSync(tmp, data, { mode: 0o600 });
       Deno.renameSync(tmp, this.#path(id));
     } catch (error) {
       try {

@@ -29,6 +29,12 @@ Options:
   --keep-versions N    keep at most N earlier versions per file (default: no limit)
   --max-file-size SIZE largest file a user may store, e.g. 50G (default 1T; "unlimited" for none)
   --quota SIZE         most bytes of files each user may hold, e.g. 100G (default unlimited)
+  --max-connections N  connections at once over all addresses (default 512)
+  --max-connections-per-address N
+                       connections at once from one address (default 64)
+  --handshake-timeout S
+                       seconds from connect to a finished TLS handshake (default 10)
+  --password-checks N  password checks run at once (default: half the cores, at least 1)
   -h, --help           show this help
 `;
 
@@ -64,6 +70,10 @@ export async function serverCommand(args: string[]): Promise<number> {
       "keep-versions": { type: "string" },
       "max-file-size": { type: "string" },
       quota: { type: "string" },
+      "max-connections": { type: "string" },
+      "max-connections-per-address": { type: "string" },
+      "handshake-timeout": { type: "string" },
+      "password-checks": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -113,6 +123,13 @@ export async function serverCommand(args: string[]): Promise<number> {
     },
     ...(maxFileBytes === undefined ? {} : { maxFileBytes }),
     ...(quotaBytes === undefined || quotaBytes === null ? {} : { quotaBytes }),
+    maxConnections: positive("--max-connections", values["max-connections"]),
+    maxConnectionsPerAddress: positive(
+      "--max-connections-per-address",
+      values["max-connections-per-address"],
+    ),
+    handshakeTimeoutMs: seconds("--handshake-timeout", values["handshake-timeout"]),
+    passwordChecks: positive("--password-checks", values["password-checks"]),
   });
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
@@ -133,6 +150,24 @@ function size(option: string, text: string | undefined): number | null | undefin
   } catch (error) {
     throw new UsageError(`Invalid ${option}: ${(error as Error).message}`);
   }
+}
+
+/** A whole number ≥ 1 given for an option (undefined when not given), or a UsageError. */
+function positive(option: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = count(option, text);
+  if (n < 1) throw new UsageError(`Invalid ${option} "${text}": expected a whole number of at least 1`);
+  return n;
+}
+
+/** A number of seconds > 0 given for an option, in ms (undefined when not given), or a UsageError. */
+function seconds(option: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!/^\d+(\.\d+)?$/.test(text) || !(n > 0)) {
+    throw new UsageError(`Invalid ${option} "${text}": expected a number of seconds above 0`);
+  }
+  return Math.round(n * 1000);
 }
 
 /** A whole number ≥ 0 given for an option, or a UsageError. */

@@ -2,9 +2,10 @@
 import { join } from "node:path";
 import { certificateFingerprint, ensureServerCertificate } from "../certs/ca.ts";
 import { ALPN } from "../protocol/messages.ts";
+import { makePrivate } from "../protocol/private_files.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
-import { type AdminReply, type AdminRequest, adminRequest, serveAdmin } from "./admin.ts";
-import { LoginLimiter, makeUser, validateUserName } from "./auth.ts";
+import { type AdminReply, type AdminRequest, adminRequest, adminSocketPath, serveAdmin } from "./admin.ts";
+import { AttackLog, CheckQueue, LoginGuard, type LoginPolicy, makeUser, validateUserName } from "./auth.ts";
 import { type ChunkStore, openChunkStore } from "./chunk_store.ts";
 import { collectGarbage, type GcOptions } from "./gc.ts";
 import { Hub } from "./hub.ts";
@@ -12,6 +13,7 @@ import { KvMetadataStore } from "./metadata_kv.ts";
 import type { MetadataStore, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
 import { formatSize } from "../protocol/sizes.ts";
+import { ConnectionCaps } from "./connection_caps.ts";
 import { Session } from "./session.ts";
 
 /** Options of {@linkcode startServer}. */
@@ -38,6 +40,16 @@ export interface ServerOptions {
   /** Login and idle time limits, in ms (tests shorten them). */
   loginTimeoutMs?: number;
   idleTimeoutMs?: number;
+  /** Time from connect to a finished TLS handshake, in ms. @default 10000 */
+  handshakeTimeoutMs?: number;
+  /** Connections at once over all addresses; more are closed at once. @default 512 */
+  maxConnections?: number;
+  /** Connections at once from one address; more are closed at once. @default 64 */
+  maxConnectionsPerAddress?: number;
+  /** Login limits (tests shorten them). @default see {@linkcode LoginPolicy} */
+  loginPolicy?: LoginPolicy;
+  /** Password checks run at once; more wait in a short queue, the rest are refused. @default half the cores */
+  passwordChecks?: number;
   /** Hours between automatic garbage collections; 0 turns them off. @default 6 */
   gcIntervalHours?: number;
   /** Test hook passed to the metadata store as its `beforeAtomic` option (see KvMetadataOptions). */
@@ -167,6 +179,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const log = options.log ?? timestampedLog;
   const host = options.host ?? "0.0.0.0";
   await ensureDataDir(options.dataDir);
+  // Private before anything is read or written: KV (passwords), chunks (content), keys, the admin socket.
+  const privacy = await makePrivate(options.dataDir, { deepOnlyIfOpen: ["chunks"] });
+  if (privacy.fixed > 0) {
+    log(
+      `warning: data folder ${options.dataDir} was readable by other local users` +
+        (privacy.openMode !== null ? ` (mode ${privacy.openMode.toString(8)})` : "") +
+        `: made it 0700 and ${privacy.fixed} files and folders owner-only`,
+    );
+  }
   if (await adminRequest(options.dataDir, { op: "ping" })) {
     throw new UserError(`Another filesync server is already running with data folder "${options.dataDir}"`);
   }
@@ -206,6 +227,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     now,
     beforeAtomic: options.beforeCommitAtomic,
   });
+  // KV makes its file and its -wal/-shm companions with the process's umask: they go owner-only too.
+  await makePrivate(options.dataDir, { deepOnlyIfOpen: ["chunks"] });
   for (const line of await store.repair()) log(line);
   const fixed = await store.gcLock.shared(() => store.upgradeManifests((id) => chunks.size(id)));
   if (fixed !== null) {
@@ -226,6 +249,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     `largest file ${maxFileBytes === undefined ? "unlimited" : formatSize(maxFileBytes)}, quota per user ` +
       (options.quotaBytes === undefined ? "unlimited" : formatSize(options.quotaBytes)),
   );
+  const attacks = new AttackLog(log, { now });
   let listener: Deno.TlsListener;
   try {
     listener = Deno.listenTls({ hostname: host, port: options.port, cert, key, alpnProtocols: [ALPN] });
@@ -274,13 +298,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const addr = listener.addr as Deno.NetAddr;
   log(`listening on ${addr.hostname}:${addr.port}`);
   const hub = new Hub();
-  const limiter = new LoginLimiter();
+  const attackTimer = setInterval(() => attacks.flush(), 60_000);
   const ctx = {
     store,
     epoch: await store.journalEpoch(),
     chunks,
     hub,
-    limiter,
+    logins: new LoginGuard({ now, ...options.loginPolicy }),
+    passwordChecks: new CheckQueue({ concurrency: options.passwordChecks }),
+    attacks,
     log,
     now,
     retention,
@@ -290,32 +316,68 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxFileBytes,
     quotaBytes: options.quotaBytes,
   };
+  const caps = new ConnectionCaps({
+    maxConnections: options.maxConnections,
+    maxConnectionsPerAddress: options.maxConnectionsPerAddress,
+  });
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
+  const handshaking = new Set<() => void>();
   const acceptLoop = (async () => {
     for await (const conn of listener) {
-      const remote = `${(conn.remoteAddr as Deno.NetAddr).hostname}:${
-        (conn.remoteAddr as Deno.NetAddr).port
-      }`;
+      const { hostname, port } = conn.remoteAddr as Deno.NetAddr;
+      const address = hostname.replace(/^::ffff:/, "");
+      const remote = address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
+      const refused = caps.admit(address);
+      if (refused !== null) {
+        attacks.note(`connections:${address}`, `connection from ${address} refused: ${refused}`);
+        closeQuietly(conn);
+        continue;
+      }
       (async () => {
+        let timedOut = false;
         const timer = setTimeout(() => {
-          try {
-            conn.close();
-          } catch { /* closed */ }
-        }, ctx.loginTimeoutMs ?? 10_000);
+          handshaking.delete(dropNow);
+          timedOut = true;
+          attacks.note(
+            `handshake:${address}`,
+            `connection from ${remote} closed: no TLS handshake within ${handshakeTimeoutMs} ms`,
+          );
+          closeQuietly(conn);
+        }, handshakeTimeoutMs);
+        // On server close: no timer left behind, and the connection is dropped like a timed-out one.
+        const dropNow = () => {
+          timedOut = true;
+          clearTimeout(timer);
+          closeQuietly(conn);
+        };
+        handshaking.add(dropNow);
         try {
           await conn.handshake();
         } catch (error) {
-          log(`TLS handshake with ${remote} failed: ${(error as Error).message}`);
-          try {
-            conn.close();
-          } catch { /* closed */ }
+          if (!timedOut) {
+            attacks.note(
+              `tls:${address}`,
+              `TLS handshake with ${remote} failed: ${(error as Error).message}`,
+            );
+          }
+          closeQuietly(conn);
+          caps.release(address);
           return;
         } finally {
           clearTimeout(timer);
+          handshaking.delete(dropNow);
+        }
+        if (timedOut) {
+          caps.release(address);
+          return;
         }
         log(`connection from ${remote}`);
         const session = new Session(conn, remote, ctx);
         sessions.add(session);
-        session.peer.closed.then(() => sessions.delete(session));
+        session.peer.closed.then(() => {
+          sessions.delete(session);
+          caps.release(address);
+        });
       })();
     }
   })().catch(() => {});
@@ -326,13 +388,22 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     chunks,
     async close() {
       clearInterval(gcTimer);
+      clearInterval(attackTimer);
+      attacks.flush();
       listener.close();
+      for (const dropNow of [...handshaking]) dropNow();
       admin.close();
-      await Deno.remove(join(options.dataDir, "admin.sock")).catch(() => {});
+      await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
       for (const session of sessions) session.peer.close();
       await Promise.all([...sessions].map((s) => s.peer.closed));
       await acceptLoop;
       store.close();
     },
   };
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed */ }
 }

@@ -1,7 +1,7 @@
 // One client connection on the server: HELLO, authentication, then the sync ops, each checked and logged.
 import { createHash } from "node:crypto";
 import type { z } from "zod";
-import { type Frame } from "../protocol/frame.ts";
+import { type Frame, MAX_FRAME_BYTES } from "../protocol/frame.ts";
 import {
   type Change,
   type ChangeResult,
@@ -15,7 +15,16 @@ import {
 } from "../protocol/messages.ts";
 import { MAX_CHUNK_BYTES } from "../protocol/replies.ts";
 import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
-import { checkPassword, checkToken, issueToken, type LoginLimiter, makeUser } from "./auth.ts";
+import {
+  type AttackLog,
+  BusyError,
+  checkPassword,
+  CheckQueue,
+  checkToken,
+  issueToken,
+  type LoginGuard,
+  makeUser,
+} from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
 import type { CommitLimits } from "./commit_rules.ts";
 import type { Hub } from "./hub.ts";
@@ -27,6 +36,16 @@ import { DEFAULT_RETENTION } from "./retention.ts";
 /** Stands in for an unknown user during login so the password check takes the usual time. */
 const DUMMY_USER = await makeUser("-", crypto.randomUUID());
 
+/** Password checks of sessions whose context brings no queue of its own. */
+const SHARED_CHECKS = new CheckQueue();
+
+/** Failed or refused logins one connection may make before it is closed (as OpenSSH's MaxAuthTries). */
+const MAX_LOGINS_PER_CONNECTION = 20;
+
+/** Largest frame accepted before login: HELLO, LOGIN and AUTH are small, and nobody unknown may make the
+ * server allocate much. */
+export const PRELOGIN_FRAME_BYTES = 64 * 1024;
+
 /** A file of one chunk up to this size is sent whole in the DOWNLOAD reply. */
 const INLINE_CHUNK_BYTES = 64 * 1024;
 
@@ -35,7 +54,12 @@ export interface SessionContext {
   store: MetadataStore;
   chunks: ChunkStore;
   hub: Hub;
-  limiter: LoginLimiter;
+  /** Login limits, shared by every session. */
+  logins: LoginGuard;
+  /** Bounds the password checks running at once. @default one queue shared by the process */
+  passwordChecks?: CheckQueue;
+  /** Rate-limited log of refused logins and other attacks. @default every line to `log` */
+  attacks?: AttackLog;
   log: (line: string) => void;
   /** Random id of the metadata store's journal, sent in HELLO and checked by MONITOR (unchecked when absent). */
   epoch?: string;
@@ -73,6 +97,8 @@ export class Session {
   #known = new Map<string, number | null>();
   #knownGeneration = 0;
   #unsubscribe: (() => void) | null = null;
+  #loginBusy = false;
+  #failedLogins = 0;
 
   /** The logged-in user ("" before login). */
   get user(): string {
@@ -85,6 +111,7 @@ export class Session {
     this.#remote = remote;
     this.peer = new RpcPeer(duplex, {
       onRequest: (frame) => this.#handle(frame),
+      maxFrameBytes: PRELOGIN_FRAME_BYTES,
       idleTimeoutMs: ctx.idleTimeoutMs ?? 90_000,
       onBytes: (direction, count) => {
         if (!ctx.traffic) return;
@@ -160,11 +187,13 @@ export class Session {
       }
       case "PUT":
         return await this.#put(this.#parse("PUT", frame.message).hash, frame.data);
-      case "GET":
-        return await this.#get(this.#parse("GET", frame.message).hash);
+      case "GET": {
+        const { hash } = this.#parse("GET", frame.message);
+        return await this.#withinBudget(() => this.#get(hash));
+      }
       case "DOWNLOAD": {
         const { path, base } = this.#parse("DOWNLOAD", frame.message);
-        return await this.#download(path, base);
+        return await this.#withinBudget(() => this.#download(path, base));
       }
       case "COMMIT":
         return await this.#commit(this.#parse("COMMIT", frame.message).changes, frame.data);
@@ -190,26 +219,72 @@ export class Session {
   }
 
   async #login(login: { user: string; password: string; device: string }): Promise<Reply> {
-    const limiter = this.#ctx.limiter;
     const address = this.#remote.replace(/:\d+$/, "");
-    const wait = Math.max(limiter.waitFor(`user:${login.user}`), limiter.waitFor(`addr:${address}`));
-    if (wait > 0) {
-      this.#ctx.log(`login refused for ${login.user} from ${this.#remote}: too many failed attempts`);
-      throw new RpcError("rate_limited", `Too many failed logins: try again in ${Math.ceil(wait / 1000)} s`);
+    if (++this.#failedLogins > MAX_LOGINS_PER_CONNECTION) {
+      this.peer.push({
+        push: "error",
+        code: "rate_limited",
+        error: "Too many failed logins on this connection",
+      });
+      this.peer.close(new RpcError("rate_limited", "too many failed logins"));
+      throw new RpcError("rate_limited", "Too many failed logins on this connection");
     }
-    const user = await this.#ctx.store.getUser(login.user);
-    // An unknown user costs the same hashing as a wrong password, so timing does not reveal which names exist.
-    if (!(await checkPassword(user ?? DUMMY_USER, login.password)) || !user) {
-      limiter.fail(`user:${login.user}`);
-      limiter.fail(`addr:${address}`);
-      this.#ctx.log(`login failed for ${login.user} from ${this.#remote}`);
+    if (this.#loginBusy) {
+      this.#noteAttack(
+        `login:${address}`,
+        `login refused from ${address}: several at once on one connection`,
+      );
+      throw new RpcError("rate_limited", "One login at a time on a connection: wait for the answer");
+    }
+    // Counted before the password is hashed, so pipelined and parallel attempts cannot slip past the limits.
+    const decision = this.#ctx.logins.begin(login.user, address);
+    if (!decision.ok) {
+      const why = decision.reason === "user"
+        ? "too many failed attempts for this user from new addresses"
+        : "too many failed attempts";
+      this.#noteAttack(
+        `login:${login.user}@${address}`,
+        `login refused for ${login.user} from ${address}: ${why}`,
+      );
+      throw new RpcError(
+        "rate_limited",
+        `Too many failed logins: try again in ${Math.ceil(decision.waitMs / 1000)} s`,
+        { retryMs: decision.waitMs },
+      );
+    }
+    this.#loginBusy = true;
+    let user;
+    try {
+      user = await (this.#ctx.passwordChecks ?? SHARED_CHECKS).run(async () => {
+        const found = await this.#ctx.store.getUser(login.user);
+        // An unknown user costs the same hashing as a wrong password: timing does not reveal which names exist.
+        return (await checkPassword(found ?? DUMMY_USER, login.password)) ? found : null;
+      });
+    } catch (error) {
+      this.#ctx.logins.end(decision.ticket, "cancelled");
+      if (!(error instanceof BusyError)) throw error;
+      this.#noteAttack("login:busy", "login refused: too many password checks at once");
+      throw new RpcError("busy", "The server is busy with other logins: try again in a few seconds");
+    } finally {
+      this.#loginBusy = false;
+    }
+    if (!user) {
+      this.#ctx.logins.end(decision.ticket, "failure");
+      this.#noteAttack(
+        `failed:${login.user}@${address}`,
+        `login failed for ${login.user} from ${this.#remote}`,
+      );
       throw new RpcError("auth", "Wrong user name or password");
     }
-    limiter.succeed(`user:${login.user}`);
-    limiter.succeed(`addr:${address}`);
+    this.#ctx.logins.end(decision.ticket, "success");
     const { token, record } = await issueToken(this.#ctx.store, user.name, login.device);
     this.#ready(record.user, record.device, record.deviceId, "login");
     return { body: { token, deviceId: record.deviceId, user: record.user, expires: record.expires } };
+  }
+
+  #noteAttack(key: string, line: string): void {
+    if (this.#ctx.attacks) this.#ctx.attacks.note(key, line);
+    else this.#ctx.log(line);
   }
 
   async #auth({ token }: { token: string }): Promise<Reply> {
@@ -226,8 +301,26 @@ export class Session {
     return { body: { user: record.user, deviceId: record.deviceId, device: record.device } };
   }
 
+  /**
+   * Runs a handler whose reply carries data inside the connection's reply budget: a chunk's worth is held
+   * before the data is read and kept, at its real size, until the reply is written. A client that sends
+   * requests without reading the replies thus stops being read from, instead of growing the server.
+   */
+  async #withinBudget(run: () => Promise<Reply>): Promise<Reply> {
+    const reservation = await this.peer.reserve(MAX_CHUNK_BYTES);
+    try {
+      const reply = await run();
+      reservation.resize((reply.data?.length ?? 0) + 1024);
+      return { ...reply, onSent: () => reservation.release() };
+    } catch (error) {
+      reservation.release();
+      throw error;
+    }
+  }
+
   #ready(user: string, device: string, deviceId: string, how: string): void {
     this.#state = "ready";
+    this.peer.maxFrameBytes = MAX_FRAME_BYTES;
     this.#user = user;
     this.#device = device;
     this.#deviceId = deviceId;

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { WINDOW_BYTES } from "../client/transfer.ts";
 import { sha256Hex } from "../protocol/hash.ts";
 import { memoryPipe, RpcError, RpcPeer } from "../protocol/rpc.ts";
-import { LoginLimiter } from "../server/auth.ts";
+import { LoginGuard } from "../server/auth.ts";
 import { type ChunkStore, DiskChunkStore } from "../server/chunk_store.ts";
 import { Hub } from "../server/hub.ts";
 import { KvMetadataStore } from "../server/metadata_kv.ts";
@@ -42,7 +42,7 @@ Deno.test("a server whose disk is full refuses the upload with a clear no_space 
     store,
     chunks,
     hub: new Hub(),
-    limiter: new LoginLimiter(),
+    logins: new LoginGuard(),
     log: (l) => log.push(l),
   });
   const peer = new RpcPeer(clientEnd);

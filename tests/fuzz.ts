@@ -11,7 +11,7 @@ import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { ALPN, encodeRows, PROTOCOL_VERSION, Requests } from "../protocol/messages.ts";
 import { BadMessageError, checkPush, checkReply, Replies } from "../protocol/replies.ts";
 import { type Duplex, memoryPipe, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
-import { issueToken, LoginLimiter } from "../server/auth.ts";
+import { issueToken, LoginGuard } from "../server/auth.ts";
 import { DiskChunkStore } from "../server/chunk_store.ts";
 import { Hub } from "../server/hub.ts";
 import { KvMetadataStore } from "../server/metadata_kv.ts";
@@ -588,7 +588,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
     store,
     chunks: new DiskChunkStore(join(tmp, "chunks")),
     hub: new Hub(),
-    limiter: new LoginLimiter(),
+    logins: new LoginGuard(),
     log: () => {},
     loginTimeoutMs: CASE_DEADLINE_MS,
   };

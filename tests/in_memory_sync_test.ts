@@ -14,7 +14,7 @@ import {
   type WireEntry,
 } from "../protocol/messages.ts";
 import { memoryPipe, RpcError, RpcPeer } from "../protocol/rpc.ts";
-import { LoginLimiter, makeUser } from "../server/auth.ts";
+import { LoginGuard, makeUser } from "../server/auth.ts";
 import { DiskChunkStore } from "../server/chunk_store.ts";
 import { Hub } from "../server/hub.ts";
 import { KvMetadataStore } from "../server/metadata_kv.ts";
@@ -64,7 +64,7 @@ interface Client {
 /** The journal epoch the memory server's sessions announce. */
 const MEMORY_EPOCH = "memory-epoch";
 
-/** A server made of the real parts (KV file, disk chunk store, hub, limiter) in a temp folder. */
+/** A server made of the real parts (KV file, disk chunk store, hub, login limits) in a temp folder. */
 class MemoryServer implements AsyncDisposable {
   readonly log: string[] = [];
   #clients: Client[] = [];
@@ -92,7 +92,7 @@ class MemoryServer implements AsyncDisposable {
       store: this.store,
       chunks: this.chunks,
       hub: this.hub,
-      limiter: new LoginLimiter(),
+      logins: new LoginGuard(),
       log: (line) => this.log.push(line),
       epoch: MEMORY_EPOCH,
     });
