@@ -1,6 +1,6 @@
 // The `filesync server` and `filesync user` commands.
 import { parseArgs } from "node:util";
-import { readPassword } from "../client/password.ts";
+import { readPassword } from "../cli/password.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { formatSize, parseSize } from "../protocol/sizes.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
