@@ -40,20 +40,16 @@ export interface ExecutorContext {
   /** Paths whose last commit lacked chunks the local index said the server had: ask about every chunk. */
   distrust: Set<string>;
   /**
-   * Uploads the server refused for good (file too large, quota exceeded): path to the refused content's hash
-   * and the refusal's code. Not tried again until the file changes (or, for the quota, until this device
-   * deletes something). @default none kept
+   * Changes the server refused for good (file too large, quota exceeded, a name some device cannot hold): path
+   * to the refused content's hash ("" for a folder) and the refusal's code. The caller leaves them out of its
+   * plans until the content changes; a quota refusal gets another try once this device deletes something.
+   * @default none kept
    */
   refused?: Map<string, { hash: string; code: string }>;
-  /**
-   * Paths the server refused as names some device could not hold (code "bad_name"), with the content hash
-   * refused ("" for a folder): kept here unsynced, not offered again until they change.
-   */
-  badNames?: Map<string, string>;
 }
 
 /** Refusals that sending the same content again cannot fix: reported once, not retried in a loop. */
-const FINAL_REFUSALS = new Set(["too_large", "quota_exceeded"]);
+const FINAL_REFUSALS = new Set(["too_large", "quota_exceeded", BAD_NAME_CODE]);
 
 /** Counts of what a plan run did. */
 export interface ExecutionReport {
@@ -378,7 +374,6 @@ export class Executor {
   }
 
   async #upload(path: string, local: LocalEntry, baseRev: number, quiet = false): Promise<void> {
-    if (this.#ctx.refused?.get(path)?.hash === local.hash) return;
     const scanned = this.#ctx.local.get(path);
     const info = this.#check(path, local);
     const stat = statOf(info!);
@@ -414,7 +409,6 @@ export class Executor {
     this.#enqueue(change, rows, (r) => {
       if (!r.ok) {
         if (r.code === "missing_chunks") this.#ctx.distrust.add(path);
-        if (FINAL_REFUSALS.has(r.code)) this.#ctx.refused?.set(path, { hash: sent.hash, code: r.code });
         return;
       }
       this.#ctx.distrust.delete(path);
@@ -620,8 +614,13 @@ export class Executor {
       for (let k = 0; k < batch.length; k++) {
         const result = results[k];
         const change = batch[k].change;
+        if (!result.ok && FINAL_REFUSALS.has(result.code)) {
+          this.#ctx.refused?.set(change.path, {
+            hash: change.op === "upload" ? change.hash : "",
+            code: result.code,
+          });
+        }
         if (!result.ok && result.code === BAD_NAME_CODE) {
-          this.#ctx.badNames?.set(change.path, change.op === "upload" ? change.hash : "");
           this.#ctx.notify(`not syncing ${change.path}: ${result.error} (it stays here as it is)`);
         } else if (!result.ok && !RACE_CODES.has(result.code)) {
           // (Another device getting there first — a race code — is not worth a line: the next cycle decides again.)

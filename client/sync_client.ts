@@ -88,10 +88,8 @@ export class SyncClient {
   #fatal: Error | null = null;
   #dirty = new Set<string>();
   #distrust = new Set<string>();
-  /** Uploads the server refused for good (too large, over quota), by path: not retried until they change. */
+  /** Changes the server refused for good (too large, over quota, bad name), by path: left out until they change. */
   #refused = new Map<string, { hash: string; code: string }>();
-  /** Paths the server refused with "bad_name", and the content refused ("" for a folder). */
-  #badNames = new Map<string, string>();
   /** Inode -> path of base files, for recognising moved files without hashing them again. */
   #inoIndex: Map<number, string> | null = null;
   /** The last plan was not empty: the next full scan must reconcile even if the disk looks unchanged. */
@@ -490,10 +488,11 @@ export class SyncClient {
       const below = (p: string) => hasAncestorIn(p, unknownDirs);
       plan = plan.filter((a) => !("path" in a && below(a.path)) && !("from" in a && below(a.from)));
     }
-    // Names the server refused as ones other devices could not hold stay here unsynced until they change.
+    // What the server refused for good (too large, over quota, a name some device cannot hold) stays here
+    // unsynced until it changes.
     plan = plan.filter((a) =>
-      !((a.type === "upload" && this.#badNames.get(a.path) === a.local.hash) ||
-        (a.type === "mkdirRemote" && this.#badNames.get(a.path) === ""))
+      !((a.type === "upload" && this.#refused.get(a.path)?.hash === a.local.hash) ||
+        (a.type === "mkdirRemote" && this.#refused.get(a.path)?.hash === ""))
     );
     const unfinished = plan.filter((a) =>
       touches(a) || (a.type === "upload" && this.#watch?.beingWritten(a.path))
@@ -567,7 +566,6 @@ export class SyncClient {
       progress: this.#progress(),
       distrust: this.#distrust,
       refused: this.#refused,
-      badNames: this.#badNames,
     });
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
     const report = await executor.run(plan);
