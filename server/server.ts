@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import { certificateFingerprint, ensureServerCertificate } from "../certs/ca.ts";
 import { ALPN } from "../protocol/messages.ts";
+import { formatRemote, listenTls, type TlsListener } from "./tls_listener.ts";
 import { makePrivate } from "../protocol/private_files.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { type AdminReply, type AdminRequest, adminRequest, adminSocketPath, serveAdmin } from "./admin.ts";
@@ -250,16 +251,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       (options.quotaBytes === undefined ? "unlimited" : formatSize(options.quotaBytes)),
   );
   const attacks = new AttackLog(log, { now });
-  let listener: Deno.TlsListener;
-  try {
-    listener = Deno.listenTls({ hostname: host, port: options.port, cert, key, alpnProtocols: [ALPN] });
-  } catch (error) {
-    store.close();
-    const reason = error instanceof Deno.errors.AddrInUse
-      ? "address already in use"
-      : (error as Error).message;
-    throw new UserError(`Cannot listen on ${host}:${options.port}: ${reason}`);
-  }
   const traffic = new Map<string, { in: number; out: number }>();
   const stats = () => ({ traffic: Object.fromEntries(traffic) });
   const sessions = new Set<Session>();
@@ -295,8 +286,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       (e) => log(`garbage collection failed: ${(e as Error).message}`),
     );
   const gcTimer = gcEveryMs > 0 ? setInterval(runGc, gcEveryMs) : undefined;
-  const addr = listener.addr as Deno.NetAddr;
-  log(`listening on ${addr.hostname}:${addr.port}`);
   const hub = new Hub();
   const attackTimer = setInterval(() => attacks.flush(), 60_000);
   const ctx = {
@@ -321,66 +310,44 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxConnectionsPerAddress: options.maxConnectionsPerAddress,
   });
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? 10_000;
-  const handshaking = new Set<() => void>();
-  const acceptLoop = (async () => {
-    for await (const conn of listener) {
-      const { hostname, port } = conn.remoteAddr as Deno.NetAddr;
-      const address = hostname.replace(/^::ffff:/, "");
-      const remote = address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
-      const refused = caps.admit(address);
-      if (refused !== null) {
-        attacks.note(`connections:${address}`, `connection from ${address} refused: ${refused}`);
-        closeQuietly(conn);
-        continue;
-      }
-      (async () => {
-        let timedOut = false;
-        const timer = setTimeout(() => {
-          handshaking.delete(dropNow);
-          timedOut = true;
-          attacks.note(
-            `handshake:${address}`,
-            `connection from ${remote} closed: no TLS handshake within ${handshakeTimeoutMs} ms`,
-          );
-          closeQuietly(conn);
-        }, handshakeTimeoutMs);
-        // On server close: no timer left behind, and the connection is dropped like a timed-out one.
-        const dropNow = () => {
-          timedOut = true;
-          clearTimeout(timer);
-          closeQuietly(conn);
-        };
-        handshaking.add(dropNow);
-        try {
-          await conn.handshake();
-        } catch (error) {
-          if (!timedOut) {
-            attacks.note(
-              `tls:${address}`,
-              `TLS handshake with ${remote} failed: ${(error as Error).message}`,
-            );
-          }
-          closeQuietly(conn);
-          caps.release(address);
-          return;
-        } finally {
-          clearTimeout(timer);
-          handshaking.delete(dropNow);
-        }
-        if (timedOut) {
-          caps.release(address);
-          return;
-        }
+  let listener: TlsListener;
+  try {
+    listener = await listenTls({
+      hostname: host,
+      port: options.port,
+      cert,
+      key,
+      alpnProtocols: [ALPN],
+      handshakeTimeoutMs,
+      admit: (address) => caps.admit(address),
+      onGone: (address) => caps.release(address),
+      onDropped: ({ address, remote, reason, message }) => {
+        if (reason === "refused") {
+          attacks.note(`connections:${address}`, `connection from ${address} refused: ${message}`);
+        } else if (reason === "timeout") {
+          attacks.note(`handshake:${address}`, `connection from ${remote} closed: ${message}`);
+        } else attacks.note(`tls:${address}`, `TLS handshake with ${remote} failed: ${message}`);
+      },
+      onSecure: (conn) => {
+        const remote = formatRemote(conn.remote.address, conn.remote.port);
         log(`connection from ${remote}`);
         const session = new Session(conn, remote, ctx);
         sessions.add(session);
-        session.peer.closed.then(() => {
-          sessions.delete(session);
-          caps.release(address);
-        });
-      })();
-    }
-  })().catch(() => {});
+        session.peer.closed.then(() => sessions.delete(session));
+      },
+    });
+  } catch (error) {
+    clearInterval(gcTimer);
+    clearInterval(attackTimer);
+    admin.close();
+    await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
+    store.close();
+    const code = (error as { code?: string }).code;
+    const reason = code === "EADDRINUSE" ? "address already in use" : (error as Error).message;
+    throw new UserError(`Cannot listen on ${host}:${options.port}: ${reason}`);
+  }
+  const addr = listener.addr;
+  log(`listening on ${addr.hostname}:${addr.port}`);
   return {
     port: addr.port,
     hostname: addr.hostname,
@@ -391,19 +358,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearInterval(attackTimer);
       attacks.flush();
       listener.close();
-      for (const dropNow of [...handshaking]) dropNow();
       admin.close();
       await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
       for (const session of sessions) session.peer.close();
       await Promise.all([...sessions].map((s) => s.peer.closed));
-      await acceptLoop;
       store.close();
     },
   };
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch { /* closed */ }
 }
