@@ -100,6 +100,8 @@ export class SyncClient {
   #fatal: Error | null = null;
   /** The server said this device was revoked (and no login has happened since). */
   #revoked = false;
+  /** A password given for a LOGIN that did not get its answer (the connection dropped); used for the next. */
+  #typedPassword: string | null = null;
   #dirty = new Set<string>();
   #distrust = new Set<string>();
   /** Changes the server refused for good (too large, over quota, bad name), by path: left out until they change. */
@@ -246,8 +248,12 @@ export class SyncClient {
         else this.#o.log(`${error.message}: logging in again with the password`);
       }
     }
-    // A revoked device whose token is gone already (its session was closed) still only asks a person.
-    password ??= this.#revoked ? await this.#passwordAfterRevocation() : await this.#o.password();
+    // A password typed for a LOGIN whose connection then dropped (the server allows 10 s from connect to login,
+    // a person may take longer) is used on the next connection instead of asking again. A revoked device whose
+    // token is gone already (its session was closed) still only asks a person.
+    password ??= this.#typedPassword ??
+      (this.#revoked ? await this.#passwordAfterRevocation() : await this.#o.password());
+    this.#typedPassword = password;
     try {
       const reply = await peer.request("LOGIN", { user: this.#o.user, password, device: this.#o.device });
       const info: DeviceInfo = {
@@ -256,11 +262,13 @@ export class SyncClient {
         device: this.#o.device,
         deviceId: String(reply.message.deviceId),
       };
+      this.#typedPassword = null;
       await saveLogin(this.#o.dir, info, String(reply.message.token));
       this.#revoked = false;
       this.#o.log(`logged in as ${this.#o.user} on device "${this.#o.device}"`);
     } catch (error) {
       if (error instanceof RpcError && (error.code === "auth" || error.code === "rate_limited")) {
+        this.#typedPassword = null;
         throw new UserError(`Login failed: ${error.message}`);
       }
       throw error;
