@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { WireDevice } from "../protocol/messages.ts";
-import { Proc, readTree, run, startClient, waitFor, waitForFile, World } from "./harness.ts";
+import { filesyncCommand, Proc, readTree, run, startClient, waitFor, waitForFile, World } from "./harness.ts";
 
 /** Runs `filesync ARGS` in `cwd`; returns its exit code and output (stdout and stderr). */
 async function filesync(cwd: string, ...args: string[]): Promise<{ code: number; output: string }> {
@@ -159,4 +159,109 @@ Deno.test("a revoked device is closed at once, says so and exits 1 without a ter
     };
     return listing.devices.length === 3;
   });
+});
+
+/** Quotes a word for `sh -c`. */
+function shellQuote(word: string): string {
+  return `'${word.replaceAll("'", `'"'"'`)}'`;
+}
+
+/** A client process on a pseudo-terminal (util-linux `script`), whose keyboard the test types on. */
+class TerminalClient implements AsyncDisposable {
+  readonly child: Deno.ChildProcess;
+  #out = "";
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #reader: Promise<void>;
+  exitCode: number | null = null;
+
+  constructor(args: string[], env: Record<string, string>) {
+    const command = [...filesyncCommand(), ...args].map(shellQuote).join(" ");
+    const child = new Deno.Command("script", {
+      args: ["-qfec", command, "/dev/null"],
+      env: { NO_COLOR: "1", ...env },
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    this.child = child;
+    this.#writer = child.stdin.getWriter();
+    const decoder = new TextDecoder();
+    this.#reader = (async () => {
+      for await (const part of child.stdout) this.#out += decoder.decode(part, { stream: true });
+    })();
+    child.stderr.cancel();
+    child.status.then((s) => this.exitCode = s.code);
+  }
+
+  get output(): string {
+    return this.#out;
+  }
+
+  async waitForOutput(pattern: RegExp, timeoutMs = 15_000): Promise<void> {
+    await waitFor(() => pattern.test(this.#out) || this.exitCode !== null, {
+      timeoutMs,
+      message: () => `terminal client: no output matching ${pattern}:\n${this.#out}`,
+    });
+    if (!pattern.test(this.#out)) throw new Error(`terminal client exited before ${pattern}:\n${this.#out}`);
+  }
+
+  async type(text: string): Promise<void> {
+    await this.#writer.write(new TextEncoder().encode(text));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.exitCode === null) {
+      try {
+        this.child.kill("SIGTERM");
+      } catch { /* gone */ }
+    }
+    const timer = setTimeout(() => {
+      try {
+        this.child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 8000);
+    await this.child.status;
+    clearTimeout(timer);
+    await this.#writer.close().catch(() => {});
+    await this.#reader.catch(() => {});
+  }
+}
+
+Deno.test("a revoked device at a terminal asks for the password (not FILESYNC_PASSWORD) and syncs on", async () => {
+  await using world = await World.create();
+  await world.client("laptop");
+  const [laptopDir, deskDir] = [world.dir("laptop"), world.dir("desk")];
+  await using desk = new TerminalClient([
+    "client",
+    "--server",
+    world.server.address,
+    "--user",
+    world.user,
+    "--dir",
+    deskDir,
+    "--device",
+    "desk",
+    "--ca",
+    world.server.caPath,
+    "--rescan",
+    "2",
+  ], { FILESYNC_PASSWORD: world.password });
+  await desk.waitForOutput(/connected to /);
+  const firstId = await deviceId(deskDir);
+  await Deno.writeTextFile(join(deskDir, "before.txt"), "before");
+  await waitForFile(join(laptopDir, "before.txt"), "before");
+
+  const revoked = await user(world, "revoke", "alice", "desk");
+  assert.equal(revoked.code, 0, revoked.output);
+  await desk.waitForOutput(/this device was revoked on the server/, 5000);
+  await desk.waitForOutput(/Password for alice \(this device was revoked\): /);
+  // Made while the device waits for its person: kept, and uploaded after the login.
+  await Deno.writeTextFile(join(deskDir, "pending.txt"), "typed while revoked");
+  await desk.type(`${world.password}\r`);
+  await desk.waitForOutput(/logged in as alice on device "desk"/);
+  await waitForFile(join(laptopDir, "pending.txt"), "typed while revoked");
+  assert.notEqual(await deviceId(deskDir), firstId);
+  assert.equal(await Deno.readTextFile(join(deskDir, "before.txt")), "before");
+  assert.ok(!desk.output.includes(world.password), "the password is not echoed");
+  assert.equal(desk.exitCode, null, "the client keeps running");
 });
