@@ -363,7 +363,9 @@ function validReplies(rev: number): Record<string, Reply> {
     },
     RESTORE: { body: { path: "a.txt", kind: "file", version: "1", entries: [entry], skipped: [] } },
     DEVICES: {
-      body: { devices: [{ deviceId: "0123456789abcdef", device: "d", created: 1, expires: 2, current: true }] },
+      body: {
+        devices: [{ deviceId: "0123456789abcdef", device: "d", created: 1, expires: 2, current: true }],
+      },
     },
   };
 }
