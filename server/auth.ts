@@ -82,10 +82,14 @@ export async function checkToken(store: MetadataStore, token: string, now = Date
   return { ok: true, record };
 }
 
-/** Whether the token is still valid (not revoked, not gone) now; a read only. */
-export async function tokenStillValid(store: MetadataStore, token: string): Promise<boolean> {
+/** Whether a token is still stored and not revoked, now (a read only; expiry is not looked at). */
+export async function tokenState(
+  store: MetadataStore,
+  token: string,
+): Promise<"valid" | "revoked" | "unknown"> {
   const record = await store.getToken(tokenHash(token));
-  return record !== null && record.revoked === undefined;
+  if (record === null) return "unknown";
+  return record.revoked === undefined ? "valid" : "revoked";
 }
 
 /** Limits of {@linkcode LoginGuard}. */

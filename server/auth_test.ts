@@ -14,7 +14,7 @@ import {
   makeUser,
   TOKEN_LIFETIME_MS,
   tokenHash,
-  tokenStillValid,
+  tokenState,
   validateUserName,
 } from "./auth.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
@@ -271,7 +271,7 @@ Deno.test("a revoked device's token is refused as revoked (also past its expiry)
     const b = await issueToken(store, "alice", "phone", 0);
     assert.ok((await checkToken(store, a.token, 50)).ok);
     assert.equal((await store.getToken(tokenHash(a.token)))?.lastSeen, 50);
-    assert.equal(await tokenStillValid(store, a.token), true);
+    assert.equal(await tokenState(store, a.token), "valid");
     await store.revokeDevice("alice", a.record.deviceId, 60);
     assert.deepEqual(await checkToken(store, a.token, 70), { ok: false, reason: "revoked" });
     assert.deepEqual(await checkToken(store, a.token, TOKEN_LIFETIME_MS * 2), {
@@ -283,8 +283,8 @@ Deno.test("a revoked device's token is refused as revoked (also past its expiry)
       50,
       "a refused token is not marked seen",
     );
-    assert.equal(await tokenStillValid(store, a.token), false);
-    assert.equal(await tokenStillValid(store, "not-a-token"), false);
+    assert.equal(await tokenState(store, a.token), "revoked");
+    assert.equal(await tokenState(store, "not-a-token"), "unknown");
     assert.ok((await checkToken(store, b.token, 70)).ok, "the user's other device is not affected");
   });
 });

@@ -26,7 +26,7 @@ import {
   issueToken,
   type LoginGuard,
   makeUser,
-  tokenStillValid,
+  tokenState,
 } from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
 import type { CommitLimits } from "./commit_rules.ts";
@@ -312,9 +312,15 @@ export class Session {
     this.#ready(record.user, record.device, record.deviceId, "token");
     // A revocation that ran between the check and #ready looked for this session before it had its device id:
     // look again now that it has one (a revocation from here on finds it).
-    if (!await tokenStillValid(this.#ctx.store, token)) {
+    const state = await tokenState(this.#ctx.store, token);
+    if (state === "revoked") {
       this.revoke();
       throw new RpcError("auth_token", REVOKED_MESSAGE, { reason: DEVICE_REVOKED });
+    }
+    if (state === "unknown") {
+      // Gone meanwhile with its user, or by a password change (whose logout looked for sessions too early).
+      this.peer.close(new RpcError("auth_token", "logged out"));
+      throw new RpcError("auth_token", "Device token unknown or revoked");
     }
     return { body: { user: record.user, deviceId: record.deviceId, device: record.device } };
   }
