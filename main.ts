@@ -1,5 +1,6 @@
 // filesync command-line entry: dispatches to the server, user and client commands.
 import { clientCommand, confirmDeletesCommand } from "./client/cli.ts";
+import { devicesCommand } from "./client/devices_cli.ts";
 import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
@@ -14,12 +15,15 @@ Usage:
   filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
   filesync server fsck --data DIR [--json]
   filesync user add|passwd|remove|list [NAME] --data DIR
+  filesync user devices NAME [--json] --data DIR
+  filesync user revoke NAME DEVICE --data DIR
   filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
   filesync confirm-deletes [--dir DIR]
   filesync gc --data DIR
   filesync versions PATH [--json] [--dir DIR]
   filesync restore PATH [--version ID] [--as NEWPATH] [--dir DIR]
   filesync trash [--json] [--dir DIR]
+  filesync devices [--json] [--dir DIR]
 
 Run "filesync COMMAND --help" for a command's options. Passwords are never taken on the command line:
 set FILESYNC_PASSWORD, pipe them on standard input, or type them when asked.
@@ -45,6 +49,8 @@ async function main(args: string[]): Promise<number> {
       return await restoreCommand(rest);
     case "trash":
       return await trashCommand(rest);
+    case "devices":
+      return await devicesCommand(rest);
     case "--version":
     case "-V":
       console.log(`filesync ${VERSION}`);
@@ -57,7 +63,7 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes; ` +
+        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, devices; ` +
           "see filesync --help)",
       );
   }

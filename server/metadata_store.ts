@@ -22,6 +22,29 @@ export interface TokenRecord {
   device: string;
   created: number;
   expires: number;
+  /** When the device last logged in or connected with this token (ms since the epoch); absent: not since `created`. */
+  lastSeen?: number;
+  /** When the device was revoked (ms since the epoch); a revoked token is kept so the device can be told why. */
+  revoked?: number;
+}
+
+/**
+ * A device of a user as `filesync user devices` lists it: one per login (a device that logs in again, after its
+ * token was revoked or lost, is a new device with a new id).
+ */
+export interface DeviceRecord {
+  /** Random id given at login. */
+  deviceId: string;
+  /** The name the device gave (`--device`). */
+  device: string;
+  /** When it logged in (ms since the epoch). */
+  created: number;
+  /** When its token expires unless used again. */
+  expires: number;
+  /** When it last connected. */
+  lastSeen?: number;
+  /** When it was revoked. */
+  revoked?: number;
 }
 
 /**
@@ -163,10 +186,21 @@ export interface MetadataStore {
   addToken(tokenHash: string, record: TokenRecord): Promise<void>;
   /** The token record, or null if unknown. Expiry is the caller's check. */
   getToken(tokenHash: string): Promise<TokenRecord | null>;
-  /** Extends a token's expiry. */
+  /** Extends a token's expiry (never that of a revoked token, nor brings one back). */
   touchToken(tokenHash: string, expires: number): Promise<void>;
   /** Revokes every token of a user. */
   revokeTokens(user: string): Promise<void>;
+
+  // ---- devices ----
+  /** Every device of a user (revoked ones included), in order of login; empty for an unknown user. */
+  listDevices(user: string): Promise<DeviceRecord[]>;
+  /**
+   * Marks a device's token revoked at `at` (AUTH is then refused with the reason); a device revoked before keeps
+   * its first revocation time. Returns the device as it is now, or null for a device the user does not have.
+   */
+  revokeDevice(user: string, deviceId: string, at: number): Promise<DeviceRecord | null>;
+  /** Records that a token's device connected at `at`; nothing for an unknown or revoked token. */
+  markSeen(tokenHash: string, at: number): Promise<void>;
 
   // ---- entries and journal ----
   /** The live entry at a path, or null. */
