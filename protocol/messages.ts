@@ -19,6 +19,19 @@ const rev = z.number().int().min(0);
 const uint = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const kind = z.enum(["file", "dir"]);
 
+/** Longest namespace id. */
+export const MAX_NAMESPACE_ID = 200;
+/**
+ * A namespace id: a user's own namespace is the user's name; a share's holds a ":" (never a user name). Ops that
+ * act on files or the journal name theirs in `ns`; a request without `ns` acts on the caller's own namespace, so
+ * clients from before namespaces keep working unchanged.
+ */
+export const NamespaceId = z.string().min(1).max(MAX_NAMESPACE_ID).regex(
+  /^[A-Za-z0-9._:-]+$/,
+  "invalid namespace id",
+);
+const ns = NamespaceId.optional();
+
 /** An upload change: commit a file version whose chunk rows travel in the COMMIT's data. */
 export const UploadChange = z.object({
   op: z.literal("upload"),
@@ -55,7 +68,7 @@ export const Requests = {
   }),
   AUTH: z.object({ token: z.string().min(1).max(200) }),
   PING: z.object({}),
-  CHANGES: z.object({ since: rev, limit: z.number().int().min(1).max(5000).optional() }),
+  CHANGES: z.object({ since: rev, limit: z.number().int().min(1).max(5000).optional(), ns }),
   /**
    * Subscribe to the journal from `since`. `epoch` (from HELLO) and `tag` (the `tag` of the journal entry at
    * `since` that the device last saw) let the server tell that this device's cursor belongs to another history
@@ -65,28 +78,48 @@ export const Requests = {
     since: rev,
     epoch: z.string().max(64).optional(),
     tag: z.string().max(64).optional(),
+    ns,
   }),
+  /** HAVE and GET take no `ns`: they answer for the chunks of every namespace the caller can read. */
   HAVE: z.object({ hashes: z.array(hash).max(MAX_HAVE) }),
-  PUT: z.object({ hash }),
+  /** `ns`: the namespace the chunk is uploaded for (its pending reference is kept there; write access needed). */
+  PUT: z.object({ hash, ns }),
   GET: z.object({ hash }),
   /** `base`: a version of the file the client holds; the reply then carries only the rows that differ. */
-  DOWNLOAD: z.object({ path, base: hash.optional() }),
-  COMMIT: z.object({ changes: z.array(Change).min(1).max(MAX_BATCH) }),
+  DOWNLOAD: z.object({ path, base: hash.optional(), ns }),
+  COMMIT: z.object({ changes: z.array(Change).min(1).max(MAX_BATCH), ns }),
   /** The kept versions of a file (current one first when it exists), newest first. */
-  VERSIONS: z.object({ path }),
+  VERSIONS: z.object({ path, ns }),
   /** What was deleted and is still kept (newest deletion first). */
-  TRASH: z.object({}),
+  TRASH: z.object({ ns }),
   /**
    * Brings back a kept version as a new commit (so every device receives it): `version` is an id from
    * VERSIONS (default: the newest kept one that is not current); `as` restores it under another path. For a
    * deleted folder, the folder and everything that was in it when it was deleted come back.
    */
-  RESTORE: z.object({ path, version: z.string().max(64).optional(), as: path.optional() }),
+  RESTORE: z.object({ path, version: z.string().max(64).optional(), as: path.optional(), ns }),
   /** The caller's user's devices (see {@linkcode WireDevice}); the reply marks the calling device `current`. */
   DEVICES: z.object({}),
 } as const;
 /** Names of every op. */
 export type Op = keyof typeof Requests;
+
+/** Error code of an op naming a namespace the caller may not see, or may not write to. */
+export const FORBIDDEN_CODE = "forbidden";
+
+/** A caller's right in a namespace. */
+export type WireRole = "owner" | "write" | "read";
+
+/**
+ * One namespace a session serves, as LOGIN and AUTH list them: its id, the caller's role, a display name and
+ * where devices show it (`mount`: "" for the folder root, the user's own namespace; else a top-level folder).
+ */
+export interface WireNamespace {
+  ns: string;
+  role: WireRole;
+  name: string;
+  mount: string;
+}
 
 /** A path's state as the server reports it (in events and replies). Deleted paths have `deleted: true`. */
 export interface WireEntry {

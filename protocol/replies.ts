@@ -1,7 +1,7 @@
 // Wire schema of what the server sends: every reply and push, checked by the client on arrival with zod.
 import { z } from "zod";
 import type { Frame } from "./frame.ts";
-import { MANIFEST_ROW_BYTES, MAX_HAVE } from "./messages.ts";
+import { MANIFEST_ROW_BYTES, MAX_HAVE, NamespaceId } from "./messages.ts";
 import { validatePath } from "./paths.ts";
 
 /** Largest chunk a server sends or accepts, in bytes (the server refuses larger PUTs). */
@@ -50,11 +50,32 @@ export const WireEntrySchema = z.looseObject({
 
 const entries = z.array(WireEntrySchema).max(MAX_PUSH_ENTRIES);
 
+/** Most namespaces one session serves. */
+export const MAX_NAMESPACES = 10_000;
+
+/** A mount: "" (the folder root) or one valid path segment (a top-level folder). */
+const mount = z.union([
+  z.literal(""),
+  path.refine((p) => !p.includes("/"), { message: "not a top-level folder" }),
+]);
+
+/** One namespace of a session (see `WireNamespace`). */
+const wireNamespace = z.looseObject({
+  ns: NamespaceId,
+  role: z.enum(["owner", "write", "read"]),
+  name: text(200),
+  mount,
+});
+/** What LOGIN and AUTH list; absent from servers before namespaces (the own namespace alone, at the root). */
+const namespaces = z.array(wireNamespace).max(MAX_NAMESPACES).optional();
+
 /** Pushes (messages without an id) by their `push` name. */
 export const Pushes = {
-  events: z.looseObject({ push: z.literal("events"), events: entries }),
+  /** `ns`: the namespace whose journal they are (absent from servers before namespaces: the own one). */
+  events: z.looseObject({ push: z.literal("events"), events: entries, ns: NamespaceId.optional() }),
   snapshot: z.looseObject({
     push: z.literal("snapshot"),
+    ns: NamespaceId.optional(),
     entries,
     first: z.boolean(),
     last: z.boolean(),
@@ -124,11 +145,13 @@ export const Replies = {
     deviceId: z.string().min(1).max(64).regex(/^[A-Za-z0-9_-]+$/, "invalid device id"),
     user: text(64).optional(),
     expires: time.optional(),
+    namespaces,
   }),
   AUTH: z.looseObject({
     user: text(64).optional(),
     deviceId: text(64).optional(),
     device: device.optional(),
+    namespaces,
   }),
   PING: z.looseObject({}),
   CHANGES: z.looseObject({ events: entries, latest: uint }),

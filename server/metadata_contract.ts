@@ -1057,4 +1057,48 @@ export function metadataContract(label: string, open: OpenStore): void {
       assert.equal(await store.getCompaction(NS), null);
     });
   });
+
+  // ---- namespaces ----
+
+  test("a user owns one namespace, named like the user, that comes and goes with the user", async () => {
+    await withStore(async (store) => {
+      assert.equal(await store.getNamespace("alice"), null);
+      assert.deepEqual(await store.namespacesOf("alice"), []);
+      await store.addUser(user("alice"));
+      const own = { id: "alice", owner: "alice", kind: "user", name: "alice", created: 1 };
+      assert.deepEqual(await store.getNamespace("alice"), own);
+      assert.deepEqual(await store.namespacesOf("alice"), [own]);
+      assert.deepEqual(await store.namespacesOf("bob"), [], "another user sees none of it");
+      assert.ok(await store.removeUser("alice"));
+      assert.equal(await store.getNamespace("alice"), null);
+      assert.deepEqual(await store.namespacesOf("alice"), []);
+    });
+  });
+
+  test("a share namespace is seen by its owner and its grantees, as its grants change", async () => {
+    await withStore(async (store) => {
+      for (const name of ["alice", "bob", "carol"]) await store.addUser(user(name));
+      const share = {
+        id: "share:1",
+        owner: "alice",
+        kind: "share" as const,
+        name: "Photos",
+        created: 5,
+        grants: [{ user: "bob", role: "read" as const }],
+      };
+      await store.putNamespace(share);
+      assert.deepEqual(await store.getNamespace("share:1"), share);
+      assert.deepEqual((await store.namespacesOf("alice")).map((n) => n.id), ["alice", "share:1"]);
+      assert.deepEqual((await store.namespacesOf("bob")).map((n) => n.id), ["bob", "share:1"]);
+      assert.deepEqual((await store.namespacesOf("carol")).map((n) => n.id), ["carol"]);
+      await store.putNamespace({ ...share, grants: [{ user: "carol", role: "write" }] });
+      assert.deepEqual((await store.namespacesOf("bob")).map((n) => n.id), ["bob"], "bob's grant is gone");
+      assert.deepEqual((await store.namespacesOf("carol")).map((n) => n.id), ["carol", "share:1"]);
+      await assert.rejects(
+        () => store.putNamespace({ id: "dave", owner: "dave", kind: "user", name: "dave", created: 0 }),
+        TypeError,
+      );
+      assert.equal(await store.getNamespace("dave"), null);
+    });
+  });
 }

@@ -10,6 +10,7 @@ import {
   type WireEntry,
 } from "../protocol/messages.ts";
 import { insertedRows, planCommit, Refusal, type Step } from "./commit_rules.ts";
+import { access } from "./access.ts";
 import { SharedExclusiveLock } from "./gc_lock.ts";
 import type {
   ChunkRef,
@@ -20,6 +21,7 @@ import type {
   EntryRecord,
   JournalMark,
   MetadataStore,
+  NamespaceRecord,
   RetentionPolicy,
   TokenRecord,
   TrashRecord,
@@ -153,8 +155,15 @@ export class KvMetadataStore implements MetadataStore {
   }
 
   async addUser(user: UserRecord): Promise<boolean> {
+    const own: NamespaceRecord = {
+      id: user.name,
+      owner: user.name,
+      kind: "user",
+      name: user.name,
+      created: user.created,
+    };
     const result = await this.kv.atomic().check({ key: ["user", user.name], versionstamp: null })
-      .set(["user", user.name], user).commit();
+      .set(["user", user.name], user).set(["ns", user.name], own).commit();
     return result.ok;
   }
 
@@ -184,6 +193,8 @@ export class KvMetadataStore implements MetadataStore {
     await this.kv.delete(["seq", name]);
     await this.kv.atomic().delete(["jc", name]).delete(["jm", name]).commit();
     await this.kv.delete(["usage", name]);
+    await this.kv.delete(["ns", name]);
+    await this.#deletePrefix(["nsg", name]);
     return true;
   }
 
@@ -488,6 +499,40 @@ export class KvMetadataStore implements MetadataStore {
       ...drop.trash.map((t): [Deno.KvKey, unknown] => [trashKey(ns, t.rev), null]),
       ...drop.versions.map((v): [Deno.KvKey, unknown] => [versionKey(ns, v.path, v.rev), null]),
     ]);
+  }
+
+  // ---- namespaces ----
+  // ["ns", id] holds the record; ["nsg", user, id] says that share id names the user (as owner or in a grant).
+
+  async getNamespace(id: string): Promise<NamespaceRecord | null> {
+    const stored = (await this.kv.get<NamespaceRecord>(["ns", id])).value;
+    if (stored) return stored;
+    // A user made before namespace records: the own namespace is implied by the user.
+    const user = await this.getUser(id);
+    return user ? { id, owner: id, kind: "user", name: id, created: 0 } : null;
+  }
+
+  async putNamespace(record: NamespaceRecord): Promise<void> {
+    if (record.kind !== "share") {
+      throw new TypeError(`Cannot put namespace "${record.id}": a user's namespace comes with the user`);
+    }
+    const old = await this.kv.get<NamespaceRecord>(["ns", record.id]);
+    const granted = new Set([record.owner, ...(record.grants ?? []).map((g) => g.user)]);
+    const atomic = this.kv.atomic().check(old).set(["ns", record.id], record);
+    const before = old.value ? [old.value.owner, ...(old.value.grants ?? []).map((g) => g.user)] : [];
+    for (const user of before) if (!granted.has(user)) atomic.delete(["nsg", user, record.id]);
+    for (const user of granted) atomic.set(["nsg", user, record.id], true);
+    if (!(await atomic.commit()).ok) await this.putNamespace(record);
+  }
+
+  async namespacesOf(user: string): Promise<NamespaceRecord[]> {
+    const own = await this.getNamespace(user);
+    const list = own?.kind === "user" ? [own] : [];
+    for await (const entry of this.kv.list({ prefix: ["nsg", user] })) {
+      const record = await this.getNamespace(entry.key[2] as string);
+      if (record?.kind === "share" && access(user, record) !== null) list.push(record);
+    }
+    return list;
   }
 
   async journalEpoch(): Promise<string> {

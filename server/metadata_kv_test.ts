@@ -129,3 +129,13 @@ Deno.test("KvMetadataStore: repair() removes journal entries beyond the counter 
     }
   });
 });
+
+Deno.test("KvMetadataStore: a user made before namespace records still owns the namespace named after it", async () => {
+  await withKvStore(async (store) => {
+    await store.addUser({ name: "old", salt: "s", hash: "h", created: 7 });
+    await store.kv.delete(["ns", "old"]); // as a data folder written before namespace records
+    const own = { id: "old", owner: "old", kind: "user", name: "old", created: 0 };
+    assert.deepEqual(await store.getNamespace("old"), own);
+    assert.deepEqual(await store.namespacesOf("old"), [own]);
+  });
+});

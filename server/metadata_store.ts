@@ -148,6 +148,35 @@ export interface CommitOutcome {
   journal: WireEntry[];
 }
 
+/**
+ * A grant of a right in a namespace to a user other than its owner (sharing writes them; none exist yet).
+ * `path` ("" or absent: the whole namespace) limits it to a file or folder inside.
+ */
+export interface NamespaceGrant {
+  user: string;
+  role: "read" | "write";
+  path?: string;
+}
+
+/**
+ * A namespace: what a journal, its entries, history and trash belong to. Every user owns one, of kind "user",
+ * whose id is the user's name (so data written before namespaces were records keeps its keys); a share (later)
+ * is a namespace of kind "share" with grants, whose id is never a valid user name (it holds a ":").
+ */
+export interface NamespaceRecord {
+  /** Unique id: the user name for kind "user". */
+  id: string;
+  /** The user who owns it. */
+  owner: string;
+  kind: "user" | "share";
+  /** Display name (for a share, the folder its grantees see it as). */
+  name: string;
+  /** When it was made (ms since the epoch; 0 when unknown, as for users made before namespace records). */
+  created: number;
+  /** Rights given to other users. */
+  grants?: NamespaceGrant[];
+}
+
 /** A chunk reference of a namespace: `pending` (uploaded, expires at `until`) or `committed`. */
 export interface ChunkRef {
   /** The namespace holding the reference. */
@@ -289,6 +318,17 @@ export interface MetadataStore {
   getJournalMarks(ns: string): Promise<JournalMark[]>;
   /** Replaces the namespace's journal marks. */
   setJournalMarks(ns: string, marks: JournalMark[]): Promise<void>;
+
+  // ---- namespaces ----
+  /**
+   * The namespace record, or null for an unknown id. A user's own namespace exists as long as the user does
+   * (users made before namespace records get one that says so: `created` 0).
+   */
+  getNamespace(id: string): Promise<NamespaceRecord | null>;
+  /** Creates or replaces a namespace record of kind "share" (a "user" namespace comes and goes with its user). */
+  putNamespace(record: NamespaceRecord): Promise<void>;
+  /** Every namespace the user can see: the own one first, then the shares the user owns or has a grant in (by id). */
+  namespacesOf(user: string): Promise<NamespaceRecord[]>;
 
   // ---- lifecycle ----
   /** Repairs what a crash of older code may have left behind; one line per repair (empty when clean). */

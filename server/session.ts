@@ -8,12 +8,14 @@ import {
   commonEnds,
   DEVICE_REVOKED,
   encodeRows,
+  FORBIDDEN_CODE,
   MANIFEST_ROW_BYTES,
   PROTOCOL_VERSION,
   Requests,
   RESYNC_CODE,
   type WireDevice,
   type WireEntry,
+  type WireNamespace,
 } from "../protocol/messages.ts";
 import { MAX_CHUNK_BYTES } from "../protocol/replies.ts";
 import { type Duplex, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
@@ -28,12 +30,13 @@ import {
   makeUser,
   tokenState,
 } from "./auth.ts";
+import { access, allows, type Need } from "./access.ts";
 import type { ChunkStore } from "./chunk_store.ts";
 import type { CommitLimits } from "./commit_rules.ts";
 import type { Hub } from "./hub.ts";
 import { keptVersions, restore, trashList, versionList } from "./history.ts";
 import { type DeviceCursor, resyncReason } from "./journal_check.ts";
-import type { EntryRecord, MetadataStore, RetentionPolicy } from "./metadata_store.ts";
+import type { EntryRecord, MetadataStore, NamespaceRecord, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
 
 /** Stands in for an unknown user during login so the password check takes the usual time. */
@@ -102,7 +105,10 @@ export class Session {
    */
   #known = new Map<string, number | null>();
   #knownGeneration = 0;
-  #unsubscribe: (() => void) | null = null;
+  /** The namespaces this session serves (the user's own and those shared with it), by id. */
+  #namespaces = new Map<string, NamespaceRecord>();
+  /** The journal subscriptions of MONITOR, by namespace id. */
+  #monitors = new Map<string, () => void>();
   #loginBusy = false;
   #failedLogins = 0;
 
@@ -135,7 +141,8 @@ export class Session {
     }, ctx.loginTimeoutMs ?? 10_000);
     this.peer.closed.then((reason) => {
       clearTimeout(loginTimer);
-      this.#unsubscribe?.();
+      for (const unsubscribe of this.#monitors.values()) unsubscribe();
+      this.#monitors.clear();
       const who = this.#user ? `${this.#user}@${this.#device}` : remote;
       ctx.log(`disconnected ${who}${reason.code === "closed" ? "" : ` (${reason.message})`}`);
     });
@@ -173,16 +180,17 @@ export class Session {
       case "PING":
         return {};
       case "CHANGES": {
-        const { since, limit } = this.#parse("CHANGES", frame.message);
-        const latest = await this.#ctx.store.latestSeq(this.#user);
-        const compacted = await this.#ctx.store.getCompaction(this.#user);
+        const { since, limit, ns: named } = this.#parse("CHANGES", frame.message);
+        const ns = this.#target(named, "read", [""]);
+        const latest = await this.#ctx.store.latestSeq(ns);
+        const compacted = await this.#ctx.store.getCompaction(ns);
         if (compacted && since < compacted.seq) {
           throw new RpcError(RESYNC_CODE, `The journal before ${compacted.seq} was compacted`, {
             reason: "expired",
             latest,
           });
         }
-        const events = await this.#ctx.store.changesSince(this.#user, since, limit ?? 1000);
+        const events = await this.#ctx.store.changesSince(ns, since, limit ?? 1000);
         return { body: { events, latest } };
       }
       case "MONITOR":
@@ -191,25 +199,35 @@ export class Session {
         const { hashes } = this.#parse("HAVE", frame.message);
         return { body: { missing: await this.#missingChunks(hashes) } };
       }
-      case "PUT":
-        return await this.#put(this.#parse("PUT", frame.message).hash, frame.data);
+      case "PUT": {
+        const { hash, ns } = this.#parse("PUT", frame.message);
+        return await this.#put(this.#target(ns, "write"), hash, frame.data);
+      }
       case "GET": {
         const { hash } = this.#parse("GET", frame.message);
         return await this.#withinBudget(() => this.#get(hash));
       }
       case "DOWNLOAD": {
-        const { path, base } = this.#parse("DOWNLOAD", frame.message);
-        return await this.#withinBudget(() => this.#download(path, base));
+        const { path, base, ns } = this.#parse("DOWNLOAD", frame.message);
+        const target = this.#target(ns, "read", [path]);
+        return await this.#withinBudget(() => this.#download(target, path, base));
       }
-      case "COMMIT":
-        return await this.#commit(this.#parse("COMMIT", frame.message).changes, frame.data);
-      case "VERSIONS":
-        return await this.#versions(this.#parse("VERSIONS", frame.message).path);
+      case "COMMIT": {
+        const { changes, ns } = this.#parse("COMMIT", frame.message);
+        const paths = changes.flatMap((c) => c.op === "move" ? [c.from, c.path] : [c.path]);
+        return await this.#commit(this.#target(ns, "write", paths), changes, frame.data);
+      }
+      case "VERSIONS": {
+        const { path, ns } = this.#parse("VERSIONS", frame.message);
+        return await this.#versions(this.#target(ns, "read", [path]), path);
+      }
       case "TRASH":
-        this.#parse("TRASH", frame.message);
-        return await this.#trash();
-      case "RESTORE":
-        return await this.#restore(this.#parse("RESTORE", frame.message));
+        return await this.#trash(this.#target(this.#parse("TRASH", frame.message).ns, "read", [""]));
+      case "RESTORE": {
+        const { ns, ...request } = this.#parse("RESTORE", frame.message);
+        const paths = request.as === undefined ? [request.path] : [request.path, request.as];
+        return await this.#restore(this.#target(ns, "write", paths), request);
+      }
       case "DEVICES":
         this.#parse("DEVICES", frame.message);
         return await this.#devices();
@@ -287,8 +305,17 @@ export class Session {
     }
     this.#ctx.logins.end(decision.ticket, "success");
     const { token, record } = await issueToken(this.#ctx.store, user.name, login.device);
-    this.#ready(record.user, record.device, record.deviceId, "login");
-    return { body: { token, deviceId: record.deviceId, user: record.user, expires: record.expires } };
+    const namespaces = await this.#ctx.store.namespacesOf(record.user);
+    this.#ready(record.user, record.device, record.deviceId, "login", namespaces);
+    return {
+      body: {
+        token,
+        deviceId: record.deviceId,
+        user: record.user,
+        expires: record.expires,
+        namespaces: this.#wireNamespaces(),
+      },
+    };
   }
 
   #noteAttack(key: string, line: string): void {
@@ -309,7 +336,8 @@ export class Session {
       );
     }
     const { record } = check;
-    this.#ready(record.user, record.device, record.deviceId, "token");
+    const namespaces = await this.#ctx.store.namespacesOf(record.user);
+    this.#ready(record.user, record.device, record.deviceId, "token", namespaces);
     // A revocation that ran between the check and #ready looked for this session before it had its device id:
     // look again now that it has one (a revocation from here on finds it).
     const state = await tokenState(this.#ctx.store, token);
@@ -322,7 +350,14 @@ export class Session {
       this.peer.close(new RpcError("auth_token", "logged out"));
       throw new RpcError("auth_token", "Device token unknown or revoked");
     }
-    return { body: { user: record.user, deviceId: record.deviceId, device: record.device } };
+    return {
+      body: {
+        user: record.user,
+        deviceId: record.deviceId,
+        device: record.device,
+        namespaces: this.#wireNamespaces(),
+      },
+    };
   }
 
   /** The logged-in device's id ("" before login). */
@@ -362,37 +397,92 @@ export class Session {
     }
   }
 
-  #ready(user: string, device: string, deviceId: string, how: string): void {
+  #ready(user: string, device: string, deviceId: string, how: string, namespaces: NamespaceRecord[]): void {
     this.#state = "ready";
     this.peer.maxFrameBytes = MAX_FRAME_BYTES;
     this.#user = user;
     this.#device = device;
     this.#deviceId = deviceId;
+    this.#namespaces = new Map(namespaces.map((n) => [n.id, n]));
     this.#ctx.log(`login ${user} on device "${device}" (${deviceId}) from ${this.#remote} by ${how}`);
   }
 
+  /** The namespaces this session serves, as LOGIN and AUTH list them (the own one at the folder root). */
+  #wireNamespaces(): WireNamespace[] {
+    return [...this.#namespaces.values()].flatMap((n): WireNamespace[] => {
+      const role = access(this.#user, n);
+      if (role === null) return [];
+      const mount = n.kind === "user" && n.owner === this.#user ? "" : n.name;
+      return [{ ns: n.id, role, name: n.name, mount }];
+    });
+  }
+
+  /**
+   * The namespace an op acts on, checked before anything else: `named` (absent: the caller's own namespace, as
+   * clients from before namespaces send) must be one this session serves, and the caller's role there must allow
+   * `need` at each of `paths` ("" for the whole namespace; none: anywhere in it). A refusal names the namespace
+   * and changes nothing.
+   */
+  #target(named: string | undefined, need: Need, paths: string[] = []): string {
+    const id = named ?? this.#user;
+    const record = this.#namespaces.get(id) ?? null;
+    const checks: (string | undefined)[] = paths.length > 0 ? paths : [undefined];
+    for (const path of checks) {
+      const role = access(this.#user, record, path);
+      if (allows(role, need)) continue;
+      const where = path ? ` at "${path}"` : "";
+      this.#ctx.log(`${this.#user}@${this.#device}: refused ${need} in namespace "${id}"${where}`);
+      throw new RpcError(
+        FORBIDDEN_CODE,
+        role === null
+          ? `No access to namespace "${id}"${where}`
+          : `Namespace "${id}" is read-only for you${where}`,
+        { ns: id },
+      );
+    }
+    return id;
+  }
+
+  /** The namespaces whose chunks the caller may learn about: those it can read as a whole. */
+  get #readable(): string[] {
+    return [...this.#namespaces.values()].filter((n) => access(this.#user, n, "") !== null).map((n) => n.id);
+  }
+
   /** The tag of the journal entry at `seq` (undefined if none is kept or it has no tag). */
-  async #tagAt(seq: number): Promise<string | undefined> {
+  async #tagAt(ns: string, seq: number): Promise<string | undefined> {
     if (seq <= 0) return undefined;
-    const [entry] = await this.#ctx.store.changesSince(this.#user, seq - 1, 1);
+    const [entry] = await this.#ctx.store.changesSince(ns, seq - 1, 1);
     if (entry?.rev === seq) return entry.tag;
-    const compacted = await this.#ctx.store.getCompaction(this.#user);
+    const compacted = await this.#ctx.store.getCompaction(ns);
     return compacted?.seq === seq ? compacted.tag : undefined;
   }
 
-  async #monitor(request: DeviceCursor): Promise<Reply> {
-    if (this.#unsubscribe) throw new RpcError("bad_request", "Already monitoring");
+  async #monitor(request: DeviceCursor & { ns?: string }): Promise<Reply> {
+    const ns = this.#target(request.ns, "read", [""]);
+    if (this.#monitors.has(ns)) throw new RpcError("bad_request", `Already monitoring namespace "${ns}"`);
+    // Held from here, so two MONITORs of one namespace sent at once cannot both subscribe.
+    this.#monitors.set(ns, () => {});
+    try {
+      return await this.#monitorNamespace(ns, request);
+    } catch (error) {
+      this.#monitors.get(ns)?.();
+      this.#monitors.delete(ns);
+      throw error;
+    }
+  }
+
+  async #monitorNamespace(ns: string, request: DeviceCursor): Promise<Reply> {
     const { since } = request;
-    const latest = await this.#ctx.store.latestSeq(this.#user);
+    const latest = await this.#ctx.store.latestSeq(ns);
     const reason = resyncReason(request, {
       epoch: this.#ctx.epoch,
       latest,
-      compacted: await this.#ctx.store.getCompaction(this.#user),
-      tagAtSince: since > 0 && since <= latest ? await this.#tagAt(since) : undefined,
+      compacted: await this.#ctx.store.getCompaction(ns),
+      tagAtSince: since > 0 && since <= latest ? await this.#tagAt(ns, since) : undefined,
     });
     if (reason !== null) {
       this.#ctx.log(
-        `${this.#user}@${this.#device}: cursor ${since} is not in this journal (${reason}): resync`,
+        `${this.#user}@${this.#device}: cursor ${since} of namespace "${ns}" is not in its journal (${reason}): resync`,
       );
       throw new RpcError(RESYNC_CODE, `Cursor ${since} does not belong to the server's journal (${reason})`, {
         reason,
@@ -406,25 +496,25 @@ export class Session {
       const fresh = events.filter((e) => e.rev > cursor);
       if (fresh.length === 0) return;
       cursor = fresh[fresh.length - 1].rev;
-      this.peer.push({ push: "events", events: fresh });
+      this.peer.push({ push: "events", ns, events: fresh });
     };
-    this.#unsubscribe = this.#ctx.hub.subscribe(
-      this.#user,
-      (events) => live ? send(events) : buffered.push(...events),
+    this.#monitors.set(
+      ns,
+      this.#ctx.hub.subscribe(ns, (events) => live ? send(events) : buffered.push(...events)),
     );
     if (since === 0 && latest > 0) {
       // A new device gets the live entries instead of the whole history, then the journal from that point.
       // Commits made while listing are in the journal after `latest` and are replayed on top.
-      const latestTag = await this.#tagAt(latest);
+      const latestTag = await this.#tagAt(ns, latest);
       let page: WireEntry[] = [];
       let first = true;
       const flush = async (last: boolean) => {
-        this.peer.push({ push: "snapshot", entries: page, first, last, cursor: latest, tag: latestTag });
+        this.peer.push({ push: "snapshot", ns, entries: page, first, last, cursor: latest, tag: latestTag });
         first = false;
         page = [];
         await this.peer.drain();
       };
-      for await (const entry of this.#ctx.store.listEntries(this.#user)) {
+      for await (const entry of this.#ctx.store.listEntries(ns)) {
         page.push(wireOf(entry));
         if (page.length >= 1000) await flush(false);
       }
@@ -432,7 +522,7 @@ export class Session {
       cursor = latest;
     }
     while (true) {
-      const page = await this.#ctx.store.changesSince(this.#user, cursor, 1000);
+      const page = await this.#ctx.store.changesSince(ns, cursor, 1000);
       if (page.length === 0) break;
       send(page);
       await this.peer.drain();
@@ -450,10 +540,16 @@ export class Session {
     }
     const unknown = ids.filter((id) => !this.#known.has(id));
     if (unknown.length === 0) return [];
-    const referenced = await this.#ctx.store.referencedChunks(this.#user, unknown);
+    const referenced = new Set<string>();
+    for (const ns of this.#readable) {
+      const left = unknown.filter((id) => !referenced.has(id));
+      if (left.length === 0) break;
+      for (const id of await this.#ctx.store.referencedChunks(ns, left)) referenced.add(id);
+    }
     const missing: string[] = [];
     for (const id of unknown) {
-      // Only chunks the caller references are looked up at all: nothing here depends on other users' data.
+      // Only chunks of namespaces the caller reads as a whole are looked up at all: nothing here depends on
+      // data the caller cannot read.
       const size = referenced.has(id) ? await this.#ctx.chunks.size(id) : null;
       if (size !== null) this.#known.set(id, size);
       else missing.push(id);
@@ -475,7 +571,7 @@ export class Session {
     return sizes;
   }
 
-  async #put(id: string, data: Uint8Array | undefined): Promise<Reply> {
+  async #put(ns: string, id: string, data: Uint8Array | undefined): Promise<Reply> {
     if (!data) throw new RpcError("bad_request", "PUT carries no data");
     if (data.length > MAX_CHUNK_BYTES) {
       throw new RpcError("too_large", `Chunk of ${data.length} bytes exceeds ${MAX_CHUNK_BYTES}`);
@@ -484,10 +580,10 @@ export class Session {
     if (actual !== id) {
       throw new RpcError("bad_hash", `Chunk data does not match its hash ${id.slice(0, 12)}`);
     }
-    return await this.#ctx.store.gcLock.shared(() => this.#store(id, data));
+    return await this.#ctx.store.gcLock.shared(() => this.#store(ns, id, data));
   }
 
-  async #store(id: string, data: Uint8Array): Promise<Reply> {
+  async #store(ns: string, id: string, data: Uint8Array): Promise<Reply> {
     try {
       await this.#ctx.chunks.put(id, data);
     } catch (error) {
@@ -499,7 +595,7 @@ export class Session {
     }
     // Durable before the reply, so a chunk acknowledged once is never asked for again after a crash; the
     // references of concurrent PUTs share one KV write (group commit).
-    await this.#ctx.store.addPendingChunk(this.#user, id);
+    await this.#ctx.store.addPendingChunk(ns, id);
     this.#known.set(id, data.length);
     return {};
   }
@@ -513,14 +609,14 @@ export class Session {
     return { data };
   }
 
-  async #download(path: string, base: string | undefined): Promise<Reply> {
-    const found = await this.#ctx.store.getEntry(this.#user, path);
+  async #download(ns: string, path: string, base: string | undefined): Promise<Reply> {
+    const found = await this.#ctx.store.getEntry(ns, path);
     if (!found || found.kind !== "file") throw new RpcError("not_found", `No file "${path}"`);
     const entry = wireOf(found);
     const rows = await this.#ctx.store.getManifest(entry.hash);
     if (!rows) throw new RpcError("storage", `Manifest of "${path}" is missing`);
     for (const row of rows) if (!this.#known.has(row.id)) this.#known.set(row.id, null);
-    const baseRows = base && base !== entry.hash && await this.#keeps(path, base)
+    const baseRows = base && base !== entry.hash && await this.#keeps(ns, path, base)
       ? await this.#ctx.store.getManifest(base)
       : null;
     if (baseRows) {
@@ -543,33 +639,37 @@ export class Session {
   }
 
   /**
-   * Whether the caller's namespace keeps a version of `path` with this hash. A DOWNLOAD's base is honoured only
-   * then: the answer depends on the caller's own history alone, so a base can never tell whether some other
-   * user stores that content (an unknown base gets the full download, as a random hash does).
+   * Whether the namespace keeps a version of `path` with this hash. A DOWNLOAD's base is honoured only then: the
+   * answer depends on the history of that path alone (which the caller may read), so a base can never tell
+   * whether some other user stores that content (an unknown base gets the full download, as a random hash does).
    */
-  async #keeps(path: string, hash: string): Promise<boolean> {
-    const versions = await this.#ctx.store.listVersions(this.#user, path);
+  async #keeps(ns: string, path: string, hash: string): Promise<boolean> {
+    const versions = await this.#ctx.store.listVersions(ns, path);
     return versions.some((v) => v.hash === hash);
   }
 
-  /** The limits of a commit now: the user's own quota (read each time, so a change applies at once) or the server's. */
-  async #limits(): Promise<CommitLimits> {
-    const user = await this.#ctx.store.getUser(this.#user);
+  /**
+   * The limits of a commit to a namespace now: its owner's own quota (read each time, so a change applies at
+   * once) or the server's.
+   */
+  async #limits(ns: string): Promise<CommitLimits> {
+    const owner = this.#namespaces.get(ns)?.owner ?? this.#user;
+    const user = await this.#ctx.store.getUser(owner);
     const quota = user && "quota" in user ? user.quota ?? undefined : this.#ctx.quotaBytes;
     return { maxChunkBytes: MAX_CHUNK_BYTES, maxFileBytes: this.#ctx.maxFileBytes, quotaBytes: quota };
   }
 
-  async #commit(changes: Change[], data: Uint8Array | undefined): Promise<Reply> {
-    const { results, journal } = await this.#ctx.store.commit(this.#user, {
+  async #commit(ns: string, changes: Change[], data: Uint8Array | undefined): Promise<Reply> {
+    const { results, journal } = await this.#ctx.store.commit(ns, {
       device: this.#device,
       changes,
       rows: data ?? new Uint8Array(),
       checkChunks: (ids) => this.#chunkSizes(ids),
       syncChunks: (ids) => this.#ctx.chunks.sync(ids),
-      limits: await this.#limits(),
+      limits: await this.#limits(ns),
     });
-    this.#logCommit(changes, results);
-    this.#ctx.hub.publish(this.#user, journal);
+    this.#logCommit(ns, changes, results);
+    this.#ctx.hub.publish(ns, journal);
     return { body: { results } };
   }
 
@@ -581,12 +681,12 @@ export class Session {
     return this.#ctx.retention ?? DEFAULT_RETENTION;
   }
 
-  async #versions(path: string): Promise<Reply> {
+  async #versions(ns: string, path: string): Promise<Reply> {
     const store = this.#ctx.store;
     const [entry, versions, trash] = await Promise.all([
-      store.getEntry(this.#user, path),
-      store.listVersions(this.#user, path),
-      store.listTrash(this.#user),
+      store.getEntry(ns, path),
+      store.listVersions(ns, path),
+      store.listTrash(ns),
     ]);
     const { kept } = keptVersions(versions, trash.filter((t) => t.path === path), this.#retention, this.#now);
     const list = versionList(entry, kept);
@@ -597,33 +697,33 @@ export class Session {
     return { body: { versions: list } };
   }
 
-  async #trash(): Promise<Reply> {
+  async #trash(ns: string): Promise<Reply> {
     const store = this.#ctx.store;
-    const trash = await store.listTrash(this.#user);
+    const trash = await store.listTrash(ns);
     const paths = [...new Set(trash.map((t) => t.path))];
     const existing = new Set<string>();
     for (let i = 0; i < paths.length; i += 16) {
       await Promise.all(
         paths.slice(i, i + 16).map(async (p) => {
-          if (await store.getEntry(this.#user, p)) existing.add(p);
+          if (await store.getEntry(ns, p)) existing.add(p);
         }),
       );
     }
     return { body: { items: trashList(trash, this.#retention, this.#now, (p) => existing.has(p)) } };
   }
 
-  async #restore(request: { path: string; version?: string; as?: string }): Promise<Reply> {
-    const who = `${this.#user}@${this.#device}`;
+  async #restore(ns: string, request: { path: string; version?: string; as?: string }): Promise<Reply> {
+    const who = this.#who(ns);
     let result;
     try {
       result = await restore({
         store: this.#ctx.store,
-        ns: this.#user,
+        ns,
         device: this.#device,
         ...request,
         policy: this.#retention,
         now: this.#now,
-        limits: await this.#limits(),
+        limits: await this.#limits(ns),
         chunkSizes: async (ids) => {
           const sizes = new Map<string, number>();
           for (const id of ids) {
@@ -647,7 +747,7 @@ export class Session {
         ` (${outcome.journal.length} journal entries${last ? `, rev ${last.rev}` : ""}` +
         (skipped.length > 0 ? `, ${skipped.length} paths skipped` : "") + ")",
     );
-    this.#ctx.hub.publish(this.#user, outcome.journal);
+    this.#ctx.hub.publish(ns, outcome.journal);
     return {
       body: {
         path: result.path,
@@ -659,8 +759,13 @@ export class Session {
     };
   }
 
-  #logCommit(changes: Change[], results: ChangeResult[]): void {
-    const who = `${this.#user}@${this.#device}`;
+  /** Who acts, for the log: user@device, and the namespace when it is not the user's own. */
+  #who(ns: string): string {
+    return `${this.#user}@${this.#device}${ns === this.#user ? "" : ` in ${ns}`}`;
+  }
+
+  #logCommit(ns: string, changes: Change[], results: ChangeResult[]): void {
+    const who = this.#who(ns);
     const lines: string[] = [];
     results.forEach((result, i) => {
       const change = changes[i];
