@@ -10,6 +10,7 @@ import {
 import { BAD_NAME_CODE } from "../protocol/paths.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
+import type { MountTable } from "./mounts.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
 import { FileChangedError, type ScanEntry, type Scanner } from "./scanner.ts";
 import type { BaseRecord, ClientState } from "./state.ts";
@@ -334,6 +335,7 @@ export class Executor {
     const baseRows = state.rows.get(path);
     const open = new Map<string, Deno.FsFile | null>();
     const fetched = await fetchFile(this.#ctx.peer, state.tmpDir, path, remote.rev, {
+      at: state.mounts.fromLocal(path),
       base: base?.kind === "file" && baseRows ? { hash: base.hash, rows: baseRows } : undefined,
       localChunk: (id, size) => Promise.resolve(this.#readLocalChunk(id, size, open)),
       progress: this.#ctx.progress,
@@ -381,6 +383,7 @@ export class Executor {
     const { state } = this.#ctx;
     const trustIndex = !this.#ctx.distrust.has(path);
     const sent = await sendFile(this.#ctx.peer, this.#ctx.root, this.#ctx.scanner, path, stat, {
+      ns: state.mounts.fromLocal(path).ns,
       known: (id) => trustIndex && state.chunkIndex.has(id),
       progress: this.#ctx.progress,
     });
@@ -600,53 +603,95 @@ export class Executor {
 
   async #commitQueued(): Promise<void> {
     while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0, COMMIT_BATCH);
+      const queued = this.#queue.splice(0, COMMIT_BATCH);
+      // One COMMIT per run of changes in one namespace, in order.
+      for (let start = 0; start < queued.length;) {
+        const { ns } = this.#ctx.state.mounts.fromLocal(queued[start].change.path);
+        let end = start + 1;
+        while (end < queued.length && this.#ctx.state.mounts.fromLocal(queued[end].change.path).ns === ns) {
+          end++;
+        }
+        await this.#commitBatch(ns, queued.slice(start, end));
+        start = end;
+      }
+    }
+  }
+
+  /**
+   * Commits changes of local paths to one namespace: their paths go to the server as the namespace's, and the
+   * results' entries come back as local paths. A change the namespace cannot hold as such (a mount folder
+   * itself, a move between namespaces) is refused here without asking.
+   */
+  async #commitBatch(ns: string, batch: QueuedChange[]): Promise<void> {
+    const mounts = this.#ctx.state.mounts;
+    const inside = (path: string) => {
+      const at = mounts.fromLocal(path);
+      return at.ns === ns && at.path !== "" ? at.path : null;
+    };
+    const results: (ChangeResult | undefined)[] = batch.map(({ change }) =>
+      inside(change.path) === null || (change.op === "move" && inside(change.from) === null)
+        ? { ok: false, code: "bad_request", error: "not a change inside one namespace" }
+        : undefined
+    );
+    const sending = batch.filter((_, k) => results[k] === undefined);
+    if (sending.length > 0) {
       const allRows: ChunkRow[] = [];
-      const changes = batch.map(({ change, rows }) => {
-        if (change.op !== "upload" || !rows) return change;
-        const withRows = { ...change, rows: { offset: allRows.length, count: rows.length } };
+      const changes = sending.map(({ change, rows }): Change => {
+        const mapped = change.op === "move"
+          ? { ...change, from: inside(change.from)!, path: inside(change.path)! }
+          : { ...change, path: inside(change.path)! };
+        if (mapped.op !== "upload" || !rows) return mapped;
+        const withRows = { ...mapped, rows: { offset: allRows.length, count: rows.length } };
         allRows.push(...rows);
         return withRows;
       });
       const data = allRows.length > 0 ? encodeRows(allRows) : undefined;
-      const reply = await this.#ctx.peer.request("COMMIT", { changes }, data);
-      const results = reply.message.results as ChangeResult[];
-      for (let k = 0; k < batch.length; k++) {
-        const result = results[k];
-        const change = batch[k].change;
-        if (!result.ok && FINAL_REFUSALS.has(result.code)) {
-          this.#ctx.refused?.set(change.path, {
-            hash: change.op === "upload" ? change.hash : "",
-            code: result.code,
-          });
-        }
-        if (!result.ok && result.code === BAD_NAME_CODE) {
-          this.#ctx.notify(`not syncing ${change.path}: ${result.error} (it stays here as it is)`);
-        } else if (!result.ok && !RACE_CODES.has(result.code)) {
-          // (Another device getting there first — a race code — is not worth a line: the next cycle decides again.)
-          const final = FINAL_REFUSALS.has(result.code) ? " (not tried again until the file changes)" : "";
-          this.#ctx.notify(
-            `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}${final}`,
-          );
-        }
-        // Worth another try with what the server has now; a refusal that would only repeat (a bad request)
-        // stays counted as done, so it is not sent again at once.
-        if (
-          !result.ok && batch[k].counted && (RACE_CODES.has(result.code) || result.code === "missing_chunks")
-        ) {
-          this.#report.done--;
-          this.#report.skipped++;
-        }
-        if (result.ok && batch[k].change.op === "delete" && this.#ctx.refused) {
-          // Space was freed: uploads refused for the quota get one more try.
-          for (const [p, r] of this.#ctx.refused) {
-            if (r.code === "quota_exceeded") this.#ctx.refused.delete(p);
-          }
-        }
-        await batch[k].onDone(result);
+      const reply = await this.#ctx.peer.request("COMMIT", { changes, ns }, data);
+      const replied = (reply.message.results as ChangeResult[]).map((r) => localResult(r, ns, mounts));
+      for (let k = 0, next = 0; k < batch.length; k++) results[k] ??= replied[next++];
+    }
+    for (let k = 0; k < batch.length; k++) {
+      const result = results[k]!;
+      const change = batch[k].change;
+      if (!result.ok && FINAL_REFUSALS.has(result.code)) {
+        this.#ctx.refused?.set(change.path, {
+          hash: change.op === "upload" ? change.hash : "",
+          code: result.code,
+        });
       }
+      if (!result.ok && result.code === BAD_NAME_CODE) {
+        this.#ctx.notify(`not syncing ${change.path}: ${result.error} (it stays here as it is)`);
+      } else if (!result.ok && !RACE_CODES.has(result.code)) {
+        // (Another device getting there first — a race code — is not worth a line: the next cycle decides again.)
+        const final = FINAL_REFUSALS.has(result.code) ? " (not tried again until the file changes)" : "";
+        this.#ctx.notify(
+          `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}${final}`,
+        );
+      }
+      // Worth another try with what the server has now; a refusal that would only repeat (a bad request)
+      // stays counted as done, so it is not sent again at once.
+      if (
+        !result.ok && batch[k].counted && (RACE_CODES.has(result.code) || result.code === "missing_chunks")
+      ) {
+        this.#report.done--;
+        this.#report.skipped++;
+      }
+      if (result.ok && batch[k].change.op === "delete" && this.#ctx.refused) {
+        // Space was freed: uploads refused for the quota get one more try.
+        for (const [p, r] of this.#ctx.refused) {
+          if (r.code === "quota_exceeded") this.#ctx.refused.delete(p);
+        }
+      }
+      await batch[k].onDone(result);
     }
   }
+}
+
+/** A commit result with the entries' paths (and the current entry's) as local paths. */
+function localResult(result: ChangeResult, ns: string, mounts: MountTable): ChangeResult {
+  const local = (entry: WireEntry): WireEntry => ({ ...entry, path: mounts.toLocal(ns, entry.path)! });
+  if (result.ok) return { ...result, entries: result.entries.map(local) };
+  return result.current ? { ...result, current: local(result.current) } : result;
 }
 
 function baseOf(entry: WireEntry): Omit<BaseRecord, "size" | "mtime" | "ino"> {

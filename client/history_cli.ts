@@ -1,12 +1,13 @@
 // The `filesync versions|restore|trash` commands: ask the server about a synced folder's history with its token.
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
 import { parseArgs } from "node:util";
-import type { WireTrashItem, WireVersion } from "../protocol/messages.ts";
+import type { WireNamespace, WireTrashItem, WireVersion } from "../protocol/messages.ts";
 import { PathError, validatePath } from "../protocol/paths.ts";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { openConnection, parseServerAddress } from "./connection.ts";
 import { formatSize } from "./executor.ts";
+import { MountTable } from "./mounts.ts";
 import { type DeviceInfo, readCa, readDeviceInfo, readToken, STATE_DIR } from "./state.ts";
 
 /** Help text of `filesync versions`. */
@@ -130,6 +131,11 @@ export function savedAddress(saved: string): { hostname: string; port: number } 
  * invalid saved address, or a server that cannot be reached or trusted.
  */
 export async function connect(folder: SyncedFolder): Promise<RpcPeer> {
+  return (await connectMounted(folder)).peer;
+}
+
+/** {@linkcode connect}, and where the namespaces the server lists show in the folder. */
+async function connectMounted(folder: SyncedFolder): Promise<{ peer: RpcPeer; mounts: MountTable }> {
   const token = await readToken(folder.root);
   if (!token) {
     throw new UserError(
@@ -148,15 +154,22 @@ export async function connect(folder: SyncedFolder): Promise<RpcPeer> {
       throw new UserError((error as Error).message);
     });
   try {
-    await peer.request("AUTH", { token });
+    const reply = await peer.request("AUTH", { token });
+    // A server before namespaces lists none: the own namespace (the user's name) is at the root.
+    const listed = Array.isArray(reply.message.namespaces)
+      ? reply.message.namespaces as WireNamespace[]
+      : [{ ns: folder.device.user, mount: "" }];
+    return { peer, mounts: new MountTable(listed.map(({ ns, mount }) => ({ ns, mount }))) };
   } catch (error) {
     peer.close();
     if (error instanceof RpcError && error.code === "auth_token") {
       throw new UserError(`${error.message}: start filesync client in ${folder.root} to log in again`);
     }
+    if (error instanceof TypeError) {
+      throw new UserError(`The server's list of namespaces is not usable: ${error.message}`);
+    }
     throw asUserError(error);
   }
-  return peer;
 }
 
 /** A server error reply as one line for the user. */
@@ -171,14 +184,32 @@ function asUserError(error: unknown): Error {
   return new UserError(`Server request failed: ${(error as Error).message}`);
 }
 
+/**
+ * Sends a history request about local paths (`path`, `as`) to the namespace that holds them, and returns the
+ * reply with its paths as local ones. TRASH without a path asks the namespace at the folder root.
+ */
 async function request(
   folder: SyncedFolder,
   op: "VERSIONS" | "TRASH" | "RESTORE",
-  body: Record<string, unknown>,
+  body: { path?: string; as?: string; version?: string },
 ): Promise<Record<string, unknown>> {
-  const peer = await connect(folder);
+  const { peer, mounts } = await connectMounted(folder);
   try {
-    return (await peer.request(op, body)).message;
+    const at = body.path === undefined ? { ns: mounts.root, path: undefined } : mounts.fromLocal(body.path);
+    const as = body.as === undefined ? undefined : mounts.fromLocal(body.as);
+    if (at.path === "" || as?.path === "") {
+      throw new UserError(`"${body.path}" is where a share shows, not a file`);
+    }
+    if (as && as.ns !== at.ns) {
+      throw new UserError(`Cannot restore "${body.path}" as "${body.as}": another share`);
+    }
+    const message = (await peer.request(op, { ...body, path: at.path, as: as?.path, ns: at.ns })).message;
+    const local = (path: unknown) => typeof path === "string" ? mounts.toLocal(at.ns, path) ?? path : path;
+    if (typeof message.path === "string") message.path = local(message.path);
+    if (Array.isArray(message.items)) {
+      message.items = (message.items as WireTrashItem[]).map((item) => ({ ...item, path: local(item.path) }));
+    }
+    return message;
   } catch (error) {
     throw asUserError(error);
   } finally {
@@ -294,8 +325,8 @@ export async function restoreCommand(args: string[], options: CommonOptions = {}
   const folder = await findSyncedFolder(cwd, values.dir as string | undefined);
   const path = toFolderPath(given[0], { root: folder.root, cwd });
   const as = typeof values.as === "string" ? toFolderPath(values.as, { root: folder.root, cwd }) : undefined;
-  const body: Record<string, unknown> = { path };
-  if (values.version) body.version = values.version;
+  const body: { path: string; version?: string; as?: string } = { path };
+  if (values.version) body.version = String(values.version);
   if (as !== undefined) body.as = as;
   const reply = await request(folder, "RESTORE", body);
   const version = typeof reply.version === "string" ? reply.version : values.version;

@@ -1,10 +1,12 @@
-// The client's persistent state in DIR/.filesync/: device identity, token, cursor, base snapshot, remote mirror.
+// The client's persistent state in DIR/.filesync/: device identity, token, journal positions, base snapshot,
+// remote mirror.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { makePrivate } from "../protocol/private_files.ts";
 import { writeMutations } from "../protocol/kv_batches.ts";
 import { decodeRows, encodeRows, MANIFEST_ROW_BYTES, type WireEntry } from "../protocol/messages.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
+import { MountTable } from "./mounts.ts";
 import type { BaseEntry, RemoteEntry } from "./reconcile.ts";
 
 /** Folder of client state inside the synced folder (never synced). */
@@ -28,11 +30,25 @@ export interface DeviceInfo {
 const KEY_PATH_MAX = 1500;
 const ROWS_PER_PART = Math.floor(60_000 / MANIFEST_ROW_BYTES);
 
-/** The journal position saved in the state: cursor, epoch and tag are written together. */
-interface CursorRecord {
+/** The journal position in one namespace, saved in the state: cursor, epoch and tag are written together. */
+export interface JournalPosition {
+  /** Sequence number of the last journal entry applied to the mirror (the cursor). */
   seq: number;
+  /** Epoch of the server's journal the cursor belongs to (from HELLO); null before the first sync. */
   epoch: string | null;
+  /** Tag of the journal entry at the cursor, so the server can tell if its history is another one. */
   tag: string | null;
+}
+
+/** Options of {@linkcode ClientState.open}. */
+export interface StateOptions {
+  /** Hears a warning when the state folder's modes had to be made private. */
+  log?: (line: string) => void;
+  /**
+   * The id of the user's own namespace (the user name), mounted at the folder root: a state written before
+   * namespaces kept one cursor, which becomes this namespace's position. @default the user of device.json
+   */
+  ownNamespace?: string;
 }
 
 /** Where a chunk can be read locally: a file of the base snapshot and the chunk's offset in it. */
@@ -48,17 +64,19 @@ function pathKey(prefix: string, path: string): Deno.KvKey {
     : [prefix + "#", createHash("sha256").update(path).digest("hex")];
 }
 
-/** Base snapshot, remote mirror and cursor, held in memory and written through to a Deno KV file. */
+/**
+ * Base snapshot, remote mirror and one journal position per namespace, held in memory and written through to a
+ * Deno KV file. Base and mirror are keyed by local path: {@linkcode ClientState.mounts} maps each namespace's
+ * paths into the folder.
+ */
 export class ClientState {
   readonly dir: string;
   readonly base = new Map<string, BaseRecord>();
   readonly remote = new Map<string, RemoteEntry>();
-  /** Sequence number of the last journal entry applied to the mirror. */
-  cursor = 0;
-  /** Epoch of the server's journal the cursor belongs to (from HELLO); null before the first sync. */
-  epoch: string | null = null;
-  /** Tag of the journal entry at the cursor, so the server can tell if its history is another one. */
-  tag: string | null = null;
+  /** Journal position of each namespace followed, by namespace id. */
+  readonly positions = new Map<string, JournalPosition>();
+  /** Where each namespace shows in the folder. @default the own namespace alone, at the root */
+  mounts: MountTable;
   /** Chunk rows of base file versions (for deltas and for building files from local chunks). */
   readonly rows = new Map<string, ChunkRow[]>();
   /** Chunk id -> a place in a base file holding it (may be stale: readers verify the hash). */
@@ -69,16 +87,17 @@ export class ClientState {
   /** How many KV parts hold each path's rows on disk. */
   #rowParts = new Map<string, number>();
 
-  private constructor(dir: string, kv: Deno.Kv) {
+  private constructor(dir: string, kv: Deno.Kv, own: string) {
     this.dir = dir;
     this.#kv = kv;
+    this.mounts = new MountTable([{ ns: own, mount: "" }]);
   }
 
   /**
    * Opens (creating) the state of the synced folder `root`. The state folder is made 0700 and its files 0600
    * whatever they were before; `log` hears a warning when that had to change anything.
    */
-  static async open(root: string, options: { log?: (line: string) => void } = {}): Promise<ClientState> {
+  static async open(root: string, options: StateOptions = {}): Promise<ClientState> {
     const dir = join(root, STATE_DIR);
     await Deno.mkdir(join(dir, "tmp"), { recursive: true, mode: 0o700 });
     const privacy = await makePrivate(dir);
@@ -92,7 +111,8 @@ export class ClientState {
     const kv = await Deno.openKv(join(dir, "state.kv"));
     // KV makes its file and its -wal/-shm companions with the process's umask: they go owner-only too.
     await makePrivate(dir);
-    const state = new ClientState(dir, kv);
+    const own = options.ownNamespace ?? (await readDeviceInfo(root))?.user ?? "";
+    const state = new ClientState(dir, kv, own);
     for (const prefix of ["base", "base#"]) {
       for await (
         const e of kv.list<BaseRecord & { path: string }>({ prefix: [prefix] }, { batchSize: 1000 })
@@ -122,15 +142,43 @@ export class ClientState {
       if (state.base.get(path)?.kind !== "file") continue;
       state.#indexRows(path, list.flatMap((bytes) => decodeRows(bytes)));
     }
-    const cursor = (await kv.get<number | CursorRecord>(["cursor"])).value ?? 0;
-    if (typeof cursor === "number") state.cursor = cursor; // written before journals had an epoch
-    else {
-      state.cursor = cursor.seq;
-      state.epoch = cursor.epoch;
-      state.tag = cursor.tag;
+    for await (const e of kv.list<JournalPosition>({ prefix: ["position"] })) {
+      const ns = e.key[1] as string;
+      state.positions.set(ns, { ...e.value });
+      state.#saved.set(ns, JSON.stringify(e.value));
     }
-    state.#saved = { seq: state.cursor, epoch: state.epoch, tag: state.tag };
+    // Written before namespaces: the one cursor is the own namespace's (a number: before journals had an epoch).
+    const legacy = (await kv.get<number | JournalPosition>(["cursor"])).value;
+    if (legacy !== null) {
+      state.#legacyCursor = true;
+      if (!state.positions.has(own)) {
+        state.positions.set(
+          own,
+          typeof legacy === "number" ? { seq: legacy, epoch: null, tag: null } : legacy,
+        );
+      }
+    }
     return state;
+  }
+
+  /** The journal position of a namespace (a fresh one, at 0, for a namespace not followed before). */
+  position(ns: string): JournalPosition {
+    let position = this.positions.get(ns);
+    if (!position) this.positions.set(ns, position = { seq: 0, epoch: null, tag: null });
+    return position;
+  }
+
+  /**
+   * Sets where namespaces show (from the server's list). A root namespace with another id than before takes the
+   * old root's journal position when it has none (a cursor migrated under a guessed id).
+   */
+  setMounts(mounts: MountTable): void {
+    const before = this.mounts.root;
+    if (mounts.root !== before && !this.positions.has(mounts.root) && this.positions.has(before)) {
+      this.positions.set(mounts.root, this.positions.get(before)!);
+      this.positions.delete(before);
+    }
+    this.mounts = mounts;
   }
 
   /** Path of the temp folder for downloads. */
@@ -169,14 +217,20 @@ export class ClientState {
     }
   }
 
-  /** Applies journal events to the remote mirror; returns the paths they touched. */
-  applyEvents(events: WireEntry[]): string[] {
+  /**
+   * Applies journal events of a namespace (default: the root one) to the remote mirror; returns the local paths
+   * they touched (none for a namespace not mounted here).
+   */
+  applyEvents(events: WireEntry[], ns: string = this.mounts.root): string[] {
     const paths: string[] = [];
+    if (!this.mounts.has(ns)) return paths;
+    const position = this.position(ns);
     for (const event of events) {
-      if (event.rev <= this.cursor) continue;
-      if (event.deleted) this.remote.delete(event.path);
+      if (event.rev <= position.seq) continue;
+      const path = this.mounts.toLocal(ns, event.path)!;
+      if (event.deleted) this.remote.delete(path);
       else {
-        this.remote.set(event.path, {
+        this.remote.set(path, {
           kind: event.kind,
           hash: event.hash,
           size: event.size,
@@ -185,30 +239,31 @@ export class ClientState {
           device: event.device,
         });
       }
-      this.#dirty.set("r" + event.path, pathKey("remote", event.path));
-      this.cursor = event.rev;
-      this.tag = event.tag ?? null;
-      paths.push(event.path);
+      this.#dirty.set("r" + path, pathKey("remote", path));
+      position.seq = event.rev;
+      position.tag = event.tag ?? null;
+      paths.push(path);
     }
     return paths;
   }
 
   /**
-   * Applies one page of a snapshot of the server's live entries: the first page clears the mirror, the last sets
-   * the cursor (and `tag`, the tag of the journal entry at the cursor). Returns the paths touched (including
-   * those the snapshot dropped).
+   * Applies one page of a snapshot of a namespace's live entries (`ns`, default: the root one): the first page
+   * clears the namespace's part of the mirror, the last sets its cursor (and `tag`, the tag of the journal entry
+   * at the cursor). Returns the local paths touched (including those the snapshot dropped).
    */
   applySnapshot(
     entries: WireEntry[],
-    page: { first: boolean; last: boolean; cursor: number; tag?: string },
+    page: { first: boolean; last: boolean; cursor: number; tag?: string; ns?: string },
   ): string[] {
     const { first, last, cursor } = page;
+    const ns = page.ns ?? this.mounts.root;
     const touched: string[] = [];
-    if (first) {
-      touched.push(...this.remote.keys());
-      this.resetRemote();
-    }
-    for (const entry of entries) {
+    if (!this.mounts.has(ns)) return touched;
+    if (first) touched.push(...this.resetRemote(ns));
+    for (const wire of entries) {
+      const path = this.mounts.toLocal(ns, wire.path)!;
+      const entry = { ...wire, path };
       this.remote.set(entry.path, {
         kind: entry.kind,
         hash: entry.hash,
@@ -221,18 +276,29 @@ export class ClientState {
       touched.push(entry.path);
     }
     if (last) {
-      this.cursor = cursor;
-      this.tag = page.tag ?? null;
+      const position = this.position(ns);
+      position.seq = cursor;
+      position.tag = page.tag ?? null;
     }
     return touched;
   }
 
-  /** Forgets the remote mirror and cursor (the server's journal was reset). */
-  resetRemote(): void {
-    for (const path of this.remote.keys()) this.#dirty.set("r" + path, pathKey("remote", path));
-    this.remote.clear();
-    this.cursor = 0;
-    this.tag = null;
+  /**
+   * Forgets a namespace's part of the remote mirror (default: the root one's) and its cursor (the server's
+   * journal was reset); returns the local paths it held.
+   */
+  resetRemote(ns: string = this.mounts.root): string[] {
+    const dropped: string[] = [];
+    for (const path of this.remote.keys()) {
+      if (this.mounts.fromLocal(path).ns !== ns) continue;
+      this.#dirty.set("r" + path, pathKey("remote", path));
+      dropped.push(path);
+    }
+    for (const path of dropped) this.remote.delete(path);
+    const position = this.position(ns);
+    position.seq = 0;
+    position.tag = null;
+    return dropped;
   }
 
   #rowsMutations(): [Deno.KvKey, unknown][] {
@@ -258,7 +324,10 @@ export class ClientState {
   }
 
   #flushChain: Promise<void> = Promise.resolve();
-  #saved: CursorRecord = { seq: 0, epoch: null, tag: null };
+  /** The positions as last written, by namespace (JSON). */
+  #saved = new Map<string, string>();
+  /** A cursor from before namespaces is still on disk (deleted once the positions are written). */
+  #legacyCursor = false;
 
   /** Writes pending changes to disk, in as few atomic writes as the KV limits allow; calls run in order. */
   flush(): Promise<void> {
@@ -268,8 +337,9 @@ export class ClientState {
   }
 
   async #flushNow(): Promise<void> {
-    const cursorSaved = this.#saved.seq === this.cursor && this.#saved.epoch === this.epoch &&
-      this.#saved.tag === this.tag;
+    const positions = [...this.positions].filter(([ns, p]) => this.#saved.get(ns) !== JSON.stringify(p));
+    const forgotten = [...this.#saved.keys()].filter((ns) => !this.positions.has(ns));
+    const cursorSaved = positions.length === 0 && forgotten.length === 0 && !this.#legacyCursor;
     if (this.#dirty.size === 0 && this.#dirtyRows.size === 0 && cursorSaved) return;
     const mutations = this.#rowsMutations();
     for (const [tag, key] of this.#dirty) {
@@ -280,11 +350,16 @@ export class ClientState {
       mutations.push([key, value]);
     }
     this.#dirty.clear();
-    // Last, so a crash part way leaves the old cursor: the next start resynchronises again.
-    const cursor: CursorRecord = { seq: this.cursor, epoch: this.epoch, tag: this.tag };
-    mutations.push([["cursor"], cursor]);
+    // Last, so a crash part way leaves the old positions: the next start resynchronises again. The cursor of
+    // before namespaces goes after the positions that replace it.
+    const written = positions.map(([ns, p]) => [ns, { ...p }] as const);
+    for (const [ns, p] of written) mutations.push([["position", ns], p]);
+    for (const ns of forgotten) mutations.push([["position", ns], null]);
+    if (this.#legacyCursor) mutations.push([["cursor"], null]);
     await writeMutations(this.#kv, mutations);
-    this.#saved = cursor;
+    for (const [ns, p] of written) this.#saved.set(ns, JSON.stringify(p));
+    for (const ns of forgotten) this.#saved.delete(ns);
+    this.#legacyCursor = false;
   }
 
   /** Flushes and closes the KV. */

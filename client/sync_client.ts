@@ -1,12 +1,13 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
-import { DEVICE_REVOKED, RESYNC_CODE, type ResyncReason } from "../protocol/messages.ts";
+import { DEVICE_REVOKED, RESYNC_CODE, type ResyncReason, type WireNamespace } from "../protocol/messages.ts";
 import { BadMessageError, checkPush, type Push } from "../protocol/replies.ts";
 import { UserError } from "../protocol/user_error.ts";
 import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
 import { confirmWaiting, takeConfirmed, writeHeld } from "./held_deletes.ts";
 import { IGNORE_FILE, type IgnoreMatcher, loadIgnoreRules } from "./ignore.ts";
+import { MountTable } from "./mounts.ts";
 import { type Action, actionPaths, reconcile } from "./reconcile.ts";
 import { decideSafety, type RootStatus, warningDue } from "./safety.ts";
 import {
@@ -162,7 +163,7 @@ export class SyncClient {
         `"${this.#o.dir}" is synced for user "${saved.user}", not "${this.#o.user}": use another folder`,
       );
     }
-    this.#state = await ClientState.open(this.#o.dir, { log: this.#o.log });
+    this.#state = await ClientState.open(this.#o.dir, { log: this.#o.log, ownNamespace: this.#o.user });
     if (saved && saved.server !== server) {
       this.#o.log(`note: this folder was last synced with ${saved.server}; now using ${server}`);
     }
@@ -234,13 +235,14 @@ export class SyncClient {
     await this.stop();
   }
 
-  async #login(peer: RpcPeer): Promise<void> {
+  /** Logs in (by token, else by password); returns the namespaces the server lists (null: a server before them). */
+  async #login(peer: RpcPeer): Promise<WireNamespace[] | null> {
     const token = await readToken(this.#o.dir);
     let password: string | null = null;
     if (token) {
       try {
-        await peer.request("AUTH", { token });
-        return;
+        const reply = await peer.request("AUTH", { token });
+        return namespacesOf(reply.message);
       } catch (error) {
         if (!(error instanceof RpcError) || error.code !== "auth_token") throw error;
         await forgetToken(this.#o.dir);
@@ -266,6 +268,7 @@ export class SyncClient {
       await saveLogin(this.#o.dir, info, String(reply.message.token));
       this.#revoked = false;
       this.#o.log(`logged in as ${this.#o.user} on device "${this.#o.device}"`);
+      return namespacesOf(reply.message);
     } catch (error) {
       if (error instanceof RpcError && (error.code === "auth" || error.code === "rate_limited")) {
         this.#typedPassword = null;
@@ -314,9 +317,9 @@ export class SyncClient {
           rpc: { onPush: (frame) => this.#onPush(frame.message) },
           onHello: (reply) => epoch = typeof reply.epoch === "string" ? reply.epoch : null,
         });
-        await this.#login(peer);
-        // Catch up with the journal before any cycle runs, so reconcile never sees a half-updated mirror.
-        await this.#monitor(peer, epoch);
+        this.#mount(await this.#login(peer));
+        // Catch up with the journals before any cycle runs, so reconcile never sees a half-updated mirror.
+        for (const { ns } of this.#state.mounts.list) await this.#monitor(peer, epoch, ns);
         this.#peer = peer;
         this.#o.log(`connected to ${this.#o.hostname}:${this.#o.port}`);
         announced = false;
@@ -356,38 +359,59 @@ export class SyncClient {
   }
 
   /**
-   * Subscribes to the journal from the cursor. A server whose journal is not the one the cursor belongs to
-   * (restored from a backup, replaced, or compacted past the cursor) refuses; the device then takes a fresh
-   * snapshot and adjusts its base so that nothing it has is lost (see {@linkcode adjustBase}).
+   * Follows the namespaces the server lists where it says they show (today the own one alone, at the folder
+   * root); a server before namespaces lists none: the own namespace is the user's name, at the root.
    */
-  async #monitor(peer: RpcPeer, epoch: string | null): Promise<void> {
-    const state = this.#state;
+  #mount(namespaces: WireNamespace[] | null): void {
+    const list = namespaces ?? [{ ns: this.#o.user, mount: "" }];
+    let mounts: MountTable;
     try {
-      if (state.cursor === 0 && state.base.size > 0) {
+      mounts = new MountTable(list.map(({ ns, mount }) => ({ ns, mount })));
+    } catch (error) {
+      throw new Error(`The server's list of namespaces is not usable: ${(error as Error).message}`);
+    }
+    this.#state.setMounts(mounts);
+  }
+
+  /**
+   * Subscribes to a namespace's journal from its cursor. A server whose journal is not the one the cursor belongs
+   * to (restored from a backup, replaced, or compacted past the cursor) refuses; the device then takes a fresh
+   * snapshot of that namespace and adjusts its base so that nothing it has is lost (see {@linkcode adjustBase}).
+   */
+  async #monitor(peer: RpcPeer, epoch: string | null, ns: string): Promise<void> {
+    const state = this.#state;
+    const position = state.position(ns);
+    const mine = <T>(map: ReadonlyMap<string, T>) =>
+      new Map([...map].filter(([path]) => state.mounts.fromLocal(path).ns === ns));
+    try {
+      if (position.seq === 0 && mine(state.base).size > 0) {
         // A base without a journal position (never expected): compare everything, lose nothing.
         throw new RpcError(RESYNC_CODE, "no journal position", { reason: "epoch" });
       }
       await peer.request("MONITOR", {
-        since: state.cursor,
-        ...(state.cursor > 0 && state.epoch ? { epoch: state.epoch } : {}),
-        ...(state.cursor > 0 && state.tag ? { tag: state.tag } : {}),
+        since: position.seq,
+        ...(position.seq > 0 && position.epoch ? { epoch: position.epoch } : {}),
+        ...(position.seq > 0 && position.tag ? { tag: position.tag } : {}),
+        ns,
       });
     } catch (error) {
       if (!(error instanceof RpcError) || error.code !== RESYNC_CODE) throw error;
       const reason: ResyncReason = isResyncReason(error.detail.reason) ? error.detail.reason : "diverged";
       this.#o.log(describeResync(reason));
-      state.resetRemote();
+      state.resetRemote(ns);
       // The snapshot arrives as pushes before the reply, so the mirror is complete when the request returns.
-      await peer.request("MONITOR", { since: 0 });
+      await peer.request("MONITOR", { since: 0, ns });
       let dropped = 0;
-      for (const [path, entry] of adjustBase(reason, { base: state.base, remote: state.remote })) {
+      for (
+        const [path, entry] of adjustBase(reason, { base: mine(state.base), remote: mine(state.remote) })
+      ) {
         state.setBase(path, entry);
         if (entry === null) dropped++;
         this.#dirty.add(path);
       }
       if (dropped > 0) this.#o.log(`resync: ${dropped} paths to compare again with the server`);
     }
-    state.epoch = epoch;
+    position.epoch = epoch;
     await state.flush();
   }
 
@@ -400,8 +424,14 @@ export class SyncClient {
       this.#o.log(`refused a message from the server (nothing written): ${error.message}`);
       return;
     }
+    // A push without `ns` is from a server before namespaces: the own namespace's.
+    const ns = push.push === "error" ? "" : push.ns ?? this.#state.mounts.root;
+    if (push.push !== "error" && !this.#state.mounts.has(ns)) {
+      this.#o.log(`refused a message from the server (nothing written): ${push.push} of namespace "${ns}"`);
+      return;
+    }
     if (push.push === "events") {
-      const touched = this.#state.applyEvents(push.events);
+      const touched = this.#state.applyEvents(push.events, ns);
       for (const path of touched) this.#dirty.add(path);
       if (touched.length > 0) this.#kick();
     } else if (push.push === "snapshot") {
@@ -410,6 +440,7 @@ export class SyncClient {
         last: push.last,
         cursor: push.cursor,
         tag: push.tag,
+        ns,
       });
       for (const path of touched) this.#dirty.add(path);
       this.#kick();
@@ -798,4 +829,9 @@ function hasAncestorIn(path: string, roots: ReadonlySet<string>): boolean {
     if (roots.has(path.slice(0, i))) return true;
   }
   return false;
+}
+
+/** The namespaces a LOGIN or AUTH reply lists (null when the server sent none: a server before namespaces). */
+function namespacesOf(reply: Record<string, unknown>): WireNamespace[] | null {
+  return Array.isArray(reply.namespaces) ? reply.namespaces as WireNamespace[] : null;
 }

@@ -78,6 +78,8 @@ export interface SendOptions {
   /** Chunks the server surely has for this user (chunks of base versions): not asked about. */
   known?: (id: string) => boolean;
   progress?: Progress;
+  /** The namespace the file is uploaded to (PUTs name it). @default the caller's own */
+  ns?: string;
 }
 
 /**
@@ -95,7 +97,7 @@ export async function sendFile(
 ): Promise<SentFile> {
   const known = options.known ?? (() => false);
   const cached = scanner.hashedRows(path, stat);
-  if (cached) return await sendKnownRows(peer, root, path, stat, cached, known, options.progress);
+  if (cached) return await sendKnownRows(peer, root, path, stat, cached, known, options);
   const window = new Window(WINDOW_BYTES);
   const hasher = new FileHasher();
   const rows: ChunkRow[] = [];
@@ -117,7 +119,7 @@ export async function sendFile(
       for (const chunk of current) {
         if (!missing.has(chunk.id)) continue;
         sent += chunk.data.length;
-        puts.push(peer.request("PUT", { hash: chunk.id }, chunk.data));
+        puts.push(peer.request("PUT", { hash: chunk.id, ...nsField(options.ns) }, chunk.data));
       }
       await Promise.all(puts);
     }).catch((error) => {
@@ -160,7 +162,7 @@ async function sendKnownRows(
   stat: { size: number; mtime: number },
   rows: ChunkRow[],
   known: (id: string) => boolean,
-  progress?: Progress,
+  options: SendOptions,
 ): Promise<SentFile> {
   const ask = [...new Set(rows.filter((r) => !known(r.id)).map((r) => r.id))];
   // A small file is sent without asking first: the question would cost as much as the answer.
@@ -206,11 +208,11 @@ async function sendKnownRows(
         within += row.size;
         sent += row.size;
         pending.push(
-          peer.request("PUT", { hash: row.id }, data).catch((error) => {
+          peer.request("PUT", { hash: row.id, ...nsField(options.ns) }, data).catch((error) => {
             failure ??= error;
           }).finally(() => window.give(row.size)),
         );
-        progress?.(path, at + row.size, stat.size, "up");
+        options.progress?.(path, at + row.size, stat.size, "up");
       }
       i = j;
     }
@@ -240,6 +242,8 @@ export interface FetchOptions {
   /** Reads a chunk from a local file if one holds it (verified by the caller of this hook or here). */
   localChunk?: (id: string, size: number) => Promise<Uint8Array | null>;
   progress?: Progress;
+  /** Where the file is on the server: its namespace and path there. @default `path` in the caller's own */
+  at?: { ns: string; path: string };
 }
 
 /**
@@ -256,7 +260,8 @@ export async function fetchFile(
 ): Promise<FetchedFile> {
   let reply;
   try {
-    reply = await peer.request("DOWNLOAD", { path, base: options.base?.hash });
+    const where = options.at ? { path: options.at.path, ns: options.at.ns } : { path };
+    reply = await peer.request("DOWNLOAD", { ...where, base: options.base?.hash });
   } catch (error) {
     if ((error as { code?: string }).code === "not_found") {
       throw new StaleError(`"${path}" is gone from the server`);
@@ -423,4 +428,9 @@ export function claimTempFile(tmpDir: string, hash: string): string {
 /** Ends the claim of {@linkcode claimTempFile} on `path` (after it was moved into place, removed or kept). */
 export function releaseTempFile(path: string): void {
   tempInUse.delete(path);
+}
+
+/** The `ns` field of a request: absent for the caller's own namespace when none is given. */
+function nsField(ns: string | undefined): { ns?: string } {
+  return ns === undefined ? {} : { ns };
 }

@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { ensureServerCertificate } from "../certs/ca.ts";
 import { openConnection } from "../client/connection.ts";
+import { MountTable } from "../client/mounts.ts";
 import { ClientState } from "../client/state.ts";
 import { fetchFile } from "../client/transfer.ts";
 import { encodeFrame, type Frame, FrameDecoder, FrameError } from "../protocol/frame.ts";
@@ -252,6 +253,17 @@ function validRequests(token: string): { message: Record<string, unknown>; data?
     { message: { op: "TRASH" } },
     { message: { op: "RESTORE", path: "f/b.txt" } },
     { message: { op: "DEVICES" } },
+    // Namespaces: the own one named, another user's and an unknown one (refused), and malformed ids.
+    { message: { op: "MONITOR", since: 0, ns: "fuzz" } },
+    { message: { op: "CHANGES", since: 0, ns: "other" } },
+    { message: { op: "DOWNLOAD", path: "a.txt", ns: "fuzz" } },
+    { message: { op: "PUT", hash: CHUNK_ID, ns: "other" }, data: CHUNK },
+    {
+      message: { op: "COMMIT", changes: [{ op: "mkdir", path: "n", baseRev: 0 }], ns: "share:nobody" },
+    },
+    { message: { op: "VERSIONS", path: "a.txt", ns: "../fuzz" } },
+    { message: { op: "TRASH", ns: "fuzz" } },
+    { message: { op: "RESTORE", path: "a.txt", ns: "" } },
   ];
 }
 
@@ -341,8 +353,26 @@ function validReplies(rev: number): Record<string, Reply> {
   inline.set(CHUNK, 36);
   return {
     HELLO: { body: { version: PROTOCOL_VERSION, server: "filesync" } },
-    LOGIN: { body: { token: "t".repeat(43), deviceId: "0123456789abcdef", user: "fuzz", expires: 1 } },
-    AUTH: { body: { user: "fuzz", deviceId: "0123456789abcdef", device: "d" } },
+    LOGIN: {
+      body: {
+        token: "t".repeat(43),
+        deviceId: "0123456789abcdef",
+        user: "fuzz",
+        expires: 1,
+        namespaces: [{ ns: "fuzz", role: "owner", name: "fuzz", mount: "" }],
+      },
+    },
+    AUTH: {
+      body: {
+        user: "fuzz",
+        deviceId: "0123456789abcdef",
+        device: "d",
+        namespaces: [
+          { ns: "fuzz", role: "owner", name: "fuzz", mount: "" },
+          { ns: "share:1", role: "read", name: "Team", mount: "Team" },
+        ],
+      },
+    },
     PING: {},
     CHANGES: { body: { events: [entry], latest: rev } },
     MONITOR: { body: { cursor: rev } },
@@ -384,6 +414,8 @@ const PUSHES = (rev: number) => [
     }],
   },
   { push: "snapshot", entries: [], first: true, last: true, cursor: rev },
+  { push: "snapshot", ns: "fuzz", entries: [], first: true, last: true, cursor: rev },
+  { push: "events", ns: "share:9", events: [] },
   { push: "error", code: "x", error: "something" },
 ];
 
@@ -402,13 +434,14 @@ async function hostileServerCase(
   const onPush = (frame: Frame) => {
     try {
       const push = checkPush(frame.message);
-      if (push.push === "events") state.applyEvents(push.events);
+      if (push.push === "events") state.applyEvents(push.events, push.ns ?? state.mounts.root);
       else if (push.push === "snapshot") {
         state.applySnapshot(push.entries, {
           first: push.first,
           last: push.last,
           cursor: push.cursor,
           tag: push.tag,
+          ns: push.ns,
         });
       }
     } catch (error) {
@@ -602,7 +635,9 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzResult> {
   const { token } = await issueToken(store, "fuzz", "dev");
   const clientDir = join(tmp, "client");
   Deno.mkdirSync(clientDir);
-  const state = await ClientState.open(clientDir);
+  const state = await ClientState.open(clientDir, { ownNamespace: "fuzz" });
+  // Pushes of the own namespace and of one mounted beside it (pushes of any other are ignored).
+  state.setMounts(new MountTable([{ ns: "fuzz", mount: "" }, { ns: "share:1", mount: "Team" }]));
   const tmpDir = join(tmp, "downloads");
   Deno.mkdirSync(tmpDir);
   // A file on the server for DOWNLOAD, GET, VERSIONS to find.

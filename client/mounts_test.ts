@@ -1,0 +1,51 @@
+// Table tests of MountTable: local paths to namespace paths and back, and the tables it refuses.
+import assert from "node:assert/strict";
+import { type Mount, MountTable } from "./mounts.ts";
+
+const own: Mount = { ns: "alice", mount: "" };
+const team: Mount = { ns: "share:1", mount: "Team" };
+const photos: Mount = { ns: "share:2", mount: "Photos of bob" };
+
+Deno.test("MountTable maps a local path to its namespace and back, the same both ways", () => {
+  const mounts = new MountTable([team, own, photos]);
+  const cases: [string, string, string][] = [
+    // local path, namespace, path in the namespace
+    ["notes.txt", "alice", "notes.txt"],
+    ["a/b/c.txt", "alice", "a/b/c.txt"],
+    ["Team", "share:1", ""],
+    ["Team/plan.txt", "share:1", "plan.txt"],
+    ["Team/x/y", "share:1", "x/y"],
+    ["Teams/plan.txt", "alice", "Teams/plan.txt"],
+    ["team/plan.txt", "alice", "team/plan.txt"],
+    ["x/Team/plan.txt", "alice", "x/Team/plan.txt"],
+    ["Photos of bob/2024/beach.jpg", "share:2", "2024/beach.jpg"],
+  ];
+  for (const [local, ns, path] of cases) {
+    assert.deepEqual(mounts.fromLocal(local), { ns, path }, `from ${local}`);
+    assert.equal(mounts.toLocal(ns, path), local, `to ${ns}:${path}`);
+  }
+  assert.equal(mounts.root, "alice");
+  assert.deepEqual(mounts.list.map((m) => m.ns), ["alice", "share:1", "share:2"], "the root first");
+  assert.equal(mounts.toLocal("share:9", "x"), null, "a namespace not mounted here has no local path");
+  assert.ok(mounts.has("share:2") && !mounts.has("bob"));
+});
+
+Deno.test("MountTable with the own namespace alone is the identity", () => {
+  const mounts = new MountTable([own]);
+  for (const path of ["a", "a/b", "Team/plan.txt", ".filesyncignore"]) {
+    assert.deepEqual(mounts.fromLocal(path), { ns: "alice", path });
+    assert.equal(mounts.toLocal("alice", path), path);
+  }
+});
+
+Deno.test("MountTable refuses tables without one root, with a nested mount, or with a repeat", () => {
+  const bad: Mount[][] = [
+    [],
+    [team],
+    [own, { ns: "bob", mount: "" }],
+    [own, { ns: "share:1", mount: "a/b" }],
+    [own, team, { ns: "share:1", mount: "Other" }],
+    [own, team, { ns: "share:3", mount: "Team" }],
+  ];
+  for (const mounts of bad) assert.throws(() => new MountTable(mounts), TypeError, JSON.stringify(mounts));
+});
