@@ -5,6 +5,7 @@ import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { encodeRows, type WireEntry } from "../protocol/messages.ts";
 import type { RpcPeer } from "../protocol/rpc.ts";
 import { Executor } from "./executor.ts";
+import { MountTable } from "./mounts.ts";
 import { createIgnoreMatcher } from "./ignore.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
 import { type ScanEntry, Scanner } from "./scanner.ts";
@@ -91,6 +92,7 @@ async function setUp(makePeer: (requests: string[]) => RpcPeer = fakePeer) {
     lines,
     requests,
     state,
+    local,
     async [Symbol.asyncDispose]() {
       await state.close();
       await Deno.remove(tmp, { recursive: true });
@@ -268,4 +270,65 @@ Deno.test("Executor keeps a write that lands between the check of a server delet
   assert.equal(Deno.readTextFileSync(file), "edited by the user just now");
   assert.equal(report.skipped, 1);
   assert.deepEqual(Deno.readDirSync(t.state.tmpDir).toArray(), [], "nothing is left aside");
+});
+
+/** A server that records each request's namespace and paths; COMMITs succeed (rev 1), DOWNLOADs as fakePeer. */
+function namespacePeer(requests: string[]): RpcPeer {
+  const download = fakePeer([]);
+  return {
+    request: (op: string, message: Record<string, unknown> = {}) => {
+      if (op === "DOWNLOAD") {
+        requests.push(`DOWNLOAD ${message.ns} ${message.path}`);
+        return download.request(op, message);
+      }
+      if (op !== "COMMIT") return Promise.reject(new Error(`unexpected ${op}`));
+      const changes = message.changes as { op: string; path: string }[];
+      requests.push(`COMMIT ${message.ns} ${changes.map((c) => `${c.op} ${c.path}`).join(", ")}`);
+      const results = changes.map((c) => ({
+        ok: true,
+        entries: [{ path: c.path, kind: "dir", hash: "", size: 0, mtime: 0, rev: 1, device: "A" }],
+      }));
+      return Promise.resolve({ message: { results } });
+    },
+  } as unknown as RpcPeer;
+}
+
+Deno.test("Executor sends each change to the namespace its path is mounted in, with the namespace's paths", async () => {
+  await using t = await setUp(namespacePeer);
+  t.state.setMounts(new MountTable([{ ns: "alice", mount: "" }, { ns: "share:1", mount: "Team" }]));
+  for (const path of ["a", "Team/x", "b"]) {
+    Deno.mkdirSync(join(t.root, path), { recursive: true });
+    t.local.set(path, {
+      kind: "dir",
+      hash: "",
+      size: 0,
+      mtime: 0,
+      ino: Deno.lstatSync(join(t.root, path)).ino,
+    });
+  }
+  const top = localOf(join(t.root, "top.txt"));
+  const report = await t.executor.run([
+    { type: "mkdirRemote", path: "a", baseRev: 0 },
+    { type: "mkdirRemote", path: "Team/x", baseRev: 0 },
+    { type: "mkdirRemote", path: "b", baseRev: 0 },
+    { type: "mkdirRemote", path: "Team", baseRev: 0 },
+    { type: "moveRemote", from: "top.txt", to: "Team/top.txt", baseRev: 1, local: top },
+    { type: "download", path: "Team/doc.txt", remote: remoteFile(), expect: null },
+  ]);
+  assert.deepEqual(t.requests, [
+    "COMMIT alice mkdir a",
+    "COMMIT share:1 mkdir x",
+    "COMMIT alice mkdir b",
+    "DOWNLOAD share:1 doc.txt",
+  ], "a mount folder itself and a move between namespaces are not sent");
+  assert.equal(
+    t.lines.filter((l) => l.includes("not a change inside one namespace")).length,
+    2,
+    t.lines.join("\n"),
+  );
+  assert.equal(report.done, 6);
+  assert.equal(t.state.base.get("Team/x")?.rev, 1, "the result's entry is recorded at its local path");
+  assert.equal(t.state.base.has("x"), false);
+  assert.equal(Deno.readTextFileSync(join(t.root, "Team/doc.txt")), "content from the server");
+  assert.equal(t.state.base.get("Team/doc.txt")?.rev, 7);
 });
