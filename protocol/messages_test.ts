@@ -223,3 +223,16 @@ Deno.test("malformed requests are refused", () => {
     "upload fields missing",
   );
 });
+
+Deno.test("ops on files and the journal take an optional namespace id, and refuse malformed ones", () => {
+  const withNs: Op[] = ["CHANGES", "MONITOR", "PUT", "DOWNLOAD", "COMMIT", "VERSIONS", "TRASH", "RESTORE"];
+  for (const op of withNs) {
+    assert.ok(accepts(op, examples[op]), `${op} without ns`);
+    for (const ns of ["alice", "a.b-c_d", "share:0123", "x".repeat(200)]) {
+      assert.ok(accepts(op, { ...examples[op], ns }), `${op} refused ns ${ns}`);
+    }
+    for (const ns of ["", "../alice", "a/b", "a b", "x".repeat(201), "é", 42, null, ["alice"]]) {
+      assert.equal(accepts(op, { ...examples[op], ns }), false, `${op} accepted ns ${JSON.stringify(ns)}`);
+    }
+  }
+});

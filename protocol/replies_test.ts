@@ -158,3 +158,34 @@ Deno.test("RpcPeer with checkReply fails a request whose reply breaks its schema
   server.close();
   await Promise.all([client.closed, server.closed]);
 });
+
+Deno.test("checkReply() and checkPush() accept the namespaces of a session and refuse hostile ones", () => {
+  const own = { ns: "alice", role: "owner", name: "alice", mount: "" };
+  const share = { ns: "share:1", role: "read", name: "Team", mount: "Team" };
+  const auth = (namespaces: unknown) => ({ message: { re: 1, ok: true, namespaces } });
+  const reply = checkReply("AUTH", {}, auth([own, share]));
+  assert.deepEqual(reply.message.namespaces, [own, share]);
+  assert.equal(checkReply("AUTH", {}, { message: { re: 1, ok: true } }).message.namespaces, undefined);
+  const bad: unknown[] = [
+    [{ ...share, mount: "a/b" }],
+    [{ ...share, mount: "../x" }],
+    [{ ...share, mount: ".filesync" }],
+    [{ ...share, ns: "../x" }],
+    [{ ...share, role: "admin" }],
+    [{ ...share, name: "bad\u001b[31m" }],
+    "alice",
+  ];
+  for (const namespaces of bad) {
+    assert.throws(
+      () => checkReply("AUTH", {}, auth(namespaces)),
+      BadMessageError,
+      JSON.stringify(namespaces),
+    );
+  }
+  assert.equal(checkPush({ push: "events", ns: "share:1", events: [file] }).push, "events");
+  assert.throws(() => checkPush({ push: "events", ns: "../x", events: [] }), BadMessageError);
+  assert.throws(
+    () => checkPush({ push: "snapshot", ns: "", entries: [], first: true, last: true, cursor: 0 }),
+    BadMessageError,
+  );
+});
