@@ -424,6 +424,10 @@ export class SyncClient {
       this.#o.log(`refused a message from the server (nothing written): ${error.message}`);
       return;
     }
+    if (push.push === "namespaces") {
+      this.#onShareChange(push);
+      return;
+    }
     // A push without `ns` is from a server before namespaces: the own namespace's.
     const ns = push.push === "error" ? "" : push.ns ?? this.#state.mounts.root;
     if (push.push !== "error" && !this.#state.mounts.has(ns)) {
@@ -448,6 +452,16 @@ export class SyncClient {
       if (push.code === "auth_token" && push.reason === DEVICE_REVOKED) void this.#revokedNow();
       else this.#o.log(`server: ${push.error}`);
     }
+  }
+
+  /** A share of this user arrived, changed access or went: one line says so. */
+  #onShareChange(push: Extract<Push, { push: "namespaces" }>): void {
+    const { share, change } = push;
+    const what = `${share.owner}'s "${share.path}"`;
+    if (change === "new") {
+      this.#o.log(`share: ${what} is now shared with you (${share.access}), shown as "${share.mount}"`);
+    } else if (change === "access") this.#o.log(`share: ${what} is now ${share.access} for you`);
+    else this.#o.log(`share: ${what} is no longer shared with you`);
   }
 
   #kick(): void {

@@ -68,7 +68,13 @@ export const Requests = {
   }),
   AUTH: z.object({ token: z.string().min(1).max(200) }),
   PING: z.object({}),
-  CHANGES: z.object({ since: rev, limit: z.number().int().min(1).max(5000).optional(), ns }),
+  CHANGES: z.object({
+    since: rev,
+    limit: z.number().int().min(1).max(5000).optional(),
+    ns,
+    /** Only entries at or under this path (a share's path). */
+    path: path.optional(),
+  }),
   /**
    * Subscribe to the journal from `since`. `epoch` (from HELLO) and `tag` (the `tag` of the journal entry at
    * `since` that the device last saw) let the server tell that this device's cursor belongs to another history
@@ -79,6 +85,8 @@ export const Requests = {
     epoch: z.string().max(64).optional(),
     tag: z.string().max(64).optional(),
     ns,
+    /** The part of the namespace to follow (a share's path): only entries at or under it are sent. */
+    path: path.optional(),
   }),
   /** HAVE and GET take no `ns`: they answer for the chunks of every namespace the caller can read. */
   HAVE: z.object({ hashes: z.array(hash).max(MAX_HAVE) }),
@@ -100,6 +108,15 @@ export const Requests = {
   RESTORE: z.object({ path, version: z.string().max(64).optional(), as: path.optional(), ns }),
   /** The caller's user's devices (see {@linkcode WireDevice}); the reply marks the calling device `current`. */
   DEVICES: z.object({}),
+  /**
+   * Grants `with` read or write access to `path` (a file or folder) of the caller's own namespace (`ns`, which
+   * only its owner may share). Sent again for the same path and user, it changes the access.
+   */
+  SHARE: z.object({ ns, path, with: z.string().min(1).max(64), access: z.enum(["read", "write"]) }),
+  /** Takes back what `path` of `ns` grants `with` (absent: every user it is shared with). */
+  UNSHARE: z.object({ ns, path, with: z.string().min(1).max(64).optional() }),
+  /** What the caller shares (with whom, which access) and what is shared with the caller. */
+  SHARES: z.object({}),
 } as const;
 /** Names of every op. */
 export type Op = keyof typeof Requests;
@@ -118,6 +135,24 @@ export interface WireNamespace {
   ns: string;
   role: WireRole;
   name: string;
+  mount: string;
+  /** For a share: the shared path in the owner's namespace (the view shows only what is at or under it). */
+  path?: string;
+  /** For a share: the user who owns the namespace. */
+  owner?: string;
+}
+
+/** Error code of a SHARE or UNSHARE the rules refuse (unknown user, yourself, overlapping shares, nothing shared). */
+export const SHARE_REFUSED_CODE = "share_refused";
+
+/** One grant, as SHARES lists it: what is shared (`ns`, `path`), by `owner`, with `user`, which access. */
+export interface WireShare {
+  ns: string;
+  path: string;
+  owner: string;
+  user: string;
+  access: "read" | "write";
+  /** Where the grantee's devices show it (a top-level name). */
   mount: string;
 }
 

@@ -93,6 +93,9 @@ const examples: { [K in Op]: Record<string, unknown> } = {
   TRASH: {},
   RESTORE: { path: "a/b.txt", version: "12", as: "a/b (restored).txt" },
   DEVICES: {},
+  SHARE: { path: "Project", with: "bob", access: "write" },
+  UNSHARE: { path: "Project", with: "bob" },
+  SHARES: {},
 };
 
 function accepts(op: Op, message: Record<string, unknown>): boolean {

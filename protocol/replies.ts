@@ -65,17 +65,36 @@ const wireNamespace = z.looseObject({
   role: z.enum(["owner", "write", "read"]),
   name: text(200),
   mount,
+  path: path.optional(),
+  owner: text(64).optional(),
 });
+/** One grant (see `WireShare`). */
+const wireShare = z.looseObject({
+  ns: NamespaceId,
+  path,
+  owner: text(64),
+  user: text(64),
+  access: z.enum(["read", "write"]),
+  mount: path.refine((p) => !p.includes("/"), { message: "not a top-level name" }),
+});
+
 /** What LOGIN and AUTH list; absent from servers before namespaces (the own namespace alone, at the root). */
 const namespaces = z.array(wireNamespace).max(MAX_NAMESPACES).optional();
 
 /** Pushes (messages without an id) by their `push` name. */
 export const Pushes = {
   /** `ns`: the namespace whose journal they are (absent from servers before namespaces: the own one). */
-  events: z.looseObject({ push: z.literal("events"), events: entries, ns: NamespaceId.optional() }),
+  events: z.looseObject({
+    push: z.literal("events"),
+    events: entries,
+    ns: NamespaceId.optional(),
+    /** The part of the namespace the MONITOR follows (a share's path), as it asked. */
+    path: path.optional(),
+  }),
   snapshot: z.looseObject({
     push: z.literal("snapshot"),
     ns: NamespaceId.optional(),
+    path: path.optional(),
     entries,
     first: z.boolean(),
     last: z.boolean(),
@@ -90,13 +109,24 @@ export const Pushes = {
     /** Why, for some codes: `auth_token` with "revoked" says this device was revoked (`DEVICE_REVOKED`). */
     reason: text(64).optional(),
   }),
+  /**
+   * The namespaces the session serves changed: a share arrived, changed access or went (`change` says which,
+   * `share` the grant; `access` absent when it went). The list is the new one, as AUTH would give it.
+   */
+  namespaces: z.looseObject({
+    push: z.literal("namespaces"),
+    namespaces: z.array(wireNamespace).max(MAX_NAMESPACES),
+    change: z.enum(["new", "access", "gone"]),
+    share: wireShare,
+  }),
 } as const;
 
 /** A push that passed {@linkcode checkPush}. */
 export type Push =
   | z.infer<typeof Pushes.events>
   | z.infer<typeof Pushes.snapshot>
-  | z.infer<typeof Pushes.error>;
+  | z.infer<typeof Pushes.error>
+  | z.infer<typeof Pushes.namespaces>;
 
 const changeResult = z.union([
   z.looseObject({ ok: z.literal(true), entries: z.array(WireEntrySchema).max(MAX_PUSH_ENTRIES) }),
@@ -175,6 +205,12 @@ export const Replies = {
     skipped: z.array(z.looseObject({ path, code: text(64), error: z.string() })),
   }),
   DEVICES: z.looseObject({ devices: z.array(wireDevice).max(100_000) }),
+  SHARE: z.looseObject({ share: wireShare, changed: z.enum(["new", "access", "same"]) }),
+  UNSHARE: z.looseObject({ removed: z.array(wireShare).max(MAX_NAMESPACES) }),
+  SHARES: z.looseObject({
+    mine: z.array(wireShare).max(MAX_NAMESPACES),
+    withMe: z.array(wireShare).max(MAX_NAMESPACES),
+  }),
 } as const;
 
 /** Thrown for a reply or push that breaks its schema; the message names the op and the field. */

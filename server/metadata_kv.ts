@@ -21,6 +21,7 @@ import type {
   EntryRecord,
   JournalMark,
   MetadataStore,
+  NamespaceGrant,
   NamespaceRecord,
   RetentionPolicy,
   TokenRecord,
@@ -194,6 +195,11 @@ export class KvMetadataStore implements MetadataStore {
     await this.kv.atomic().delete(["jc", name]).delete(["jm", name]).commit();
     await this.kv.delete(["usage", name]);
     await this.kv.delete(["ns", name]);
+    // Grants to the user go with it, so a later user of the same name inherits none of them.
+    for await (const entry of this.kv.list({ prefix: ["nsg", name] })) {
+      const id = entry.key[2] as string;
+      if (id !== name) await this.updateGrants(id, (grants) => grants.filter((g) => g.user !== name));
+    }
     await this.#deletePrefix(["nsg", name]);
     return true;
   }
@@ -530,9 +536,36 @@ export class KvMetadataStore implements MetadataStore {
     const list = own?.kind === "user" ? [own] : [];
     for await (const entry of this.kv.list({ prefix: ["nsg", user] })) {
       const record = await this.getNamespace(entry.key[2] as string);
-      if (record?.kind === "share" && access(user, record) !== null) list.push(record);
+      if (record && record.id !== user && access(user, record) !== null) list.push(record);
     }
     return list;
+  }
+
+  async updateGrants(
+    id: string,
+    update: (grants: NamespaceGrant[]) => NamespaceGrant[],
+  ): Promise<NamespaceRecord | null> {
+    while (true) {
+      const stored = await this.kv.get<NamespaceRecord>(["ns", id]);
+      // A user made before namespace records has its record written now.
+      const current = stored.value ?? await this.getNamespace(id);
+      if (!current) return null;
+      const grants = update([...(current.grants ?? [])]);
+      const record: NamespaceRecord = { ...current, grants };
+      const holders = (r: NamespaceRecord) => new Set((r.grants ?? []).map((g) => g.user));
+      const before = holders(current);
+      const after = holders(record);
+      const atomic = this.kv.atomic().check(stored).set(["ns", id], record);
+      // A user's own namespace comes with the user: the write fails if the user went meanwhile.
+      if (current.kind === "user") {
+        const user = await this.kv.get(["user", id]);
+        if (user.value === null) return null;
+        atomic.check(user);
+      }
+      for (const user of before) if (!after.has(user) && user !== current.owner) atomic.delete(["nsg", user, id]);
+      for (const user of after) atomic.set(["nsg", user, id], true);
+      if ((await atomic.commit()).ok) return record;
+    }
   }
 
   async journalEpoch(): Promise<string> {

@@ -156,6 +156,10 @@ export interface NamespaceGrant {
   user: string;
   role: "read" | "write";
   path?: string;
+  /** Where the grantee's devices show a share of `path` (a top-level name, chosen when it was shared). */
+  mount?: string;
+  /** When it was granted (ms since the epoch). */
+  created?: number;
 }
 
 /**
@@ -329,6 +333,16 @@ export interface MetadataStore {
   putNamespace(record: NamespaceRecord): Promise<void>;
   /** Every namespace the user can see: the own one first, then the shares the user owns or has a grant in (by id). */
   namespacesOf(user: string): Promise<NamespaceRecord[]>;
+  /**
+   * Replaces the grants of a namespace (a user's own or a share) by what `update` makes of the current ones, in
+   * one atomic step (re-run on a concurrent change, so `update` must be pure). Returns the record as written, or
+   * null for an unknown namespace (nothing written). The grantees see the namespace in
+   * {@linkcode namespacesOf} exactly while they hold a grant.
+   */
+  updateGrants(
+    id: string,
+    update: (grants: NamespaceGrant[]) => NamespaceGrant[],
+  ): Promise<NamespaceRecord | null>;
 
   // ---- lifecycle ----
   /** Repairs what a crash of older code may have left behind; one line per repair (empty when clean). */

@@ -13,6 +13,7 @@ import {
   PROTOCOL_VERSION,
   Requests,
   RESYNC_CODE,
+  SHARE_REFUSED_CODE,
   type WireDevice,
   type WireEntry,
   type WireNamespace,
@@ -38,6 +39,8 @@ import { keptVersions, restore, trashList, versionList } from "./history.ts";
 import { type DeviceCursor, resyncReason } from "./journal_check.ts";
 import type { EntryRecord, MetadataStore, NamespaceRecord, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
+import type { ShareChange } from "./hub.ts";
+import { namespaceViews, planShare, planUnshare, type SharePlan, under, wireShare } from "./shares.ts";
 
 /** Stands in for an unknown user during login so the password check takes the usual time. */
 const DUMMY_USER = await makeUser("-", crypto.randomUUID());
@@ -107,8 +110,12 @@ export class Session {
   #knownGeneration = 0;
   /** The namespaces this session serves (the user's own and those shared with it), by id. */
   #namespaces = new Map<string, NamespaceRecord>();
-  /** The journal subscriptions of MONITOR, by namespace id. */
+  /** The journal subscriptions of MONITOR, by {@linkcode monitorKey} (namespace id and followed path). */
   #monitors = new Map<string, () => void>();
+  /** Stops hearing share changes of the user (set at login). */
+  #unwatchShares = () => {};
+  /** Share changes are handled one after another, in the order they came. */
+  #shareChain: Promise<void> = Promise.resolve();
   #loginBusy = false;
   #failedLogins = 0;
 
@@ -143,6 +150,7 @@ export class Session {
       clearTimeout(loginTimer);
       for (const unsubscribe of this.#monitors.values()) unsubscribe();
       this.#monitors.clear();
+      this.#unwatchShares();
       const who = this.#user ? `${this.#user}@${this.#device}` : remote;
       ctx.log(`disconnected ${who}${reason.code === "closed" ? "" : ` (${reason.message})`}`);
     });
@@ -180,8 +188,8 @@ export class Session {
       case "PING":
         return {};
       case "CHANGES": {
-        const { since, limit, ns: named } = this.#parse("CHANGES", frame.message);
-        const ns = this.#target(named, "read", [""]);
+        const { since, limit, ns: named, path: part } = this.#parse("CHANGES", frame.message);
+        const ns = this.#target(named, "read", [part ?? ""]);
         const latest = await this.#ctx.store.latestSeq(ns);
         const compacted = await this.#ctx.store.getCompaction(ns);
         if (compacted && since < compacted.seq) {
@@ -191,7 +199,7 @@ export class Session {
           });
         }
         const events = await this.#ctx.store.changesSince(ns, since, limit ?? 1000);
-        return { body: { events, latest } };
+        return { body: { events: part === undefined ? events : events.filter((e) => under(part, e.path)), latest } };
       }
       case "MONITOR":
         return await this.#monitor(this.#parse("MONITOR", frame.message));
@@ -215,7 +223,9 @@ export class Session {
       case "COMMIT": {
         const { changes, ns } = this.#parse("COMMIT", frame.message);
         const paths = changes.flatMap((c) => c.op === "move" ? [c.from, c.path] : [c.path]);
-        return await this.#commit(this.#target(ns, "write", paths), changes, frame.data);
+        const target = this.#target(ns, "write", paths);
+        this.#keepSharedItem(target, changes);
+        return await this.#commit(target, changes, frame.data);
       }
       case "VERSIONS": {
         const { path, ns } = this.#parse("VERSIONS", frame.message);
@@ -231,6 +241,13 @@ export class Session {
       case "DEVICES":
         this.#parse("DEVICES", frame.message);
         return await this.#devices();
+      case "SHARE":
+        return await this.#share(this.#parse("SHARE", frame.message));
+      case "UNSHARE":
+        return await this.#unshare(this.#parse("UNSHARE", frame.message));
+      case "SHARES":
+        this.#parse("SHARES", frame.message);
+        return await this.#shares();
     }
   }
 
@@ -404,17 +421,18 @@ export class Session {
     this.#device = device;
     this.#deviceId = deviceId;
     this.#namespaces = new Map(namespaces.map((n) => [n.id, n]));
+    this.#unwatchShares();
+    this.#unwatchShares = this.#ctx.hub.watchShares(user, (change) => {
+      this.#shareChain = this.#shareChain.then(() => this.#onShareChange(change)).catch((error) => {
+        this.#ctx.log(`${user}@${device}: cannot apply a share change: ${(error as Error).message}`);
+      });
+    });
     this.#ctx.log(`login ${user} on device "${device}" (${deviceId}) from ${this.#remote} by ${how}`);
   }
 
   /** The namespaces this session serves, as LOGIN and AUTH list them (the own one at the folder root). */
   #wireNamespaces(): WireNamespace[] {
-    return [...this.#namespaces.values()].flatMap((n): WireNamespace[] => {
-      const role = access(this.#user, n);
-      if (role === null) return [];
-      const mount = n.kind === "user" && n.owner === this.#user ? "" : n.name;
-      return [{ ns: n.id, role, name: n.name, mount }];
-    });
+    return namespaceViews(this.#user, [...this.#namespaces.values()]);
   }
 
   /**
@@ -457,21 +475,34 @@ export class Session {
     return compacted?.seq === seq ? compacted.tag : undefined;
   }
 
-  async #monitor(request: DeviceCursor & { ns?: string }): Promise<Reply> {
-    const ns = this.#target(request.ns, "read", [""]);
-    if (this.#monitors.has(ns)) throw new RpcError("bad_request", `Already monitoring namespace "${ns}"`);
+  async #monitor(request: DeviceCursor & { ns?: string; path?: string }): Promise<Reply> {
+    const ns = this.#target(request.ns, "read", [request.path ?? ""]);
+    const key = monitorKey(ns, request.path);
+    if (this.#monitors.has(key)) {
+      throw new RpcError(
+        "bad_request",
+        `Already monitoring namespace "${ns}"${request.path === undefined ? "" : ` at "${request.path}"`}`,
+      );
+    }
     // Held from here, so two MONITORs of one namespace sent at once cannot both subscribe.
-    this.#monitors.set(ns, () => {});
+    this.#monitors.set(key, () => {});
     try {
-      return await this.#monitorNamespace(ns, request);
+      return await this.#monitorNamespace(ns, request.path, request);
     } catch (error) {
-      this.#monitors.get(ns)?.();
-      this.#monitors.delete(ns);
+      this.#monitors.get(key)?.();
+      this.#monitors.delete(key);
       throw error;
     }
   }
 
-  async #monitorNamespace(ns: string, request: DeviceCursor): Promise<Reply> {
+  /**
+   * Streams a namespace's journal from the device's cursor, then live. With `part` (a share's path) only the
+   * entries at or under it are sent; the cursor is still the namespace's sequence number.
+   */
+  async #monitorNamespace(ns: string, part: string | undefined, request: DeviceCursor): Promise<Reply> {
+    const key = monitorKey(ns, part);
+    const inPart = (e: { path: string }) => part === undefined || under(part, e.path);
+    const where = part === undefined ? {} : { path: part };
     const { since } = request;
     const latest = await this.#ctx.store.latestSeq(ns);
     const reason = resyncReason(request, {
@@ -496,10 +527,11 @@ export class Session {
       const fresh = events.filter((e) => e.rev > cursor);
       if (fresh.length === 0) return;
       cursor = fresh[fresh.length - 1].rev;
-      this.peer.push({ push: "events", ns, events: fresh });
+      const shown = fresh.filter(inPart);
+      if (shown.length > 0) this.peer.push({ push: "events", ns, ...where, events: shown });
     };
     this.#monitors.set(
-      ns,
+      key,
       this.#ctx.hub.subscribe(ns, (events) => live ? send(events) : buffered.push(...events)),
     );
     if (since === 0 && latest > 0) {
@@ -509,12 +541,22 @@ export class Session {
       let page: WireEntry[] = [];
       let first = true;
       const flush = async (last: boolean) => {
-        this.peer.push({ push: "snapshot", ns, entries: page, first, last, cursor: latest, tag: latestTag });
+        this.peer.push({
+          push: "snapshot",
+          ns,
+          ...where,
+          entries: page,
+          first,
+          last,
+          cursor: latest,
+          tag: latestTag,
+        });
         first = false;
         page = [];
         await this.peer.drain();
       };
       for await (const entry of this.#ctx.store.listEntries(ns)) {
+        if (!inPart(entry)) continue;
         page.push(wireOf(entry));
         if (page.length >= 1000) await flush(false);
       }
@@ -546,6 +588,8 @@ export class Session {
       if (left.length === 0) break;
       for (const id of await this.#ctx.store.referencedChunks(ns, left)) referenced.add(id);
     }
+    const left = unknown.filter((id) => !referenced.has(id));
+    if (left.length > 0) for (const id of await this.#sharedChunks(left)) referenced.add(id);
     const missing: string[] = [];
     for (const id of unknown) {
       // Only chunks of namespaces the caller reads as a whole are looked up at all: nothing here depends on
@@ -555,6 +599,28 @@ export class Session {
       else missing.push(id);
     }
     return missing;
+  }
+
+  /**
+   * Which of `ids` the files the caller sees through shares of a part of a namespace (not readable as a whole)
+   * are made of: only those chunks, so a grantee learns nothing about the owner's other files.
+   */
+  async #sharedChunks(ids: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    const wanted = new Set(ids);
+    for (const n of this.#namespaces.values()) {
+      if (access(this.#user, n, "") !== null) continue;
+      const parts = (n.grants ?? []).filter((g) => g.user === this.#user && g.path).map((g) => g.path!);
+      if (parts.length === 0) continue;
+      for await (const entry of this.#ctx.store.listEntries(n.id)) {
+        if (entry.kind !== "file" || !entry.hash || !parts.some((p) => under(p, entry.path))) continue;
+        for (const row of await this.#ctx.store.getManifest(entry.hash) ?? []) {
+          if (wanted.has(row.id)) found.add(row.id);
+        }
+        if (found.size === wanted.size) return found;
+      }
+    }
+    return found;
   }
 
   /** The real sizes of those chunks the caller may reference (absent: missing), for the commit's row check. */
@@ -759,6 +825,143 @@ export class Session {
     };
   }
 
+  /**
+   * Refuses a grantee's delete or rename of the shared item itself (what it was given is the owner's: the owner
+   * deletes it, the grantee leaves the share with UNSHARE).
+   */
+  #keepSharedItem(ns: string, changes: Change[]): void {
+    const record = this.#namespaces.get(ns);
+    if (!record || record.owner === this.#user) return;
+    const roots = new Set((record.grants ?? []).filter((g) => g.user === this.#user).map((g) => g.path ?? ""));
+    for (const c of changes) {
+      const gone = c.op === "delete" ? c.path : c.op === "move" ? c.from : null;
+      if (gone === null || !roots.has(gone)) continue;
+      throw new RpcError(
+        FORBIDDEN_CODE,
+        `"${gone}" is shared with you by ${record.owner}: only the owner deletes or renames it`,
+        { ns },
+      );
+    }
+  }
+
+  async #share(request: { ns?: string; path: string; with: string; access: "read" | "write" }): Promise<Reply> {
+    const store = this.#ctx.store;
+    const id = request.ns ?? this.#user;
+    if (!this.#namespaces.has(id)) {
+      throw new RpcError(FORBIDDEN_CODE, `No access to namespace "${id}"`, { ns: id });
+    }
+    const [grantee, entry, taken] = await Promise.all([
+      store.getUser(request.with),
+      store.getEntry(id, request.path),
+      this.#takenNames(request.with),
+    ]);
+    let plan: SharePlan | null = null;
+    const record = await store.updateGrants(id, (grants) => {
+      const namespace = { ...this.#namespaces.get(id)!, grants };
+      plan = planShare({
+        namespace,
+        caller: this.#user,
+        path: request.path,
+        user: request.with,
+        access: request.access,
+        userExists: grantee !== null,
+        pathExists: entry !== null,
+        taken,
+        now: this.#now,
+      });
+      return plan.ok ? plan.grants : grants;
+    });
+    const outcome = plan as SharePlan | null;
+    if (!record || !outcome) throw new RpcError(FORBIDDEN_CODE, `No access to namespace "${id}"`, { ns: id });
+    if (!outcome.ok) {
+      this.#ctx.log(`${this.#who(id)}: share ${request.path} with ${request.with} refused: ${outcome.error}`);
+      const code = outcome.code === "refused" ? SHARE_REFUSED_CODE : outcome.code;
+      throw new RpcError(code, outcome.error, { ns: id });
+    }
+    this.#namespaces.set(id, record);
+    const share = wireShare(record, outcome.grant);
+    if (outcome.changed !== "same") {
+      this.#ctx.log(`${this.#who(id)}: share ${request.path} with ${request.with} (${request.access})`);
+      this.#ctx.hub.shareChanged({ change: outcome.changed === "new" ? "new" : "access", share });
+    }
+    return { body: { share, changed: outcome.changed } };
+  }
+
+  /** Top-level names the user's devices already show (own files, mounts of shares), lower case. */
+  async #takenNames(user: string): Promise<Set<string>> {
+    const taken = new Set<string>();
+    if (!(await this.#ctx.store.getUser(user))) return taken;
+    for await (const entry of this.#ctx.store.listEntries(user)) {
+      if (!entry.path.includes("/")) taken.add(entry.path.toLowerCase());
+    }
+    for (const view of namespaceViews(user, await this.#ctx.store.namespacesOf(user))) {
+      if (view.mount !== "") taken.add(view.mount.toLowerCase());
+    }
+    return taken;
+  }
+
+  /** UNSHARE: the owner takes back grants of a path; a grantee may leave a share (its own grant only). */
+  async #unshare(request: { ns?: string; path: string; with?: string }): Promise<Reply> {
+    const id = request.ns ?? this.#user;
+    const known = this.#namespaces.get(id);
+    if (!known) throw new RpcError(FORBIDDEN_CODE, `No access to namespace "${id}"`, { ns: id });
+    const owner = known.owner === this.#user;
+    if (!owner && request.with !== undefined && request.with !== this.#user) {
+      throw new RpcError(
+        FORBIDDEN_CODE,
+        `Cannot unshare "${request.path}" for ${request.with}: it is shared with you by ${known.owner}`,
+        { ns: id },
+      );
+    }
+    const user = owner ? request.with : this.#user;
+    let removed: ReturnType<typeof planUnshare>["removed"] = [];
+    const record = await this.#ctx.store.updateGrants(id, (grants) => {
+      const plan = planUnshare(grants, request.path, user);
+      removed = plan.removed;
+      return plan.grants;
+    });
+    if (!record) throw new RpcError(FORBIDDEN_CODE, `No access to namespace "${id}"`, { ns: id });
+    if (removed.length === 0) {
+      throw new RpcError(
+        SHARE_REFUSED_CODE,
+        `"${request.path}" is not shared${user === undefined ? "" : ` with ${user}`}`,
+        { ns: id },
+      );
+    }
+    const shares = removed.map((g) => wireShare(record, g));
+    this.#namespaces.set(id, record);
+    for (const share of shares) {
+      this.#ctx.log(`${this.#who(id)}: unshare ${share.path} with ${share.user}`);
+      this.#ctx.hub.shareChanged({ change: "gone", share });
+    }
+    return { body: { removed: shares } };
+  }
+
+  async #shares(): Promise<Reply> {
+    const records = await this.#ctx.store.namespacesOf(this.#user);
+    const mine = records.filter((n) => n.owner === this.#user)
+      .flatMap((n) => (n.grants ?? []).map((g) => wireShare(n, g)));
+    const withMe = records.filter((n) => n.owner !== this.#user)
+      .flatMap((n) => (n.grants ?? []).filter((g) => g.user === this.#user).map((g) => wireShare(n, g)));
+    return { body: { mine, withMe } };
+  }
+
+  /**
+   * A share of this user arrived, changed access or went: the session serves the new set of namespaces at once
+   * (a MONITOR of what is no longer readable stops) and tells the device, which re-lists its mounts.
+   */
+  async #onShareChange(change: ShareChange): Promise<void> {
+    const records = await this.#ctx.store.namespacesOf(this.#user);
+    this.#namespaces = new Map(records.map((n) => [n.id, n]));
+    for (const [key, stop] of [...this.#monitors]) {
+      const { ns, path } = parseMonitorKey(key);
+      if (access(this.#user, this.#namespaces.get(ns) ?? null, path ?? "") !== null) continue;
+      stop();
+      this.#monitors.delete(key);
+    }
+    this.peer.push({ push: "namespaces", namespaces: this.#wireNamespaces(), ...change });
+  }
+
   /** Who acts, for the log: user@device, and the namespace when it is not the user's own. */
   #who(ns: string): string {
     return `${this.#user}@${this.#device}${ns === this.#user ? "" : ` in ${ns}`}`;
@@ -789,6 +992,17 @@ export class Session {
     if (lines.length <= 20) { for (const line of lines) this.#ctx.log(line); }
     else this.#ctx.log(`${who}: committed ${changes.length} changes (${lines.length} journal entries)`);
   }
+}
+
+/** The key of a MONITOR subscription: the namespace id, and the followed path after a NUL. */
+function monitorKey(ns: string, path: string | undefined): string {
+  return path === undefined ? ns : `${ns}\u0000${path}`;
+}
+
+/** The namespace id and followed path of a {@linkcode monitorKey}. */
+function parseMonitorKey(key: string): { ns: string; path?: string } {
+  const nul = key.indexOf("\u0000");
+  return nul === -1 ? { ns: key } : { ns: key.slice(0, nul), path: key.slice(nul + 1) };
 }
 
 /** An entry as the wire carries it (without the server-side commit time). */
