@@ -1,5 +1,5 @@
 // The server's metadata behind one small interface: users, tokens, entries, journal, manifests, history, trash.
-import type { Change, ChangeResult, ChunkRow, WireEntry } from "../protocol/messages.ts";
+import type { Change, ChangeResult, ChunkRow, WireDevice, WireEntry } from "../protocol/messages.ts";
 import type { CommitLimits } from "./commit_rules.ts";
 import type { SharedExclusiveLock } from "./gc_lock.ts";
 
@@ -32,20 +32,7 @@ export interface TokenRecord {
  * A device of a user as `filesync user devices` lists it: one per login (a device that logs in again, after its
  * token was revoked or lost, is a new device with a new id).
  */
-export interface DeviceRecord {
-  /** Random id given at login. */
-  deviceId: string;
-  /** The name the device gave (`--device`). */
-  device: string;
-  /** When it logged in (ms since the epoch). */
-  created: number;
-  /** When its token expires unless used again. */
-  expires: number;
-  /** When it last connected. */
-  lastSeen?: number;
-  /** When it was revoked. */
-  revoked?: number;
-}
+export type DeviceRecord = Omit<WireDevice, "current">;
 
 /**
  * A live entry of a namespace (deleted paths have no entry; the journal keeps the deletion). `time` is when the
