@@ -19,10 +19,13 @@ export class ChunkDamagedError extends Error {
   override name = "ChunkDamagedError";
   /** The chunk id that was asked for. */
   readonly id: string;
+  /** What is wrong with the stored copy, e.g. "authentication failed". */
+  readonly reason: string;
   /** Explains the damage, e.g. `ChunkDamagedError("ab12…", "authentication failed")`. */
   constructor(id: string, reason: string) {
     super(`Cannot read chunk "${id.slice(0, 12)}": its stored copy is damaged (${reason})`);
     this.id = id;
+    this.reason = reason;
   }
 }
 

@@ -161,7 +161,11 @@ export async function fsck(
       data = await chunks.get(id);
     } catch (error) {
       if (!(error instanceof ChunkDamagedError)) throw error;
-      problem("chunk", "", `chunk ${id.slice(0, 12)} is damaged: it does not decrypt (used by ${where})`);
+      problem(
+        "chunk",
+        "",
+        `chunk ${id.slice(0, 12)} is damaged: it does not decrypt (${error.reason}; used by ${where})`,
+      );
       continue;
     }
     if (!data) {
