@@ -87,8 +87,14 @@ Deno.test("fsck names a deleted chunk, a tampered and a truncated encrypted chun
   let result = await fsck(data);
   assert.equal(result.code, 1, result.output);
   assert.match(result.output, new RegExp(`chunk ${deleted.id.slice(0, 12)} is missing \\(used by alice: `));
-  assert.match(result.output, new RegExp(`chunk ${tampered.id.slice(0, 12)} is damaged: it does not decrypt`));
-  assert.match(result.output, new RegExp(`chunk ${truncated.id.slice(0, 12)} is damaged: it does not decrypt`));
+  assert.match(
+    result.output,
+    new RegExp(`chunk ${tampered.id.slice(0, 12)} is damaged: it does not decrypt`),
+  );
+  assert.match(
+    result.output,
+    new RegExp(`chunk ${truncated.id.slice(0, 12)} is damaged: it does not decrypt`),
+  );
   assert.match(result.output, /fsck: 3 problems/);
   const json = JSON.parse((await fsck(data, "--json")).output);
   assert.equal(json.ok, false);
