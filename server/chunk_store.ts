@@ -220,7 +220,17 @@ export class DiskChunkStore implements ChunkStore {
     if (!record) {
       await this.#writeRecord({ cipher: "AES-256-GCM", keyCheck: cipher.keyCheck, allEncrypted: false });
     }
-    Object.assign(report, await this.#migrate(cipher));
+    const migration = await this.#migrate(cipher);
+    if (!record && migration.unreadable > 0 && migration.migrated === 0 && migration.ours === 0) {
+      // Only files this key cannot read and no key check (lost?): most likely the wrong key. Record nothing.
+      await Deno.remove(join(this.#root, ENCRYPTION_FILE));
+      throw new WrongKeyError(
+        `The master key does not match the chunks in "${this.#root}": none of its ${migration.unreadable} ` +
+          `files is a plaintext chunk or encrypted with this key, and its ${ENCRYPTION_FILE} is missing`,
+      );
+    }
+    report.migrated = migration.migrated;
+    report.unreadable = migration.unreadable;
     await this.#writeRecord({ cipher: "AES-256-GCM", keyCheck: cipher.keyCheck, allEncrypted: true });
     return report;
   }
@@ -237,7 +247,7 @@ export class DiskChunkStore implements ChunkStore {
   }
 
   /** Encrypts and renames every plaintext chunk (a file whose content hashes to its name); the rest stays. */
-  async #migrate(cipher: ChunkCipher): Promise<{ migrated: number; unreadable: number }> {
+  async #migrate(cipher: ChunkCipher): Promise<{ migrated: number; unreadable: number; ours: number }> {
     const files: string[] = [];
     for await (const dir of Deno.readDir(this.#root)) {
       if (!dir.isDirectory) continue;
@@ -247,6 +257,7 @@ export class DiskChunkStore implements ChunkStore {
     }
     let migrated = 0;
     let unreadable = 0;
+    let ours = 0;
     let batch: { id: string; old: string }[] = [];
     const flush = async () => {
       // The encrypted copies are durable before the plaintext ones go: a crash leaves a chunk twice, never lost.
@@ -258,7 +269,10 @@ export class DiskChunkStore implements ChunkStore {
     for (const rel of files) {
       const path = join(this.#root, rel);
       const name = rel.slice(3);
-      if (cipher.idOf(name, readHead(path, SEALED_HEAD_BYTES)) !== null) continue; // already encrypted
+      if (cipher.idOf(name, readHead(path, SEALED_HEAD_BYTES)) !== null) {
+        ours++; // already encrypted
+        continue;
+      }
       const data = Deno.readFileSync(path);
       if (sha256Hex(data) !== name) {
         unreadable++;
@@ -269,7 +283,7 @@ export class DiskChunkStore implements ChunkStore {
       if (batch.length >= 256) await flush();
     }
     await flush();
-    return { migrated, unreadable };
+    return { migrated, unreadable, ours };
   }
 
   // Small synchronous file operations: far cheaper here than a trip through the async thread pool; only the

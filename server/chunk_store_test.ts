@@ -438,3 +438,24 @@ Deno.test("encrypted DiskChunkStore: an interrupted migration is finished at the
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("encrypted DiskChunkStore: with its key check lost, a folder no file of which this key reads is refused", async () => {
+  await withDiskStore(async (store, root) => {
+    const a = chunk("encrypted under the first key");
+    await store.put(a.id, a.data);
+    await Deno.remove(join(root, ENCRYPTION_FILE));
+    await assert.rejects(
+      new DiskChunkStore(root, { cipher: new ChunkCipher(OTHER_KEY) }).open(),
+      /none of its 1 files is a plaintext chunk or encrypted with this key/,
+    );
+    assert.equal(readEncryptionRecord(root), null, "no key check of the wrong key is recorded");
+    const right = new DiskChunkStore(root, { cipher: new ChunkCipher(KEY) });
+    assert.deepEqual(await right.open(), {
+      migrated: 0,
+      unreadable: 0,
+      firstEncrypted: true,
+      migrationPending: false,
+    });
+    assert.deepEqual(await right.get(a.id), a.data);
+  }, new ChunkCipher(KEY));
+});

@@ -58,11 +58,18 @@ export async function readMasterKey(path: string): Promise<Uint8Array | null> {
   return Uint8Array.from(Buffer.from(text, "hex"));
 }
 
-/** Writes a new random key to `path` (mode 0600, its folder made 0700 if missing); never replaces a file. */
-export async function createMasterKey(path: string): Promise<Uint8Array> {
+/**
+ * Writes a new random key to `path` (mode 0600); never replaces a file. With `makeFolder` its folder is made
+ * (0700) if missing; otherwise a missing folder is an error (a key file named by the user on a disk that is not
+ * mounted must not land on the disk below).
+ */
+export async function createMasterKey(
+  path: string,
+  options: { makeFolder?: boolean } = {},
+): Promise<Uint8Array> {
   const key = crypto.getRandomValues(new Uint8Array(MASTER_KEY_BYTES));
   try {
-    await Deno.mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    if (options.makeFolder) await Deno.mkdir(dirname(path), { recursive: true, mode: 0o700 });
     await Deno.writeTextFile(path, formatMasterKey(key), { mode: 0o600, createNew: true });
     if (Deno.build.os !== "windows") await Deno.chmod(path, 0o600); // whatever the umask
     using file = await Deno.open(path, { read: true });
@@ -138,7 +145,7 @@ export async function openServerChunks(
     }
     // A folder of an older version, not yet encrypted: fsck reads it as it is.
     if (options.readOnly) return { store: (await open(null)).store, lines };
-    key = await createMasterKey(keyPath);
+    key = await createMasterKey(keyPath, { makeFolder: !options.masterKeyFile });
     lines.push(
       `created master key ${keyPath}: back it up apart from the data (without it the stored content is lost)`,
     );

@@ -52,7 +52,12 @@ Deno.test("readMasterKey() reads 64 hex digits, null for a missing file, one lin
 Deno.test("createMasterKey() writes a random key 0600 in a 0700 folder and never replaces a file", async () => {
   await withTemp(async (dir) => {
     const path = join(dir, "keys", "master.key");
-    const key = await createMasterKey(path);
+    await assert.rejects(
+      createMasterKey(path),
+      /Cannot create master key .*: No such file/,
+      "folder not made",
+    );
+    const key = await createMasterKey(path, { makeFolder: true });
     assert.equal(key.length, 32);
     assert.deepEqual(await readMasterKey(path), key);
     assert.equal((await Deno.stat(path)).mode! & 0o777, 0o600);
