@@ -10,12 +10,13 @@ const TAG_BYTES = 16;
 /** A chunk id (SHA-256) in bytes: the start of the plaintext, so a stored chunk names itself. */
 const ID_BYTES = 32;
 /** Bytes before the content's ciphertext: magic, nonce and the encrypted chunk id. Enough for {@linkcode ChunkCipher.idOf}. */
-export const SEALED_HEAD_BYTES = MAGIC.length + NONCE_BYTES + ID_BYTES;
+export const SEALED_HEAD_BYTES: number = MAGIC.length + NONCE_BYTES + ID_BYTES;
 /** How many bytes an encrypted chunk file holds beyond the chunk itself. */
-export const SEAL_OVERHEAD = SEALED_HEAD_BYTES + TAG_BYTES;
+export const SEAL_OVERHEAD: number = SEALED_HEAD_BYTES + TAG_BYTES;
 
 /** A stored chunk that does not decrypt and authenticate (tampered, truncated, or another file). */
 export class ChunkDamagedError extends Error {
+  /** The error's name. */
   override name = "ChunkDamagedError";
   /** The chunk id that was asked for. */
   readonly id: string;

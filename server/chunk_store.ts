@@ -81,6 +81,7 @@ export async function openChunkStore(
 
 /** A master key that does not match the key check stored with the chunks. */
 export class WrongKeyError extends Error {
+  /** The error's name. */
   override name = "WrongKeyError";
 }
 
@@ -100,8 +101,10 @@ export interface OpenReport {
 export const ENCRYPTION_FILE = "encryption.json";
 
 /** The contents of {@linkcode ENCRYPTION_FILE}. */
-interface EncryptionRecord {
+export interface EncryptionRecord {
+  /** The cipher every chunk is encrypted with. */
   cipher: "AES-256-GCM";
+  /** {@linkcode ChunkCipher.keyCheck} of the master key the chunks are encrypted with. */
   keyCheck: string;
   /** False while plaintext chunks of an older version may still be there (a migration to finish). */
   allEncrypted: boolean;
