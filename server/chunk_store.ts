@@ -189,12 +189,14 @@ export class DiskChunkStore implements ChunkStore {
    */
   async open(options: { readOnly?: boolean } = {}): Promise<OpenReport> {
     const report: OpenReport = { migrated: 0, unreadable: 0, firstEncrypted: false, migrationPending: false };
-    if (!options.readOnly) await Deno.mkdir(this.#root, { recursive: true, mode: 0o700 });
-    for await (const dir of Deno.readDir(this.#root)) {
-      if (!dir.isDirectory || options.readOnly) continue;
-      for await (const file of Deno.readDir(join(this.#root, dir.name))) {
-        if (file.name.includes(".tmp")) {
-          await Deno.remove(join(this.#root, dir.name, file.name)).catch(() => {});
+    if (!options.readOnly) {
+      await Deno.mkdir(this.#root, { recursive: true, mode: 0o700 });
+      for await (const dir of Deno.readDir(this.#root)) {
+        if (!dir.isDirectory) continue;
+        for await (const file of Deno.readDir(join(this.#root, dir.name))) {
+          if (file.name.includes(".tmp")) {
+            await Deno.remove(join(this.#root, dir.name, file.name)).catch(() => {});
+          }
         }
       }
     }
@@ -251,11 +253,14 @@ export class DiskChunkStore implements ChunkStore {
 
   /** Encrypts and renames every plaintext chunk (a file whose content hashes to its name); the rest stays. */
   async #migrate(cipher: ChunkCipher): Promise<{ migrated: number; unreadable: number; ours: number }> {
-    const files: string[] = [];
+    // Where a chunk can be: ROOT/ab/ab… (either layout).
+    const files: { dir: string; name: string }[] = [];
     for await (const dir of Deno.readDir(this.#root)) {
-      if (!dir.isDirectory) continue;
+      if (!dir.isDirectory || !/^[0-9a-f]{2}$/.test(dir.name)) continue;
       for await (const file of Deno.readDir(join(this.#root, dir.name))) {
-        if (file.isFile && HEX_NAME.test(file.name)) files.push(join(dir.name, file.name));
+        if (file.isFile && HEX_NAME.test(file.name) && file.name.startsWith(dir.name)) {
+          files.push({ dir: dir.name, name: file.name });
+        }
       }
     }
     let migrated = 0;
@@ -269,9 +274,8 @@ export class DiskChunkStore implements ChunkStore {
       migrated += batch.length;
       batch = [];
     };
-    for (const rel of files) {
-      const path = join(this.#root, rel);
-      const name = rel.slice(3);
+    for (const { dir, name } of files) {
+      const path = join(this.#root, dir, name);
       if (cipher.idOf(name, readHead(path, SEALED_HEAD_BYTES)) !== null) {
         ours++; // already encrypted
         continue;
@@ -286,6 +290,14 @@ export class DiskChunkStore implements ChunkStore {
       if (batch.length >= 256) await flush();
     }
     await flush();
+    if (migrated > 0) {
+      // The removals too are durable before the record says "all encrypted": no plaintext copy comes back.
+      const dirs = new Set(files.map((file) => file.dir));
+      await Promise.all([...dirs].map(async (dir) => {
+        using handle = await Deno.open(join(this.#root, dir), { read: true });
+        await handle.sync().catch(() => {});
+      }));
+    }
     return { migrated, unreadable, ours };
   }
 
