@@ -3,8 +3,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sha256Hex } from "../protocol/hash.ts";
+import { ChunkCipher } from "../server/chunk_cipher.ts";
 import { ENCRYPTION_FILE } from "../server/chunk_store.ts";
-import { defaultMasterKeyPath } from "../server/master_key.ts";
+import { defaultMasterKeyPath, readMasterKey } from "../server/master_key.ts";
 import { KvMetadataStore } from "../server/metadata_kv.ts";
 import {
   addUser,
@@ -246,4 +247,34 @@ Deno.test("an older version's plaintext data folder is encrypted at start and ke
   });
   assert.equal(refused.code, 1, refused.output);
   assert.match(refused.output, /is encrypted: it opens only with the server's master key/);
+});
+
+Deno.test("a tampered stored chunk is never served: the server logs it, a new device gets the intact files only", async () => {
+  await using world = await World.create();
+  await syncedWorld(world);
+  await Deno.writeTextFile(join(world.dir("A"), "other.txt"), "an intact file");
+  await waitFor(() => /upload other\.txt/.test(world.server.output));
+  await Promise.all(world.procs.map((p) => p.stop()));
+  await world.server.stop();
+  const data = world.server.dataDir;
+  const [secretChunk] = await knownHashes(data, ["secret.txt"]).then((h) => h.slice(1));
+  const cipher = new ChunkCipher((await readMasterKey(defaultMasterKeyPath(data)))!);
+  const name = cipher.nameOf(secretChunk);
+  const path = join(data, "chunks", name.slice(0, 2), name);
+  const bytes = await Deno.readFile(path);
+  bytes[bytes.length - 30] ^= 0x04;
+  await Deno.writeFile(path, bytes);
+  world.server = await startServer(data, [], world.server.port);
+  const c = await world.client("C");
+  await waitFor(async () => {
+    const tree = await readTree(world.dir("C"));
+    return tree.has("other.txt") && tree.has("big.bin");
+  }, { timeoutMs: 30_000 });
+  await world.server.waitForOutput(
+    /Cannot read chunk "[0-9a-f]{12}": its stored copy is damaged .*filesync server fsck/,
+  );
+  await c.waitForOutput(/could not download secret\.txt: The server's copy of chunk [0-9a-f]{12} is damaged/);
+  const got = await Deno.readTextFile(join(world.dir("C"), "secret.txt")).catch(() => null);
+  assert.equal(got, null, "nothing is written from a damaged chunk");
+  assert.doesNotMatch(world.server.output, /internal error/);
 });
