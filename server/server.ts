@@ -7,8 +7,9 @@ import { makePrivate } from "../protocol/private_files.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { type AdminReply, type AdminRequest, adminRequest, adminSocketPath, serveAdmin } from "./admin.ts";
 import { AttackLog, CheckQueue, LoginGuard, type LoginPolicy, makeUser, validateUserName } from "./auth.ts";
-import { type ChunkStore, openChunkStore } from "./chunk_store.ts";
+import type { ChunkStore } from "./chunk_store.ts";
 import { findDevice } from "./devices.ts";
+import { openServerChunks } from "./master_key.ts";
 import { collectGarbage, type GcOptions } from "./gc.ts";
 import { Hub } from "./hub.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
@@ -33,6 +34,10 @@ export interface ServerOptions {
   kv?: string;
   /** Chunk store: a folder path or a `file:` URL. @default "DIR/chunks" */
   chunks?: string;
+  /** The master key file chunks are encrypted with. @default "DIR/keys/master.key", created on first start */
+  masterKeyFile?: string;
+  /** Stores chunks unencrypted: for tests and benchmarks only, never offered to users. @default false */
+  plaintextChunks?: boolean;
   /** What history and trash to keep. @default 30 days, any number of versions */
   retention?: RetentionPolicy;
   /** The clock (tests shift it). @default Date.now */
@@ -216,12 +221,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (await adminRequest(options.dataDir, { op: "ping" })) {
     throw new UserError(`Another filesync server is already running with data folder "${options.dataDir}"`);
   }
-  let chunks: ChunkStore;
-  try {
-    chunks = await openChunkStore(options.chunks ?? join(options.dataDir, "chunks"));
-  } catch (error) {
-    throw new UserError(`Cannot open the chunk store: ${(error as Error).message}`);
-  }
+  const opened = await openServerChunks({
+    dataDir: options.dataDir,
+    chunks: options.chunks,
+    masterKeyFile: options.masterKeyFile,
+    plaintext: options.plaintextChunks,
+  });
+  for (const line of opened.lines) log(line);
+  const chunks = opened.store;
   let cert: string, key: string;
   if (options.certFile || options.keyFile) {
     if (!options.certFile || !options.keyFile) throw new UsageError("--cert and --key go together");

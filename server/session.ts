@@ -29,6 +29,7 @@ import {
   tokenState,
 } from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
+import { ChunkDamagedError } from "./chunk_cipher.ts";
 import type { CommitLimits } from "./commit_rules.ts";
 import type { Hub } from "./hub.ts";
 import { keptVersions, restore, trashList, versionList } from "./history.ts";
@@ -508,9 +509,20 @@ export class Session {
     if ((await this.#missingChunks([id])).length > 0) {
       throw new RpcError("not_found", `No chunk ${id.slice(0, 12)}`);
     }
-    const data = await this.#ctx.chunks.get(id);
+    const data = await this.#readChunk(id);
     if (!data) throw new RpcError("not_found", `No chunk ${id.slice(0, 12)}`);
     return { data };
+  }
+
+  /** A stored chunk's bytes (null if missing); a damaged stored copy is a "storage" error, logged once here. */
+  async #readChunk(id: string): Promise<Uint8Array | null> {
+    try {
+      return await this.#ctx.chunks.get(id);
+    } catch (error) {
+      if (!(error instanceof ChunkDamagedError)) throw error;
+      this.#ctx.log(`${error.message}: run "filesync server fsck"`);
+      throw new RpcError("storage", `The server's copy of chunk ${id.slice(0, 12)} is damaged`);
+    }
   }
 
   async #download(path: string, base: string | undefined): Promise<Reply> {
@@ -531,7 +543,7 @@ export class Session {
     }
     if (rows.length === 1 && rows[0].size <= INLINE_CHUNK_BYTES) {
       // A small file's only chunk travels with its manifest: one round trip instead of two.
-      const chunk = await this.#ctx.chunks.get(rows[0].id);
+      const chunk = await this.#readChunk(rows[0].id);
       if (chunk) {
         const data = new Uint8Array(MANIFEST_ROW_BYTES + chunk.length);
         data.set(encodeRows(rows));
