@@ -162,7 +162,14 @@ export function commonEnds(
 /** Result of one change of a COMMIT. */
 export type ChangeResult =
   | { ok: true; entries: WireEntry[] }
-  | { ok: false; code: string; error: string; current?: WireEntry | null };
+  | {
+    ok: false;
+    code: string;
+    error: string;
+    current?: WireEntry | null;
+    /** For a change refused with code "locked": who holds the lock. */
+    holder?: { user: string; device: string; deviceId: string };
+  };
 
 /** Encodes chunk rows (id, size) as manifest bytes. */
 export function encodeRows(rows: readonly { id: string; size: number }[]): Uint8Array {
