@@ -11,6 +11,8 @@ export const NOT_A_FILE_CODE = "not_a_file";
 
 /** A lease lasts this long unless LOCK asks for another length. */
 export const DEFAULT_LEASE_MINUTES = 30;
+/** The shortest lease LOCK accepts: 0.6 seconds (short leases are for tests). */
+export const MIN_LEASE_MINUTES = 0.01;
 /** The longest lease LOCK accepts: one week. */
 export const MAX_LEASE_MINUTES = 7 * 24 * 60;
 

@@ -1,6 +1,7 @@
 // Wire schema: every request both sides exchange, validated at the boundary with zod.
 import { z } from "zod";
 import { isValidPath } from "./paths.ts";
+import { MAX_LEASE_MINUTES, MIN_LEASE_MINUTES } from "./locks.ts";
 
 /** Protocol version carried by HELLO; a mismatch is refused with a clear error. */
 export const PROTOCOL_VERSION = 1;
@@ -82,6 +83,18 @@ export const Requests = {
    * deleted folder, the folder and everything that was in it when it was deleted come back.
    */
   RESTORE: z.object({ path, version: z.string().max(64).optional(), as: path.optional() }),
+  /**
+   * Takes a lease on a file for `minutes` (default 30), or renews the caller's own from now (for `minutes`, or
+   * the lease's length). Refused with "locked" while another device holds it.
+   */
+  LOCK: z.object({
+    path,
+    minutes: z.number().min(MIN_LEASE_MINUTES).max(MAX_LEASE_MINUTES).optional(),
+  }),
+  /** Releases the caller's lock; `force` releases another device's (the namespace's owner only). */
+  UNLOCK: z.object({ path, force: z.boolean().optional() }),
+  /** The live locks of the caller's namespace. */
+  LOCKS: z.object({}),
 } as const;
 /** Names of every op. */
 export type Op = keyof typeof Requests;

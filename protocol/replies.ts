@@ -50,6 +50,19 @@ export const WireEntrySchema = z.looseObject({
 
 const entries = z.array(WireEntrySchema).max(MAX_PUSH_ENTRIES);
 
+/** A lock as the server reports it (see `WireLock`). */
+const wireLock = z.looseObject({
+  path,
+  user: text(64),
+  deviceId: text(64),
+  device,
+  expires: time,
+  remainingMs: uint,
+  leaseMs: uint,
+  mine: z.boolean(),
+});
+const locks = z.array(wireLock).max(MAX_PUSH_ENTRIES);
+
 /** Pushes (messages without an id) by their `push` name. */
 export const Pushes = {
   events: z.looseObject({ push: z.literal("events"), events: entries }),
@@ -63,13 +76,27 @@ export const Pushes = {
     tag: text(64).optional(),
   }),
   error: z.looseObject({ push: z.literal("error"), code: text(64).optional(), error: z.string() }),
+  /**
+   * Every live lock of the namespace, sent when a device starts monitoring and again whenever a lock is taken,
+   * renewed, released or expires; `change` says what happened to which path.
+   */
+  locks: z.looseObject({
+    push: z.literal("locks"),
+    locks,
+    change: z.looseObject({
+      path,
+      what: z.enum(["taken", "renewed", "released", "forced", "expired"]),
+      by: device.optional(),
+    }).optional(),
+  }),
 } as const;
 
 /** A push that passed {@linkcode checkPush}. */
 export type Push =
   | z.infer<typeof Pushes.events>
   | z.infer<typeof Pushes.snapshot>
-  | z.infer<typeof Pushes.error>;
+  | z.infer<typeof Pushes.error>
+  | z.infer<typeof Pushes.locks>;
 
 const changeResult = z.union([
   z.looseObject({ ok: z.literal(true), entries: z.array(WireEntrySchema).max(MAX_PUSH_ENTRIES) }),
@@ -135,6 +162,9 @@ export const Replies = {
     entries,
     skipped: z.array(z.looseObject({ path, code: text(64), error: z.string() })),
   }),
+  LOCK: z.looseObject({ lock: wireLock, renewed: z.boolean() }),
+  UNLOCK: z.looseObject({ released: wireLock }),
+  LOCKS: z.looseObject({ locks }),
 } as const;
 
 /** Thrown for a reply or push that breaks its schema; the message names the op and the field. */

@@ -188,21 +188,23 @@ export function decideUnlock(
   };
 }
 
-/** The live locks among these, as the wire carries them to `viewer` (whose own are marked `mine`). */
+/** A lock as the wire carries it to `viewer` (`mine` when the viewer holds it). */
+export function wireLock(lock: LockRecord, viewer: LockHolder, now: number): WireLock {
+  return {
+    path: lock.path,
+    user: lock.user,
+    deviceId: lock.deviceId,
+    device: lock.device,
+    expires: lock.expires,
+    remainingMs: Math.max(0, lock.expires - now),
+    leaseMs: lock.leaseMs,
+    mine: sameHolder(lock, viewer),
+  };
+}
+
+/** The live locks among these, as the wire carries them to `viewer`, by path. */
 export function wireLocks(locks: Iterable<LockRecord>, viewer: LockHolder, now: number): WireLock[] {
   const out: WireLock[] = [];
-  for (const lock of locks) {
-    if (!isLive(lock, now)) continue;
-    out.push({
-      path: lock.path,
-      user: lock.user,
-      deviceId: lock.deviceId,
-      device: lock.device,
-      expires: lock.expires,
-      remainingMs: lock.expires - now,
-      leaseMs: lock.leaseMs,
-      mine: sameHolder(lock, viewer),
-    });
-  }
+  for (const lock of locks) if (isLive(lock, now)) out.push(wireLock(lock, viewer, now));
   return out.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 }
