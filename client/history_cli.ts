@@ -124,8 +124,8 @@ export function savedAddress(saved: string): { hostname: string; port: number } 
   }
 }
 
-/** Connects to the folder's server and authenticates with the device's token. */
-async function connect(folder: SyncedFolder): Promise<RpcPeer> {
+/** Connects to the folder's server and authenticates with the device's token (the caller closes the peer). */
+export async function connect(folder: SyncedFolder): Promise<RpcPeer> {
   const token = await readToken(folder.root);
   if (!token) {
     throw new UserError(
