@@ -21,6 +21,7 @@ import {
 import { adjustBase, describeResync, isResyncReason } from "./resync.ts";
 import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
+import { LockGuard } from "./lock_guard.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
@@ -113,6 +114,8 @@ export class SyncClient {
   #stopTimer: ReturnType<typeof setInterval> | undefined;
   #lastWarning = { message: "", at: 0 };
   #ignore!: IgnoreMatcher;
+  /** Locks: others' files read-only here and their changes held back, this device's own renewed. */
+  #locks: LockGuard | null = null;
   /** Size, mtime and inode of `.filesyncignore` when its rules were loaded ("" when absent). */
   #ignoreStamp = "";
   #done: Promise<void>;
@@ -147,6 +150,12 @@ export class SyncClient {
       );
     }
     this.#state = await ClientState.open(this.#o.dir, { log: this.#o.log });
+    this.#locks = new LockGuard({
+      root: this.#o.dir,
+      log: this.#o.log,
+      renew: (path) => this.#renewLock(path),
+    });
+    this.#locks.load();
     if (saved && saved.server !== server) {
       this.#o.log(`note: this folder was last synced with ${saved.server}; now using ${server}`);
     }
@@ -204,6 +213,7 @@ export class SyncClient {
     clearInterval(this.#rescanTimer);
     clearInterval(this.#pingTimer);
     clearInterval(this.#stopTimer);
+    this.#locks?.stop();
     this.#watch?.stop();
     this.#peer?.close();
     this.#wake?.();
@@ -365,6 +375,24 @@ export class SyncClient {
       this.#kick();
     } else if (push.push === "error") {
       this.#o.log(`server: ${push.error}`);
+    } else if (push.push === "locks") {
+      const again = this.#locks?.update(push.locks, push.change) ?? [];
+      for (const path of again) this.#dirty.add(path);
+      if (again.length > 0) this.#kick();
+    }
+  }
+
+  /** Renews one of this device's locks; false when it could not be sent (worth another try). */
+  async #renewLock(path: string): Promise<boolean> {
+    const peer = this.#peer;
+    if (!peer) return false;
+    try {
+      await peer.request("LOCK", { path, renew: true });
+      return true;
+    } catch (error) {
+      if (!(error instanceof RpcError) || error.code === "closed") return false;
+      this.#o.log(`cannot renew the lock on ${path}: ${error.message}`);
+      return true;
     }
   }
 
@@ -494,6 +522,8 @@ export class SyncClient {
       !((a.type === "upload" && this.#refused.get(a.path)?.hash === a.local.hash) ||
         (a.type === "mkdirRemote" && this.#refused.get(a.path)?.hash === ""))
     );
+    // Changes of files another device locks wait for the lock to end (the local files stay as they are).
+    if (this.#locks) plan = this.#locks.filter(plan);
     const unfinished = plan.filter((a) =>
       touches(a) || (a.type === "upload" && this.#watch?.beingWritten(a.path))
     );
@@ -566,9 +596,12 @@ export class SyncClient {
       progress: this.#progress(),
       distrust: this.#distrust,
       refused: this.#refused,
+      locked: (path) => this.#locks?.refused(path),
     });
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
     const report = await executor.run(plan);
+    // A download may have replaced a file another device locks: the new file is made read-only too.
+    this.#locks?.protect();
     trace(`executed ${JSON.stringify(report)}`);
     if (confirmedNow > 0) this.#confirmed.clear();
     // New rules arrived: the next round looks at the folder under them.

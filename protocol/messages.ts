@@ -90,6 +90,8 @@ export const Requests = {
   LOCK: z.object({
     path,
     minutes: z.number().min(MIN_LEASE_MINUTES).max(MAX_LEASE_MINUTES).optional(),
+    /** Only renew: refused with "not_locked" unless the caller holds a live lock on the path. */
+    renew: z.boolean().optional(),
   }),
   /** Releases the caller's lock; `force` releases another device's (the namespace's owner only). */
   UNLOCK: z.object({ path, force: z.boolean().optional() }),

@@ -99,6 +99,8 @@ export interface LockRequest {
   holder: LockHolder;
   /** Lease length in minutes; absent: a renewal keeps the lock's length, a new lock gets the default. */
   minutes?: number;
+  /** Only renew the caller's live lock (a client's periodic renewal): never take a lock anew. */
+  renew?: boolean;
   /** The server's clock. */
   now: number;
 }
@@ -128,6 +130,9 @@ export function decideLock(
       error: `"${path}" is already locked by ${describeHolder(live)}`,
       lock: live,
     };
+  }
+  if (request.renew && live === null) {
+    return { ok: false, code: NOT_LOCKED_CODE, error: `"${path}" is no longer locked by this device` };
   }
   if (entry === null) return { ok: false, code: "not_found", error: `No file "${path}" on the server` };
   if (entry.kind !== "file") {

@@ -30,7 +30,7 @@ const LOCK_CASES: [
   name: string,
   current: LockRecord | null,
   entry: EntryRecord | null,
-  request: { holder: typeof A; minutes?: number; now: number },
+  request: { holder: typeof A; minutes?: number; renew?: boolean; now: number },
   expect: string,
 ][] = [
   [
@@ -77,6 +77,28 @@ const LOCK_CASES: [
     { holder: A, now: 2 * MIN },
     "new A 120000..1920000",
   ],
+  [
+    "a renewal renews the holder's live lock",
+    held(A),
+    FILE,
+    { holder: A, renew: true, now: MIN },
+    "renewed A 0..1860000",
+  ],
+  [
+    "a renewal of an expired lock is not_locked",
+    held(A, MIN),
+    FILE,
+    { holder: A, renew: true, now: MIN },
+    "!not_locked",
+  ],
+  [
+    "a renewal of a lock forced open is not_locked",
+    null,
+    FILE,
+    { holder: A, renew: true, now: 0 },
+    "!not_locked",
+  ],
+  ["a renewal of another's lock is locked", held(B), FILE, { holder: A, renew: true, now: 0 }, "!locked"],
   ["a folder is not_a_file", null, DIR, { holder: A, now: 0 }, "!not_a_file"],
   ["a missing file is not_found", null, null, { holder: A, now: 0 }, "!not_found"],
   ["a held lock is reported before a missing file", held(A), null, { holder: B, now: 0 }, "!locked"],

@@ -77,7 +77,7 @@ export class LockService {
   /** LOCK: takes or renews a lease on a file of `ns` for `holder`. */
   async lock(
     ns: string,
-    request: { path: string; holder: LockHolder; minutes?: number },
+    request: { path: string; holder: LockHolder; minutes?: number; renew?: boolean },
   ): Promise<{ ok: true; lock: LockRecord; renewed: boolean } | LockRefusal> {
     const now = this.#now();
     const decided = await this.#store.changeLock(ns, request.path, (current, entry) => {
