@@ -81,7 +81,7 @@ const lockOn = (path: string, mine = false): WireLock => ({
   mine,
 });
 
-async function withFolder(fn: (root: string, guard: LockGuard, lines: string[]) => Promise<void>) {
+async function withFolder(fn: (root: string, guard: LockGuard, lines: string[]) => void | Promise<void>) {
   const root = await Deno.makeTempDir({ prefix: "filesync-guard-" });
   await Deno.mkdir(join(root, ".filesync"));
   const lines: string[] = [];
@@ -97,7 +97,7 @@ async function withFolder(fn: (root: string, guard: LockGuard, lines: string[]) 
 const modeOf = (path: string) => Deno.statSync(path).mode! & 0o777;
 
 Deno.test("LockGuard makes another device's locked file read-only and restores the mode after", async () => {
-  await withFolder(async (root, guard, lines) => {
+  await withFolder((root, guard, lines) => {
     const file = join(root, "a.txt");
     Deno.writeTextFileSync(file, "x");
     Deno.chmodSync(file, 0o664);
@@ -113,7 +113,7 @@ Deno.test("LockGuard makes another device's locked file read-only and restores t
 });
 
 Deno.test("LockGuard leaves a mode the user set while locked, and never touches its own locks' files", async () => {
-  await withFolder(async (root, guard) => {
+  await withFolder((root, guard) => {
     const file = join(root, "a.txt");
     const mine = join(root, "mine.txt");
     Deno.writeTextFileSync(file, "x");
@@ -133,7 +133,7 @@ Deno.test("LockGuard leaves a mode the user set while locked, and never touches 
 });
 
 Deno.test("LockGuard holds back changes of a locked file, tells once, and gives the path back when it ends", async () => {
-  await withFolder(async (_root, guard, lines) => {
+  await withFolder((_root, guard, lines) => {
     guard.update([lockOn("a")]);
     const upload: Action = { type: "upload", path: "a", local, baseRev: 3 };
     assert.deepEqual(guard.filter([upload]), []);
