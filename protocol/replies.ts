@@ -306,6 +306,13 @@ function replyProblem(
       const stray = (body.missing as string[]).find((h) => !asked.has(h));
       return stray === undefined ? null : `missing: ${stray.slice(0, 12)} was not asked about`;
     }
+    case "LOCK":
+    case "UNLOCK": {
+      const lock = (op === "LOCK" ? body.lock : body.released) as { path: string };
+      return lock.path === request.path
+        ? null
+        : `${op === "LOCK" ? "lock" : "released"}.path: not the file asked for`;
+    }
     default:
       return null;
   }
