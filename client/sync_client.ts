@@ -22,6 +22,7 @@ import { adjustBase, describeResync, isResyncReason } from "./resync.ts";
 import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
 import { LockGuard } from "./lock_guard.ts";
+import type { WireLock } from "../protocol/locks.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
@@ -277,6 +278,15 @@ export class SyncClient {
         await this.#login(peer);
         // Catch up with the journal before any cycle runs, so reconcile never sees a half-updated mirror.
         await this.#monitor(peer, epoch);
+        // The locks there are now (changes arrive as pushes from here on): what ended while away is released.
+        const locks = await peer.request("LOCKS").then(
+          (reply) => reply.message.locks as WireLock[],
+          (error) => {
+            if (error instanceof RpcError && error.code === "unknown_op") return []; // a server without locks
+            throw error;
+          },
+        );
+        this.#applyLocks(locks);
         this.#peer = peer;
         this.#o.log(`connected to ${this.#o.hostname}:${this.#o.port}`);
         announced = false;
@@ -376,10 +386,15 @@ export class SyncClient {
     } else if (push.push === "error") {
       this.#o.log(`server: ${push.error}`);
     } else if (push.push === "locks") {
-      const again = this.#locks?.update(push.locks, push.change) ?? [];
-      for (const path of again) this.#dirty.add(path);
-      if (again.length > 0) this.#kick();
+      this.#applyLocks(push.locks, push.change);
     }
+  }
+
+  /** Takes the server's list of live locks; paths whose held-back changes may now go are looked at again. */
+  #applyLocks(locks: WireLock[], change?: { path: string; what: string; by?: string }): void {
+    const again = this.#locks?.update(locks, change) ?? [];
+    for (const path of again) this.#dirty.add(path);
+    if (again.length > 0) this.#kick();
   }
 
   /** Renews one of this device's locks; false when it could not be sent (worth another try). */

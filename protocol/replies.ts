@@ -77,8 +77,8 @@ export const Pushes = {
   }),
   error: z.looseObject({ push: z.literal("error"), code: text(64).optional(), error: z.string() }),
   /**
-   * Every live lock of the namespace, sent when a device starts monitoring and again whenever a lock is taken,
-   * renewed, released or expires; `change` says what happened to which path.
+   * Every live lock of the namespace, sent to monitoring devices whenever a lock is taken, renewed, released
+   * or expires; `change` says what happened to which path. (LOCKS gives the same list on request.)
    */
   locks: z.looseObject({
     push: z.literal("locks"),

@@ -448,16 +448,12 @@ export class Session {
       this.#user,
       (events) => live ? send(events) : buffered.push(...events),
     );
-    // Lock changes go out as they happen, beginning with every live lock now.
+    // Lock changes go out as they happen (the device asks LOCKS for the locks there are now).
     const unsubscribeLocks = this.#locks.subscribe(this.#ns, (event) => this.#pushLocks(event));
     this.#unsubscribe = () => {
       unsubscribeJournal();
       unsubscribeLocks();
     };
-    this.peer.push({
-      push: "locks",
-      locks: wireLocks(await this.#locks.live(this.#ns), this.#holder, this.#locks.now()),
-    });
     if (since === 0 && latest > 0) {
       // A new device gets the live entries instead of the whole history, then the journal from that point.
       // Commits made while listing are in the journal after `latest` and are replayed on top.
