@@ -8,7 +8,7 @@ import {
   type WireEntry,
 } from "../protocol/messages.ts";
 import { BAD_NAME_CODE } from "../protocol/paths.ts";
-import { LOCKED_CODE } from "../protocol/locks.ts";
+import { LOCKED_CODE, type LockHolder } from "../protocol/locks.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
@@ -51,7 +51,7 @@ export interface ExecutorContext {
    * Told of a change the server refused because another device locks the path: it is not retried at once (nor
    * dropped); the caller sends it again once the lock ends. @default nothing more is done
    */
-  locked?: (path: string) => void;
+  locked?: (path: string, holder?: LockHolder) => void;
 }
 
 /** Refusals that sending the same content again cannot fix: reported once, not retried in a loop. */
@@ -627,9 +627,10 @@ export class Executor {
           });
         }
         if (!result.ok && result.code === LOCKED_CODE) {
-          for (const path of change.op === "move" ? [change.from, change.path] : [change.path]) {
-            this.#ctx.locked?.(path);
-          }
+          // A move is refused for the lock on the file it moves (its target does not exist on the server).
+          const lockedPath = change.op === "move" ? change.from : change.path;
+          this.#ctx.locked?.(lockedPath, result.holder);
+          if (change.op === "move") this.#ctx.locked?.(change.path);
           this.#ctx.notify(`${result.error}: the change made here is kept and sent when the lock ends`);
         } else if (!result.ok && result.code === BAD_NAME_CODE) {
           this.#ctx.notify(`not syncing ${change.path}: ${result.error} (it stays here as it is)`);

@@ -291,7 +291,7 @@ function lockedPeer(requests: string[]): RpcPeer {
 Deno.test("Executor keeps a change refused as locked: not retried at once, not refused for good, one line each", async () => {
   await using t = await setUp(lockedPeer);
   const refused = new Map<string, { hash: string; code: string }>();
-  const locked: string[] = [];
+  const locked: [string, string | undefined][] = [];
   const executor = new Executor({
     root: t.root,
     state: t.state,
@@ -301,7 +301,7 @@ Deno.test("Executor keeps a change refused as locked: not retried at once, not r
     notify: (line) => t.lines.push(line),
     distrust: new Set(),
     refused,
-    locked: (path) => locked.push(path),
+    locked: (path, holder) => locked.push([path, holder?.device]),
   });
   t.state.setBase("top.txt", { kind: "file", hash: "h", rev: 3, size: 3, mtime: 1, ino: null });
   const report = await executor.run([
@@ -320,7 +320,7 @@ Deno.test("Executor keeps a change refused as locked: not retried at once, not r
     "not looked at again at once (no hot loop)",
   );
   assert.equal(refused.size, 0, "not dropped as refused for good: it is sent once the lock ends");
-  assert.deepEqual(locked, ["top.txt", "top.txt", "moved.txt"]);
+  assert.deepEqual(locked, [["top.txt", "A"], ["top.txt", "A"], ["moved.txt", undefined]]);
   assert.equal(t.state.base.get("top.txt")?.rev, 3, "the base still has the file");
   assert.equal(await Deno.readTextFile(join(t.root, "top.txt")), "top", "the local file is untouched");
   assert.deepEqual(t.lines, [

@@ -1,6 +1,6 @@
 // What a device does about locks: holds back changes of files others lock, makes them read-only, renews its own.
 import { join } from "node:path";
-import { describeHolder, type WireLock } from "../protocol/locks.ts";
+import { describeHolder, type LockHolder, type WireLock } from "../protocol/locks.ts";
 import { lstatInside } from "./safe_path.ts";
 import type { Action } from "./reconcile.ts";
 import { STATE_DIR } from "./state.ts";
@@ -149,7 +149,10 @@ export class LockGuard {
     const ended: string[] = [];
     for (const path of this.#others.keys()) if (!others.has(path)) ended.push(path);
     for (const [path, lock] of others) {
-      if (!this.#others.has(path) && change?.path === path && change.what === "taken") {
+      // Announced when taken, or when first heard of at connect (`change` absent).
+      if (
+        !this.#others.has(path) && (change === undefined || (change.path === path && change.what === "taken"))
+      ) {
         this.#o.log(`${path} is locked by ${describeHolder(lock)}: read-only here until the lock ends`);
       }
     }
@@ -162,10 +165,10 @@ export class LockGuard {
     }
     this.#mine = mine;
     for (const path of ended) {
-      if (change?.path === path) {
-        const how = change.what === "expired"
+      if (change === undefined || change.path === path) {
+        const how = change?.what === "expired"
           ? "ran out"
-          : change.what === "forced"
+          : change?.what === "forced"
           ? "was forced open"
           : "ended";
         this.#o.log(`the lock on ${path} ${how}: it can be changed here again`);
@@ -217,10 +220,17 @@ export class LockGuard {
   /** Paths the user was told about (one line per path while its lock lasts). */
   #told = new Set<string>();
 
-  /** Records a change the server refused as locked (this device did not know of the lock yet). */
-  refused(path: string): void {
+  /**
+   * Records a change the server refused as locked, perhaps before this device heard of the lock: the path is
+   * held back (and, with the holder, treated as locked) until the server's next list of locks says otherwise.
+   */
+  refused(path: string, holder?: LockHolder): void {
     this.#held.add(path);
     this.#told.add(path);
+    if (!holder || this.#others.has(path)) return;
+    const lock = { path, ...holder, expires: 0, remainingMs: 0, leaseMs: 0, mine: false };
+    this.#others.set(path, lock);
+    this.protect();
   }
 
   /**

@@ -169,3 +169,21 @@ Deno.test("LockGuard renews its own locks halfway through the lease", async () =
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("LockGuard treats a path the server refused as locked as locked, until the server's next list", async () => {
+  await withFolder((root, guard) => {
+    const file = join(root, "a");
+    Deno.writeTextFileSync(file, "x");
+    Deno.chmodSync(file, 0o644);
+    const upload: Action = { type: "upload", path: "a", local, baseRev: 3 };
+    guard.refused("a", { user: "u", deviceId: "other", device: "there" });
+    assert.deepEqual(guard.filter([upload]), [], "held, not sent again");
+    assert.equal(modeOf(file), 0o444);
+    // The push of the lock arrives: still held. Its end: sent again, the mode back.
+    assert.deepEqual(guard.update([lockOn("a")], { path: "a", what: "taken", by: "there" }), []);
+    assert.deepEqual(guard.filter([upload]), []);
+    assert.deepEqual(guard.update([], { path: "a", what: "released", by: "there" }), ["a"]);
+    assert.deepEqual(guard.filter([upload]), [upload]);
+    assert.equal(modeOf(file), 0o644);
+  });
+});

@@ -611,7 +611,7 @@ export class SyncClient {
       progress: this.#progress(),
       distrust: this.#distrust,
       refused: this.#refused,
-      locked: (path) => this.#locks?.refused(path),
+      locked: (path, holder) => this.#locks?.refused(path, holder),
     });
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
     const report = await executor.run(plan);
