@@ -25,8 +25,11 @@ export interface LockRecord extends LockHolder {
 
 /** A lock decision that refuses: code and one line for the user. */
 export interface LockRefusal {
+  /** Always false. */
   ok: false;
+  /** Error code: "locked", "not_locked", "not_holder", "not_a_file" or "not_found". */
   code: string;
+  /** One line for the user. */
   error: string;
   /** The lock in the way, when there is one. */
   lock?: LockRecord;
@@ -94,6 +97,7 @@ export function blockingLock(locks: Iterable<LockRecord>, query: LockQuery): Loc
 
 /** What LOCK asks for. */
 export interface LockRequest {
+  /** The file to lock. */
   path: string;
   /** Who asks. */
   holder: LockHolder;
@@ -155,6 +159,7 @@ export function decideLock(
 
 /** What UNLOCK asks for. */
 export interface UnlockRequest {
+  /** The file to unlock. */
   path: string;
   /** Who asks. */
   holder: LockHolder;

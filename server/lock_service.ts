@@ -12,7 +12,9 @@ import type { MetadataStore } from "./metadata_store.ts";
 
 /** What happened to a lock: a push's `change`. */
 export interface LockChangeNote {
+  /** The file whose lock changed. */
   path: string;
+  /** What happened to it ("forced": released by a device other than the holder). */
   what: "taken" | "renewed" | "released" | "forced" | "expired";
   /** The device that made the change (absent for expiry). */
   by?: string;
@@ -20,7 +22,9 @@ export interface LockChangeNote {
 
 /** A change of a namespace's locks: every live lock after it, and what changed. */
 export interface LockEvent {
+  /** Every live lock of the namespace after the change. */
   locks: LockRecord[];
+  /** The change. */
   change: LockChangeNote;
 }
 

@@ -61,6 +61,10 @@ async function commitAs(dir: string, changes: (rev: number) => unknown[]): Promi
 Deno.test("lock on A: B's copy turns read-only, B's commits are LOCKED naming A, B's forced edit is uploaded after unlock", async () => {
   await using world = await World.create();
   const { a, b } = await twoDevices(world);
+  await world.client("C");
+  const cFile = join(world.dir("C"), FILE);
+  await waitForFile(cFile, "first");
+  const cMode = modeOf(cFile);
   const locked = await ok(join(world.dir("A"), "docs"), "lock", "a.txt");
   assert.match(
     locked,
@@ -68,7 +72,9 @@ Deno.test("lock on A: B's copy turns read-only, B's commits are LOCKED naming A,
   );
   const bFile = join(world.dir("B"), FILE);
   await waitForMode(bFile, "read-only");
+  await waitForMode(cFile, "read-only");
   await b.waitForOutput(/docs\/a\.txt is locked by alice on device "A": read-only here until the lock ends/);
+  assert.notEqual(modeOf(join(world.dir("A"), FILE)) & 0o200, 0, "the holder's copy stays writable");
 
   const seen = await locksSeenFrom(world.dir("B"));
   assert.equal(seen.length, 1);
@@ -105,6 +111,8 @@ Deno.test("lock on A: B's copy turns read-only, B's commits are LOCKED naming A,
 
   assert.equal(await ok(world.dir("A"), "unlock", FILE), `unlocked ${FILE}`);
   await waitForFile(join(world.dir("A"), FILE), "edited on B while locked");
+  await waitForFile(cFile, "edited on B while locked");
+  await waitForMode(cFile, cMode);
   await b.waitForOutput(/the lock on docs\/a\.txt ended/);
   assert.equal(modeOf(bFile), 0o644, "the mode the user set stays");
   assert.deepEqual(await locksSeenFrom(world.dir("B")), []);
