@@ -40,14 +40,13 @@ function serverWrites(action: Action): { paths: string[]; below: boolean } | nul
  * @example
  * ```ts
  * const local = { kind: "file" as const, hash: "h", size: 1, mtime: 0 };
- * const lock = (path: string) => path === "a.txt" ? { path } : undefined;
- * holdBackLocked([{ type: "upload", path: "a.txt", local, baseRev: 3 }], lock); // { allowed: [], held: [[…, "a.txt"]] }
+ * const locks = new Map([["a.txt", { path: "a.txt" }]]);
+ * holdBackLocked([{ type: "upload", path: "a.txt", local, baseRev: 3 }], locks); // { allowed: [], held: [[…]] }
  * ```
  */
 export function holdBackLocked<L extends { path: string }>(
   plan: readonly Action[],
-  lockOf: (path: string) => L | undefined,
-  locked: readonly string[] = [],
+  locks: ReadonlyMap<string, L>,
 ): { allowed: Action[]; held: [Action, L][] } {
   const allowed: Action[] = [];
   const held: [Action, L][] = [];
@@ -55,10 +54,9 @@ export function holdBackLocked<L extends { path: string }>(
     const writes = serverWrites(action);
     let lock: L | undefined;
     for (const path of writes?.paths ?? []) {
-      lock = lockOf(path);
+      lock = locks.get(path);
       if (!lock && writes!.below) {
-        const below = locked.find((p) => p.startsWith(`${path}/`));
-        if (below !== undefined) lock = lockOf(below);
+        for (const [locked, l] of locks) if (locked.startsWith(`${path}/`)) lock ??= l;
       }
       if (lock) break;
     }
@@ -202,7 +200,7 @@ export class LockGuard {
    */
   filter(plan: Action[]): Action[] {
     if (this.#others.size === 0) return plan;
-    const { allowed, held } = holdBackLocked(plan, (p) => this.#others.get(p), [...this.#others.keys()]);
+    const { allowed, held } = holdBackLocked(plan, this.#others);
     for (const [action, lock] of held) {
       const path = "path" in action ? action.path : action.from;
       for (const p of "from" in action ? [action.from, action.to] : [action.path]) this.#held.add(p);

@@ -64,7 +64,7 @@ const CASES: [name: string, action: Action, locked: string[], held: boolean][] =
 for (const [name, action, locked, held] of CASES) {
   Deno.test(`holdBackLocked(): ${name} ${held ? "waits" : "runs"}`, () => {
     const locks = new Map(locked.map((p) => [p, { path: p }]));
-    const result = holdBackLocked([action], (p) => locks.get(p), locked);
+    const result = holdBackLocked([action], locks);
     assert.equal(result.held.length === 1, held);
     assert.equal(result.allowed.length === 1, !held);
   });
