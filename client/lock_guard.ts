@@ -126,7 +126,7 @@ export class LockGuard {
   #save(): void {
     try {
       const tmp = `${this.#file}.tmp`;
-      Deno.writeTextFileSync(tmp, JSON.stringify(Object.fromEntries(this.#readonly)));
+      Deno.writeTextFileSync(tmp, JSON.stringify(Object.fromEntries(this.#readonly)), { mode: 0o600 });
       Deno.renameSync(tmp, this.#file);
     } catch (error) {
       this.#o.log(`cannot record the read-only files: ${(error as Error).message}`);

@@ -205,7 +205,7 @@ Deno.test("unlock --force from another device of the owner opens the lock; the h
 
 Deno.test("lock commands: clear errors for a folder, a path outside, a missing file, nothing locked", async () => {
   await using world = await World.create();
-  await twoDevices(world);
+  const { a } = await twoDevices(world);
   const folder = await filesync(world.dir("A"), "lock", "docs");
   assert.equal(folder.code, 1);
   assert.equal(folder.output, `filesync: "docs" is a folder, not a file: only files can be locked`);
@@ -224,4 +224,16 @@ Deno.test("lock commands: clear errors for a folder, a path outside, a missing f
   const nowhere = await filesync(world.tmp.path, "locks");
   assert.equal(nowhere.code, 1);
   assert.match(nowhere.output, /is not inside a synced folder/);
+  // The commands work without a client running in the folder; the other device still reacts live.
+  await a.stop();
+  assert.match(
+    await ok(world.dir("A"), "lock", FILE, "--minutes", "5"),
+    /^locked docs\/a\.txt for 5 minutes/,
+  );
+  await waitForMode(join(world.dir("B"), FILE), "read-only");
+  assert.match(await ok(world.dir("A"), "lock", FILE), /^renewed the lock on docs\/a\.txt for 5 minutes/);
+  assert.match(
+    await ok(world.dir("A"), "locks"),
+    /^1 locked file:\ndocs\/a\.txt  locked by alice on device "A" \(this device\)  until /,
+  );
 });
