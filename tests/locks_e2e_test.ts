@@ -234,6 +234,6 @@ Deno.test("lock commands: clear errors for a folder, a path outside, a missing f
   assert.match(await ok(world.dir("A"), "lock", FILE), /^renewed the lock on docs\/a\.txt for 5 minutes/);
   assert.match(
     await ok(world.dir("A"), "locks"),
-    /^1 locked file:\ndocs\/a\.txt  locked by alice on device "A" \(this device\)  until /,
+    /^1 locked file:\ndocs\/a\.txt {2}locked by alice on device "A" \(this device\) {2}until /,
   );
 });
