@@ -1,5 +1,6 @@
 // filesync command-line entry: dispatches to the server, user and client commands.
 import { clientCommand, confirmDeletesCommand } from "./client/cli.ts";
+import { devicesCommand } from "./client/devices_cli.ts";
 import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
 import { lockCommand, locksCommand, unlockCommand } from "./client/lock_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
@@ -15,12 +16,15 @@ Usage:
   filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
   filesync server fsck --data DIR [--json]
   filesync user add|passwd|remove|list [NAME] --data DIR
+  filesync user devices NAME [--json] --data DIR
+  filesync user revoke NAME DEVICE --data DIR
   filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
   filesync confirm-deletes [--dir DIR]
   filesync gc --data DIR
   filesync versions PATH [--json] [--dir DIR]
   filesync restore PATH [--version ID] [--as NEWPATH] [--dir DIR]
   filesync trash [--json] [--dir DIR]
+  filesync devices [--json] [--dir DIR]
   filesync lock PATH [--minutes N] [--dir DIR]
   filesync unlock PATH [--force] [--dir DIR]
   filesync locks [--json] [--dir DIR]
@@ -49,6 +53,8 @@ async function main(args: string[]): Promise<number> {
       return await restoreCommand(rest);
     case "trash":
       return await trashCommand(rest);
+    case "devices":
+      return await devicesCommand(rest);
     case "lock":
       return await lockCommand(rest);
     case "unlock":
@@ -67,7 +73,7 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, lock, unlock, locks; ` +
+        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, devices, lock, unlock, locks; ` +
           "see filesync --help)",
       );
   }

@@ -17,6 +17,14 @@ export async function readPassword(prompt: string): Promise<string> {
   return line;
 }
 
+/**
+ * The password typed at a terminal (not echoed), never from FILESYNC_PASSWORD or piped input: for when a person
+ * must give it (a revoked device logging in again). Null when standard input is not a terminal.
+ */
+export function askAtTerminal(prompt: string): (() => Promise<string>) | null {
+  return Deno.stdin.isTerminal() ? () => promptSilently(prompt) : null;
+}
+
 async function promptSilently(prompt: string): Promise<string> {
   const encoder = new TextEncoder();
   await Deno.stderr.write(encoder.encode(prompt));

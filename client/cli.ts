@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { parseServerAddress } from "./connection.ts";
 import { confirmHeld, findSyncRoot } from "./held_deletes.ts";
-import { readPassword } from "../cli/password.ts";
+import { askAtTerminal, readPassword } from "../cli/password.ts";
 import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
 import { forgetCa, saveCa } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
@@ -110,6 +110,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     device,
     caPem,
     password: () => readPassword(`Password for ${values.user}: `),
+    askPassword: askAtTerminal(`Password for ${values.user} (this device was revoked): `) ?? undefined,
     log,
     rescanSeconds: rescan,
     massDeletePercent,

@@ -1,6 +1,6 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
-import { RESYNC_CODE, type ResyncReason } from "../protocol/messages.ts";
+import { DEVICE_REVOKED, RESYNC_CODE, type ResyncReason } from "../protocol/messages.ts";
 import { BadMessageError, checkPush, type Push } from "../protocol/replies.ts";
 import { UserError } from "../protocol/user_error.ts";
 import { openConnection, UnreachableError } from "./connection.ts";
@@ -37,6 +37,12 @@ export interface SyncClientOptions {
   caPem?: string;
   /** Gives the password when a login is needed (first start, or a token that stopped working). */
   password: () => Promise<string>;
+  /**
+   * Asks a person for the password (at a terminal); absent when nobody can be asked. After this device was
+   * revoked only this is used: a revoked device never logs in again by itself (with FILESYNC_PASSWORD or
+   * standard input), and without it the client stops with a {@linkcode UserError}.
+   */
+  askPassword?: () => Promise<string>;
   /** User-facing lines. */
   log: (line: string) => void;
   /** Seconds between full scans. @default 10 */
@@ -52,6 +58,12 @@ export interface SyncClientOptions {
   /** Let mass deletes through without asking (`--allow-mass-delete`). @default false */
   allowMassDelete?: boolean;
 }
+
+/** Why a revoked client stops when it has no terminal to ask for the password at. */
+const REVOKED_CANNOT_ASK =
+  "This device was revoked on the server, and there is no terminal here to ask for " +
+  "the password: start filesync client again to log in (nothing in the folder was deleted, and changes made " +
+  "meanwhile upload after the login)";
 
 /** How often a repeated safety-stop warning is printed again. */
 const WARN_EVERY_MS = 60_000;
@@ -88,6 +100,10 @@ export class SyncClient {
   #watch: FolderWatch | null = null;
   #stopped = false;
   #fatal: Error | null = null;
+  /** The server said this device was revoked (and no login has happened since). */
+  #revoked = false;
+  /** A password given for a LOGIN that did not get its answer (the connection dropped); used for the next. */
+  #typedPassword: string | null = null;
   #dirty = new Set<string>();
   #distrust = new Set<string>();
   /** Changes the server refused for good (too large, over quota, bad name), by path: left out until they change. */
@@ -231,17 +247,24 @@ export class SyncClient {
 
   async #login(peer: RpcPeer): Promise<void> {
     const token = await readToken(this.#o.dir);
+    let password: string | null = null;
     if (token) {
       try {
         await peer.request("AUTH", { token });
         return;
       } catch (error) {
         if (!(error instanceof RpcError) || error.code !== "auth_token") throw error;
-        this.#o.log(`${error.message}: logging in again with the password`);
         await forgetToken(this.#o.dir);
+        if (error.detail.reason === DEVICE_REVOKED) password = await this.#passwordAfterRevocation();
+        else this.#o.log(`${error.message}: logging in again with the password`);
       }
     }
-    const password = await this.#o.password();
+    // A password typed for a LOGIN whose connection then dropped (the server allows 10 s from connect to login,
+    // a person may take longer) is used on the next connection instead of asking again. A revoked device whose
+    // token is gone already (its session was closed) still only asks a person.
+    password ??= this.#typedPassword ??
+      (this.#revoked ? await this.#passwordAfterRevocation() : await this.#o.password());
+    this.#typedPassword = password;
     try {
       const reply = await peer.request("LOGIN", { user: this.#o.user, password, device: this.#o.device });
       const info: DeviceInfo = {
@@ -250,14 +273,41 @@ export class SyncClient {
         device: this.#o.device,
         deviceId: String(reply.message.deviceId),
       };
+      this.#typedPassword = null;
       await saveLogin(this.#o.dir, info, String(reply.message.token));
+      this.#revoked = false;
       this.#o.log(`logged in as ${this.#o.user} on device "${this.#o.device}"`);
     } catch (error) {
       if (error instanceof RpcError && (error.code === "auth" || error.code === "rate_limited")) {
+        this.#typedPassword = null;
         throw new UserError(`Login failed: ${error.message}`);
       }
       throw error;
     }
+  }
+
+  /** Says once that this device was revoked; then asks a person, or stops when nobody can be asked. */
+  async #passwordAfterRevocation(): Promise<string> {
+    this.#announceRevocation();
+    if (!this.#o.askPassword) throw new UserError(REVOKED_CANNOT_ASK);
+    return await this.#o.askPassword();
+  }
+
+  #announceRevocation(): void {
+    if (this.#revoked) return;
+    this.#revoked = true;
+    this.#o.log(
+      "this device was revoked on the server: it no longer syncs until you log in again with the password " +
+        "(nothing here is deleted; changes made meanwhile upload after the login)",
+    );
+  }
+
+  /** The server closed this session because the device was revoked: stop at once when nobody can be asked. */
+  async #revokedNow(): Promise<void> {
+    this.#announceRevocation();
+    if (this.#o.askPassword) return; // the reconnect's AUTH is refused, and the password is asked then
+    await forgetToken(this.#o.dir);
+    await this.#fail(new UserError(REVOKED_CANNOT_ASK));
   }
 
   async #connectLoop(): Promise<void> {
@@ -298,7 +348,7 @@ export class SyncClient {
         clearInterval(this.#pingTimer);
         this.#peer = null;
         if (this.#stopped) return;
-        this.#o.log(`disconnected from server (${reason.message}); reconnecting`);
+        if (!this.#revoked) this.#o.log(`disconnected from server (${reason.message}); reconnecting`);
       } catch (error) {
         peer?.close();
         this.#peer = null;
@@ -384,7 +434,8 @@ export class SyncClient {
       for (const path of touched) this.#dirty.add(path);
       this.#kick();
     } else if (push.push === "error") {
-      this.#o.log(`server: ${push.error}`);
+      if (push.code === "auth_token" && push.reason === DEVICE_REVOKED) void this.#revokedNow();
+      else this.#o.log(`server: ${push.error}`);
     } else if (push.push === "locks") {
       this.#applyLocks(push.locks, push.change);
     }

@@ -83,6 +83,8 @@ export const Requests = {
    * deleted folder, the folder and everything that was in it when it was deleted come back.
    */
   RESTORE: z.object({ path, version: z.string().max(64).optional(), as: path.optional() }),
+  /** The caller's user's devices (see {@linkcode WireDevice}); the reply marks the calling device `current`. */
+  DEVICES: z.object({}),
   /**
    * Takes a lease on a file for `minutes` (default 30), or renews the caller's own from now (for `minutes`, or
    * the lease's length). Refused with "locked" while another device holds it.
@@ -153,6 +155,31 @@ export interface WireTrashItem {
   size: number;
   /** Id of the version that was deleted (for RESTORE). */
   version: string;
+}
+
+/**
+ * The `reason` of an `auth_token` error (a refused AUTH, or the push that closes a session) when the device's
+ * token was revoked (`filesync user revoke`): the device must not log in again by itself, only when a person
+ * gives the password.
+ */
+export const DEVICE_REVOKED = "revoked";
+
+/** One device of a user, as DEVICES (and `filesync user devices`) report it; one per login. */
+export interface WireDevice {
+  /** Random id given at login. */
+  deviceId: string;
+  /** The device's name (`--device`). */
+  device: string;
+  /** When it logged in (ms since the epoch). */
+  created: number;
+  /** When its token expires unless used again. */
+  expires: number;
+  /** When it last connected (absent: not since it logged in). */
+  lastSeen?: number;
+  /** When it was revoked (absent: not revoked). */
+  revoked?: number;
+  /** True for the device that asked (DEVICES only). */
+  current?: boolean;
 }
 
 /** One manifest row: a chunk id (its SHA-256, lowercase hex) and its size in bytes. */

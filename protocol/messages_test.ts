@@ -92,6 +92,7 @@ const examples: { [K in Op]: Record<string, unknown> } = {
   VERSIONS: { path: "a/b.txt" },
   TRASH: {},
   RESTORE: { path: "a/b.txt", version: "12", as: "a/b (restored).txt" },
+  DEVICES: {},
   LOCK: { path: "a/b.txt", minutes: 30 },
   UNLOCK: { path: "a/b.txt", force: true },
   LOCKS: {},

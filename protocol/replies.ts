@@ -75,7 +75,13 @@ export const Pushes = {
     /** Tag of the journal entry at `cursor` (see MONITOR's `tag`). */
     tag: text(64).optional(),
   }),
-  error: z.looseObject({ push: z.literal("error"), code: text(64).optional(), error: z.string() }),
+  error: z.looseObject({
+    push: z.literal("error"),
+    code: text(64).optional(),
+    error: z.string(),
+    /** Why, for some codes: `auth_token` with "revoked" says this device was revoked (`DEVICE_REVOKED`). */
+    reason: text(64).optional(),
+  }),
   /**
    * Every live lock of the namespace, sent to monitoring devices whenever a lock is taken, renewed, released
    * or expires; `change` says what happened to which path. (LOCKS gives the same list on request.)
@@ -127,6 +133,16 @@ const trashItem = z.looseObject({
   version: text(64),
 });
 
+const wireDevice = z.looseObject({
+  deviceId: text(64),
+  device,
+  created: time,
+  expires: time,
+  lastSeen: time.optional(),
+  revoked: time.optional(),
+  current: z.boolean().optional(),
+});
+
 /** Reply schemas (the fields besides `re` and `ok`) by the op of the request they answer. */
 export const Replies = {
   HELLO: z.looseObject({ version: z.number().int(), server: text(200).optional() }),
@@ -162,6 +178,7 @@ export const Replies = {
     entries,
     skipped: z.array(z.looseObject({ path, code: text(64), error: z.string() })),
   }),
+  DEVICES: z.looseObject({ devices: z.array(wireDevice).max(100_000) }),
   LOCK: z.looseObject({ lock: wireLock, renewed: z.boolean() }),
   UNLOCK: z.looseObject({ released: wireLock }),
   LOCKS: z.looseObject({ locks }),

@@ -6,6 +6,7 @@ import { memoryPipe, RpcError, RpcPeer } from "./rpc.ts";
 
 const H = "a".repeat(64);
 const file = { path: "a.txt", kind: "file", hash: H, size: 5, mtime: 1, rev: 1, device: "d" };
+const device = { deviceId: "0123456789abcdef", device: "laptop", created: 1, expires: 2 };
 
 Deno.test("checkPush() accepts good pushes and refuses hostile fields", () => {
   assert.deepEqual(checkPush({ push: "events", events: [file] }), { push: "events", events: [file] });
@@ -50,6 +51,18 @@ Deno.test("checkPush() and checkReply() refuse values nested too deeply to print
   assert.equal(refused.message.error, "request failed");
 });
 
+Deno.test("checkPush() keeps an error push's reason and refuses a hostile one", () => {
+  const push = checkPush({
+    push: "error",
+    code: "auth_token",
+    error: "This device was revoked",
+    reason: "revoked",
+  });
+  assert.equal(push.push === "error" && push.reason, "revoked");
+  assert.throws(() => checkPush({ push: "error", error: "x", reason: "\u001b[2J" }), BadMessageError);
+  assert.throws(() => checkPush({ push: "error", error: "x", reason: 5 }), BadMessageError);
+});
+
 Deno.test("checkPush() makes an error push's text safe to log", () => {
   const push = checkPush({ push: "error", error: "boom\u001b[31m\u202e" });
   assert.equal(push.push === "error" && push.error, "boom?[31m?");
@@ -68,6 +81,7 @@ Deno.test("checkReply() ties replies to their request and data", () => {
     ["HAVE", { hashes: [H] }, ok({ missing: [H] })],
     ["COMMIT", { changes: [{}] }, ok({ results: [{ ok: true, entries: [file] }] })],
     ["GET", { hash: H }, ok({}, new Uint8Array(3))],
+    ["DEVICES", {}, ok({ devices: [device, { ...device, lastSeen: 3, revoked: 4, current: true }] })],
   ];
   for (const [op, request, frame] of good) checkReply(op, request, frame);
   const bad: [string, string, Record<string, unknown>, ReturnType<typeof ok>][] = [
@@ -121,6 +135,10 @@ Deno.test("checkReply() ties replies to their request and data", () => {
         skipped: [],
       }),
     ],
+    ["devices missing", "DEVICES", {}, ok({})],
+    ["devices escape in name", "DEVICES", {}, ok({ devices: [{ ...device, device: "\u001b[2J" }] })],
+    ["devices bad time", "DEVICES", {}, ok({ devices: [{ ...device, expires: -1 }] })],
+    ["devices bad current", "DEVICES", {}, ok({ devices: [{ ...device, current: "yes" }] })],
     ["unknown op", "NOPE", {}, ok({})],
   ];
   for (const [name, op, request, frame] of bad) {

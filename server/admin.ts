@@ -1,5 +1,6 @@
 // Local admin socket: lets `filesync user …` act through the running server, which owns the KV file.
 import { dirname, join } from "node:path";
+import type { WireDevice } from "../protocol/messages.ts";
 
 /** Path of the admin socket in a data folder: inside the private folder `DIR/admin/`. */
 export function adminSocketPath(dataDir: string): string {
@@ -13,6 +14,8 @@ export type AdminRequest =
   | { op: "user-remove"; name: string }
   | { op: "user-list" }
   | { op: "user-quota"; name: string; set?: { quota: number | null | "default" } }
+  | { op: "user-devices"; name: string }
+  | { op: "user-revoke"; name: string; device: string }
   | { op: "gc" }
   | { op: "stats" }
   | { op: "ping" };
@@ -25,6 +28,10 @@ export type AdminReply =
     stats?: Record<string, unknown>;
     /** For user-quota: bytes of live files, the user's own quota and the server's default (null: none). */
     quota?: { used: number; own?: number | null; serverDefault?: number | null };
+    /** For user-devices: the user's devices in order of login. */
+    devices?: WireDevice[];
+    /** For user-revoke: the device revoked, and whether it had been revoked before. */
+    revoked?: { device: WireDevice; already: boolean };
   }
   | { ok: false; error: string };
 

@@ -61,18 +61,35 @@ export async function issueToken(
 }
 
 /** Why a token was refused. */
-export type TokenCheck = { ok: true; record: TokenRecord } | { ok: false; reason: "unknown" | "expired" };
+export type TokenCheck =
+  | { ok: true; record: TokenRecord }
+  | { ok: false; reason: "unknown" | "expired" | "revoked" };
 
-/** Looks a token up; a valid token's expiry slides forward (at most once an hour). */
+/**
+ * Looks a token up; a valid token's expiry slides forward (at most once an hour) and its device is marked seen
+ * now. A revoked token is refused with reason "revoked" (so the device can be told), before its expiry counts.
+ */
 export async function checkToken(store: MetadataStore, token: string, now = Date.now()): Promise<TokenCheck> {
   const hash = tokenHash(token);
   const record = await store.getToken(hash);
   if (!record || !(await store.getUser(record.user))) return { ok: false, reason: "unknown" };
+  if (record.revoked !== undefined) return { ok: false, reason: "revoked" };
   if (record.expires <= now) return { ok: false, reason: "expired" };
   if (record.expires - now < TOKEN_LIFETIME_MS - 3600_000) {
     await store.touchToken(hash, now + TOKEN_LIFETIME_MS);
   }
+  await store.markSeen(hash, now);
   return { ok: true, record };
+}
+
+/** Whether a token is still stored and not revoked, now (a read only; expiry is not looked at). */
+export async function tokenState(
+  store: MetadataStore,
+  token: string,
+): Promise<"valid" | "revoked" | "unknown"> {
+  const record = await store.getToken(tokenHash(token));
+  if (record === null) return "unknown";
+  return record.revoked === undefined ? "valid" : "revoked";
 }
 
 /** Limits of {@linkcode LoginGuard}. */

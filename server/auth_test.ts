@@ -14,6 +14,7 @@ import {
   makeUser,
   TOKEN_LIFETIME_MS,
   tokenHash,
+  tokenState,
   validateUserName,
 } from "./auth.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
@@ -260,5 +261,30 @@ Deno.test("tokens of a removed user, or revoked tokens, are unknown", async () =
     assert.deepEqual(await checkToken(store, b.token, 1), { ok: false, reason: "unknown" });
     await store.removeUser("alice");
     assert.deepEqual(await checkToken(store, a.token, 1), { ok: false, reason: "unknown" });
+  });
+});
+
+Deno.test("a revoked device's token is refused as revoked (also past its expiry); a valid one is marked seen", async () => {
+  await withStore(async (store) => {
+    await store.addUser(await makeUser("alice", "pw"));
+    const a = await issueToken(store, "alice", "laptop", 0);
+    const b = await issueToken(store, "alice", "phone", 0);
+    assert.ok((await checkToken(store, a.token, 50)).ok);
+    assert.equal((await store.getToken(tokenHash(a.token)))?.lastSeen, 50);
+    assert.equal(await tokenState(store, a.token), "valid");
+    await store.revokeDevice("alice", a.record.deviceId, 60);
+    assert.deepEqual(await checkToken(store, a.token, 70), { ok: false, reason: "revoked" });
+    assert.deepEqual(await checkToken(store, a.token, TOKEN_LIFETIME_MS * 2), {
+      ok: false,
+      reason: "revoked",
+    });
+    assert.equal(
+      (await store.getToken(tokenHash(a.token)))?.lastSeen,
+      50,
+      "a refused token is not marked seen",
+    );
+    assert.equal(await tokenState(store, a.token), "revoked");
+    assert.equal(await tokenState(store, "not-a-token"), "unknown");
+    assert.ok((await checkToken(store, b.token, 70)).ok, "the user's other device is not affected");
   });
 });

@@ -2,6 +2,8 @@
 import { parseArgs } from "node:util";
 import { readPassword } from "../cli/password.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
+import { describeDevices } from "../protocol/devices.ts";
+import { safeText } from "../protocol/replies.ts";
 import { formatSize, parseSize } from "../protocol/sizes.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
@@ -50,6 +52,11 @@ Commands:
   quota NAME [SIZE]
                 show the user's quota and what their files take; with SIZE (e.g. 50G, "unlimited", or
                 "default" for the server's --quota) set it. Counts live files only, not history or trash
+  devices NAME [--json]
+                list the user's devices: name, id, login, last connection, token expiry or revocation
+  revoke NAME DEVICE
+                revoke a device (by id, or by a name only one device has): its connections close at once
+                and it must log in with the password again
 
 Works whether or not the server is running (through the server's admin socket when it is).
 `;
@@ -238,7 +245,12 @@ export async function gcCommand(args: string[]): Promise<number> {
 export async function userCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { data: { type: "string" }, kv: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: {
+      data: { type: "string" },
+      kv: { type: "string" },
+      json: { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
     strict: true,
     allowPositionals: true,
   });
@@ -249,6 +261,8 @@ export async function userCommand(args: string[]): Promise<number> {
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync user --help)");
   const [command, name, ...rest] = positionals;
   const quotaArg = command === "quota" ? rest.shift() : undefined;
+  const deviceArg = command === "revoke" ? rest.shift() : undefined;
+  if (values.json && command !== "devices") throw new UsageError(`--json goes with "devices" only`);
   if (rest.length > 0) throw new UsageError(`Unexpected argument "${rest[0]}"`);
   let request: AdminRequest;
   const needName = () => {
@@ -280,8 +294,19 @@ export async function userCommand(args: string[]): Promise<number> {
       }
       break;
     }
+    case "devices":
+      request = { op: "user-devices", name: needName() };
+      break;
+    case "revoke": {
+      const user = needName();
+      if (!deviceArg) throw new UsageError("Missing device: filesync user revoke NAME DEVICE --data DIR");
+      request = { op: "user-revoke", name: user, device: deviceArg };
+      break;
+    }
     default:
-      throw new UsageError(`Unknown user command "${command}" (add, passwd, remove, list, quota)`);
+      throw new UsageError(
+        `Unknown user command "${command}" (add, passwd, remove, list, quota, devices, revoke)`,
+      );
   }
   let reply: AdminReply | null = await adminRequest(values.data, request);
   if (!reply) {
@@ -297,7 +322,22 @@ export async function userCommand(args: string[]): Promise<number> {
   if (!reply.ok) throw new UserError(reply.error);
   if (request.op === "user-list") { for (const user of reply.users ?? []) console.log(user); }
   else if (request.op === "user-quota") console.log(describeQuota(name!, reply.quota!));
-  else {console.log(
+  else if (request.op === "user-devices") {
+    const devices = reply.devices ?? [];
+    if (values.json) console.log(JSON.stringify({ user: name, devices }, null, 2));
+    else for (const line of describeDevices(devices, { user: name!, now: Date.now() })) console.log(line);
+  } else if (request.op === "user-revoke") {
+    const { device, already } = reply.revoked!;
+    console.log(
+      already
+        ? `device "${safeText(device.device)}" (${device.deviceId}) of ${name} was already revoked`
+        : `revoked device "${
+          safeText(device.device)
+        }" (${device.deviceId}) of ${name}: its connections are ` +
+          "closed and " +
+          "it must log in with the password again",
+    );
+  } else {console.log(
       `${command === "add" ? "added" : command === "remove" ? "removed" : "changed password of"} ${name}`,
     );}
   return 0;

@@ -199,6 +199,100 @@ export function metadataContract(label: string, open: OpenStore): void {
     });
   });
 
+  test("listDevices lists a user's devices in order of login, with expiry and last sight from their tokens", async () => {
+    await withStore(async (store) => {
+      await store.addUser(user("alice"));
+      assert.deepEqual(await store.listDevices("alice"), []);
+      await store.addToken("t2", { ...token("alice", "d2"), created: 20 });
+      await store.addToken("t1", token("alice", "d1"));
+      await store.addToken("t3", token("bob", "d3"));
+      await store.markSeen("t1", 500);
+      await store.touchToken("t1", 9000);
+      assert.deepEqual(await store.listDevices("alice"), [
+        { deviceId: "d1", device: "dev-d1", created: 10, expires: 9000, lastSeen: 500 },
+        { deviceId: "d2", device: "dev-d2", created: 20, expires: 1000 },
+      ]);
+      assert.equal((await store.getToken("t1"))?.lastSeen, 500);
+      await store.markSeen("missing", 5);
+      assert.equal(await store.getToken("missing"), null, "marking an unknown token creates nothing");
+      assert.deepEqual((await store.listDevices("bob")).map((d) => d.deviceId), ["d3"]);
+      assert.deepEqual(await store.listDevices("nobody"), []);
+    });
+  });
+
+  test("revokeDevice marks one device and its token revoked, once, and no other", async () => {
+    await withStore(async (store) => {
+      await store.addUser(user("alice"));
+      await store.addToken("t1", token("alice", "d1"));
+      await store.addToken("t2", token("alice", "d2"));
+      await store.addToken("t3", token("bob", "d3"));
+      const revoked = await store.revokeDevice("alice", "d1", 700);
+      assert.deepEqual(revoked, {
+        deviceId: "d1",
+        device: "dev-d1",
+        created: 10,
+        expires: 1000,
+        revoked: 700,
+      });
+      assert.equal(
+        (await store.getToken("t1"))?.revoked,
+        700,
+        "the token is kept, marked, so AUTH can say why",
+      );
+      assert.equal(
+        (await store.revokeDevice("alice", "d1", 800))?.revoked,
+        700,
+        "a second revocation changes nothing",
+      );
+      assert.equal(await store.revokeDevice("alice", "nope", 800), null, "unknown device");
+      assert.equal(await store.revokeDevice("bob", "d1", 800), null, "another user's device is not found");
+      assert.equal(await store.revokeDevice("nobody", "d1", 800), null, "unknown user");
+      assert.equal((await store.getToken("t2"))?.revoked, undefined);
+      assert.equal((await store.getToken("t3"))?.revoked, undefined);
+      assert.deepEqual((await store.listDevices("alice")).map((d) => [d.deviceId, d.revoked]), [
+        ["d1", 700],
+        ["d2", undefined],
+      ]);
+    });
+  });
+
+  test("a revoked token is never brought back by touchToken or markSeen, even racing them", async () => {
+    await withStore(async (store) => {
+      await store.addUser(user("alice"));
+      await store.addToken("t1", token("alice", "d1"));
+      await Promise.all([
+        ...Array.from({ length: 10 }, (_, i) => store.touchToken("t1", 2000 + i)),
+        ...Array.from({ length: 10 }, (_, i) => store.markSeen("t1", 50 + i)),
+        store.revokeDevice("alice", "d1", 700),
+        ...Array.from({ length: 10 }, (_, i) => store.touchToken("t1", 3000 + i)),
+        ...Array.from({ length: 10 }, (_, i) => store.markSeen("t1", 60 + i)),
+      ]);
+      assert.equal((await store.getToken("t1"))?.revoked, 700);
+      const expires = (await store.getToken("t1"))?.expires;
+      await store.touchToken("t1", 99_000);
+      await store.markSeen("t1", 99_000);
+      assert.equal((await store.getToken("t1"))?.expires, expires, "no later touch either");
+      assert.notEqual((await store.getToken("t1"))?.lastSeen, 99_000);
+    });
+  });
+
+  test("revokeTokens and removeUser also remove revoked devices", async () => {
+    await withStore(async (store) => {
+      await store.addUser(user("alice"));
+      await store.addToken("t1", token("alice", "d1"));
+      await store.addToken("t2", token("alice", "d2"));
+      await store.revokeDevice("alice", "d1", 700);
+      await store.revokeTokens("alice");
+      assert.deepEqual(await store.listDevices("alice"), []);
+      assert.equal(await store.getToken("t1"), null);
+      await store.addToken("t4", token("alice", "d4"));
+      await store.revokeDevice("alice", "d4", 800);
+      await store.removeUser("alice");
+      assert.deepEqual(await store.listDevices("alice"), []);
+      assert.equal(await store.getToken("t4"), null);
+    });
+  });
+
   test("setQuota sets, lifts and clears a user's own quota", async () => {
     await withStore(async (store) => {
       await store.addUser(user("alice"));

@@ -16,6 +16,7 @@ import type {
   CommitOptions,
   CommitOutcome,
   CompactionPoint,
+  DeviceRecord,
   EntryRecord,
   JournalMark,
   LockChange,
@@ -229,14 +230,50 @@ export class KvMetadataStore implements MetadataStore {
   }
 
   async touchToken(tokenHash: string, expires: number): Promise<void> {
-    const current = await this.getToken(tokenHash);
-    if (current) await this.kv.set(["token", tokenHash], { ...current, expires });
+    await this.#updateToken(tokenHash, (current) => ({ ...current, expires }));
+  }
+
+  /** Rewrites a live (not revoked) token record; compare-and-set, so a revocation in between is never undone. */
+  async #updateToken(tokenHash: string, change: (current: TokenRecord) => TokenRecord): Promise<void> {
+    while (true) {
+      const entry = await this.kv.get<TokenRecord>(["token", tokenHash]);
+      if (!entry.value || entry.value.revoked !== undefined) return;
+      if ((await this.kv.atomic().check(entry).set(entry.key, change(entry.value)).commit()).ok) return;
+    }
   }
 
   async revokeTokens(user: string): Promise<void> {
     for await (const entry of this.kv.list<{ tokenHash: string }>({ prefix: ["device", user] })) {
       await this.kv.atomic().delete(["token", entry.value.tokenHash]).delete(entry.key).commit();
     }
+  }
+
+  // ---- devices ----
+
+  async listDevices(user: string): Promise<DeviceRecord[]> {
+    const devices: DeviceRecord[] = [];
+    for await (const entry of this.kv.list<DeviceRow>({ prefix: ["device", user] })) {
+      const token = await this.getToken(entry.value.tokenHash);
+      devices.push(deviceOf(String(entry.key[2]), entry.value, token));
+    }
+    return devices.sort((a, b) => a.created - b.created || a.deviceId.localeCompare(b.deviceId));
+  }
+
+  async revokeDevice(user: string, deviceId: string, at: number): Promise<DeviceRecord | null> {
+    while (true) {
+      const row = await this.kv.get<DeviceRow>(["device", user, deviceId]);
+      if (!row.value) return null;
+      const token = await this.kv.get<TokenRecord>(["token", row.value.tokenHash]);
+      if (row.value.revoked !== undefined) return deviceOf(deviceId, row.value, token.value);
+      const revokedRow = { ...row.value, revoked: at };
+      const atomic = this.kv.atomic().check(row, token).set(row.key, revokedRow);
+      if (token.value) atomic.set(token.key, { ...token.value, revoked: at });
+      if ((await atomic.commit()).ok) return deviceOf(deviceId, revokedRow, token.value);
+    }
+  }
+
+  async markSeen(tokenHash: string, at: number): Promise<void> {
+    await this.#updateToken(tokenHash, (current) => ({ ...current, lastSeen: at }));
   }
 
   // ---- entries and journal ----
@@ -770,4 +807,25 @@ function chunked<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/** What `["device", user, deviceId]` holds: the token's hash, the device's name, its login time, its revocation. */
+interface DeviceRow {
+  tokenHash: string;
+  device: string;
+  created: number;
+  revoked?: number;
+}
+
+/** A device as listed: its row, with expiry and last sight from its token (gone only after a crash of old code). */
+function deviceOf(deviceId: string, row: DeviceRow, token: TokenRecord | null): DeviceRecord {
+  const record: DeviceRecord = {
+    deviceId,
+    device: row.device,
+    created: row.created,
+    expires: token?.expires ?? row.created,
+  };
+  if (token?.lastSeen !== undefined) record.lastSeen = token.lastSeen;
+  if (row.revoked !== undefined) record.revoked = row.revoked;
+  return record;
 }

@@ -1,5 +1,5 @@
 // The server's metadata behind one small interface: users, tokens, entries, journal, manifests, history, trash.
-import type { Change, ChangeResult, ChunkRow, WireEntry } from "../protocol/messages.ts";
+import type { Change, ChangeResult, ChunkRow, WireDevice, WireEntry } from "../protocol/messages.ts";
 import type { CommitLimits } from "./commit_rules.ts";
 import type { SharedExclusiveLock } from "./gc_lock.ts";
 import type { LockHolder } from "../protocol/locks.ts";
@@ -24,7 +24,17 @@ export interface TokenRecord {
   device: string;
   created: number;
   expires: number;
+  /** When the device last logged in or connected with this token (ms since the epoch); absent: not since `created`. */
+  lastSeen?: number;
+  /** When the device was revoked (ms since the epoch); a revoked token is kept so the device can be told why. */
+  revoked?: number;
 }
+
+/**
+ * A device of a user as `filesync user devices` lists it: one per login (a device that logs in again, after its
+ * token was revoked or lost, is a new device with a new id).
+ */
+export type DeviceRecord = Omit<WireDevice, "current">;
 
 /**
  * A live entry of a namespace (deleted paths have no entry; the journal keeps the deletion). `time` is when the
@@ -178,10 +188,21 @@ export interface MetadataStore {
   addToken(tokenHash: string, record: TokenRecord): Promise<void>;
   /** The token record, or null if unknown. Expiry is the caller's check. */
   getToken(tokenHash: string): Promise<TokenRecord | null>;
-  /** Extends a token's expiry. */
+  /** Extends a token's expiry (never that of a revoked token, nor brings one back). */
   touchToken(tokenHash: string, expires: number): Promise<void>;
   /** Revokes every token of a user. */
   revokeTokens(user: string): Promise<void>;
+
+  // ---- devices ----
+  /** Every device of a user (revoked ones included), in order of login; empty for an unknown user. */
+  listDevices(user: string): Promise<DeviceRecord[]>;
+  /**
+   * Marks a device's token revoked at `at` (AUTH is then refused with the reason); a device revoked before keeps
+   * its first revocation time. Returns the device as it is now, or null for a device the user does not have.
+   */
+  revokeDevice(user: string, deviceId: string, at: number): Promise<DeviceRecord | null>;
+  /** Records that a token's device connected at `at`; nothing for an unknown or revoked token. */
+  markSeen(tokenHash: string, at: number): Promise<void>;
 
   // ---- entries and journal ----
   /** The live entry at a path, or null. */

@@ -8,6 +8,7 @@ import { UsageError, UserError } from "../protocol/user_error.ts";
 import { type AdminReply, type AdminRequest, adminRequest, adminSocketPath, serveAdmin } from "./admin.ts";
 import { AttackLog, CheckQueue, LoginGuard, type LoginPolicy, makeUser, validateUserName } from "./auth.ts";
 import { type ChunkStore, openChunkStore } from "./chunk_store.ts";
+import { findDevice } from "./devices.ts";
 import { collectGarbage, type GcOptions } from "./gc.ts";
 import { Hub } from "./hub.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
@@ -122,6 +123,10 @@ export async function runAdmin(
     gc?: () => GcOptions;
     /** The running server's `--quota` (null: none), for user-quota replies; absent offline. */
     quotaBytes?: number | null;
+    /** Closes the open sessions of a device that was just revoked. */
+    onDeviceRevoked?: (name: string, deviceId: string) => void;
+    /** The clock of revocations. @default Date.now */
+    now?: () => number;
   } = {},
 ): Promise<AdminReply> {
   const { chunks, stats, onUserChanged } = options;
@@ -170,6 +175,25 @@ export async function runAdmin(
           ...(options.quotaBytes !== undefined ? { serverDefault: options.quotaBytes } : {}),
         },
       };
+    }
+    case "user-devices": {
+      if (!await store.getUser(request.name)) return { ok: false, error: `No user "${request.name}"` };
+      return { ok: true, devices: await store.listDevices(request.name) };
+    }
+    case "user-revoke": {
+      if (!await store.getUser(request.name)) return { ok: false, error: `No user "${request.name}"` };
+      const match = findDevice(await store.listDevices(request.name), request.device, { user: request.name });
+      if (!match.ok) return { ok: false, error: match.error };
+      const already = match.device.revoked !== undefined;
+      const device = await store.revokeDevice(
+        request.name,
+        match.device.deviceId,
+        (options.now ?? Date.now)(),
+      );
+      if (!device) return { ok: false, error: `No device "${request.device}" of user "${request.name}"` };
+      // Also when revoked before: whatever session it still has (none, normally) goes.
+      options.onDeviceRevoked?.(request.name, device.deviceId);
+      return { ok: true, revoked: { device, already } };
     }
     default:
       return { ok: false, error: "Unknown admin request" };
@@ -263,6 +287,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       session.peer.close();
     }
   };
+  // A revoked device is told so and closed at once, on every connection it has.
+  const closeDevice = (name: string, deviceId: string) => {
+    let closed = 0;
+    for (const session of sessions) {
+      if (session.user !== name || session.deviceId !== deviceId) continue;
+      session.revoke();
+      closed++;
+    }
+    log(`revoked device ${deviceId} of ${name}: ${closed} connection${closed === 1 ? "" : "s"} closed`);
+  };
   const admin = await serveAdmin(
     options.dataDir,
     (request) =>
@@ -270,6 +304,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         chunks,
         stats,
         onUserChanged: logOut,
+        onDeviceRevoked: closeDevice,
         gc: gcOptions,
         quotaBytes: options.quotaBytes ?? null,
       }),

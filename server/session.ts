@@ -6,11 +6,13 @@ import {
   type Change,
   type ChangeResult,
   commonEnds,
+  DEVICE_REVOKED,
   encodeRows,
   MANIFEST_ROW_BYTES,
   PROTOCOL_VERSION,
   Requests,
   RESYNC_CODE,
+  type WireDevice,
   type WireEntry,
 } from "../protocol/messages.ts";
 import { MAX_CHUNK_BYTES } from "../protocol/replies.ts";
@@ -24,6 +26,7 @@ import {
   issueToken,
   type LoginGuard,
   makeUser,
+  tokenState,
 } from "./auth.ts";
 import type { ChunkStore } from "./chunk_store.ts";
 import type { CommitLimits } from "./commit_rules.ts";
@@ -51,6 +54,9 @@ const MAX_LOGINS_PER_CONNECTION = 20;
 /** Largest frame accepted before login: HELLO, LOGIN and AUTH are small, and nobody unknown may make the
  * server allocate much. */
 export const PRELOGIN_FRAME_BYTES = 64 * 1024;
+
+/** What a revoked device is told, on its open sessions and when it tries its token again. */
+const REVOKED_MESSAGE = "This device was revoked on the server";
 
 /** A file of one chunk up to this size is sent whole in the DOWNLOAD reply. */
 const INLINE_CHUNK_BYTES = 64 * 1024;
@@ -212,6 +218,9 @@ export class Session {
         return await this.#trash();
       case "RESTORE":
         return await this.#restore(this.#parse("RESTORE", frame.message));
+      case "DEVICES":
+        this.#parse("DEVICES", frame.message);
+        return await this.#devices();
       case "LOCK":
         return await this.#lockOp(this.#parse("LOCK", frame.message));
       case "UNLOCK":
@@ -371,6 +380,9 @@ export class Session {
     const check = await checkToken(this.#ctx.store, token);
     if (!check.ok) {
       this.#ctx.log(`token refused from ${this.#remote}: ${check.reason}`);
+      if (check.reason === "revoked") {
+        throw new RpcError("auth_token", REVOKED_MESSAGE, { reason: DEVICE_REVOKED });
+      }
       throw new RpcError(
         "auth_token",
         check.reason === "expired" ? "Device token expired" : "Device token unknown or revoked",
@@ -378,7 +390,39 @@ export class Session {
     }
     const { record } = check;
     this.#ready(record.user, record.device, record.deviceId, "token");
+    // A revocation that ran between the check and #ready looked for this session before it had its device id:
+    // look again now that it has one (a revocation from here on finds it).
+    const state = await tokenState(this.#ctx.store, token);
+    if (state === "revoked") {
+      this.revoke();
+      throw new RpcError("auth_token", REVOKED_MESSAGE, { reason: DEVICE_REVOKED });
+    }
+    if (state === "unknown") {
+      // Gone meanwhile with its user, or by a password change (whose logout looked for sessions too early).
+      this.peer.close(new RpcError("auth_token", "logged out"));
+      throw new RpcError("auth_token", "Device token unknown or revoked");
+    }
     return { body: { user: record.user, deviceId: record.deviceId, device: record.device } };
+  }
+
+  /** The logged-in device's id ("" before login). */
+  get deviceId(): string {
+    return this.#deviceId;
+  }
+
+  /** Tells the device that it was revoked and closes the connection at once. */
+  revoke(): void {
+    this.peer.push({ push: "error", code: "auth_token", reason: DEVICE_REVOKED, error: REVOKED_MESSAGE });
+    this.peer.close(new RpcError("auth_token", "device revoked"));
+  }
+
+  async #devices(): Promise<Reply> {
+    const devices = await this.#ctx.store.listDevices(this.#user);
+    return {
+      body: {
+        devices: devices.map((d): WireDevice => d.deviceId === this.#deviceId ? { ...d, current: true } : d),
+      },
+    };
   }
 
   /**

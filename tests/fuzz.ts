@@ -251,6 +251,7 @@ function validRequests(token: string): { message: Record<string, unknown>; data?
     { message: { op: "VERSIONS", path: "a.txt" } },
     { message: { op: "TRASH" } },
     { message: { op: "RESTORE", path: "f/b.txt" } },
+    { message: { op: "DEVICES" } },
   ];
 }
 
@@ -361,6 +362,11 @@ function validReplies(rev: number): Record<string, Reply> {
       body: { items: [{ path: "a.txt", kind: "file", deletedAt: 1, device: "d", size: 1, version: "1" }] },
     },
     RESTORE: { body: { path: "a.txt", kind: "file", version: "1", entries: [entry], skipped: [] } },
+    DEVICES: {
+      body: {
+        devices: [{ deviceId: "0123456789abcdef", device: "d", created: 1, expires: 2, current: true }],
+      },
+    },
   };
 }
 
