@@ -66,6 +66,9 @@ export function holdBackLocked<L extends { path: string }>(
   return { allowed, held };
 }
 
+/** How a renewal went (see {@linkcode LockGuardOptions.renew}). */
+export type RenewOutcome = "renewed" | "gone" | "retry";
+
 /** What this device did to a file's mode for a lock: the inode it changed, the mode it set, the mode before. */
 interface ReadOnlyRecord {
   ino: number | null;
@@ -80,10 +83,10 @@ export interface LockGuardOptions {
   /** User-facing lines. */
   log: (line: string) => void;
   /**
-   * Sends a renewal of an own lock; resolves false when it could not be sent and is worth another try (not
-   * connected), true otherwise (renewed, or refused for good: the lock is gone).
+   * Sends a renewal of an own lock: resolves "renewed", "gone" (refused for good: the lock ended or was
+   * forced open), or "retry" (it could not be sent: not connected).
    */
-  renew: (path: string) => Promise<boolean>;
+  renew: (path: string) => Promise<RenewOutcome>;
 }
 
 /**
@@ -95,7 +98,8 @@ export class LockGuard {
   #o: LockGuardOptions;
   /** Live locks of other devices, by path. */
   #others = new Map<string, WireLock>();
-  #renewals = new Map<string, ReturnType<typeof setTimeout>>();
+  /** Renewal timers of own locks, with the lease end each was scheduled for. */
+  #renewals = new Map<string, { timer: ReturnType<typeof setTimeout>; expires: number }>();
   /** Paths this device holds a lock on. */
   #mine = new Set<string>();
   /** Files made read-only, by path (kept in the state folder, so a restart restores them too). */
@@ -280,35 +284,45 @@ export class LockGuard {
     if (changed) this.#save();
   }
 
+  /**
+   * Renews each own lock halfway through what is left of its lease. A lock whose end did not move keeps its
+   * timer, so pushes about other locks (their renewals, say) never put a renewal off.
+   */
   #scheduleRenewals(mine: readonly WireLock[]): void {
-    for (const timer of this.#renewals.values()) clearTimeout(timer);
-    this.#renewals.clear();
+    const wanted = new Map(mine.map((l) => [l.path, l]));
+    for (const [path, renewal] of this.#renewals) {
+      if (wanted.get(path)?.expires === renewal.expires) continue;
+      clearTimeout(renewal.timer);
+      this.#renewals.delete(path);
+    }
     if (this.#stopped) return;
     for (const lock of mine) {
-      this.#scheduleRenewal(lock.path, Math.max(MIN_RENEW_WAIT_MS, lock.remainingMs / 2));
+      if (this.#renewals.has(lock.path)) continue;
+      this.#scheduleRenewal(lock, Math.max(MIN_RENEW_WAIT_MS, lock.remainingMs / 2));
     }
   }
 
-  #scheduleRenewal(path: string, waitMs: number): void {
-    this.#renewals.set(
-      path,
-      setTimeout(() => {
-        this.#renewals.delete(path);
-        if (this.#stopped) return;
-        // The server pushes the renewed lock to every device (this one too), which schedules the next renewal.
-        this.#o.renew(path).then((done) => {
-          if (!done && !this.#stopped && !this.#renewals.has(path)) {
-            this.#scheduleRenewal(path, RENEW_RETRY_MS);
-          }
-        });
-      }, waitMs),
-    );
+  #scheduleRenewal(lock: WireLock, waitMs: number): void {
+    const timer = setTimeout(() => {
+      // The server pushes the renewed lock to every device (this one too), which schedules the next renewal;
+      // without that push the next one is due halfway through the new lease.
+      this.#o.renew(lock.path).then((outcome) => {
+        if (this.#renewals.get(lock.path)?.timer !== timer) return; // a newer list took over meanwhile
+        this.#renewals.delete(lock.path);
+        if (this.#stopped || outcome === "gone") return;
+        this.#scheduleRenewal(
+          lock,
+          outcome === "retry" ? RENEW_RETRY_MS : Math.max(MIN_RENEW_WAIT_MS, lock.leaseMs / 2),
+        );
+      });
+    }, waitMs);
+    this.#renewals.set(lock.path, { timer, expires: lock.expires });
   }
 
   /** Stops renewing. */
   stop(): void {
     this.#stopped = true;
-    for (const timer of this.#renewals.values()) clearTimeout(timer);
+    for (const { timer } of this.#renewals.values()) clearTimeout(timer);
     this.#renewals.clear();
   }
 }

@@ -85,7 +85,11 @@ async function withFolder(fn: (root: string, guard: LockGuard, lines: string[]) 
   const root = await Deno.makeTempDir({ prefix: "filesync-guard-" });
   await Deno.mkdir(join(root, ".filesync"));
   const lines: string[] = [];
-  const guard = new LockGuard({ root, log: (l) => lines.push(l), renew: () => Promise.resolve(true) });
+  const guard = new LockGuard({
+    root,
+    log: (l) => lines.push(l),
+    renew: () => Promise.resolve("renewed" as const),
+  });
   try {
     await fn(root, guard, lines);
   } finally {
@@ -105,7 +109,7 @@ Deno.test("LockGuard makes another device's locked file read-only and restores t
     assert.equal(modeOf(file), 0o444);
     assert.match(lines.join("\n"), /a\.txt is locked by u on device "there": read-only here/);
     // A new run reads what the earlier one changed, and restores it once the lock is gone.
-    const again = new LockGuard({ root, log: () => {}, renew: () => Promise.resolve(true) });
+    const again = new LockGuard({ root, log: () => {}, renew: () => Promise.resolve("renewed" as const) });
     again.load();
     assert.deepEqual(again.update([]), []);
     assert.equal(modeOf(file), 0o664);
@@ -146,7 +150,7 @@ Deno.test("LockGuard holds back changes of a locked file, tells once, and gives 
   });
 });
 
-Deno.test("LockGuard renews its own locks halfway through the lease", async () => {
+Deno.test("LockGuard renews its own locks halfway through the lease, whatever other locks do", async () => {
   const root = await Deno.makeTempDir({ prefix: "filesync-guard-" });
   const renewed: string[] = [];
   let resolve!: () => void;
@@ -156,14 +160,21 @@ Deno.test("LockGuard renews its own locks halfway through the lease", async () =
     log: () => {},
     renew: (path) => {
       renewed.push(path);
-      resolve();
-      return Promise.resolve(true);
+      if (renewed.length === 2) resolve();
+      return Promise.resolve("renewed" as const);
     },
   });
   try {
-    guard.update([{ ...lockOn("mine.txt", true), remainingMs: 400, leaseMs: 400 }]);
-    await done;
-    assert.deepEqual(renewed, ["mine.txt"]);
+    const lock = { ...lockOn("mine.txt", true), remainingMs: 400, leaseMs: 400 };
+    guard.update([lock]);
+    // Lists about other locks (their renewals) do not put this one's renewal off.
+    const others = setInterval(() => guard.update([lock, { ...lockOn("b"), expires: Date.now() }]), 50);
+    try {
+      await done; // renewed, and without a push of the renewed lock renewed again halfway through the lease
+    } finally {
+      clearInterval(others);
+    }
+    assert.deepEqual(renewed, ["mine.txt", "mine.txt"]);
   } finally {
     guard.stop();
     await Deno.remove(root, { recursive: true });

@@ -21,7 +21,7 @@ import {
 import { adjustBase, describeResync, isResyncReason } from "./resync.ts";
 import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
-import { LockGuard } from "./lock_guard.ts";
+import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
 
 /** Options of {@linkcode SyncClient}. */
@@ -448,17 +448,17 @@ export class SyncClient {
     if (again.length > 0) this.#kick();
   }
 
-  /** Renews one of this device's locks; false when it could not be sent (worth another try). */
-  async #renewLock(path: string): Promise<boolean> {
+  /** Renews one of this device's locks. */
+  async #renewLock(path: string): Promise<RenewOutcome> {
     const peer = this.#peer;
-    if (!peer) return false;
+    if (!peer) return "retry";
     try {
       await peer.request("LOCK", { path, renew: true });
-      return true;
+      return "renewed";
     } catch (error) {
-      if (!(error instanceof RpcError) || error.code === "closed") return false;
+      if (!(error instanceof RpcError) || error.code === "closed") return "retry";
       this.#o.log(`cannot renew the lock on ${path}: ${error.message}`);
-      return true;
+      return "gone";
     }
   }
 
