@@ -203,6 +203,25 @@ Deno.test("unlock --force from another device of the owner opens the lock; the h
   await waitForFile(join(world.dir("A"), FILE), "B after force");
 });
 
+Deno.test("a folder holding a locked file renamed on B stays put everywhere until the lock ends, then moves", async () => {
+  await using world = await World.create();
+  const { b } = await twoDevices(world);
+  await Deno.writeTextFile(join(world.dir("A"), "docs/other.txt"), "other");
+  await waitForFile(join(world.dir("B"), "docs/other.txt"), "other");
+  await ok(world.dir("A"), "lock", FILE);
+  await waitForMode(join(world.dir("B"), FILE), "read-only");
+  await Deno.rename(join(world.dir("B"), "docs"), join(world.dir("B"), "papers"));
+  await b.waitForOutput(/docs\/a\.txt is locked by alice on device "A": the change made here is kept/);
+  // The unlocked file may move at once; the locked one stays where it is on A (and on the server).
+  await waitForFile(join(world.dir("A"), "papers/other.txt"), "other");
+  assert.equal(await Deno.readTextFile(join(world.dir("A"), FILE)), "first");
+  await ok(world.dir("A"), "unlock", FILE);
+  await waitForFile(join(world.dir("A"), "papers/a.txt"), "first");
+  await waitFor(async () => !(await Deno.stat(join(world.dir("A"), "docs")).then(() => true, () => false)), {
+    message: () => `A still has docs/:\n${b.output}`,
+  });
+});
+
 Deno.test("lock commands: clear errors for a folder, a path outside, a missing file, nothing locked", async () => {
   await using world = await World.create();
   const { a } = await twoDevices(world);
