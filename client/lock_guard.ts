@@ -240,6 +240,8 @@ export class LockGuard {
    * edit anyway keeps that), and restores the mode of files whose lock ended, unless the user changed it since.
    */
   protect(): void {
+    // Windows has no write bits to take away (Deno cannot chmod there): changes are still held back.
+    if (Deno.build.os === "windows") return;
     let changed = false;
     for (const path of this.#others.keys()) {
       let info: Deno.FileInfo | null;
@@ -255,11 +257,12 @@ export class LockGuard {
       const mode = previous & ~0o222;
       try {
         if (mode !== previous) Deno.chmodSync(join(this.#o.root, path), mode);
+        this.#readonly.set(path, { ino: info.ino ?? null, mode, previous });
       } catch (error) {
+        // Said once per file: recorded as left as it was, so it is neither tried again nor "restored" after.
         this.#o.log(`cannot make ${path} read-only: ${(error as Error).message}`);
-        continue;
+        this.#readonly.set(path, { ino: info.ino ?? null, mode: previous, previous });
       }
-      this.#readonly.set(path, { ino: info.ino ?? null, mode, previous });
       changed = true;
     }
     for (const [path, record] of this.#readonly) {
