@@ -21,6 +21,8 @@ import {
 import { adjustBase, describeResync, isResyncReason } from "./resync.ts";
 import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
+import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
+import type { WireLock } from "../protocol/locks.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
@@ -129,6 +131,8 @@ export class SyncClient {
   #stopTimer: ReturnType<typeof setInterval> | undefined;
   #lastWarning = { message: "", at: 0 };
   #ignore!: IgnoreMatcher;
+  /** Locks: others' files read-only here and their changes held back, this device's own renewed. */
+  #locks: LockGuard | null = null;
   /** Size, mtime and inode of `.filesyncignore` when its rules were loaded ("" when absent). */
   #ignoreStamp = "";
   #done: Promise<void>;
@@ -163,6 +167,12 @@ export class SyncClient {
       );
     }
     this.#state = await ClientState.open(this.#o.dir, { log: this.#o.log });
+    this.#locks = new LockGuard({
+      root: this.#o.dir,
+      log: this.#o.log,
+      renew: (path) => this.#renewLock(path),
+    });
+    this.#locks.load();
     if (saved && saved.server !== server) {
       this.#o.log(`note: this folder was last synced with ${saved.server}; now using ${server}`);
     }
@@ -220,6 +230,7 @@ export class SyncClient {
     clearInterval(this.#rescanTimer);
     clearInterval(this.#pingTimer);
     clearInterval(this.#stopTimer);
+    this.#locks?.stop();
     this.#watch?.stop();
     this.#peer?.close();
     this.#wake?.();
@@ -317,6 +328,15 @@ export class SyncClient {
         await this.#login(peer);
         // Catch up with the journal before any cycle runs, so reconcile never sees a half-updated mirror.
         await this.#monitor(peer, epoch);
+        // The locks there are now (changes arrive as pushes from here on): what ended while away is released.
+        const locks = await peer.request("LOCKS").then(
+          (reply) => reply.message.locks as WireLock[],
+          (error) => {
+            if (error instanceof RpcError && error.code === "unknown_op") return []; // a server without locks
+            throw error;
+          },
+        );
+        this.#applyLocks(locks);
         this.#peer = peer;
         this.#o.log(`connected to ${this.#o.hostname}:${this.#o.port}`);
         announced = false;
@@ -416,6 +436,29 @@ export class SyncClient {
     } else if (push.push === "error") {
       if (push.code === "auth_token" && push.reason === DEVICE_REVOKED) void this.#revokedNow();
       else this.#o.log(`server: ${push.error}`);
+    } else if (push.push === "locks") {
+      this.#applyLocks(push.locks, push.change);
+    }
+  }
+
+  /** Takes the server's list of live locks; paths whose held-back changes may now go are looked at again. */
+  #applyLocks(locks: WireLock[], change?: { path: string; what: string; by?: string }): void {
+    const again = this.#locks?.update(locks, change) ?? [];
+    for (const path of again) this.#dirty.add(path);
+    if (again.length > 0) this.#kick();
+  }
+
+  /** Renews one of this device's locks. */
+  async #renewLock(path: string): Promise<RenewOutcome> {
+    const peer = this.#peer;
+    if (!peer) return "retry";
+    try {
+      await peer.request("LOCK", { path, renew: true });
+      return "renewed";
+    } catch (error) {
+      if (!(error instanceof RpcError) || error.code === "closed") return "retry";
+      this.#o.log(`cannot renew the lock on ${path}: ${error.message}`);
+      return "gone";
     }
   }
 
@@ -545,6 +588,8 @@ export class SyncClient {
       !((a.type === "upload" && this.#refused.get(a.path)?.hash === a.local.hash) ||
         (a.type === "mkdirRemote" && this.#refused.get(a.path)?.hash === ""))
     );
+    // Changes of files another device locks wait for the lock to end (the local files stay as they are).
+    if (this.#locks) plan = this.#locks.filter(plan);
     const unfinished = plan.filter((a) =>
       touches(a) || (a.type === "upload" && this.#watch?.beingWritten(a.path))
     );
@@ -617,9 +662,12 @@ export class SyncClient {
       progress: this.#progress(),
       distrust: this.#distrust,
       refused: this.#refused,
+      locked: (path, holder) => this.#locks?.refused(path, holder),
     });
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
     const report = await executor.run(plan);
+    // A download may have replaced a file another device locks: the new file is made read-only too.
+    this.#locks?.protect();
     trace(`executed ${JSON.stringify(report)}`);
     if (confirmedNow > 0) this.#confirmed.clear();
     // New rules arrived: the next round looks at the folder under them.

@@ -93,6 +93,9 @@ const examples: { [K in Op]: Record<string, unknown> } = {
   TRASH: {},
   RESTORE: { path: "a/b.txt", version: "12", as: "a/b (restored).txt" },
   DEVICES: {},
+  LOCK: { path: "a/b.txt", minutes: 30 },
+  UNLOCK: { path: "a/b.txt", force: true },
+  LOCKS: {},
 };
 
 function accepts(op: Op, message: Record<string, unknown>): boolean {
@@ -222,4 +225,15 @@ Deno.test("malformed requests are refused", () => {
     false,
     "upload fields missing",
   );
+});
+
+Deno.test("LOCK takes minutes within the lease limits, an optional renew flag, and only a valid path", () => {
+  assert.ok(accepts("LOCK", { path: "a.txt" }));
+  assert.ok(accepts("LOCK", { path: "a.txt", minutes: 0.05, renew: true }));
+  assert.ok(accepts("LOCK", { path: "a.txt", minutes: 10080 }));
+  for (const minutes of [0, -1, 0.001, 10081, "30", Number.NaN]) {
+    assert.equal(accepts("LOCK", { path: "a.txt", minutes }), false, String(minutes));
+  }
+  assert.equal(accepts("LOCK", { path: "../a.txt" }), false);
+  assert.equal(accepts("UNLOCK", { path: "a.txt", force: "yes" }), false);
 });

@@ -2,8 +2,10 @@
 import type { Change, ChangeResult, ChunkRow, WireDevice, WireEntry } from "../protocol/messages.ts";
 import type { CommitLimits } from "./commit_rules.ts";
 import type { SharedExclusiveLock } from "./gc_lock.ts";
+import type { LockHolder } from "../protocol/locks.ts";
+import type { LockRecord } from "./lock_rules.ts";
 
-export type { ChunkRow };
+export type { ChunkRow, LockRecord };
 
 /** A user account. Passwords are stored as scrypt hashes with a per-user salt. */
 export interface UserRecord {
@@ -125,6 +127,19 @@ export interface CommitOptions {
   limits?: CommitLimits;
   /** Makes the referenced chunks durable before anything points at them. */
   syncChunks?: ChunkSync;
+  /**
+   * The committing user and device: changes of files another device holds a live lock on are refused (see
+   * `checkLocks` in commit_rules.ts). @default no lock is checked (server-internal commits)
+   */
+  holder?: LockHolder;
+}
+
+/** What {@linkcode MetadataStore.changeLock}'s decision writes: a lock, null to remove it, or nothing. */
+export interface LockChange<T> {
+  /** The lock to store at the path, null to remove the one there, undefined to leave it as it is. */
+  write?: LockRecord | null;
+  /** Passed back to the caller. */
+  result: T;
 }
 
 /** What a commit did: one result per change, and the journal entries written, in order. */
@@ -276,6 +291,22 @@ export interface MetadataStore {
   getJournalMarks(ns: string): Promise<JournalMark[]>;
   /** Replaces the namespace's journal marks. */
   setJournalMarks(ns: string, marks: JournalMark[]): Promise<void>;
+
+  // ---- locks ----
+  /** Every stored lock of a namespace, live or expired (any order). */
+  listLocks(ns: string): Promise<LockRecord[]>;
+  /** Every namespace with at least one stored lock. */
+  listLockNamespaces(): AsyncIterable<string>;
+  /**
+   * Changes the lock at `path`: `decide` gets the stored lock (or null) and the live entry at the path (or null)
+   * and says what to write. Runs one at a time with the namespace's commits and other lock changes, so a commit
+   * sees each lock as it was before the change or after it, never half. Locks survive a restart.
+   */
+  changeLock<T>(
+    ns: string,
+    path: string,
+    decide: (current: LockRecord | null, entry: EntryRecord | null) => LockChange<T>,
+  ): Promise<T>;
 
   // ---- lifecycle ----
   /** Repairs what a crash of older code may have left behind; one line per repair (empty when clean). */

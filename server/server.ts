@@ -18,6 +18,7 @@ import { DEFAULT_RETENTION } from "./retention.ts";
 import { formatSize } from "../protocol/sizes.ts";
 import { ConnectionCaps } from "./connection_caps.ts";
 import { Session } from "./session.ts";
+import { LockService } from "./lock_service.ts";
 
 /** Options of {@linkcode startServer}. */
 export interface ServerOptions {
@@ -330,7 +331,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const gcTimer = gcEveryMs > 0 ? setInterval(runGc, gcEveryMs) : undefined;
   const hub = new Hub();
   const attackTimer = setInterval(() => attacks.flush(), 60_000);
+  // Locks outlive a restart; leases that ended meanwhile are removed (and pushed) by the sweeps.
+  const locks = new LockService(store, { now });
+  const stopSweeping = locks.startSweeping(log);
   const ctx = {
+    locks,
     store,
     epoch: await store.journalEpoch(),
     chunks,
@@ -381,6 +386,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   } catch (error) {
     clearInterval(gcTimer);
     clearInterval(attackTimer);
+    await stopSweeping();
     admin.close();
     await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
     store.close();
@@ -404,6 +410,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
       for (const session of sessions) session.peer.close();
       await Promise.all([...sessions].map((s) => s.peer.closed));
+      await stopSweeping();
       store.close();
     },
   };

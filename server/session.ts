@@ -36,6 +36,12 @@ import { keptVersions, restore, trashList, versionList } from "./history.ts";
 import { type DeviceCursor, resyncReason } from "./journal_check.ts";
 import type { EntryRecord, MetadataStore, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
+import { describeHolder, type LockHolder } from "../protocol/locks.ts";
+import { type LockEvent, LockService } from "./lock_service.ts";
+import { wireLock, wireLocks } from "./lock_rules.ts";
+
+/** The lock service of sessions whose context brings none: one per store, so they all see each other's. */
+const STORE_LOCKS = new WeakMap<MetadataStore, LockService>();
 
 /** Stands in for an unknown user during login so the password check takes the usual time. */
 const DUMMY_USER = await makeUser("-", crypto.randomUUID());
@@ -84,6 +90,8 @@ export interface SessionContext {
   maxFileBytes?: number;
   /** Most bytes of live files each user may hold. @default no limit */
   quotaBytes?: number;
+  /** Locks: LOCK, UNLOCK, LOCKS and their pushes. @default one service per store, on `now` */
+  locks?: LockService;
 }
 
 type State = "new" | "hello" | "ready";
@@ -214,7 +222,79 @@ export class Session {
       case "DEVICES":
         this.#parse("DEVICES", frame.message);
         return await this.#devices();
+      case "LOCK":
+        return await this.#lockOp(this.#parse("LOCK", frame.message));
+      case "UNLOCK":
+        return await this.#unlockOp(this.#parse("UNLOCK", frame.message));
+      case "LOCKS":
+        this.#parse("LOCKS", frame.message);
+        return {
+          body: { locks: wireLocks(await this.#locks.live(this.#ns), this.#holder, this.#locks.now()) },
+        };
     }
+  }
+
+  /** The namespace the session acts on: today the user's own (shares will add others). */
+  get #ns(): string {
+    return this.#user;
+  }
+
+  /** The logged-in user and device, as lock holders are named. */
+  get #holder(): LockHolder {
+    return { user: this.#user, deviceId: this.#deviceId, device: this.#device };
+  }
+
+  get #locks(): LockService {
+    if (this.#ctx.locks) return this.#ctx.locks;
+    let service = STORE_LOCKS.get(this.#ctx.store);
+    if (!service) {
+      STORE_LOCKS.set(this.#ctx.store, service = new LockService(this.#ctx.store, { now: this.#ctx.now }));
+    }
+    return service;
+  }
+
+  async #lockOp(request: { path: string; minutes?: number }): Promise<Reply> {
+    const who = `${this.#user}@${this.#device}`;
+    const decided = await this.#locks.lock(this.#ns, { ...request, holder: this.#holder });
+    if (!decided.ok) {
+      this.#ctx.log(`${who}: lock ${request.path} refused: ${decided.error}`);
+      throw new RpcError(decided.code, decided.error, decided.lock ? { holder: holderOf(decided.lock) } : {});
+    }
+    const minutes = Math.round(decided.lock.leaseMs / 600) / 100;
+    this.#ctx.log(
+      `${who}: ${decided.renewed ? "renewed lock on" : "locked"} ${request.path} (${minutes} min)`,
+    );
+    return {
+      body: { lock: wireLock(decided.lock, this.#holder, this.#locks.now()), renewed: decided.renewed },
+    };
+  }
+
+  async #unlockOp(request: { path: string; force?: boolean }): Promise<Reply> {
+    const who = `${this.#user}@${this.#device}`;
+    const decided = await this.#locks.unlock(this.#ns, {
+      path: request.path,
+      holder: this.#holder,
+      force: request.force === true,
+    });
+    if (!decided.ok) {
+      this.#ctx.log(`${who}: unlock ${request.path} refused: ${decided.error}`);
+      throw new RpcError(decided.code, decided.error, decided.lock ? { holder: holderOf(decided.lock) } : {});
+    }
+    const forced = decided.released.deviceId !== this.#deviceId;
+    this.#ctx.log(
+      `${who}: unlocked ${request.path}${
+        forced ? ` (forced; it was held by ${describeHolder(decided.released)})` : ""
+      }`,
+    );
+    return { body: { released: wireLock(decided.released, this.#holder, this.#locks.now()) } };
+  }
+
+  #pushLocks(event: LockEvent): void {
+    this.peer.push({
+      push: "locks",
+      locks: wireLocks(event.locks, this.#holder, this.#locks.now()),
+      change: event.change,
+    });
   }
 
   #hello(hello: { version: number; agent: string }): Reply {
@@ -409,10 +489,16 @@ export class Session {
       cursor = fresh[fresh.length - 1].rev;
       this.peer.push({ push: "events", events: fresh });
     };
-    this.#unsubscribe = this.#ctx.hub.subscribe(
+    const unsubscribeJournal = this.#ctx.hub.subscribe(
       this.#user,
       (events) => live ? send(events) : buffered.push(...events),
     );
+    // Lock changes go out as they happen (the device asks LOCKS for the locks there are now).
+    const unsubscribeLocks = this.#locks.subscribe(this.#ns, (event) => this.#pushLocks(event));
+    this.#unsubscribe = () => {
+      unsubscribeJournal();
+      unsubscribeLocks();
+    };
     if (since === 0 && latest > 0) {
       // A new device gets the live entries instead of the whole history, then the journal from that point.
       // Commits made while listing are in the journal after `latest` and are replayed on top.
@@ -579,6 +665,7 @@ export class Session {
       checkChunks: (ids) => this.#chunkSizes(ids),
       syncChunks: (ids) => this.#ctx.chunks.sync(ids),
       limits: await this.#limits(),
+      holder: this.#holder,
     });
     this.#logCommit(changes, results);
     this.#ctx.hub.publish(this.#user, journal);
@@ -636,6 +723,7 @@ export class Session {
         policy: this.#retention,
         now: this.#now,
         limits: await this.#limits(),
+        holder: this.#holder,
         chunkSizes: async (ids) => {
           const sizes = new Map<string, number>();
           for (const id of ids) {
@@ -696,6 +784,11 @@ export class Session {
     if (lines.length <= 20) { for (const line of lines) this.#ctx.log(line); }
     else this.#ctx.log(`${who}: committed ${changes.length} changes (${lines.length} journal entries)`);
   }
+}
+
+/** Who holds a lock, as a refusal names it. */
+function holderOf(lock: LockHolder): LockHolder {
+  return { user: lock.user, deviceId: lock.deviceId, device: lock.device };
 }
 
 /** An entry as the wire carries it (without the server-side commit time). */
