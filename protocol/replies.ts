@@ -69,6 +69,19 @@ const wireNamespace = z.looseObject({
 /** What LOGIN and AUTH list; absent from servers before namespaces (the own namespace alone, at the root). */
 const namespaces = z.array(wireNamespace).max(MAX_NAMESPACES).optional();
 
+/** A lock as the server reports it (see `WireLock`). */
+const wireLock = z.looseObject({
+  path,
+  user: text(64),
+  deviceId: text(64),
+  device,
+  expires: time,
+  remainingMs: uint,
+  leaseMs: uint,
+  mine: z.boolean(),
+});
+const locks = z.array(wireLock).max(MAX_PUSH_ENTRIES);
+
 /** Pushes (messages without an id) by their `push` name. */
 export const Pushes = {
   /** `ns`: the namespace whose journal they are (absent from servers before namespaces: the own one). */
@@ -90,13 +103,29 @@ export const Pushes = {
     /** Why, for some codes: `auth_token` with "revoked" says this device was revoked (`DEVICE_REVOKED`). */
     reason: text(64).optional(),
   }),
+  /**
+   * Every live lock of the namespace, sent to monitoring devices whenever a lock is taken, renewed, released
+   * or expires; `change` says what happened to which path. (LOCKS gives the same list on request.)
+   */
+  locks: z.looseObject({
+    push: z.literal("locks"),
+    /** The namespace whose locks they are (absent from servers before namespaces: the own one). */
+    ns: NamespaceId.optional(),
+    locks,
+    change: z.looseObject({
+      path,
+      what: z.enum(["taken", "renewed", "released", "forced", "expired"]),
+      by: device.optional(),
+    }).optional(),
+  }),
 } as const;
 
 /** A push that passed {@linkcode checkPush}. */
 export type Push =
   | z.infer<typeof Pushes.events>
   | z.infer<typeof Pushes.snapshot>
-  | z.infer<typeof Pushes.error>;
+  | z.infer<typeof Pushes.error>
+  | z.infer<typeof Pushes.locks>;
 
 const changeResult = z.union([
   z.looseObject({ ok: z.literal(true), entries: z.array(WireEntrySchema).max(MAX_PUSH_ENTRIES) }),
@@ -175,6 +204,9 @@ export const Replies = {
     skipped: z.array(z.looseObject({ path, code: text(64), error: z.string() })),
   }),
   DEVICES: z.looseObject({ devices: z.array(wireDevice).max(100_000) }),
+  LOCK: z.looseObject({ lock: wireLock, renewed: z.boolean() }),
+  UNLOCK: z.looseObject({ released: wireLock }),
+  LOCKS: z.looseObject({ locks }),
 } as const;
 
 /** Thrown for a reply or push that breaks its schema; the message names the op and the field. */
@@ -315,6 +347,13 @@ function replyProblem(
       const asked = new Set(Array.isArray(request.hashes) ? request.hashes : []);
       const stray = (body.missing as string[]).find((h) => !asked.has(h));
       return stray === undefined ? null : `missing: ${stray.slice(0, 12)} was not asked about`;
+    }
+    case "LOCK":
+    case "UNLOCK": {
+      const lock = (op === "LOCK" ? body.lock : body.released) as { path: string };
+      return lock.path === request.path
+        ? null
+        : `${op === "LOCK" ? "lock" : "released"}.path: not the file asked for`;
     }
     default:
       return null;

@@ -32,12 +32,19 @@ import {
 } from "./auth.ts";
 import { access, allows, type Need } from "./access.ts";
 import type { ChunkStore } from "./chunk_store.ts";
+import { ChunkDamagedError } from "./chunk_cipher.ts";
 import type { CommitLimits } from "./commit_rules.ts";
 import type { Hub } from "./hub.ts";
 import { keptVersions, restore, trashList, versionList } from "./history.ts";
 import { type DeviceCursor, resyncReason } from "./journal_check.ts";
 import type { EntryRecord, MetadataStore, NamespaceRecord, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
+import { describeHolder, type LockHolder } from "../protocol/locks.ts";
+import { type LockEvent, LockService } from "./lock_service.ts";
+import { wireLock, wireLocks } from "./lock_rules.ts";
+
+/** The lock service of sessions whose context brings none: one per store, so they all see each other's. */
+const STORE_LOCKS = new WeakMap<MetadataStore, LockService>();
 
 /** Stands in for an unknown user during login so the password check takes the usual time. */
 const DUMMY_USER = await makeUser("-", crypto.randomUUID());
@@ -86,6 +93,8 @@ export interface SessionContext {
   maxFileBytes?: number;
   /** Most bytes of live files each user may hold. @default no limit */
   quotaBytes?: number;
+  /** Locks: LOCK, UNLOCK, LOCKS and their pushes. @default one service per store, on `now` */
+  locks?: LockService;
 }
 
 type State = "new" | "hello" | "ready";
@@ -231,7 +240,81 @@ export class Session {
       case "DEVICES":
         this.#parse("DEVICES", frame.message);
         return await this.#devices();
+      case "LOCK": {
+        const { ns, ...request } = this.#parse("LOCK", frame.message);
+        return await this.#lockOp(this.#target(ns, "write", [request.path]), request);
+      }
+      case "UNLOCK": {
+        const { ns, ...request } = this.#parse("UNLOCK", frame.message);
+        return await this.#unlockOp(this.#target(ns, "write", [request.path]), request);
+      }
+      case "LOCKS": {
+        const ns = this.#target(this.#parse("LOCKS", frame.message).ns, "read", [""]);
+        return {
+          body: { locks: wireLocks(await this.#locks.live(ns), this.#holder, this.#locks.now()) },
+        };
+      }
     }
+  }
+
+  /** The logged-in user and device, as lock holders are named. */
+  get #holder(): LockHolder {
+    return { user: this.#user, deviceId: this.#deviceId, device: this.#device };
+  }
+
+  get #locks(): LockService {
+    if (this.#ctx.locks) return this.#ctx.locks;
+    let service = STORE_LOCKS.get(this.#ctx.store);
+    if (!service) {
+      STORE_LOCKS.set(this.#ctx.store, service = new LockService(this.#ctx.store, { now: this.#ctx.now }));
+    }
+    return service;
+  }
+
+  async #lockOp(ns: string, request: { path: string; minutes?: number }): Promise<Reply> {
+    const who = this.#who(ns);
+    const decided = await this.#locks.lock(ns, { ...request, holder: this.#holder });
+    if (!decided.ok) {
+      this.#ctx.log(`${who}: lock ${request.path} refused: ${decided.error}`);
+      throw new RpcError(decided.code, decided.error, decided.lock ? { holder: holderOf(decided.lock) } : {});
+    }
+    const minutes = Math.round(decided.lock.leaseMs / 600) / 100;
+    this.#ctx.log(
+      `${who}: ${decided.renewed ? "renewed lock on" : "locked"} ${request.path} (${minutes} min)`,
+    );
+    return {
+      body: { lock: wireLock(decided.lock, this.#holder, this.#locks.now()), renewed: decided.renewed },
+    };
+  }
+
+  async #unlockOp(ns: string, request: { path: string; force?: boolean }): Promise<Reply> {
+    const who = this.#who(ns);
+    const decided = await this.#locks.unlock(ns, {
+      path: request.path,
+      holder: this.#holder,
+      force: request.force === true,
+      owner: access(this.#user, this.#namespaces.get(ns) ?? null) === "owner",
+    });
+    if (!decided.ok) {
+      this.#ctx.log(`${who}: unlock ${request.path} refused: ${decided.error}`);
+      throw new RpcError(decided.code, decided.error, decided.lock ? { holder: holderOf(decided.lock) } : {});
+    }
+    const forced = decided.released.deviceId !== this.#deviceId;
+    this.#ctx.log(
+      `${who}: unlocked ${request.path}${
+        forced ? ` (forced; it was held by ${describeHolder(decided.released)})` : ""
+      }`,
+    );
+    return { body: { released: wireLock(decided.released, this.#holder, this.#locks.now()) } };
+  }
+
+  #pushLocks(ns: string, event: LockEvent): void {
+    this.peer.push({
+      push: "locks",
+      ns,
+      locks: wireLocks(event.locks, this.#holder, this.#locks.now()),
+      change: event.change,
+    });
   }
 
   #hello(hello: { version: number; agent: string }): Reply {
@@ -498,10 +581,16 @@ export class Session {
       cursor = fresh[fresh.length - 1].rev;
       this.peer.push({ push: "events", ns, events: fresh });
     };
-    this.#monitors.set(
+    const unsubscribeJournal = this.#ctx.hub.subscribe(
       ns,
-      this.#ctx.hub.subscribe(ns, (events) => live ? send(events) : buffered.push(...events)),
+      (events) => live ? send(events) : buffered.push(...events),
     );
+    // Lock changes go out as they happen (the device asks LOCKS for the locks there are now).
+    const unsubscribeLocks = this.#locks.subscribe(ns, (event) => this.#pushLocks(ns, event));
+    this.#monitors.set(ns, () => {
+      unsubscribeJournal();
+      unsubscribeLocks();
+    });
     if (since === 0 && latest > 0) {
       // A new device gets the live entries instead of the whole history, then the journal from that point.
       // Commits made while listing are in the journal after `latest` and are replayed on top.
@@ -604,9 +693,20 @@ export class Session {
     if ((await this.#missingChunks([id])).length > 0) {
       throw new RpcError("not_found", `No chunk ${id.slice(0, 12)}`);
     }
-    const data = await this.#ctx.chunks.get(id);
+    const data = await this.#readChunk(id);
     if (!data) throw new RpcError("not_found", `No chunk ${id.slice(0, 12)}`);
     return { data };
+  }
+
+  /** A stored chunk's bytes (null if missing); a damaged stored copy is a "storage" error, logged once here. */
+  async #readChunk(id: string): Promise<Uint8Array | null> {
+    try {
+      return await this.#ctx.chunks.get(id);
+    } catch (error) {
+      if (!(error instanceof ChunkDamagedError)) throw error;
+      this.#ctx.log(`${error.message}: run "filesync server fsck"`);
+      throw new RpcError("storage", `The server's copy of chunk ${id.slice(0, 12)} is damaged`);
+    }
   }
 
   async #download(ns: string, path: string, base: string | undefined): Promise<Reply> {
@@ -627,7 +727,7 @@ export class Session {
     }
     if (rows.length === 1 && rows[0].size <= INLINE_CHUNK_BYTES) {
       // A small file's only chunk travels with its manifest: one round trip instead of two.
-      const chunk = await this.#ctx.chunks.get(rows[0].id);
+      const chunk = await this.#readChunk(rows[0].id);
       if (chunk) {
         const data = new Uint8Array(MANIFEST_ROW_BYTES + chunk.length);
         data.set(encodeRows(rows));
@@ -667,6 +767,7 @@ export class Session {
       checkChunks: (ids) => this.#chunkSizes(ids),
       syncChunks: (ids) => this.#ctx.chunks.sync(ids),
       limits: await this.#limits(ns),
+      holder: this.#holder,
     });
     this.#logCommit(ns, changes, results);
     this.#ctx.hub.publish(ns, journal);
@@ -724,6 +825,7 @@ export class Session {
         policy: this.#retention,
         now: this.#now,
         limits: await this.#limits(ns),
+        holder: this.#holder,
         chunkSizes: async (ids) => {
           const sizes = new Map<string, number>();
           for (const id of ids) {
@@ -789,6 +891,11 @@ export class Session {
     if (lines.length <= 20) { for (const line of lines) this.#ctx.log(line); }
     else this.#ctx.log(`${who}: committed ${changes.length} changes (${lines.length} journal entries)`);
   }
+}
+
+/** Who holds a lock, as a refusal names it. */
+function holderOf(lock: LockHolder): LockHolder {
+  return { user: lock.user, deviceId: lock.deviceId, device: lock.device };
 }
 
 /** An entry as the wire carries it (without the server-side commit time). */
