@@ -2,6 +2,7 @@
 import { clientCommand, confirmDeletesCommand } from "./client/cli.ts";
 import { devicesCommand } from "./client/devices_cli.ts";
 import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
+import { lockCommand, locksCommand, unlockCommand } from "./client/lock_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 import { fsckCommand } from "./server/fsck.ts";
@@ -24,6 +25,9 @@ Usage:
   filesync restore PATH [--version ID] [--as NEWPATH] [--dir DIR]
   filesync trash [--json] [--dir DIR]
   filesync devices [--json] [--dir DIR]
+  filesync lock PATH [--minutes N] [--dir DIR]
+  filesync unlock PATH [--force] [--dir DIR]
+  filesync locks [--json] [--dir DIR]
 
 Run "filesync COMMAND --help" for a command's options. Passwords are never taken on the command line:
 set FILESYNC_PASSWORD, pipe them on standard input, or type them when asked.
@@ -51,6 +55,12 @@ async function main(args: string[]): Promise<number> {
       return await trashCommand(rest);
     case "devices":
       return await devicesCommand(rest);
+    case "lock":
+      return await lockCommand(rest);
+    case "unlock":
+      return await unlockCommand(rest);
+    case "locks":
+      return await locksCommand(rest);
     case "--version":
     case "-V":
       console.log(`filesync ${VERSION}`);
@@ -63,7 +73,7 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, devices; ` +
+        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, devices, lock, unlock, locks; ` +
           "see filesync --help)",
       );
   }

@@ -42,16 +42,19 @@ export class BenchWorld implements AsyncDisposable {
     liveWorlds.add(this);
   }
 
-  /** Makes the folder `baseDir/filesync-bench-NAME-*` and, unless `server` is false, starts a server with one user. */
+  /**
+   * Makes the folder `baseDir/filesync-bench-NAME-*` and, unless `server` is false, starts a server with one user
+   * (with `serverEnv` added to its environment, e.g. a test-only switch).
+   */
   static async create(
     baseDir: string,
     name: string,
-    options: { server?: boolean } = {},
+    options: { server?: boolean; serverEnv?: Record<string, string> } = {},
   ): Promise<BenchWorld> {
     const world = new BenchWorld(await Deno.makeTempDir({ dir: baseDir, prefix: `filesync-bench-${name}-` }));
     if (options.server === false) return world;
     try {
-      world.server = await startServer(join(world.root, "server"));
+      world.server = await startServer(join(world.root, "server"), [], 0, options.serverEnv);
       await addUser(world.server.dataDir, world.user, world.password);
     } catch (error) {
       await world[Symbol.asyncDispose]();

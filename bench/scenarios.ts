@@ -150,8 +150,12 @@ function measured(
 }
 
 /** A server with clients A and B connected. */
-async function worldAB(ctx: BenchContext, name: string): Promise<BenchWorld> {
-  const world = await BenchWorld.create(ctx.baseDir, name);
+async function worldAB(
+  ctx: BenchContext,
+  name: string,
+  serverEnv: Record<string, string> = {},
+): Promise<BenchWorld> {
+  const world = await BenchWorld.create(ctx.baseDir, name, { serverEnv });
   try {
     await world.client("A");
     await world.client("B");
@@ -335,61 +339,74 @@ const latency: Scenario = {
   },
 };
 
-const large: Scenario = {
-  name: "large",
-  target: ">= 300 MiB/s",
-  async run(ctx) {
-    const count = ctx.quick ? 4 : 8;
-    const size = (ctx.quick ? 16 : 128) * MIB;
-    const total = count * size;
-    await using world = await worldAB(ctx, "large");
-    const staging = world.path("staging");
-    await Deno.mkdir(staging);
-    const names = Array.from({ length: count }, (_, i) => `big-${i}.bin`);
-    const hashes = new Map<string, string>();
-    for (const name of names) hashes.set(name, await writeRandomFile(join(staging, name), size));
-    await world.settle();
-    const before = await world.snapshot();
-    const started = performance.now();
-    for (const name of names) await Deno.rename(join(staging, name), join(world.dir("A"), name));
-    let have = 0;
-    const done = await until(async () => {
-      have = 0;
-      for (const name of names) if (await sizeOf(join(world.dir("B"), name)) === size) have++;
-      return have === count;
-    }, {
-      timeoutMs: 30_000 + (total / (10 * MIB)) * 1000,
-      intervalMs: 10,
-      world,
-      what: () => `B has ${have} of ${count} files complete`,
-    });
-    const elapsed = (done - started) / 1000;
-    const rss = world.peakRss();
-    await world.settle();
-    const after = await world.snapshot();
-    for (const name of names) {
-      const got = await hashFile(join(world.dir("B"), name));
-      if (got !== hashes.get(name)) {
-        throw new Error(`WRONG CONTENT: B's ${name} has SHA-256 ${got}, A wrote ${hashes.get(name)}`);
-      }
+/**
+ * 1 GiB of large files A → server → B. `large-plain` is the same with the server storing chunks unencrypted
+ * (the test-only FILESYNC_TEST_PLAINTEXT_CHUNKS), so `--only large,large-plain` shows what encryption at rest
+ * costs in one run.
+ */
+function largeScenario(name: string, plaintext: boolean): Scenario {
+  const target = plaintext ? "— (encryption off, for comparison)" : ">= 300 MiB/s";
+  return { name, target, run: (ctx) => runLarge(ctx, { name, plaintext, target }) };
+}
+
+async function runLarge(
+  ctx: BenchContext,
+  { name, plaintext, target }: { name: string; plaintext: boolean; target: string },
+): Promise<Row> {
+  const count = ctx.quick ? 4 : 8;
+  const size = (ctx.quick ? 16 : 128) * MIB;
+  const total = count * size;
+  await using world = await worldAB(ctx, name, plaintext ? { FILESYNC_TEST_PLAINTEXT_CHUNKS: "1" } : {});
+  const staging = world.path("staging");
+  await Deno.mkdir(staging);
+  const names = Array.from({ length: count }, (_, i) => `big-${i}.bin`);
+  const hashes = new Map<string, string>();
+  for (const name of names) hashes.set(name, await writeRandomFile(join(staging, name), size));
+  await world.settle();
+  const before = await world.snapshot();
+  const started = performance.now();
+  for (const name of names) await Deno.rename(join(staging, name), join(world.dir("A"), name));
+  let have = 0;
+  const done = await until(async () => {
+    have = 0;
+    for (const name of names) if (await sizeOf(join(world.dir("B"), name)) === size) have++;
+    return have === count;
+  }, {
+    timeoutMs: 30_000 + (total / (10 * MIB)) * 1000,
+    intervalMs: 10,
+    world,
+    what: () => `B has ${have} of ${count} files complete`,
+  });
+  const elapsed = (done - started) / 1000;
+  const rss = world.peakRss();
+  await world.settle();
+  const after = await world.snapshot();
+  for (const name of names) {
+    const got = await hashFile(join(world.dir("B"), name));
+    if (got !== hashes.get(name)) {
+      throw new Error(`WRONG CONTENT: B's ${name} has SHA-256 ${got}, A wrote ${hashes.get(name)}`);
     }
-    const mibps = total / MIB / elapsed;
-    return {
-      name: "large",
-      wallSeconds: elapsed,
-      result: `${mibps.toFixed(0)} MiB/s${ofTls(ctx, mibps)}`,
-      ...measured(world, before, after, rss),
-      target: this.target,
-      verdict: mibps >= 300 ? "pass" : "miss",
-      notes: [
-        `${count} × ${
-          formatBytes(size)
-        } random files written outside the folder, then renamed into A's folder ` +
-        `(clock starts at the renames, stops when B has all at full size); SHA-256 of all verified on B.`,
-      ],
-    };
-  },
-};
+  }
+  const mibps = total / MIB / elapsed;
+  return {
+    name,
+    wallSeconds: elapsed,
+    result: `${mibps.toFixed(0)} MiB/s${ofTls(ctx, mibps)}`,
+    ...measured(world, before, after, rss),
+    target,
+    verdict: plaintext ? "—" : mibps >= 300 ? "pass" : "miss",
+    notes: [
+      `${count} × ${
+        formatBytes(size)
+      } random files written outside the folder, then renamed into A's folder ` +
+      `(clock starts at the renames, stops when B has all at full size); SHA-256 of all verified on B.` +
+      (plaintext ? " Server chunks stored unencrypted (FILESYNC_TEST_PLAINTEXT_CHUNKS=1)." : ""),
+    ],
+  };
+}
+
+const large = largeScenario("large", false);
+const largePlain = largeScenario("large-plain", true);
 
 const small: Scenario = {
   name: "small",
@@ -926,6 +943,7 @@ export const SCENARIOS: Scenario[] = [
   tls,
   latency,
   large,
+  largePlain,
   small,
   edit,
   insert,

@@ -8,6 +8,7 @@ import {
   type WireEntry,
 } from "../protocol/messages.ts";
 import { BAD_NAME_CODE } from "../protocol/paths.ts";
+import { LOCKED_CODE, type LockHolder } from "../protocol/locks.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { MountTable } from "./mounts.ts";
@@ -47,6 +48,11 @@ export interface ExecutorContext {
    * @default none kept
    */
   refused?: Map<string, { hash: string; code: string }>;
+  /**
+   * Told of a change the server refused because another device locks the path: it is not retried at once (nor
+   * dropped); the caller sends it again once the lock ends. @default nothing more is done
+   */
+  locked?: (path: string, holder?: LockHolder) => void;
 }
 
 /** Refusals that sending the same content again cannot fix: reported once, not retried in a loop. */
@@ -659,7 +665,13 @@ export class Executor {
           code: result.code,
         });
       }
-      if (!result.ok && result.code === BAD_NAME_CODE) {
+      if (!result.ok && result.code === LOCKED_CODE) {
+        // A move is refused for the lock on the file it moves (its target does not exist on the server).
+        const lockedPath = change.op === "move" ? change.from : change.path;
+        this.#ctx.locked?.(lockedPath, result.holder);
+        if (change.op === "move") this.#ctx.locked?.(change.path);
+        this.#ctx.notify(`${result.error}: the change made here is kept and sent when the lock ends`);
+      } else if (!result.ok && result.code === BAD_NAME_CODE) {
         this.#ctx.notify(`not syncing ${change.path}: ${result.error} (it stays here as it is)`);
       } else if (!result.ok && !RACE_CODES.has(result.code)) {
         // (Another device getting there first — a race code — is not worth a line: the next cycle decides again.)

@@ -272,6 +272,65 @@ Deno.test("Executor keeps a write that lands between the check of a server delet
   assert.deepEqual(Deno.readDirSync(t.state.tmpDir).toArray(), [], "nothing is left aside");
 });
 
+/** A server that refuses every change of a COMMIT because device "A" locks the file. */
+function lockedPeer(requests: string[]): RpcPeer {
+  return {
+    request: (op: string, message: Record<string, unknown> = {}) => {
+      if (op !== "COMMIT") return Promise.reject(new Error(`unexpected ${op}`));
+      const changes = message.changes as { op: string; path: string }[];
+      for (const change of changes) requests.push(`COMMIT ${change.op} ${change.path}`);
+      const results = changes.map((c) => ({
+        ok: false,
+        code: "locked",
+        error: `"${c.path}" is locked by alice on device "A"`,
+        holder: { user: "alice", device: "A", deviceId: "a1" },
+      }));
+      return Promise.resolve({ message: { results } });
+    },
+  } as unknown as RpcPeer;
+}
+
+Deno.test("Executor keeps a change refused as locked: not retried at once, not refused for good, one line each", async () => {
+  await using t = await setUp(lockedPeer);
+  const refused = new Map<string, { hash: string; code: string }>();
+  const locked: [string, string | undefined][] = [];
+  const executor = new Executor({
+    root: t.root,
+    state: t.state,
+    scanner: new Scanner(t.root, { ignore: createIgnoreMatcher(null), known: () => undefined }),
+    peer: lockedPeer(t.requests),
+    local: new Map(),
+    notify: (line) => t.lines.push(line),
+    distrust: new Set(),
+    refused,
+    locked: (path, holder) => locked.push([path, holder?.device]),
+  });
+  t.state.setBase("top.txt", { kind: "file", hash: "h", rev: 3, size: 3, mtime: 1, ino: null });
+  const report = await executor.run([
+    { type: "deleteRemote", path: "top.txt", kind: "file", baseRev: 3 },
+    {
+      type: "moveRemote",
+      from: "top.txt",
+      to: "moved.txt",
+      baseRev: 3,
+      local: localOf(join(t.root, "top.txt")),
+    },
+  ]);
+  assert.deepEqual(
+    report,
+    { done: 2, skipped: 0, again: false },
+    "not looked at again at once (no hot loop)",
+  );
+  assert.equal(refused.size, 0, "not dropped as refused for good: it is sent once the lock ends");
+  assert.deepEqual(locked, [["top.txt", "A"], ["top.txt", "A"], ["moved.txt", undefined]]);
+  assert.equal(t.state.base.get("top.txt")?.rev, 3, "the base still has the file");
+  assert.equal(await Deno.readTextFile(join(t.root, "top.txt")), "top", "the local file is untouched");
+  assert.deepEqual(t.lines, [
+    `"top.txt" is locked by alice on device "A": the change made here is kept and sent when the lock ends`,
+    `"moved.txt" is locked by alice on device "A": the change made here is kept and sent when the lock ends`,
+  ]);
+});
+
 /** A server that records each request's namespace and paths; COMMITs succeed (rev 1), DOWNLOADs as fakePeer. */
 function namespacePeer(requests: string[]): RpcPeer {
   const download = fakePeer([]);

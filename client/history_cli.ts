@@ -128,14 +128,14 @@ export function savedAddress(saved: string): { hostname: string; port: number } 
 /**
  * Connects to the folder's server and authenticates with the device's token (never opening the client's
  * state.kv, which a running client owns). Throws {@linkcode UserError} for a missing or refused token, an
- * invalid saved address, or a server that cannot be reached or trusted.
+ * invalid saved address, or a server that cannot be reached or trusted. The caller closes the peer.
  */
 export async function connect(folder: SyncedFolder): Promise<RpcPeer> {
   return (await connectMounted(folder)).peer;
 }
 
 /** {@linkcode connect}, and where the namespaces the server lists show in the folder. */
-async function connectMounted(folder: SyncedFolder): Promise<{ peer: RpcPeer; mounts: MountTable }> {
+export async function connectMounted(folder: SyncedFolder): Promise<{ peer: RpcPeer; mounts: MountTable }> {
   const token = await readToken(folder.root);
   if (!token) {
     throw new UserError(

@@ -22,6 +22,8 @@ import {
 import { adjustBase, describeResync, isResyncReason } from "./resync.ts";
 import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
+import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
+import type { WireLock } from "../protocol/locks.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
@@ -130,6 +132,10 @@ export class SyncClient {
   #stopTimer: ReturnType<typeof setInterval> | undefined;
   #lastWarning = { message: "", at: 0 };
   #ignore!: IgnoreMatcher;
+  /** Locks: others' files read-only here and their changes held back, this device's own renewed. */
+  #locks: LockGuard | null = null;
+  /** The live locks the server last listed, by namespace (paths as the namespace has them). */
+  #lockLists = new Map<string, WireLock[]>();
   /** Size, mtime and inode of `.filesyncignore` when its rules were loaded ("" when absent). */
   #ignoreStamp = "";
   #done: Promise<void>;
@@ -164,6 +170,12 @@ export class SyncClient {
       );
     }
     this.#state = await ClientState.open(this.#o.dir, { log: this.#o.log, ownNamespace: this.#o.user });
+    this.#locks = new LockGuard({
+      root: this.#o.dir,
+      log: this.#o.log,
+      renew: (path) => this.#renewLock(path),
+    });
+    this.#locks.load();
     if (saved && saved.server !== server) {
       this.#o.log(`note: this folder was last synced with ${saved.server}; now using ${server}`);
     }
@@ -221,6 +233,7 @@ export class SyncClient {
     clearInterval(this.#rescanTimer);
     clearInterval(this.#pingTimer);
     clearInterval(this.#stopTimer);
+    this.#locks?.stop();
     this.#watch?.stop();
     this.#peer?.close();
     this.#wake?.();
@@ -320,6 +333,19 @@ export class SyncClient {
         this.#mount(await this.#login(peer));
         // Catch up with the journals before any cycle runs, so reconcile never sees a half-updated mirror.
         for (const { ns } of this.#state.mounts.list) await this.#monitor(peer, epoch, ns);
+        // The locks there are now (changes arrive as pushes from here on): what ended while away is released.
+        this.#lockLists.clear();
+        for (const { ns } of this.#state.mounts.list) {
+          const locks = await peer.request("LOCKS", { ns }).then(
+            (reply) => reply.message.locks as WireLock[],
+            (error) => {
+              if (error instanceof RpcError && error.code === "unknown_op") return []; // a server without locks
+              throw error;
+            },
+          );
+          this.#lockLists.set(ns, locks);
+        }
+        this.#applyLocks();
         this.#peer = peer;
         this.#o.log(`connected to ${this.#o.hostname}:${this.#o.port}`);
         announced = false;
@@ -451,6 +477,40 @@ export class SyncClient {
     } else if (push.push === "error") {
       if (push.code === "auth_token" && push.reason === DEVICE_REVOKED) void this.#revokedNow();
       else this.#o.log(`server: ${push.error}`);
+    } else if (push.push === "locks") {
+      this.#lockLists.set(ns, push.locks);
+      const change = push.change &&
+        { ...push.change, path: this.#state.mounts.toLocal(ns, push.change.path)! };
+      this.#applyLocks(change);
+    }
+  }
+
+  /**
+   * Takes the server's lists of live locks (one per namespace, their paths made local); paths whose held-back
+   * changes may now go are looked at again.
+   */
+  #applyLocks(change?: { path: string; what: string; by?: string }): void {
+    const mounts = this.#state.mounts;
+    const locks = [...this.#lockLists].flatMap(([ns, list]) =>
+      mounts.has(ns) ? list.map((lock) => ({ ...lock, path: mounts.toLocal(ns, lock.path)! })) : []
+    );
+    const again = this.#locks?.update(locks, change) ?? [];
+    for (const path of again) this.#dirty.add(path);
+    if (again.length > 0) this.#kick();
+  }
+
+  /** Renews one of this device's locks. */
+  async #renewLock(path: string): Promise<RenewOutcome> {
+    const peer = this.#peer;
+    if (!peer) return "retry";
+    try {
+      const at = this.#state.mounts.fromLocal(path);
+      await peer.request("LOCK", { path: at.path, ns: at.ns, renew: true });
+      return "renewed";
+    } catch (error) {
+      if (!(error instanceof RpcError) || error.code === "closed") return "retry";
+      this.#o.log(`cannot renew the lock on ${path}: ${error.message}`);
+      return "gone";
     }
   }
 
@@ -590,6 +650,8 @@ export class SyncClient {
       !((a.type === "upload" && this.#refused.get(a.path)?.hash === a.local.hash) ||
         (a.type === "mkdirRemote" && this.#refused.get(a.path)?.hash === ""))
     );
+    // Changes of files another device locks wait for the lock to end (the local files stay as they are).
+    if (this.#locks) plan = this.#locks.filter(plan);
     const unfinished = plan.filter((a) =>
       touches(a) || (a.type === "upload" && this.#watch?.beingWritten(a.path))
     );
@@ -662,9 +724,12 @@ export class SyncClient {
       progress: this.#progress(),
       distrust: this.#distrust,
       refused: this.#refused,
+      locked: (path, holder) => this.#locks?.refused(path, holder),
     });
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
     const report = await executor.run(plan);
+    // A download may have replaced a file another device locks: the new file is made read-only too.
+    this.#locks?.protect();
     trace(`executed ${JSON.stringify(report)}`);
     if (confirmedNow > 0) this.#confirmed.clear();
     // New rules arrived: the next round looks at the folder under them.

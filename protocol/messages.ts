@@ -1,6 +1,7 @@
 // Wire schema: every request both sides exchange, validated at the boundary with zod.
 import { z } from "zod";
 import { isValidPath } from "./paths.ts";
+import { MAX_LEASE_MINUTES, MIN_LEASE_MINUTES } from "./locks.ts";
 
 /** Protocol version carried by HELLO; a mismatch is refused with a clear error. */
 export const PROTOCOL_VERSION = 1;
@@ -108,6 +109,24 @@ export const Requests = {
   RESTORE: z.object({ path, version: z.string().max(64).optional(), as: path.optional(), ns }),
   /** The caller's user's devices (see {@linkcode WireDevice}); the reply marks the calling device `current`. */
   DEVICES: z.object({}),
+  /**
+   * Takes a lease on a file for `minutes` (default 30), or renews the caller's own from now (for `minutes`, or
+   * the lease's length). Refused with "locked" while another device holds it.
+   */
+  LOCK: z.object({
+    path,
+    minutes: z.number().min(MIN_LEASE_MINUTES).max(MAX_LEASE_MINUTES).optional(),
+    /** Only renew: refused with "not_locked" unless the caller holds a live lock on the path. */
+    renew: z.boolean().optional(),
+    ns,
+  }),
+  /** Releases the caller's lock; `force` releases another device's (the namespace's owner only). */
+  UNLOCK: z.object({ path, force: z.boolean().optional(), ns }),
+  /** The live locks of a namespace (default: the caller's own). */
+  LOCKS: z.object({
+    ns,
+    /** Only the locks at or under this path (a share's path). */ path: path.optional(),
+  }),
   /**
    * Grants `with` read or write access to `path` (a file or folder) of the caller's own namespace (`ns`, which
    * only its owner may share). Sent again for the same path and user, it changes the access.
@@ -257,7 +276,14 @@ export function commonEnds(
 /** Result of one change of a COMMIT. */
 export type ChangeResult =
   | { ok: true; entries: WireEntry[] }
-  | { ok: false; code: string; error: string; current?: WireEntry | null };
+  | {
+    ok: false;
+    code: string;
+    error: string;
+    current?: WireEntry | null;
+    /** For a change refused with code "locked": who holds the lock. */
+    holder?: { user: string; device: string; deviceId: string };
+  };
 
 /** Encodes chunk rows (id, size) as manifest bytes. */
 export function encodeRows(rows: readonly { id: string; size: number }[]): Uint8Array {

@@ -93,6 +93,9 @@ const examples: { [K in Op]: Record<string, unknown> } = {
   TRASH: {},
   RESTORE: { path: "a/b.txt", version: "12", as: "a/b (restored).txt" },
   DEVICES: {},
+  LOCK: { path: "a/b.txt", minutes: 30 },
+  UNLOCK: { path: "a/b.txt", force: true },
+  LOCKS: {},
   SHARE: { path: "Project", with: "bob", access: "write" },
   UNSHARE: { path: "Project", with: "bob" },
   SHARES: {},
@@ -228,7 +231,19 @@ Deno.test("malformed requests are refused", () => {
 });
 
 Deno.test("ops on files and the journal take an optional namespace id, and refuse malformed ones", () => {
-  const withNs: Op[] = ["CHANGES", "MONITOR", "PUT", "DOWNLOAD", "COMMIT", "VERSIONS", "TRASH", "RESTORE"];
+  const withNs: Op[] = [
+    "CHANGES",
+    "MONITOR",
+    "PUT",
+    "DOWNLOAD",
+    "COMMIT",
+    "VERSIONS",
+    "TRASH",
+    "RESTORE",
+    "LOCK",
+    "UNLOCK",
+    "LOCKS",
+  ];
   for (const op of withNs) {
     assert.ok(accepts(op, examples[op]), `${op} without ns`);
     for (const ns of ["alice", "a.b-c_d", "share:0123", "x".repeat(200)]) {
@@ -238,4 +253,15 @@ Deno.test("ops on files and the journal take an optional namespace id, and refus
       assert.equal(accepts(op, { ...examples[op], ns }), false, `${op} accepted ns ${JSON.stringify(ns)}`);
     }
   }
+});
+
+Deno.test("LOCK takes minutes within the lease limits, an optional renew flag, and only a valid path", () => {
+  assert.ok(accepts("LOCK", { path: "a.txt" }));
+  assert.ok(accepts("LOCK", { path: "a.txt", minutes: 0.05, renew: true }));
+  assert.ok(accepts("LOCK", { path: "a.txt", minutes: 10080 }));
+  for (const minutes of [0, -1, 0.001, 10081, "30", Number.NaN]) {
+    assert.equal(accepts("LOCK", { path: "a.txt", minutes }), false, String(minutes));
+  }
+  assert.equal(accepts("LOCK", { path: "../a.txt" }), false);
+  assert.equal(accepts("UNLOCK", { path: "a.txt", force: "yes" }), false);
 });

@@ -81,6 +81,19 @@ const wireShare = z.looseObject({
 /** What LOGIN and AUTH list; absent from servers before namespaces (the own namespace alone, at the root). */
 const namespaces = z.array(wireNamespace).max(MAX_NAMESPACES).optional();
 
+/** A lock as the server reports it (see `WireLock`). */
+const wireLock = z.looseObject({
+  path,
+  user: text(64),
+  deviceId: text(64),
+  device,
+  expires: time,
+  remainingMs: uint,
+  leaseMs: uint,
+  mine: z.boolean(),
+});
+const locks = z.array(wireLock).max(MAX_PUSH_ENTRIES);
+
 /** Pushes (messages without an id) by their `push` name. */
 export const Pushes = {
   /** `ns`: the namespace whose journal they are (absent from servers before namespaces: the own one). */
@@ -110,6 +123,23 @@ export const Pushes = {
     reason: text(64).optional(),
   }),
   /**
+   * Every live lock of the namespace, sent to monitoring devices whenever a lock is taken, renewed, released
+   * or expires; `change` says what happened to which path. (LOCKS gives the same list on request.)
+   */
+  locks: z.looseObject({
+    push: z.literal("locks"),
+    /** The namespace whose locks they are (absent from servers before namespaces: the own one). */
+    ns: NamespaceId.optional(),
+    /** The part of the namespace the MONITOR follows (a share's path). */
+    path: path.optional(),
+    locks,
+    change: z.looseObject({
+      path,
+      what: z.enum(["taken", "renewed", "released", "forced", "expired"]),
+      by: device.optional(),
+    }).optional(),
+  }),
+  /**
    * The namespaces the session serves changed: a share arrived, changed access or went (`change` says which,
    * `share` the grant; `access` absent when it went). The list is the new one, as AUTH would give it.
    */
@@ -126,6 +156,7 @@ export type Push =
   | z.infer<typeof Pushes.events>
   | z.infer<typeof Pushes.snapshot>
   | z.infer<typeof Pushes.error>
+  | z.infer<typeof Pushes.locks>
   | z.infer<typeof Pushes.namespaces>;
 
 const changeResult = z.union([
@@ -205,6 +236,9 @@ export const Replies = {
     skipped: z.array(z.looseObject({ path, code: text(64), error: z.string() })),
   }),
   DEVICES: z.looseObject({ devices: z.array(wireDevice).max(100_000) }),
+  LOCK: z.looseObject({ lock: wireLock, renewed: z.boolean() }),
+  UNLOCK: z.looseObject({ released: wireLock }),
+  LOCKS: z.looseObject({ locks }),
   SHARE: z.looseObject({ share: wireShare, changed: z.enum(["new", "access", "same"]) }),
   UNSHARE: z.looseObject({ removed: z.array(wireShare).max(MAX_NAMESPACES) }),
   SHARES: z.looseObject({
@@ -351,6 +385,13 @@ function replyProblem(
       const asked = new Set(Array.isArray(request.hashes) ? request.hashes : []);
       const stray = (body.missing as string[]).find((h) => !asked.has(h));
       return stray === undefined ? null : `missing: ${stray.slice(0, 12)} was not asked about`;
+    }
+    case "LOCK":
+    case "UNLOCK": {
+      const lock = (op === "LOCK" ? body.lock : body.released) as { path: string };
+      return lock.path === request.path
+        ? null
+        : `${op === "LOCK" ? "lock" : "released"}.path: not the file asked for`;
     }
     default:
       return null;

@@ -189,3 +189,40 @@ Deno.test("checkReply() and checkPush() accept the namespaces of a session and r
     BadMessageError,
   );
 });
+
+Deno.test("checkPush() and checkReply() check locks: paths, holders and times", () => {
+  const lock = {
+    path: "docs/a.txt",
+    user: "alice",
+    deviceId: "d1",
+    device: "laptop",
+    expires: 1_800_000,
+    remainingMs: 1_000,
+    leaseMs: 1_800_000,
+    mine: false,
+  };
+  const push = { push: "locks", locks: [lock], change: { path: "docs/a.txt", what: "taken", by: "laptop" } };
+  assert.deepEqual(checkPush(push), push);
+  assert.deepEqual(checkPush({ push: "locks", locks: [] }), { push: "locks", locks: [] });
+  for (
+    const bad of [
+      { ...lock, path: "../x" },
+      { ...lock, device: "evil\u001b[2J" },
+      { ...lock, expires: -1 },
+      { ...lock, mine: "yes" },
+    ]
+  ) assert.throws(() => checkPush({ push: "locks", locks: [bad] }), BadMessageError, JSON.stringify(bad));
+  assert.throws(
+    () => checkPush({ ...push, change: { path: "docs/a.txt", what: "stolen" } }),
+    BadMessageError,
+  );
+  const reply = checkReply("LOCKS", {}, { message: { re: 1, ok: true, locks: [lock] } });
+  assert.deepEqual(reply.message.locks, [lock]);
+  assert.throws(
+    () =>
+      checkReply("LOCK", { path: "docs/a.txt" }, {
+        message: { re: 1, ok: true, lock: { ...lock, path: "/x" } },
+      }),
+    BadMessageError,
+  );
+});

@@ -1,5 +1,7 @@
 // Content-addressed chunk storage: the small interface the server needs, and its disk implementation.
 import { join } from "node:path";
+import { sha256Hex } from "../protocol/hash.ts";
+import { type ChunkCipher, SEAL_OVERHEAD, SEALED_HEAD_BYTES } from "./chunk_cipher.ts";
 
 /**
  * Where chunk bytes live, addressed by their SHA-256 (lowercase hex). `put` is atomic (a chunk is absent or
@@ -11,7 +13,10 @@ export interface ChunkStore {
   has(id: string): Promise<boolean>;
   /** The stored chunk's size in bytes, or null if it is not stored (as cheap as `has`: no bytes are read). */
   size(id: string): Promise<number | null>;
-  /** The chunk's bytes, or null if it is not stored. */
+  /**
+   * The chunk's bytes, or null if it is not stored. A stored copy known to be damaged (an encrypted one that
+   * does not authenticate) is a `ChunkDamagedError`, never other bytes.
+   */
   get(id: string): Promise<Uint8Array | null>;
   /**
    * Stores a chunk; the caller has verified that `id` is the hash of `data`. Storing a chunk again replaces it
@@ -29,16 +34,19 @@ export interface ChunkStore {
 /** Chunk store URL schemes {@linkcode openChunkStore} understands. */
 export const CHUNK_STORE_SCHEMES = ["file:"] as const;
 
-/**
- * Opens the chunk store a configuration names: a folder path, or a `file:` URL of one. Anything else with a
- * URL scheme is a TypeError naming the supported ones (an S3-compatible store will be another scheme).
- *
- * @example
- * ```ts
- * const chunks = await openChunkStore("/srv/filesync/chunks");
- * ```
- */
-export async function openChunkStore(spec: string): Promise<ChunkStore> {
+/** Options of {@linkcode openChunkStore}. */
+export interface OpenChunkStoreOptions {
+  /**
+   * Encrypts what is stored (see {@linkcode ChunkCipher}); null stores plaintext, for tests and benchmarks only
+   * (a plaintext store refuses a folder that holds encrypted chunks).
+   */
+  cipher: ChunkCipher | null;
+  /** Only check the key, never migrate or write (fsck). @default false */
+  readOnly?: boolean;
+}
+
+/** The chunk store folder a configuration names: a folder path, or a `file:` URL of one (see {@linkcode openChunkStore}). */
+export function chunkStoreRoot(spec: string): string {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(spec)?.[1]?.toLowerCase();
   let root = spec;
   if (scheme !== undefined && !/^[a-z]$/i.test(scheme)) {
@@ -50,42 +58,247 @@ export async function openChunkStore(spec: string): Promise<ChunkStore> {
     root = decodeURIComponent(new URL(spec).pathname);
   }
   if (root === "") throw new TypeError("Empty chunk store path");
-  const store = new DiskChunkStore(root);
-  await store.open();
-  return store;
+  return root;
+}
+
+/**
+ * Opens the chunk store a configuration names: a folder path, or a `file:` URL of one. Anything else with a
+ * URL scheme is a TypeError naming the supported ones (an S3-compatible store will be another scheme).
+ *
+ * @example
+ * ```ts
+ * const chunks = await openChunkStore("/srv/filesync/chunks", { cipher: new ChunkCipher(masterKey) });
+ * ```
+ */
+export async function openChunkStore(
+  spec: string,
+  options: OpenChunkStoreOptions,
+): Promise<{ store: ChunkStore; report: OpenReport }> {
+  const store = new DiskChunkStore(chunkStoreRoot(spec), { cipher: options.cipher ?? undefined });
+  const report = await store.open({ readOnly: options.readOnly });
+  return { store, report };
+}
+
+/** A master key that does not match the key check stored with the chunks. */
+export class WrongKeyError extends Error {
+  /** The error's name. */
+  override name = "WrongKeyError";
+}
+
+/** What {@linkcode DiskChunkStore.open} found and did. */
+export interface OpenReport {
+  /** Plaintext chunks of an older version that were encrypted and renamed. */
+  migrated: number;
+  /** Files that are neither a plaintext chunk (content hashing to the name) nor encrypted with this key; left alone. */
+  unreadable: number;
+  /** Whether the folder was new to encryption (no key check was stored yet). */
+  firstEncrypted: boolean;
+  /** Read-only open of a folder whose migration has not finished (fsck): only encrypted chunks are readable. */
+  migrationPending: boolean;
+}
+
+/** The file beside the chunks that records the key check and whether every chunk is encrypted. */
+export const ENCRYPTION_FILE = "encryption.json";
+
+/** The contents of {@linkcode ENCRYPTION_FILE}. */
+export interface EncryptionRecord {
+  /** The cipher every chunk is encrypted with. */
+  cipher: "AES-256-GCM";
+  /** {@linkcode ChunkCipher.keyCheck} of the master key the chunks are encrypted with. */
+  keyCheck: string;
+  /** False while plaintext chunks of an older version may still be there (a migration to finish). */
+  allEncrypted: boolean;
+}
+
+/** The encryption record of a chunk folder, or null if it has none (a new or plaintext folder). */
+export function readEncryptionRecord(root: string): EncryptionRecord | null {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(join(root, ENCRYPTION_FILE));
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return null;
+    throw error;
+  }
+  let record: EncryptionRecord;
+  try {
+    record = JSON.parse(text);
+  } catch {
+    throw new SyntaxError(`${join(root, ENCRYPTION_FILE)} is not valid JSON`);
+  }
+  if (typeof record?.keyCheck !== "string" || typeof record.allEncrypted !== "boolean") {
+    throw new SyntaxError(`${join(root, ENCRYPTION_FILE)} lacks its key check`);
+  }
+  return record;
+}
+
+/** Options of {@linkcode DiskChunkStore}. */
+export interface DiskChunkStoreOptions {
+  /** Encrypts every stored chunk and hides its id in the file name. @default plaintext (tests and benchmarks) */
+  cipher?: ChunkCipher;
+}
+
+const HEX_NAME = /^[0-9a-f]{64}$/;
+
+/** The first `n` bytes of a file (fewer if it is shorter). */
+function readHead(path: string, n: number): Uint8Array {
+  using file = Deno.openSync(path, { read: true });
+  const buf = new Uint8Array(n);
+  let got = 0;
+  while (got < n) {
+    const read = file.readSync(buf.subarray(got));
+    if (read === null || read === 0) break;
+    got += read;
+  }
+  return buf.subarray(0, got);
 }
 
 /**
  * Chunks as files `ROOT/ab/abcdef…`, written to a temp file and renamed into place; synced to disk in batches
- * by {@linkcode DiskChunkStore.sync} (many fsyncs at once cost little more than one).
+ * by {@linkcode DiskChunkStore.sync} (many fsyncs at once cost little more than one). With a cipher (always, for
+ * a server) the file name is the chunk's stored name ({@linkcode ChunkCipher.nameOf}) and the content is
+ * encrypted; `ROOT/encryption.json` holds the key check. Without one (tests, benchmarks) the name is the id.
  */
 export class DiskChunkStore implements ChunkStore {
   #root: string;
+  #cipher: ChunkCipher | undefined;
   #madeDirs = new Set<string>();
   #tmpCounter = 0;
   /** Chunks written by this process and not yet synced. */
   #unsynced = new Set<string>();
 
   /** Uses (and creates on demand) the folder `root`. */
-  constructor(root: string) {
+  constructor(root: string, options: DiskChunkStoreOptions = {}) {
     this.#root = root;
+    this.#cipher = options.cipher;
+  }
+
+  #name(id: string): string {
+    return this.#cipher ? this.#cipher.nameOf(id) : id;
   }
 
   #path(id: string): string {
-    return join(this.#root, id.slice(0, 2), id);
+    const name = this.#name(id);
+    return join(this.#root, name.slice(0, 2), name);
   }
 
-  /** Creates the root folder and removes temp files left by a crash. */
-  async open(): Promise<void> {
-    await Deno.mkdir(this.#root, { recursive: true, mode: 0o700 });
-    for await (const dir of Deno.readDir(this.#root)) {
-      if (!dir.isDirectory) continue;
-      for await (const file of Deno.readDir(join(this.#root, dir.name))) {
-        if (file.name.includes(".tmp")) {
-          await Deno.remove(join(this.#root, dir.name, file.name)).catch(() => {});
+  /**
+   * Creates the root folder and removes temp files left by a crash. With a cipher: checks the key against the
+   * stored key check ({@linkcode WrongKeyError} if it differs), and encrypts and renames the plaintext chunks an
+   * older version left (a crash in between is finished at the next open). Without one: refuses a folder that
+   * holds encrypted chunks.
+   */
+  async open(options: { readOnly?: boolean } = {}): Promise<OpenReport> {
+    const report: OpenReport = { migrated: 0, unreadable: 0, firstEncrypted: false, migrationPending: false };
+    if (!options.readOnly) {
+      await Deno.mkdir(this.#root, { recursive: true, mode: 0o700 });
+      for await (const dir of Deno.readDir(this.#root)) {
+        if (!dir.isDirectory) continue;
+        for await (const file of Deno.readDir(join(this.#root, dir.name))) {
+          if (file.name.includes(".tmp")) {
+            await Deno.remove(join(this.#root, dir.name, file.name)).catch(() => {});
+          }
         }
       }
     }
+    const record = readEncryptionRecord(this.#root);
+    const cipher = this.#cipher;
+    if (!cipher) {
+      if (record) {
+        throw new TypeError(
+          `Chunk store "${this.#root}" is encrypted: it opens only with the server's master key`,
+        );
+      }
+      return report;
+    }
+    if (record && record.keyCheck !== cipher.keyCheck) {
+      throw new WrongKeyError(
+        `The master key does not match the chunks in "${this.#root}": they were encrypted with another key`,
+      );
+    }
+    if (record?.allEncrypted) return report;
+    if (options.readOnly) {
+      report.migrationPending = true;
+      return report;
+    }
+    report.firstEncrypted = record === null;
+    // The key check first: from now on a wrong key is refused, even if this migration is interrupted.
+    if (!record) {
+      await this.#writeRecord({ cipher: "AES-256-GCM", keyCheck: cipher.keyCheck, allEncrypted: false });
+    }
+    const migration = await this.#migrate(cipher);
+    if (!record && migration.unreadable > 0 && migration.migrated === 0 && migration.ours === 0) {
+      // Only files this key cannot read and no key check (lost?): most likely the wrong key. Record nothing.
+      await Deno.remove(join(this.#root, ENCRYPTION_FILE));
+      throw new WrongKeyError(
+        `The master key does not match the chunks in "${this.#root}": none of its ${migration.unreadable} ` +
+          `files is a plaintext chunk or encrypted with this key, and its ${ENCRYPTION_FILE} is missing`,
+      );
+    }
+    report.migrated = migration.migrated;
+    report.unreadable = migration.unreadable;
+    await this.#writeRecord({ cipher: "AES-256-GCM", keyCheck: cipher.keyCheck, allEncrypted: true });
+    return report;
+  }
+
+  async #writeRecord(record: EncryptionRecord): Promise<void> {
+    const path = join(this.#root, ENCRYPTION_FILE);
+    const tmp = `${path}.${Deno.pid}.tmp`;
+    await Deno.writeTextFile(tmp, JSON.stringify(record, null, 2) + "\n", { mode: 0o600 });
+    using file = await Deno.open(tmp, { read: true });
+    await file.syncData();
+    await Deno.rename(tmp, path);
+    using dir = await Deno.open(this.#root, { read: true });
+    await dir.sync().catch(() => {});
+  }
+
+  /** Encrypts and renames every plaintext chunk (a file whose content hashes to its name); the rest stays. */
+  async #migrate(cipher: ChunkCipher): Promise<{ migrated: number; unreadable: number; ours: number }> {
+    // Where a chunk can be: ROOT/ab/ab… (either layout).
+    const files: { dir: string; name: string }[] = [];
+    for await (const dir of Deno.readDir(this.#root)) {
+      if (!dir.isDirectory || !/^[0-9a-f]{2}$/.test(dir.name)) continue;
+      for await (const file of Deno.readDir(join(this.#root, dir.name))) {
+        if (file.isFile && HEX_NAME.test(file.name) && file.name.startsWith(dir.name)) {
+          files.push({ dir: dir.name, name: file.name });
+        }
+      }
+    }
+    let migrated = 0;
+    let unreadable = 0;
+    let ours = 0;
+    let batch: { id: string; old: string }[] = [];
+    const flush = async () => {
+      // The encrypted copies are durable before the plaintext ones go: a crash leaves a chunk twice, never lost.
+      await this.sync(batch.map((b) => b.id));
+      for (const { old } of batch) await Deno.remove(old).catch(() => {});
+      migrated += batch.length;
+      batch = [];
+    };
+    for (const { dir, name } of files) {
+      const path = join(this.#root, dir, name);
+      if (cipher.idOf(name, readHead(path, SEALED_HEAD_BYTES)) !== null) {
+        ours++; // already encrypted
+        continue;
+      }
+      const data = Deno.readFileSync(path);
+      if (sha256Hex(data) !== name) {
+        unreadable++;
+        continue;
+      }
+      await this.put(name, data);
+      batch.push({ id: name, old: path });
+      if (batch.length >= 256) await flush();
+    }
+    await flush();
+    if (migrated > 0) {
+      // The removals too are durable before the record says "all encrypted": no plaintext copy comes back.
+      const dirs = new Set(files.map((file) => file.dir));
+      await Promise.all([...dirs].map(async (dir) => {
+        using handle = await Deno.open(join(this.#root, dir), { read: true });
+        await handle.sync().catch(() => {});
+      }));
+    }
+    return { migrated, unreadable, ours };
   }
 
   // Small synchronous file operations: far cheaper here than a trip through the async thread pool; only the
@@ -103,42 +316,49 @@ export class DiskChunkStore implements ChunkStore {
 
   size(id: string): Promise<number | null> {
     try {
-      return Promise.resolve(Deno.lstatSync(this.#path(id)).size);
+      const size = Deno.lstatSync(this.#path(id)).size - (this.#cipher ? SEAL_OVERHEAD : 0);
+      // A file too short to be an encrypted chunk counts as missing, so the next upload of it replaces it.
+      return Promise.resolve(size < 0 ? null : size);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) return Promise.resolve(null);
       return Promise.reject(error);
     }
   }
 
-  get(id: string): Promise<Uint8Array | null> {
+  async get(id: string): Promise<Uint8Array | null> {
+    const name = this.#name(id);
+    let stored: Uint8Array;
     try {
-      return Promise.resolve(Deno.readFileSync(this.#path(id)));
+      stored = Deno.readFileSync(join(this.#root, name.slice(0, 2), name));
     } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return Promise.resolve(null);
-      return Promise.reject(error);
+      if (error instanceof Deno.errors.NotFound) return null;
+      throw error;
     }
+    return this.#cipher ? await this.#cipher.open(id, stored, name) : stored;
   }
 
-  put(id: string, data: Uint8Array): Promise<void> {
+  async put(id: string, data: Uint8Array): Promise<void> {
     // Always (re)written: cheaper than checking for a copy first, and it heals a copy damaged by a crash.
     // Synchronous calls: a chunk is small and lands in the page cache; the async thread pool would cost more.
-    const dir = join(this.#root, id.slice(0, 2));
+    const name = this.#name(id);
+    const stored = this.#cipher ? await this.#cipher.seal(id, data, name) : data;
+    const dir = join(this.#root, name.slice(0, 2));
     if (!this.#madeDirs.has(dir)) {
       Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
       this.#madeDirs.add(dir);
     }
-    const tmp = `${this.#path(id)}.${Deno.pid}.${this.#tmpCounter++}.tmp`;
+    const path = join(dir, name);
+    const tmp = `${path}.${Deno.pid}.${this.#tmpCounter++}.tmp`;
     try {
-      Deno.writeFileSync(tmp, data, { mode: 0o600 });
-      Deno.renameSync(tmp, this.#path(id));
+      Deno.writeFileSync(tmp, stored, { mode: 0o600 });
+      Deno.renameSync(tmp, path);
     } catch (error) {
       try {
         Deno.removeSync(tmp);
       } catch { /* not created */ }
-      return Promise.reject(error);
+      throw error;
     }
     this.#unsynced.add(id);
-    return Promise.resolve();
   }
 
   async sync(ids: Iterable<string>): Promise<void> {
@@ -151,7 +371,7 @@ export class DiskChunkStore implements ChunkStore {
         const id = todo[next++];
         using file = await Deno.open(this.#path(id), { read: true });
         await file.syncData();
-        dirs.add(id.slice(0, 2));
+        dirs.add(this.#name(id).slice(0, 2));
       }
     };
     await Promise.all(Array.from({ length: Math.min(32, todo.length) }, worker));
@@ -169,11 +389,28 @@ export class DiskChunkStore implements ChunkStore {
     });
   }
 
+  /**
+   * Every stored chunk id. Encrypted files are named by their stored name: each one's id is read from its first
+   * bytes ({@linkcode ChunkCipher.idOf}); a file that yields none (damaged, or another key's) is not listed.
+   */
   async *list(): AsyncIterable<string> {
     for await (const dir of Deno.readDir(this.#root)) {
       if (!dir.isDirectory) continue;
       for await (const file of Deno.readDir(join(this.#root, dir.name))) {
-        if (file.isFile && /^[0-9a-f]{64}$/.test(file.name)) yield file.name;
+        if (!file.isFile || !HEX_NAME.test(file.name)) continue;
+        if (!this.#cipher) {
+          yield file.name;
+          continue;
+        }
+        let head: Uint8Array;
+        try {
+          head = readHead(join(this.#root, dir.name, file.name), SEALED_HEAD_BYTES);
+        } catch (error) {
+          if (error instanceof Deno.errors.NotFound) continue; // deleted meanwhile
+          throw error;
+        }
+        const id = this.#cipher.idOf(file.name, head);
+        if (id !== null) yield id;
       }
     }
   }

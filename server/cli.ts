@@ -7,8 +7,7 @@ import { safeText } from "../protocol/replies.ts";
 import { formatSize, parseSize } from "../protocol/sizes.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
-import { join } from "node:path";
-import { openChunkStore } from "./chunk_store.ts";
+import { openServerChunks } from "./master_key.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
 import { ensureDataDir, kvLocation, runAdmin, startServer } from "./server.ts";
 
@@ -27,6 +26,8 @@ Options:
   --key FILE           PEM private key
   --kv PATH_OR_URL     metadata store: a file path (default DIR/metadata.kv) or a KV Connect URL
   --chunks PATH        chunk store: a folder path or file: URL (default DIR/chunks)
+  --master-key FILE    key the chunks are encrypted with (default DIR/keys/master.key, created on
+                       first start); keep a copy apart from the data: without it the content is lost
   --keep-days N        keep replaced and deleted versions and the trash N days (default 30)
   --keep-versions N    keep at most N earlier versions per file (default: no limit)
   --max-file-size SIZE largest file a user may store, e.g. 50G (default 1T; "unlimited" for none)
@@ -73,6 +74,7 @@ export async function serverCommand(args: string[]): Promise<number> {
       key: { type: "string" },
       kv: { type: "string" },
       chunks: { type: "string" },
+      "master-key": { type: "string" },
       "keep-days": { type: "string" },
       "keep-versions": { type: "string" },
       "max-file-size": { type: "string" },
@@ -113,6 +115,9 @@ export async function serverCommand(args: string[]): Promise<number> {
   const pauseAt = pauseText === undefined
     ? undefined
     : count("FILESYNC_TEST_PAUSE_COMMIT_AT_ATOMIC", pauseText);
+  // Test-only: FILESYNC_TEST_PLAINTEXT_CHUNKS=1 stores chunks unencrypted, so the benchmark can measure what
+  // encryption costs. Not for production use (a plaintext server refuses a data folder with encrypted chunks).
+  const plaintextChunks = Deno.env.get("FILESYNC_TEST_PLAINTEXT_CHUNKS") === "1";
   const server = await startServer({
     dataDir: values.data,
     port,
@@ -121,6 +126,8 @@ export async function serverCommand(args: string[]): Promise<number> {
     keyFile: values.key,
     kv: values.kv,
     chunks: values.chunks,
+    masterKeyFile: values["master-key"],
+    plaintextChunks,
     retention: { keepDays, ...(keepVersions === undefined ? {} : { keepVersions }) },
     now: offset === 0 ? undefined : () => Date.now() + offset,
     beforeCommitAtomic: pauseAt === undefined ? undefined : (index) => {
@@ -187,7 +194,7 @@ function count(option: string, text: string): number {
 }
 
 /** Help text of `filesync gc`. */
-export const GC_HELP = `Usage: filesync gc --data DIR [--kv PATH_OR_URL] [--chunks PATH]
+export const GC_HELP = `Usage: filesync gc --data DIR [--kv PATH_OR_URL] [--chunks PATH] [--master-key FILE]
 
 Drops versions and trash items older than the server's retention, then removes stored chunks and manifests
 that no file, kept version or pending upload needs (the server also does this every 6 hours).
@@ -203,6 +210,7 @@ export async function gcCommand(args: string[]): Promise<number> {
       data: { type: "string" },
       kv: { type: "string" },
       chunks: { type: "string" },
+      "master-key": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -216,12 +224,13 @@ export async function gcCommand(args: string[]): Promise<number> {
   let reply = await adminRequest(values.data, { op: "gc" });
   if (!reply) {
     await ensureDataDir(values.data);
-    let chunks;
-    try {
-      chunks = await openChunkStore(values.chunks ?? join(values.data, "chunks"));
-    } catch (error) {
-      throw new UserError(`Cannot open the chunk store: ${(error as Error).message}`);
-    }
+    const opened = await openServerChunks({
+      dataDir: values.data,
+      chunks: values.chunks,
+      masterKeyFile: values["master-key"],
+    });
+    for (const line of opened.lines) console.log(line);
+    const chunks = opened.store;
     const store = await KvMetadataStore.open(kvLocation(values.data, values.kv));
     try {
       for (const line of await store.repair()) console.log(line);

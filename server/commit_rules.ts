@@ -20,6 +20,8 @@ import {
 import { formatSize } from "../protocol/sizes.ts";
 import { MAX_CHUNK_BYTES } from "../protocol/replies.ts";
 import type { EntryRecord, TrashRecord, VersionRecord } from "./metadata_store.ts";
+import { LOCKED_CODE, type LockHolder } from "../protocol/locks.ts";
+import { blockingLock, lockedMessage, type LockRecord } from "./lock_rules.ts";
 
 /** A read-only view of a namespace before the batch (a store fills it from what the batch touches). */
 export interface NamespaceView {
@@ -61,6 +63,13 @@ export interface CommitContext {
   limits?: CommitLimits;
   /** Bytes of the namespace's live files before the batch (what the quota counts). @default 0 */
   usage?: number;
+  /**
+   * The namespace's locks, and who commits: a change of a file another device holds a live lock on (or of a
+   * folder holding one) is refused with {@linkcode LOCKED_CODE}. Without `holder` no lock is checked.
+   */
+  locks?: readonly LockRecord[];
+  /** The committing user and device. */
+  holder?: LockHolder;
 }
 
 /** Largest chunk the server accepts (PUT refuses larger ones), so no manifest row may claim more. */
@@ -109,10 +118,15 @@ export interface CommitPlan {
   permanent: Set<string>;
 }
 
-/** Why a change is refused: code, message and the current entry when it matters. */
+/** Why a change is refused: code, message, the current entry when it matters, and the lock in the way. */
 export class Refusal extends Error {
   /** Builds a refusal. */
-  constructor(readonly code: string, message: string, readonly current: EntryRecord | null = null) {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly current: EntryRecord | null = null,
+    readonly lock?: LockRecord,
+  ) {
     super(message);
   }
 }
@@ -185,7 +199,13 @@ export function planCommit(view: NamespaceView, changes: readonly Change[], ctx:
       { ...ctx, seq: plan.seq, usage: plan.usage },
     );
     if (!decided.ok) {
-      plan.results.push({ ok: false, code: decided.code, error: decided.error, current: decided.current });
+      plan.results.push({
+        ok: false,
+        code: decided.code,
+        error: decided.error,
+        current: decided.current,
+        ...(decided.holder ? { holder: decided.holder } : {}),
+      });
       continue;
     }
     for (const step of decided.steps) {
@@ -221,7 +241,7 @@ export type Decision =
     manifest?: { hash: string; size: number; rows: ChunkRow[] };
     inserted?: string[];
   }
-  | { ok: false; code: string; error: string; current: EntryRecord | null };
+  | { ok: false; code: string; error: string; current: EntryRecord | null; holder?: LockHolder };
 
 /** Decides one change against a view (the state before it). Pure. */
 export function decideChange(view: NamespaceView, change: Change, ctx: CommitContext): Decision {
@@ -299,6 +319,7 @@ export function decideChange(view: NamespaceView, change: Change, ctx: CommitCon
     }
   };
   try {
+    checkLocks(change, ctx);
     switch (change.op) {
       case "upload": {
         const now = read(change.path);
@@ -385,7 +406,34 @@ export function decideChange(view: NamespaceView, change: Change, ctx: CommitCon
     }
   } catch (error) {
     if (!(error instanceof Refusal)) throw error;
-    return { ok: false, code: error.code, error: error.message, current: error.current };
+    const holder = error.lock &&
+      { user: error.lock.user, device: error.lock.device, deviceId: error.lock.deviceId };
+    return {
+      ok: false,
+      code: error.code,
+      error: error.message,
+      current: error.current,
+      ...(holder ? { holder } : {}),
+    };
+  }
+}
+
+/**
+ * Refuses a change that writes a file another device holds a live lock on: an upload or mkdir at its path, a
+ * delete of it or of a folder holding it, a move of it (or onto it). The holder's own changes pass.
+ */
+export function checkLocks(change: Change, ctx: Pick<CommitContext, "locks" | "holder" | "now">): void {
+  if (!ctx.holder || !ctx.locks || ctx.locks.length === 0) return;
+  const query = { holder: ctx.holder, now: ctx.now };
+  const lock = change.op === "delete"
+    ? blockingLock(ctx.locks, { ...query, paths: [change.path] })
+    : change.op === "move"
+    ? blockingLock(ctx.locks, { ...query, paths: [change.from] }) ??
+      blockingLock(ctx.locks, { ...query, paths: [change.path], below: false })
+    : blockingLock(ctx.locks, { ...query, paths: [change.path], below: false });
+  if (lock) {
+    const path = change.op === "move" && lock.path !== change.path ? change.from : change.path;
+    throw new Refusal(LOCKED_CODE, lockedMessage(path, lock), null, lock);
   }
 }
 

@@ -5,6 +5,7 @@ import { type Change, type ChunkRow, encodeRows } from "../protocol/messages.ts"
 import { baseName, foldName, parentPath } from "../protocol/paths.ts";
 import { type CommitLimits, type CommitPlan, type NamespaceView, planCommit } from "./commit_rules.ts";
 import type { EntryRecord } from "./metadata_store.ts";
+import type { LockRecord } from "./lock_rules.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Fixtures. A namespace is written "path@rev" per entry, a trailing "/" for a folder: "docs/@1 docs/a@2".
@@ -465,4 +466,104 @@ Deno.test("planCommit() names the file, its size and the limit in too_large and 
   });
   assert.ok(!full.results[0].ok);
   assert.equal(full.results[0].error, `quota exceeded: "f" needs 20 B more, 8 B of 2.0 KiB left`);
+});
+
+// ---------------------------------------------------------------------------------------------------------
+// Locks: a lock is written "path:holder" (holder A or B, both devices of user "u"), live until 2000 unless
+// written "path:holder:expires". Device B commits at time 1000.
+
+const HOLDERS = {
+  A: { user: "u", deviceId: "A", device: "dev-a" },
+  B: { user: "u", deviceId: "B", device: "dev-b" },
+};
+
+function locksOf(spec: string): LockRecord[] {
+  return spec.split(" ").filter(Boolean).map((item) => {
+    const [path, who, expires] = item.split(":");
+    const holder = HOLDERS[who as "A" | "B"];
+    return { path, ...holder, taken: 0, expires: Number(expires ?? 2000), leaseMs: 2000 };
+  });
+}
+
+const LOCK_CASES: [name: string, before: string, locks: string, changes: Change[], expect: string][] = [
+  ["an upload of a file locked by another device is locked", "a@3", "a:A", [up("a", 3)], "!locked"],
+  ["the holder's own upload passes", "a@3", "a:B", [up("a", 3)], "+a@11 v:a@3"],
+  ["an expired lock stops nothing", "a@3", "a:A:1000", [up("a", 3)], "+a@11 v:a@3"],
+  ["a lock on another file stops nothing", "a@3 b@4", "b:A", [up("a", 3)], "+a@11 v:a@3"],
+  ["a delete of a locked file is locked", "a@3", "a:A", [del("a", 3)], "!locked"],
+  ["a move of a locked file away is locked", "a@3", "a:A", [mv("a", "b", 3)], "!locked"],
+  ["a move onto a locked path is locked", "a@3", "b:A", [mv("a", "b", 3)], "!locked"],
+  ["a mkdir over a locked file is locked", "a@3", "a:A", [mk("a", 3)], "!locked"],
+  [
+    "a delete of a folder holding a locked file is locked",
+    "d/@2 d/e/@3 d/e/x@4",
+    "d/e/x:A",
+    [del("d", 2, "dir")],
+    "!locked",
+  ],
+  [
+    "a folder rename (its files moved one by one) stops at the locked file",
+    "d/@2 d/x@3 d/y@4",
+    "d/y:A",
+    [mv("d/x", "e/x", 3), mv("d/y", "e/y", 4)],
+    "+e/@11 | -d/x@12 +e/x@13 ; !locked",
+  ],
+  ["a new file beside a locked one passes", "d/@2 d/x@3", "d/x:A", [up("d/z")], "+d/z@11"],
+  ["a mkdir of a folder holding a locked file writes nothing", "d/@2 d/x@3", "d/x:A", [mk("d")], "nothing"],
+  [
+    "the lock stops only its change in a batch",
+    "a@3",
+    "a:A",
+    [up("a", 3), up("b")],
+    "!locked ; +b@11",
+  ],
+  ["a lock held by the same user on another device still stops it", "a@3", "a:A", [del("a", 3)], "!locked"],
+];
+
+for (const [name, before, locks, changes, expect] of LOCK_CASES) {
+  Deno.test(`planCommit() with locks: ${name}`, () => {
+    const plan = planCommit(viewOf(namespace(before)), changes, {
+      device: "dev-b",
+      seq: 10,
+      now: 1000,
+      tag: "t".repeat(16),
+      rows: new Uint8Array(),
+      sizes: new Map(),
+      locks: locksOf(locks),
+      holder: HOLDERS.B,
+    });
+    assert.equal(render(plan), expect);
+  });
+}
+
+Deno.test("planCommit() names the holder of the lock that refused a change", () => {
+  const plan = planCommit(viewOf(namespace("d/@2 d/x@3")), [del("d/x", 3), del("d", 2, "dir")], {
+    device: "dev-b",
+    seq: 10,
+    now: 1000,
+    tag: "t".repeat(16),
+    rows: new Uint8Array(),
+    sizes: new Map(),
+    locks: locksOf("d/x:A"),
+    holder: HOLDERS.B,
+  });
+  const [file, folder] = plan.results;
+  assert.ok(!file.ok && !folder.ok);
+  assert.equal(file.code, "locked");
+  assert.equal(file.error, `"d/x" is locked by u on device "dev-a"`);
+  assert.deepEqual(file.holder, HOLDERS.A);
+  assert.equal(folder.error, `"d" holds "d/x", which is locked by u on device "dev-a"`);
+});
+
+Deno.test("planCommit() without a holder checks no lock (server-internal commits)", () => {
+  const plan = planCommit(viewOf(namespace("a@3")), [up("a", 3)], {
+    device: "dev",
+    seq: 10,
+    now: 1000,
+    tag: "t",
+    rows: new Uint8Array(),
+    sizes: new Map(),
+    locks: locksOf("a:A"),
+  });
+  assert.equal(render(plan), "+a@11 v:a@3");
 });

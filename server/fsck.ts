@@ -1,11 +1,12 @@
 // `filesync server fsck`: checks a stopped server's metadata and chunks against each other, through their interfaces.
 import { createHash } from "node:crypto";
-import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { fileHashOfChunks } from "../protocol/hash.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { adminRequest } from "./admin.ts";
-import { type ChunkStore, openChunkStore } from "./chunk_store.ts";
+import type { ChunkStore } from "./chunk_store.ts";
+import { ChunkDamagedError } from "./chunk_cipher.ts";
+import { openServerChunks } from "./master_key.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
 import type { ChunkRow, MetadataStore } from "./metadata_store.ts";
 import { kvLocation } from "./server.ts";
@@ -155,7 +156,18 @@ export async function fsck(
 
   for (const [id, { size, where }] of referenced) {
     report.chunks++;
-    const data = await chunks.get(id);
+    let data: Uint8Array | null;
+    try {
+      data = await chunks.get(id);
+    } catch (error) {
+      if (!(error instanceof ChunkDamagedError)) throw error;
+      problem(
+        "chunk",
+        "",
+        `chunk ${id.slice(0, 12)} is damaged: it does not decrypt (${error.reason}; used by ${where})`,
+      );
+      continue;
+    }
     if (!data) {
       problem("chunk", "", `chunk ${id.slice(0, 12)} is missing (used by ${where})`);
       continue;
@@ -181,10 +193,12 @@ export async function fsck(
 }
 
 /** Help text of `filesync server fsck`. */
-export const FSCK_HELP = `Usage: filesync server fsck --data DIR [--json] [--kv PATH_OR_URL] [--chunks SPEC]
+export const FSCK_HELP =
+  `Usage: filesync server fsck --data DIR [--json] [--kv PATH_OR_URL] [--chunks SPEC] [--master-key FILE]
 
 Checks a stopped server's data folder: every file, kept version and trash item against its manifest, every
-chunk they use against its hash, and the journal's counter against its entries. Prints one line per problem
+chunk they use against its hash (decrypted with the master key: a tampered chunk is reported as damaged),
+and the journal's counter against its entries. Prints one line per problem
 and exits 1 if there is any (0 when clean). Refuses while a server runs on DIR. Changes nothing.
 
 Options:
@@ -192,6 +206,7 @@ Options:
   --json                print the report as JSON
   --kv PATH_OR_URL      metadata store (default DIR/metadata.kv)
   --chunks SPEC         chunk store (default DIR/chunks)
+  --master-key FILE     the server's master key (default DIR/keys/master.key)
   -h, --help            show this help
 `;
 
@@ -203,6 +218,7 @@ export async function fsckCommand(args: string[]): Promise<number> {
       data: { type: "string" },
       kv: { type: "string" },
       chunks: { type: "string" },
+      "master-key": { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -232,12 +248,12 @@ export async function fsckCommand(args: string[]): Promise<number> {
       `A filesync server is running with data folder "${values.data}": stop it before fsck`,
     );
   }
-  let chunks: ChunkStore;
-  try {
-    chunks = await openChunkStore(values.chunks ?? join(values.data, "chunks"));
-  } catch (error) {
-    throw new UserError(`Cannot open the chunk store: ${(error as Error).message}`);
-  }
+  const { store: chunks } = await openServerChunks({
+    dataDir: values.data,
+    chunks: values.chunks,
+    masterKeyFile: values["master-key"],
+    readOnly: true,
+  });
   const store = await KvMetadataStore.open(kvLocation(values.data, values.kv));
   let report: FsckReport;
   try {

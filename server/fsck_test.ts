@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sha256Hex } from "../protocol/hash.ts";
+import { ChunkCipher } from "./chunk_cipher.ts";
 import { DiskChunkStore } from "./chunk_store.ts";
 import { fsck, type FsckReport } from "./fsck.ts";
 import { Batch, NS } from "./metadata_contract.ts";
@@ -32,10 +33,10 @@ async function stored(chunks: DiskChunkStore, ...texts: string[]): Promise<Chunk
 }
 
 /** A store with a folder, a file edited once (so one kept version), and a deleted file in the trash. */
-async function withFixture(fn: (t: Fixture) => Promise<void>): Promise<void> {
+async function withFixture(fn: (t: Fixture) => Promise<void>, cipher?: ChunkCipher): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "filesync-fsck-" });
   const store = await KvMetadataStore.open(join(dir, "metadata.kv"));
-  const chunks = new DiskChunkStore(join(dir, "chunks"));
+  const chunks = new DiskChunkStore(join(dir, "chunks"), { cipher });
   await chunks.open();
   try {
     const replaced = await stored(chunks, "first part", "second part");
@@ -81,6 +82,31 @@ Deno.test("fsck names a missing chunk and a corrupt chunk", async () => {
     );
     assert.match(text, new RegExp(`chunk ${corrupt.slice(0, 12)} is corrupt`));
   });
+});
+
+Deno.test("fsck decrypts encrypted chunks: intact ones pass, a tampered or truncated one is named as damaged", async () => {
+  const cipher = new ChunkCipher(Uint8Array.from({ length: 32 }, (_, i) => i * 7));
+  await withFixture(async ({ store, chunks, dir, current, replaced }) => {
+    assert.deepEqual((await fsck(store, chunks)).problems, []);
+    const path = (id: string) => join(dir, "chunks", cipher.nameOf(id).slice(0, 2), cipher.nameOf(id));
+    const tampered = current[1].id;
+    const bytes = await Deno.readFile(path(tampered));
+    bytes[bytes.length - 1] ^= 0x80;
+    await Deno.writeFile(path(tampered), bytes);
+    const truncated = replaced[1].id;
+    await Deno.truncate(path(truncated), 30);
+    const report = await fsck(store, chunks);
+    const text = messages(report);
+    assert.equal(report.problems.length, 2, text);
+    assert.match(
+      text,
+      new RegExp(`chunk ${tampered.slice(0, 12)} is damaged: it does not decrypt \\(authentication failed`),
+    );
+    assert.match(
+      text,
+      new RegExp(`chunk ${truncated.slice(0, 12)} is damaged: it does not decrypt \\(30 bytes`),
+    );
+  }, cipher);
 });
 
 Deno.test("fsck names a missing manifest", async () => {

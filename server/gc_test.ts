@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sha256Hex } from "../protocol/hash.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
+import { ChunkCipher } from "./chunk_cipher.ts";
 import { DiskChunkStore } from "./chunk_store.ts";
 import { collectGarbage } from "./gc.ts";
 import { accepted, Batch, NS } from "./metadata_contract.ts";
@@ -15,7 +16,10 @@ async function setup() {
   const dir = await Deno.makeTempDir({ prefix: "filesync-gc-" });
   let clock = 1_000_000;
   const store = await KvMetadataStore.open(join(dir, "kv"), { now: () => clock });
-  const chunks = new DiskChunkStore(join(dir, "chunks"));
+  // Encrypted, as a server's: GC sees chunk ids through list() although the files are named otherwise.
+  const chunks = new DiskChunkStore(join(dir, "chunks"), {
+    cipher: new ChunkCipher(new Uint8Array(32).fill(9)),
+  });
   await chunks.open();
   const put = async (text: string): Promise<ChunkRow> => {
     const data = new TextEncoder().encode(text);

@@ -1,4 +1,5 @@
 // History and trash as the ops see them: VERSIONS and TRASH replies, and RESTORE as a new commit.
+import type { LockHolder } from "../protocol/locks.ts";
 import { isDescendant } from "../protocol/paths.ts";
 import {
   type Change,
@@ -199,6 +200,8 @@ export interface RestoreOptions {
   chunkSizes: ChunkCheck;
   /** Largest file and quota, as for any commit. */
   limits?: CommitLimits;
+  /** Who restores: files another device holds a lock on are not restored over. @default no lock checked */
+  holder?: LockHolder;
 }
 
 /** What a restore committed. */
@@ -296,6 +299,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     rows: encodeRows(rows),
     checkChunks: options.chunkSizes,
     limits: options.limits,
+    holder: options.holder,
   });
   const first = outcome.results[0];
   if (!first.ok) throw new RpcError(first.code, `Cannot restore "${path}" at "${target}": ${first.error}`);

@@ -4,7 +4,14 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { type Change, type ChangeResult, encodeRows, type WireEntry } from "../protocol/messages.ts";
-import type { ChunkCheck, ChunkRow, MetadataStore, TokenRecord, UserRecord } from "./metadata_store.ts";
+import type {
+  ChunkCheck,
+  ChunkRow,
+  LockRecord,
+  MetadataStore,
+  TokenRecord,
+  UserRecord,
+} from "./metadata_store.ts";
 
 /** The namespace the contract commits to. */
 export const NS = "alice";
@@ -1100,5 +1107,116 @@ export function metadataContract(label: string, open: OpenStore): void {
       );
       assert.equal(await store.getNamespace("dave"), null);
     });
+  });
+
+  // ---- locks ----
+
+  const holderA = { user: NS, deviceId: "dev-a", device: "laptop" };
+  const holderB = { user: NS, deviceId: "dev-b", device: "desktop" };
+  const lockOf = (path: string, holder = holderA, expires = 8_640_000_000_000_000): LockRecord => ({
+    path,
+    ...holder,
+    taken: 1,
+    expires,
+    leaseMs: 10_000,
+  });
+  const setLock = (store: MetadataStore, ns: string, lock: LockRecord) =>
+    store.changeLock(ns, lock.path, () => ({ write: lock, result: null }));
+
+  test("changeLock stores, replaces and removes a lock; decide sees the lock and the entry", async () => {
+    await withStore(async (store) => {
+      await new Batch().upload("docs/a.txt", [chunk("a")]).commit(store);
+      const seen: [LockRecord | null, string | null][] = [];
+      const result = await store.changeLock(NS, "docs/a.txt", (current, entry) => {
+        seen.push([current, entry?.path ?? null]);
+        return { write: lockOf("docs/a.txt"), result: "taken" };
+      });
+      assert.equal(result, "taken");
+      assert.deepEqual(await store.listLocks(NS), [lockOf("docs/a.txt")]);
+      await store.changeLock(NS, "docs/a.txt", (current) => {
+        seen.push([current, null]);
+        return { result: null }; // undefined write: nothing changes
+      });
+      assert.deepEqual(await store.listLocks(NS), [lockOf("docs/a.txt")]);
+      await setLock(store, NS, lockOf("docs/a.txt", holderB));
+      assert.deepEqual(await store.listLocks(NS), [lockOf("docs/a.txt", holderB)]);
+      await store.changeLock(NS, "docs/a.txt", () => ({ write: null, result: null }));
+      assert.deepEqual(await store.listLocks(NS), []);
+      assert.deepEqual(seen, [[null, "docs/a.txt"], [lockOf("docs/a.txt"), null]]);
+      const missing = await store.changeLock(NS, "nope", (current, entry) => ({ result: [current, entry] }));
+      assert.deepEqual(missing, [null, null], "no lock and no entry at a path that does not exist");
+    });
+  });
+
+  test("locks are kept per namespace and per path, long paths too, and go with the user", async () => {
+    await withStore(async (store) => {
+      await store.addUser({ name: NS, salt: "s", hash: "h", created: 1 });
+      const long = `${"x".repeat(200)}/${"y".repeat(200)}/${"z".repeat(200)}/${"w".repeat(200)}/${
+        "v".repeat(200)
+      }`;
+      await setLock(store, NS, lockOf("a"));
+      await setLock(store, NS, lockOf("b", holderB));
+      await setLock(store, NS, lockOf(long));
+      await setLock(store, "bob", lockOf("a"));
+      const paths = (await store.listLocks(NS)).map((l) => l.path).sort();
+      assert.deepEqual(paths, ["a", "b", long]);
+      const namespaces: string[] = [];
+      for await (const ns of store.listLockNamespaces()) namespaces.push(ns);
+      assert.deepEqual(namespaces.sort(), ["alice", "bob"]);
+      assert.ok(await store.removeUser(NS));
+      assert.deepEqual(await store.listLocks(NS), []);
+      assert.equal((await store.listLocks("bob")).length, 1, "other namespaces keep theirs");
+    });
+  });
+
+  test("a commit with a holder is refused on a file another device locked; the holder's passes", async () => {
+    await withStore(async (store) => {
+      const first = await new Batch().upload("a", [chunk("1")]).upload("d/x", [chunk("2")]).commit(store);
+      const revA = accepted(first.results[0])[0].rev;
+      const revX = accepted(first.results[1]).find((e) => e.path === "d/x")!.rev;
+      await setLock(store, NS, lockOf("a"));
+      await setLock(store, NS, lockOf("d/x"));
+      const asB = (batch: Batch) =>
+        store.commit(NS, {
+          device: "desktop",
+          changes: batch.changes,
+          rows: encodeRows(batch.rows),
+          checkChunks: presentAs(batch.rows),
+          holder: holderB,
+        });
+      const byB = await asB(new Batch().upload("a", [chunk("3")], revA).move("d/x", "e/x", revX));
+      const locked = refused(byB.results[0], "locked");
+      assert.match(locked.error, /locked by alice on device "laptop"/);
+      assert.deepEqual((byB.results[0] as { holder?: unknown }).holder, holderA);
+      refused(byB.results[1], "locked");
+      assert.equal(byB.journal.length, 0, "nothing was written");
+      assert.equal((await store.getEntry(NS, "a"))?.rev, revA);
+      const byA = await store.commit(NS, {
+        device: "laptop",
+        changes: new Batch().upload("a", [chunk("3")], revA).changes,
+        rows: encodeRows([chunk("3")]),
+        checkChunks: presentAs([chunk("3")]),
+        holder: holderA,
+      });
+      accepted(byA.results[0]);
+      await store.changeLock(NS, "a", () => ({ write: null, result: null }));
+      const after = await asB(new Batch().delete("a", accepted(byA.results[0])[0].rev));
+      accepted(after.results[0]);
+    });
+  });
+
+  test("an expired lock stops no commit", async () => {
+    await withStore(async (store) => {
+      const first = await new Batch().upload("a", [chunk("1")]).commit(store);
+      await setLock(store, NS, lockOf("a", holderA, 500));
+      const result = await store.commit(NS, {
+        device: "desktop",
+        changes: new Batch().delete("a", accepted(first.results[0])[0].rev).changes,
+        rows: new Uint8Array(),
+        checkChunks: presentAs([]),
+        holder: holderB,
+      });
+      accepted(result.results[0]);
+    }, { now: () => 1000 });
   });
 }

@@ -20,6 +20,8 @@ import type {
   DeviceRecord,
   EntryRecord,
   JournalMark,
+  LockChange,
+  LockRecord,
   MetadataStore,
   NamespaceGrant,
   NamespaceRecord,
@@ -94,6 +96,10 @@ function versionKey(ns: string, path: string, rev: number): Deno.KvKey {
 
 function trashKey(ns: string, rev: number): Deno.KvKey {
   return ["t", ns, rev];
+}
+
+function lockKey(ns: string, path: string): Deno.KvKey {
+  return ["lock", ns, pathKey(path)];
 }
 
 /** A simple async mutex, one per namespace, so commits of a namespace run one at a time. */
@@ -190,7 +196,9 @@ export class KvMetadataStore implements MetadataStore {
     if (!user) return false;
     await this.kv.delete(["user", name]);
     await this.revokeTokens(name);
-    for (const prefix of ["e", "j", "c", "p", "v", "t", "device"]) await this.#deletePrefix([prefix, name]);
+    for (const prefix of ["e", "j", "c", "p", "v", "t", "device", "lock"]) {
+      await this.#deletePrefix([prefix, name]);
+    }
     await this.kv.delete(["seq", name]);
     await this.kv.atomic().delete(["jc", name]).delete(["jm", name]).commit();
     await this.kv.delete(["usage", name]);
@@ -562,7 +570,9 @@ export class KvMetadataStore implements MetadataStore {
         if (user.value === null) return null;
         atomic.check(user);
       }
-      for (const user of before) if (!after.has(user) && user !== current.owner) atomic.delete(["nsg", user, id]);
+      for (const user of before) {
+        if (!after.has(user) && user !== current.owner) atomic.delete(["nsg", user, id]);
+      }
       for (const user of after) atomic.set(["nsg", user, id], true);
       if ((await atomic.commit()).ok) return record;
     }
@@ -619,6 +629,42 @@ export class KvMetadataStore implements MetadataStore {
     await this.kv.set(["config", "retention"], policy);
   }
 
+  // ---- locks ----
+
+  async listLocks(ns: string): Promise<LockRecord[]> {
+    const out: LockRecord[] = [];
+    for await (const entry of this.kv.list<LockRecord>({ prefix: ["lock", ns] })) out.push(entry.value);
+    return out;
+  }
+
+  async *listLockNamespaces(): AsyncIterable<string> {
+    let last: string | null = null;
+    for await (const entry of this.kv.list({ prefix: ["lock"] })) {
+      const ns = entry.key[1] as string;
+      if (ns !== last) yield ns;
+      last = ns;
+    }
+  }
+
+  changeLock<T>(
+    ns: string,
+    path: string,
+    decide: (current: LockRecord | null, entry: EntryRecord | null) => LockChange<T>,
+  ): Promise<T> {
+    return this.#lock(ns).run(async () => {
+      const [current, entry] = await this.kv.getMany<[LockRecord, EntryRecord]>([
+        lockKey(ns, path),
+        entryKey(ns, path),
+      ]);
+      // A long path shares its hashed key only with a path of the same hash: the stored path decides.
+      const lock = current.value?.path === path ? current.value : null;
+      const { write, result } = decide(lock, entry.value);
+      if (write === null) await this.kv.delete(lockKey(ns, path));
+      else if (write !== undefined) await this.kv.set(lockKey(ns, path), write);
+      return result;
+    });
+  }
+
   // ---- commit ----
 
   /** The usage counter, or for a namespace written before it existed, the sum over its live files. */
@@ -665,9 +711,10 @@ export class KvMetadataStore implements MetadataStore {
       }
     }
     const baseManifests = new Map<string, ChunkRow[] | null>();
-    const [sizes, usage] = await Promise.all([
+    const [sizes, usage, locks] = await Promise.all([
       inserted.size > 0 ? options.checkChunks([...inserted]) : Promise.resolve(new Map<string, number>()),
       this.usage(ns),
+      options.holder ? this.listLocks(ns) : Promise.resolve([]),
       ...chunked([...wanted], 10).map(async (paths) => {
         const got = await this.kv.getMany<EntryRecord[]>(paths.map((p) => entryKey(ns, p)));
         paths.forEach((p, i) => fetched.set(p, got[i].value));
@@ -731,6 +778,8 @@ export class KvMetadataStore implements MetadataStore {
         sizes,
         limits: options.limits,
         usage,
+        locks,
+        holder: options.holder,
       },
     );
     const journal = plan.steps.flatMap((s) => s.journal);

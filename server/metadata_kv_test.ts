@@ -139,3 +139,17 @@ Deno.test("KvMetadataStore: a user made before namespace records still owns the 
     assert.deepEqual(await store.namespacesOf("old"), [own]);
   });
 });
+
+Deno.test("KvMetadataStore: locks survive closing and opening the KV again", async () => {
+  await withKvStore(async (store, path) => {
+    const lock = { path: "a", user: NS, deviceId: "d1", device: "laptop", taken: 1, expires: 2, leaseMs: 1 };
+    await store.changeLock(NS, "a", () => ({ write: lock, result: null }));
+    store.close();
+    const again = await KvMetadataStore.open(path);
+    try {
+      assert.deepEqual(await again.listLocks(NS), [lock]);
+    } finally {
+      again.close();
+    }
+  });
+});

@@ -1,9 +1,11 @@
 // The server's metadata behind one small interface: users, tokens, entries, journal, manifests, history, trash.
-import type { Change, ChangeResult, ChunkRow, WireEntry } from "../protocol/messages.ts";
+import type { Change, ChangeResult, ChunkRow, WireDevice, WireEntry } from "../protocol/messages.ts";
 import type { CommitLimits } from "./commit_rules.ts";
 import type { SharedExclusiveLock } from "./gc_lock.ts";
+import type { LockHolder } from "../protocol/locks.ts";
+import type { LockRecord } from "./lock_rules.ts";
 
-export type { ChunkRow };
+export type { ChunkRow, LockRecord };
 
 /** A user account. Passwords are stored as scrypt hashes with a per-user salt. */
 export interface UserRecord {
@@ -32,20 +34,7 @@ export interface TokenRecord {
  * A device of a user as `filesync user devices` lists it: one per login (a device that logs in again, after its
  * token was revoked or lost, is a new device with a new id).
  */
-export interface DeviceRecord {
-  /** Random id given at login. */
-  deviceId: string;
-  /** The name the device gave (`--device`). */
-  device: string;
-  /** When it logged in (ms since the epoch). */
-  created: number;
-  /** When its token expires unless used again. */
-  expires: number;
-  /** When it last connected. */
-  lastSeen?: number;
-  /** When it was revoked. */
-  revoked?: number;
-}
+export type DeviceRecord = Omit<WireDevice, "current">;
 
 /**
  * A live entry of a namespace (deleted paths have no entry; the journal keeps the deletion). `time` is when the
@@ -138,6 +127,19 @@ export interface CommitOptions {
   limits?: CommitLimits;
   /** Makes the referenced chunks durable before anything points at them. */
   syncChunks?: ChunkSync;
+  /**
+   * The committing user and device: changes of files another device holds a live lock on are refused (see
+   * `checkLocks` in commit_rules.ts). @default no lock is checked (server-internal commits)
+   */
+  holder?: LockHolder;
+}
+
+/** What {@linkcode MetadataStore.changeLock}'s decision writes: a lock, null to remove it, or nothing. */
+export interface LockChange<T> {
+  /** The lock to store at the path, null to remove the one there, undefined to leave it as it is. */
+  write?: LockRecord | null;
+  /** Passed back to the caller. */
+  result: T;
 }
 
 /** What a commit did: one result per change, and the journal entries written, in order. */
@@ -343,6 +345,22 @@ export interface MetadataStore {
     id: string,
     update: (grants: NamespaceGrant[]) => NamespaceGrant[],
   ): Promise<NamespaceRecord | null>;
+
+  // ---- locks ----
+  /** Every stored lock of a namespace, live or expired (any order). */
+  listLocks(ns: string): Promise<LockRecord[]>;
+  /** Every namespace with at least one stored lock. */
+  listLockNamespaces(): AsyncIterable<string>;
+  /**
+   * Changes the lock at `path`: `decide` gets the stored lock (or null) and the live entry at the path (or null)
+   * and says what to write. Runs one at a time with the namespace's commits and other lock changes, so a commit
+   * sees each lock as it was before the change or after it, never half. Locks survive a restart.
+   */
+  changeLock<T>(
+    ns: string,
+    path: string,
+    decide: (current: LockRecord | null, entry: EntryRecord | null) => LockChange<T>,
+  ): Promise<T>;
 
   // ---- lifecycle ----
   /** Repairs what a crash of older code may have left behind; one line per repair (empty when clean). */

@@ -7,8 +7,9 @@ import { makePrivate } from "../protocol/private_files.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { type AdminReply, type AdminRequest, adminRequest, adminSocketPath, serveAdmin } from "./admin.ts";
 import { AttackLog, CheckQueue, LoginGuard, type LoginPolicy, makeUser, validateUserName } from "./auth.ts";
-import { type ChunkStore, openChunkStore } from "./chunk_store.ts";
+import type { ChunkStore } from "./chunk_store.ts";
 import { findDevice } from "./devices.ts";
+import { openServerChunks } from "./master_key.ts";
 import { collectGarbage, type GcOptions } from "./gc.ts";
 import { Hub } from "./hub.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
@@ -17,6 +18,7 @@ import { DEFAULT_RETENTION } from "./retention.ts";
 import { formatSize } from "../protocol/sizes.ts";
 import { ConnectionCaps } from "./connection_caps.ts";
 import { Session } from "./session.ts";
+import { LockService } from "./lock_service.ts";
 
 /** Options of {@linkcode startServer}. */
 export interface ServerOptions {
@@ -33,6 +35,10 @@ export interface ServerOptions {
   kv?: string;
   /** Chunk store: a folder path or a `file:` URL. @default "DIR/chunks" */
   chunks?: string;
+  /** The master key file chunks are encrypted with. @default "DIR/keys/master.key", created on first start */
+  masterKeyFile?: string;
+  /** Stores chunks unencrypted: for tests and benchmarks only, never offered to users. @default false */
+  plaintextChunks?: boolean;
   /** What history and trash to keep. @default 30 days, any number of versions */
   retention?: RetentionPolicy;
   /** The clock (tests shift it). @default Date.now */
@@ -216,12 +222,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (await adminRequest(options.dataDir, { op: "ping" })) {
     throw new UserError(`Another filesync server is already running with data folder "${options.dataDir}"`);
   }
-  let chunks: ChunkStore;
-  try {
-    chunks = await openChunkStore(options.chunks ?? join(options.dataDir, "chunks"));
-  } catch (error) {
-    throw new UserError(`Cannot open the chunk store: ${(error as Error).message}`);
-  }
+  const opened = await openServerChunks({
+    dataDir: options.dataDir,
+    chunks: options.chunks,
+    masterKeyFile: options.masterKeyFile,
+    plaintext: options.plaintextChunks,
+  });
+  for (const line of opened.lines) log(line);
+  const chunks = opened.store;
   let cert: string, key: string;
   if (options.certFile || options.keyFile) {
     if (!options.certFile || !options.keyFile) throw new UsageError("--cert and --key go together");
@@ -323,7 +331,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const gcTimer = gcEveryMs > 0 ? setInterval(runGc, gcEveryMs) : undefined;
   const hub = new Hub();
   const attackTimer = setInterval(() => attacks.flush(), 60_000);
+  // Locks outlive a restart; leases that ended meanwhile are removed (and pushed) by the sweeps.
+  const locks = new LockService(store, { now });
+  const stopSweeping = locks.startSweeping(log);
   const ctx = {
+    locks,
     store,
     epoch: await store.journalEpoch(),
     chunks,
@@ -374,6 +386,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   } catch (error) {
     clearInterval(gcTimer);
     clearInterval(attackTimer);
+    await stopSweeping();
     admin.close();
     await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
     store.close();
@@ -397,6 +410,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
       for (const session of sessions) session.peer.close();
       await Promise.all([...sessions].map((s) => s.peer.closed));
+      await stopSweeping();
       store.close();
     },
   };

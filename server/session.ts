@@ -33,6 +33,7 @@ import {
 } from "./auth.ts";
 import { access, allows, type Need } from "./access.ts";
 import type { ChunkStore } from "./chunk_store.ts";
+import { ChunkDamagedError } from "./chunk_cipher.ts";
 import type { CommitLimits } from "./commit_rules.ts";
 import type { Hub } from "./hub.ts";
 import { keptVersions, restore, trashList, versionList } from "./history.ts";
@@ -41,6 +42,12 @@ import type { EntryRecord, MetadataStore, NamespaceRecord, RetentionPolicy } fro
 import { DEFAULT_RETENTION } from "./retention.ts";
 import type { ShareChange } from "./hub.ts";
 import { namespaceViews, planShare, planUnshare, type SharePlan, under, wireShare } from "./shares.ts";
+import { describeHolder, type LockHolder } from "../protocol/locks.ts";
+import { type LockEvent, LockService } from "./lock_service.ts";
+import { wireLock, wireLocks } from "./lock_rules.ts";
+
+/** The lock service of sessions whose context brings none: one per store, so they all see each other's. */
+const STORE_LOCKS = new WeakMap<MetadataStore, LockService>();
 
 /** Stands in for an unknown user during login so the password check takes the usual time. */
 const DUMMY_USER = await makeUser("-", crypto.randomUUID());
@@ -89,6 +96,8 @@ export interface SessionContext {
   maxFileBytes?: number;
   /** Most bytes of live files each user may hold. @default no limit */
   quotaBytes?: number;
+  /** Locks: LOCK, UNLOCK, LOCKS and their pushes. @default one service per store, on `now` */
+  locks?: LockService;
 }
 
 type State = "new" | "hello" | "ready";
@@ -199,7 +208,9 @@ export class Session {
           });
         }
         const events = await this.#ctx.store.changesSince(ns, since, limit ?? 1000);
-        return { body: { events: part === undefined ? events : events.filter((e) => under(part, e.path)), latest } };
+        return {
+          body: { events: part === undefined ? events : events.filter((e) => under(part, e.path)), latest },
+        };
       }
       case "MONITOR":
         return await this.#monitor(this.#parse("MONITOR", frame.message));
@@ -241,6 +252,20 @@ export class Session {
       case "DEVICES":
         this.#parse("DEVICES", frame.message);
         return await this.#devices();
+      case "LOCK": {
+        const { ns, ...request } = this.#parse("LOCK", frame.message);
+        return await this.#lockOp(this.#target(ns, "write", [request.path]), request);
+      }
+      case "UNLOCK": {
+        const { ns, ...request } = this.#parse("UNLOCK", frame.message);
+        return await this.#unlockOp(this.#target(ns, "write", [request.path]), request);
+      }
+      case "LOCKS": {
+        const { ns: named, path: part } = this.#parse("LOCKS", frame.message);
+        const ns = this.#target(named, "read", [part ?? ""]);
+        const live = (await this.#locks.live(ns)).filter((l) => part === undefined || under(part, l.path));
+        return { body: { locks: wireLocks(live, this.#holder, this.#locks.now()) } };
+      }
       case "SHARE":
         return await this.#share(this.#parse("SHARE", frame.message));
       case "UNSHARE":
@@ -249,6 +274,70 @@ export class Session {
         this.#parse("SHARES", frame.message);
         return await this.#shares();
     }
+  }
+
+  /** The logged-in user and device, as lock holders are named. */
+  get #holder(): LockHolder {
+    return { user: this.#user, deviceId: this.#deviceId, device: this.#device };
+  }
+
+  get #locks(): LockService {
+    if (this.#ctx.locks) return this.#ctx.locks;
+    let service = STORE_LOCKS.get(this.#ctx.store);
+    if (!service) {
+      STORE_LOCKS.set(this.#ctx.store, service = new LockService(this.#ctx.store, { now: this.#ctx.now }));
+    }
+    return service;
+  }
+
+  async #lockOp(ns: string, request: { path: string; minutes?: number }): Promise<Reply> {
+    const who = this.#who(ns);
+    const decided = await this.#locks.lock(ns, { ...request, holder: this.#holder });
+    if (!decided.ok) {
+      this.#ctx.log(`${who}: lock ${request.path} refused: ${decided.error}`);
+      throw new RpcError(decided.code, decided.error, decided.lock ? { holder: holderOf(decided.lock) } : {});
+    }
+    const minutes = Math.round(decided.lock.leaseMs / 600) / 100;
+    this.#ctx.log(
+      `${who}: ${decided.renewed ? "renewed lock on" : "locked"} ${request.path} (${minutes} min)`,
+    );
+    return {
+      body: { lock: wireLock(decided.lock, this.#holder, this.#locks.now()), renewed: decided.renewed },
+    };
+  }
+
+  async #unlockOp(ns: string, request: { path: string; force?: boolean }): Promise<Reply> {
+    const who = this.#who(ns);
+    const decided = await this.#locks.unlock(ns, {
+      path: request.path,
+      holder: this.#holder,
+      force: request.force === true,
+      owner: access(this.#user, this.#namespaces.get(ns) ?? null) === "owner",
+    });
+    if (!decided.ok) {
+      this.#ctx.log(`${who}: unlock ${request.path} refused: ${decided.error}`);
+      throw new RpcError(decided.code, decided.error, decided.lock ? { holder: holderOf(decided.lock) } : {});
+    }
+    const forced = decided.released.deviceId !== this.#deviceId;
+    this.#ctx.log(
+      `${who}: unlocked ${request.path}${
+        forced ? ` (forced; it was held by ${describeHolder(decided.released)})` : ""
+      }`,
+    );
+    return { body: { released: wireLock(decided.released, this.#holder, this.#locks.now()) } };
+  }
+
+  /** Pushes a namespace's locks after a change (with `part`, a share's path: only the locks at or under it). */
+  #pushLocks(ns: string, part: string | undefined, event: LockEvent): void {
+    if (part !== undefined && !under(part, event.change.path)) return;
+    const locks = part === undefined ? event.locks : event.locks.filter((l) => under(part, l.path));
+    this.peer.push({
+      push: "locks",
+      ns,
+      ...(part === undefined ? {} : { path: part }),
+      locks: wireLocks(locks, this.#holder, this.#locks.now()),
+      change: event.change,
+    });
   }
 
   #hello(hello: { version: number; agent: string }): Reply {
@@ -530,10 +619,16 @@ export class Session {
       const shown = fresh.filter(inPart);
       if (shown.length > 0) this.peer.push({ push: "events", ns, ...where, events: shown });
     };
-    this.#monitors.set(
-      key,
-      this.#ctx.hub.subscribe(ns, (events) => live ? send(events) : buffered.push(...events)),
+    const unsubscribeJournal = this.#ctx.hub.subscribe(
+      ns,
+      (events) => live ? send(events) : buffered.push(...events),
     );
+    // Lock changes go out as they happen (the device asks LOCKS for the locks there are now).
+    const unsubscribeLocks = this.#locks.subscribe(ns, (event) => this.#pushLocks(ns, part, event));
+    this.#monitors.set(key, () => {
+      unsubscribeJournal();
+      unsubscribeLocks();
+    });
     if (since === 0 && latest > 0) {
       // A new device gets the live entries instead of the whole history, then the journal from that point.
       // Commits made while listing are in the journal after `latest` and are replayed on top.
@@ -589,7 +684,7 @@ export class Session {
       for (const id of await this.#ctx.store.referencedChunks(ns, left)) referenced.add(id);
     }
     const left = unknown.filter((id) => !referenced.has(id));
-    if (left.length > 0) for (const id of await this.#sharedChunks(left)) referenced.add(id);
+    if (left.length > 0) { for (const id of await this.#sharedChunks(left)) referenced.add(id); }
     const missing: string[] = [];
     for (const id of unknown) {
       // Only chunks of namespaces the caller reads as a whole are looked up at all: nothing here depends on
@@ -670,9 +765,20 @@ export class Session {
     if ((await this.#missingChunks([id])).length > 0) {
       throw new RpcError("not_found", `No chunk ${id.slice(0, 12)}`);
     }
-    const data = await this.#ctx.chunks.get(id);
+    const data = await this.#readChunk(id);
     if (!data) throw new RpcError("not_found", `No chunk ${id.slice(0, 12)}`);
     return { data };
+  }
+
+  /** A stored chunk's bytes (null if missing); a damaged stored copy is a "storage" error, logged once here. */
+  async #readChunk(id: string): Promise<Uint8Array | null> {
+    try {
+      return await this.#ctx.chunks.get(id);
+    } catch (error) {
+      if (!(error instanceof ChunkDamagedError)) throw error;
+      this.#ctx.log(`${error.message}: run "filesync server fsck"`);
+      throw new RpcError("storage", `The server's copy of chunk ${id.slice(0, 12)} is damaged`);
+    }
   }
 
   async #download(ns: string, path: string, base: string | undefined): Promise<Reply> {
@@ -693,7 +799,7 @@ export class Session {
     }
     if (rows.length === 1 && rows[0].size <= INLINE_CHUNK_BYTES) {
       // A small file's only chunk travels with its manifest: one round trip instead of two.
-      const chunk = await this.#ctx.chunks.get(rows[0].id);
+      const chunk = await this.#readChunk(rows[0].id);
       if (chunk) {
         const data = new Uint8Array(MANIFEST_ROW_BYTES + chunk.length);
         data.set(encodeRows(rows));
@@ -733,6 +839,7 @@ export class Session {
       checkChunks: (ids) => this.#chunkSizes(ids),
       syncChunks: (ids) => this.#ctx.chunks.sync(ids),
       limits: await this.#limits(ns),
+      holder: this.#holder,
     });
     this.#logCommit(ns, changes, results);
     this.#ctx.hub.publish(ns, journal);
@@ -790,6 +897,7 @@ export class Session {
         policy: this.#retention,
         now: this.#now,
         limits: await this.#limits(ns),
+        holder: this.#holder,
         chunkSizes: async (ids) => {
           const sizes = new Map<string, number>();
           for (const id of ids) {
@@ -832,7 +940,9 @@ export class Session {
   #keepSharedItem(ns: string, changes: Change[]): void {
     const record = this.#namespaces.get(ns);
     if (!record || record.owner === this.#user) return;
-    const roots = new Set((record.grants ?? []).filter((g) => g.user === this.#user).map((g) => g.path ?? ""));
+    const roots = new Set(
+      (record.grants ?? []).filter((g) => g.user === this.#user).map((g) => g.path ?? ""),
+    );
     for (const c of changes) {
       const gone = c.op === "delete" ? c.path : c.op === "move" ? c.from : null;
       if (gone === null || !roots.has(gone)) continue;
@@ -844,7 +954,9 @@ export class Session {
     }
   }
 
-  async #share(request: { ns?: string; path: string; with: string; access: "read" | "write" }): Promise<Reply> {
+  async #share(
+    request: { ns?: string; path: string; with: string; access: "read" | "write" },
+  ): Promise<Reply> {
     const store = this.#ctx.store;
     const id = request.ns ?? this.#user;
     if (!this.#namespaces.has(id)) {
@@ -1003,6 +1115,11 @@ function monitorKey(ns: string, path: string | undefined): string {
 function parseMonitorKey(key: string): { ns: string; path?: string } {
   const nul = key.indexOf("\u0000");
   return nul === -1 ? { ns: key } : { ns: key.slice(0, nul), path: key.slice(nul + 1) };
+}
+
+/** Who holds a lock, as a refusal names it. */
+function holderOf(lock: LockHolder): LockHolder {
+  return { user: lock.user, deviceId: lock.deviceId, device: lock.device };
 }
 
 /** An entry as the wire carries it (without the server-side commit time). */

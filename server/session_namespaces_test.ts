@@ -116,6 +116,7 @@ async function stateOf(world: World, ns: string, ids: string[]) {
     versions: await world.store.listVersions(ns, "secret.txt"),
     referenced: [...await world.store.referencedChunks(ns, ids)].sort(),
     stored: await Promise.all(ids.map((id) => world.chunks.size(id))),
+    locks: await world.store.listLocks(ns),
   };
 }
 
@@ -172,6 +173,7 @@ Deno.test("every op naming another user's namespace, or an unknown one, is refus
       changes: [{ op: "delete", path: "secret.txt", baseRev: 1, kind: "file" }],
     });
     await upload(bob, "secret.txt", "bob's second secret");
+    await bob.peer.request("LOCK", { path: "secret.txt" });
     const alice = await world.connect("alice");
     const mine = file("mine.txt", "alice's");
     const secret = file("secret.txt", "bob's secret");
@@ -192,6 +194,11 @@ Deno.test("every op naming another user's namespace, or an unknown one, is refus
         ["COMMIT", { changes: [{ op: "mkdir", path: "new", baseRev: 0 }], ns }],
         ["COMMIT", { changes: [{ op: "delete", path: "secret.txt", baseRev: 3, kind: "file" }], ns }],
         ["COMMIT", { changes: [{ op: "move", from: "secret.txt", path: "moved.txt", baseRev: 3 }], ns }],
+        ["LOCK", { path: "secret.txt", ns }],
+        ["LOCK", { path: "secret.txt", renew: true, ns }],
+        ["UNLOCK", { path: "secret.txt", ns }],
+        ["UNLOCK", { path: "secret.txt", force: true, ns }],
+        ["LOCKS", { ns }],
       ];
       for (const [op, body, data] of requests) {
         assert.deepEqual(
@@ -215,6 +222,7 @@ Deno.test("every op naming another user's namespace, or an unknown one, is refus
       versions: [],
       referenced: [],
       stored: [null, secret.data.length],
+      locks: [],
     }, "nothing landed in alice's namespace either");
     // bob's chunk stays unknown to alice: she does not learn that the server holds it.
     assert.deepEqual((await alice.peer.request("HAVE", { hashes: [secret.id] })).message.missing, [

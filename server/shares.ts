@@ -88,7 +88,9 @@ export function planShare(request: ShareRequest): SharePlan {
     const grant = { ...old, role: request.access };
     return { ok: true, grants: grants.map((g, i) => i === same ? grant : g), grant, changed: "access" };
   }
-  const overlap = grants.find((g) => g.user === user && (under(g.path ?? "", path) || under(path, g.path ?? "")));
+  const overlap = grants.find((g) =>
+    g.user === user && (under(g.path ?? "", path) || under(path, g.path ?? ""))
+  );
   if (overlap) {
     const other = overlap.path ?? "";
     const how = under(other, path) ? "inside" : "above";

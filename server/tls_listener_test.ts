@@ -1,5 +1,6 @@
 // The closable TLS listener: silent, stalled and refused connections are closed; secure ones carry bytes both ways.
 import assert from "node:assert/strict";
+import nodeTls from "node:tls";
 import { ensureServerCertificate } from "../certs/ca.ts";
 import {
   type DropReason,
@@ -175,6 +176,28 @@ Deno.test("listenTls: a secure connection negotiates ALPN and carries 8 MiB each
   }
   client.closeWrite();
   assert.equal(await server.read(new Uint8Array(16)), null);
+});
+
+Deno.test("listenTls: a client that offers only TLS 1.2 is refused", async () => {
+  await using f = await fixture();
+  const outcome = await new Promise<string>((resolve) => {
+    const socket = nodeTls.connect({
+      host: "127.0.0.1",
+      port: f.listener.addr.port,
+      ca: f.ca,
+      servername: "localhost",
+      maxVersion: "TLSv1.2",
+    });
+    socket.once("secureConnect", () => {
+      resolve(`connected with ${socket.getProtocol()}`);
+      socket.destroy();
+    });
+    socket.once("error", (error) => resolve(`refused: ${error.message}`));
+  });
+  assert.match(outcome, /^refused/);
+  await waitUntil(() => f.drops.length === 1);
+  assert.equal(f.drops[0].reason, "tls");
+  assert.equal(f.secure.length, 0);
 });
 
 Deno.test("formatRemote brackets IPv6 hosts", () => {

@@ -1,6 +1,9 @@
 // End-to-end tests of `filesync server fsck`: a data folder synced by a real client, then damaged on purpose.
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { ChunkCipher } from "../server/chunk_cipher.ts";
+import { DiskChunkStore } from "../server/chunk_store.ts";
+import { defaultMasterKeyPath, readMasterKey } from "../server/master_key.ts";
 import { KvMetadataStore } from "../server/metadata_kv.ts";
 import { randomBytes, run, startServer, waitFor, World } from "./harness.ts";
 
@@ -28,16 +31,17 @@ async function fsck(data: string, ...extra: string[]) {
   return await run(["server", "fsck", "--data", data, ...extra]);
 }
 
-/** The chunk files of a data folder. */
-async function chunkFiles(data: string): Promise<string[]> {
-  const files: string[] = [];
-  for await (const dir of Deno.readDir(join(data, "chunks"))) {
-    if (!dir.isDirectory) continue;
-    for await (const file of Deno.readDir(join(data, "chunks", dir.name))) {
-      files.push(join(data, "chunks", dir.name, file.name));
-    }
+/** The chunks of a stopped server's data folder: each id and the path of its (encrypted) file. */
+async function chunkFiles(data: string): Promise<{ id: string; path: string }[]> {
+  const cipher = new ChunkCipher((await readMasterKey(defaultMasterKeyPath(data)))!);
+  const store = new DiskChunkStore(join(data, "chunks"), { cipher });
+  await store.open({ readOnly: true });
+  const files = [];
+  for await (const id of store.list()) {
+    const name = cipher.nameOf(id);
+    files.push({ id, path: join(data, "chunks", name.slice(0, 2), name) });
   }
-  return files.sort();
+  return files.sort((a, b) => a.id < b.id ? -1 : 1);
 }
 
 Deno.test("fsck passes a clean data folder and refuses while the server runs", async () => {
@@ -68,24 +72,33 @@ Deno.test("fsck passes a clean data folder and refuses while the server runs", a
   assert.match(notData.output, /holds no metadata\.kv/);
 });
 
-Deno.test("fsck names a deleted chunk, a corrupt chunk, a missing manifest and a stray journal entry", async () => {
+Deno.test("fsck names a deleted chunk, a tampered and a truncated encrypted chunk, a missing manifest and a stray journal entry", async () => {
   await using world = await World.create();
   const data = await syncedDataFolder(world);
   const files = await chunkFiles(data);
-  assert.ok(files.length >= 4, files.join("\n"));
-  const deleted = files[0].split("/").pop()!;
-  const corrupt = files[1].split("/").pop()!;
-  await Deno.remove(files[0]);
-  await Deno.writeTextFile(files[1], "bit rot");
+  assert.ok(files.length >= 4, files.map((f) => f.id).join("\n"));
+  const [deleted, tampered, truncated] = files;
+  await Deno.remove(deleted.path);
+  const bytes = await Deno.readFile(tampered.path);
+  bytes[bytes.length >> 1] ^= 0x01; // one bit flipped in the ciphertext
+  await Deno.writeFile(tampered.path, bytes);
+  await Deno.writeTextFile(truncated.path, "bit rot");
 
   let result = await fsck(data);
   assert.equal(result.code, 1, result.output);
-  assert.match(result.output, new RegExp(`chunk ${deleted.slice(0, 12)} is missing \\(used by alice: `));
-  assert.match(result.output, new RegExp(`chunk ${corrupt.slice(0, 12)} is corrupt`));
-  assert.match(result.output, /fsck: 2 problems/);
+  assert.match(result.output, new RegExp(`chunk ${deleted.id.slice(0, 12)} is missing \\(used by alice: `));
+  assert.match(
+    result.output,
+    new RegExp(`chunk ${tampered.id.slice(0, 12)} is damaged: it does not decrypt`),
+  );
+  assert.match(
+    result.output,
+    new RegExp(`chunk ${truncated.id.slice(0, 12)} is damaged: it does not decrypt`),
+  );
+  assert.match(result.output, /fsck: 3 problems/);
   const json = JSON.parse((await fsck(data, "--json")).output);
   assert.equal(json.ok, false);
-  assert.deepEqual(json.problems.map((p: { kind: string }) => p.kind), ["chunk", "chunk"]);
+  assert.deepEqual(json.problems.map((p: { kind: string }) => p.kind), ["chunk", "chunk", "chunk"]);
 
   // Damage the metadata too (the server is stopped, so this process may open its KV).
   const store = await KvMetadataStore.open(join(data, "metadata.kv"));

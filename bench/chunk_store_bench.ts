@@ -1,0 +1,89 @@
+// What encryption at rest costs the chunk store: put+sync, get and list of 64 KiB chunks, plaintext and
+// encrypted stores side by side in one run (rounds alternate, medians reported).
+// Usage: deno run -A bench/chunk_store_bench.ts [--mib N] [--rounds N] [--dir PATH]
+import { createHash, randomFillSync } from "node:crypto";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ChunkCipher } from "../server/chunk_cipher.ts";
+import { DiskChunkStore } from "../server/chunk_store.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: {
+    mib: { type: "string", default: "128" },
+    rounds: { type: "string", default: "5" },
+    dir: { type: "string" },
+  },
+});
+const CHUNK = 64 * 1024;
+const count = Math.max(1, Math.round(Number(values.mib) * 1024 * 1024 / CHUNK));
+const rounds = Math.max(1, Number(values.rounds));
+const baseDir = values.dir ?? (Deno.statSync("/dev/shm").isDirectory ? "/dev/shm" : undefined);
+
+const chunks = Array.from({ length: count }, () => {
+  const data = randomFillSync(new Uint8Array(CHUNK));
+  return { id: createHash("sha256").update(data).digest("hex"), data };
+});
+const mib = count * CHUNK / 1024 / 1024;
+
+/** One round on a fresh store: seconds for put (all, then one sync), get (all) and list. */
+async function round(cipher: ChunkCipher | undefined): Promise<{ put: number; get: number; list: number }> {
+  const dir = await Deno.makeTempDir({ dir: baseDir, prefix: "filesync-chunk-bench-" });
+  try {
+    const store = new DiskChunkStore(join(dir, "chunks"), { cipher });
+    await store.open();
+    let t = performance.now();
+    // 32 at a time, as many PUTs are in flight on a connection.
+    for (let i = 0; i < count; i += 32) {
+      await Promise.all(chunks.slice(i, i + 32).map((c) => store.put(c.id, c.data)));
+    }
+    await store.sync(chunks.map((c) => c.id));
+    const put = (performance.now() - t) / 1000;
+    t = performance.now();
+    for (let i = 0; i < count; i += 32) {
+      const got = await Promise.all(chunks.slice(i, i + 32).map((c) => store.get(c.id)));
+      if (got.some((g, j) => g?.length !== chunks[i + j].data.length)) {
+        throw new Error("wrong chunk read back");
+      }
+    }
+    const get = (performance.now() - t) / 1000;
+    t = performance.now();
+    let listed = 0;
+    for await (const _ of store.list()) listed++;
+    if (listed !== count) throw new Error(`listed ${listed} of ${count}`);
+    const list = (performance.now() - t) / 1000;
+    return { put, get, list };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const cipher = new ChunkCipher(crypto.getRandomValues(new Uint8Array(32)));
+const results = {
+  plaintext: [] as Awaited<ReturnType<typeof round>>[],
+  encrypted: [] as Awaited<ReturnType<typeof round>>[],
+};
+await round(undefined); // warm-up
+await round(cipher);
+for (let i = 0; i < rounds; i++) {
+  results.plaintext.push(await round(undefined));
+  results.encrypted.push(await round(cipher));
+}
+console.log(
+  `${count} chunks of 64 KiB (${mib} MiB) in ${
+    baseDir ?? "the temp folder"
+  }, medians of ${rounds} alternating rounds, load ${
+    Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")
+  }`,
+);
+console.log("| store | put + sync MiB/s | get MiB/s | list chunks/s |");
+console.log("| --- | --- | --- | --- |");
+for (const [name, rs] of Object.entries(results)) {
+  const put = median(rs.map((r) => r.put));
+  const get = median(rs.map((r) => r.get));
+  const list = median(rs.map((r) => r.list));
+  console.log(
+    `| ${name} | ${(mib / put).toFixed(0)} | ${(mib / get).toFixed(0)} | ${(count / list).toFixed(0)} |`,
+  );
+}

@@ -1,0 +1,158 @@
+// Encryption at rest of stored chunks: names that hide chunk ids, AES-256-GCM under per-chunk keys, a key check.
+import { createDecipheriv, createHmac, hkdfSync, randomFillSync } from "node:crypto";
+
+/** Bytes of a master key (AES-256). */
+export const MASTER_KEY_BYTES = 32;
+/** First bytes of every encrypted chunk file: the format ("FSC1"), authenticated with the content. */
+const MAGIC = Uint8Array.of(0x46, 0x53, 0x43, 0x31);
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+/** A chunk id (SHA-256) in bytes: the start of the plaintext, so a stored chunk names itself. */
+const ID_BYTES = 32;
+/** Bytes before the content's ciphertext: magic, nonce and the encrypted chunk id. Enough for {@linkcode ChunkCipher.idOf}. */
+export const SEALED_HEAD_BYTES: number = MAGIC.length + NONCE_BYTES + ID_BYTES;
+/** How many bytes an encrypted chunk file holds beyond the chunk itself. */
+export const SEAL_OVERHEAD: number = SEALED_HEAD_BYTES + TAG_BYTES;
+
+/** A stored chunk that does not decrypt and authenticate (tampered, truncated, or another file). */
+export class ChunkDamagedError extends Error {
+  /** The error's name. */
+  override name = "ChunkDamagedError";
+  /** The chunk id that was asked for. */
+  readonly id: string;
+  /** What is wrong with the stored copy, e.g. "authentication failed". */
+  readonly reason: string;
+  /** Explains the damage, e.g. `ChunkDamagedError("ab12…", "authentication failed")`. */
+  constructor(id: string, reason: string) {
+    super(`Cannot read chunk "${id.slice(0, 12)}": its stored copy is damaged (${reason})`);
+    this.id = id;
+    this.reason = reason;
+  }
+}
+
+function idBytes(id: string): Uint8Array {
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new TypeError(`Not a chunk id: "${id.slice(0, 70)}"`);
+  return Uint8Array.from(Buffer.from(id, "hex"));
+}
+
+function startsWithMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= MAGIC.length && MAGIC.every((b, i) => bytes[i] === b);
+}
+
+/**
+ * The server's chunk encryption, from its master key. Three subkeys are derived with HKDF-SHA256 under distinct
+ * labels: one names stored chunks (`name = HMAC(K_name, id)`, so the stored name reveals nothing about the
+ * content's hash, and equal chunks still get equal names: dedup works), one derives each chunk's own AES-256-GCM
+ * key (`HMAC(K_chunk, name)`: a function of the chunk id that needs the master key), and one is the key check
+ * value stored beside the data so a wrong key is noticed at start.
+ *
+ * A stored chunk is `"FSC1" | nonce (12) | AES-256-GCM(id (32) | content) | tag (16)`, with the magic as
+ * additional data. The nonce is random: each key encrypts only the rare re-uploads of one chunk, so a 96-bit
+ * random nonce never repeats in practice, and nothing has to be remembered between writes.
+ *
+ * @example
+ * ```ts
+ * const cipher = new ChunkCipher(crypto.getRandomValues(new Uint8Array(32)));
+ * const sealed = await cipher.seal(id, data);
+ * const back = await cipher.open(id, sealed); // equal to data, or a ChunkDamagedError
+ * ```
+ */
+export class ChunkCipher {
+  readonly #nameKey: Uint8Array;
+  readonly #chunkKeys: Uint8Array;
+  /** Hex value stored beside the data: equal for the same master key, unrelated for any other. */
+  readonly keyCheck: string;
+
+  /** Derives the subkeys; a key that is not {@linkcode MASTER_KEY_BYTES} long is a RangeError. */
+  constructor(masterKey: Uint8Array) {
+    if (masterKey.length !== MASTER_KEY_BYTES) {
+      throw new RangeError(`A master key has ${MASTER_KEY_BYTES} bytes, not ${masterKey.length}`);
+    }
+    const derive = (label: string) =>
+      new Uint8Array(hkdfSync("sha256", masterKey, new Uint8Array(), `filesync ${label} v1`, 32));
+    this.#nameKey = derive("chunk names");
+    this.#chunkKeys = derive("chunk keys");
+    this.keyCheck = Buffer.from(derive("key check")).toString("hex");
+  }
+
+  /** The stored name of a chunk: 64 hex digits that only the master key links to `id`. */
+  nameOf(id: string): string {
+    return createHmac("sha256", this.#nameKey).update(idBytes(id)).digest("hex");
+  }
+
+  #rawKey(name: string): Uint8Array<ArrayBuffer> {
+    return Uint8Array.from(createHmac("sha256", this.#chunkKeys).update(Buffer.from(name, "hex")).digest());
+  }
+
+  #key(name: string, use: KeyUsage): Promise<CryptoKey> {
+    return crypto.subtle.importKey("raw", this.#rawKey(name), "AES-GCM", false, [use]);
+  }
+
+  /** The bytes to store for chunk `id` (its content `data`); a fresh nonce each time. */
+  async seal(id: string, data: Uint8Array, name = this.nameOf(id)): Promise<Uint8Array> {
+    const nonce = randomFillSync(new Uint8Array(NONCE_BYTES));
+    const plain = new Uint8Array(ID_BYTES + data.length);
+    plain.set(idBytes(id));
+    plain.set(data, ID_BYTES);
+    const sealed = await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv: nonce, additionalData: MAGIC },
+      await this.#key(name, "encrypt"),
+      plain,
+    );
+    const out = new Uint8Array(MAGIC.length + NONCE_BYTES + sealed.byteLength);
+    out.set(MAGIC);
+    out.set(nonce, MAGIC.length);
+    out.set(new Uint8Array(sealed), MAGIC.length + NONCE_BYTES);
+    return out;
+  }
+
+  /** Chunk `id`'s content from its stored bytes; anything tampered or truncated is a {@linkcode ChunkDamagedError}. */
+  async open(id: string, stored: Uint8Array, name = this.nameOf(id)): Promise<Uint8Array> {
+    if (stored.length < SEAL_OVERHEAD) {
+      throw new ChunkDamagedError(id, `${stored.length} bytes, shorter than any encrypted chunk`);
+    }
+    if (!startsWithMagic(stored)) throw new ChunkDamagedError(id, "not an encrypted chunk");
+    let plain: Uint8Array;
+    try {
+      plain = new Uint8Array(
+        await crypto.subtle.decrypt(
+          {
+            name: "AES-GCM",
+            iv: stored.slice(MAGIC.length, MAGIC.length + NONCE_BYTES),
+            additionalData: MAGIC,
+          },
+          await this.#key(name, "decrypt"),
+          stored.subarray(MAGIC.length + NONCE_BYTES) as Uint8Array<ArrayBuffer>,
+        ),
+      );
+    } catch {
+      throw new ChunkDamagedError(
+        id,
+        "authentication failed: tampered, truncated or encrypted with another key",
+      );
+    }
+    const expected = idBytes(id);
+    if (!expected.every((b, i) => plain[i] === b)) throw new ChunkDamagedError(id, "it holds another chunk");
+    return plain.subarray(ID_BYTES);
+  }
+
+  /**
+   * The chunk id a stored file holds, from its name and first {@linkcode SEALED_HEAD_BYTES} bytes, without reading
+   * the rest (how `list()` yields ids): the id's ciphertext is decrypted with the GCM keystream (AES-CTR from
+   * counter 2) and accepted only if it names the file, which authenticates it (`nameOf(id) === name`). Null for
+   * a file that is no encrypted chunk of this key.
+   */
+  idOf(name: string, head: Uint8Array): string | null {
+    if (!/^[0-9a-f]{64}$/.test(name) || head.length < SEALED_HEAD_BYTES || !startsWithMagic(head)) {
+      return null;
+    }
+    const counter = new Uint8Array(16);
+    counter.set(head.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES));
+    counter[15] = 2; // GCM with a 96-bit nonce encrypts from inc32(nonce | 0^31 | 1)
+    const ctr = createDecipheriv("aes-256-ctr", this.#rawKey(name), counter);
+    const id = Buffer.from(ctr.update(head.subarray(MAGIC.length + NONCE_BYTES, SEALED_HEAD_BYTES))).toString(
+      "hex",
+    );
+    return this.nameOf(id) === name ? id : null;
+  }
+}
