@@ -3,6 +3,7 @@ import { clientCommand, confirmDeletesCommand } from "./client/cli.ts";
 import { devicesCommand } from "./client/devices_cli.ts";
 import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
 import { lockCommand, locksCommand, unlockCommand } from "./client/lock_cli.ts";
+import { shareCommand, sharesCommand, unshareCommand } from "./client/share_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 import { fsckCommand } from "./server/fsck.ts";
@@ -28,6 +29,9 @@ Usage:
   filesync lock PATH [--minutes N] [--dir DIR]
   filesync unlock PATH [--force] [--dir DIR]
   filesync locks [--json] [--dir DIR]
+  filesync share PATH --with USER [--write] [--dir DIR]
+  filesync unshare PATH [--with USER] [--dir DIR]
+  filesync shares [--json] [--dir DIR]
 
 Run "filesync COMMAND --help" for a command's options. Passwords are never taken on the command line:
 set FILESYNC_PASSWORD, pipe them on standard input, or type them when asked.
@@ -61,6 +65,12 @@ async function main(args: string[]): Promise<number> {
       return await unlockCommand(rest);
     case "locks":
       return await locksCommand(rest);
+    case "share":
+      return await shareCommand(rest);
+    case "unshare":
+      return await unshareCommand(rest);
+    case "shares":
+      return await sharesCommand(rest);
     case "--version":
     case "-V":
       console.log(`filesync ${VERSION}`);
@@ -73,7 +83,7 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, devices, lock, unlock, locks; ` +
+        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, devices, lock, unlock, locks, share, unshare, shares; ` +
           "see filesync --help)",
       );
   }

@@ -158,8 +158,8 @@ export async function connectMounted(folder: SyncedFolder): Promise<{ peer: RpcP
     // A server before namespaces lists none: the own namespace (the user's name) is at the root.
     const listed = Array.isArray(reply.message.namespaces)
       ? reply.message.namespaces as WireNamespace[]
-      : [{ ns: folder.device.user, mount: "" }];
-    return { peer, mounts: new MountTable(listed.map(({ ns, mount }) => ({ ns, mount }))) };
+      : [{ ns: folder.device.user, mount: "" } as WireNamespace];
+    return { peer, mounts: new MountTable(listed.map(({ ns, mount, path }) => ({ ns, mount, path }))) };
   } catch (error) {
     peer.close();
     if (error instanceof RpcError && error.code === "auth_token") {

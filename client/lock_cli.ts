@@ -81,8 +81,8 @@ async function request(
   try {
     if (op === "LOCKS") {
       const locks: WireLock[] = [];
-      for (const { ns } of mounts.list) {
-        const reply = (await peer.request(op, { ns })).message;
+      for (const { ns, path } of mounts.list) {
+        const reply = (await peer.request(op, path ? { ns, path } : { ns })).message;
         for (const lock of (reply.locks ?? []) as WireLock[]) locks.push(local(ns, lock));
       }
       return { locks };

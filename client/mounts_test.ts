@@ -49,3 +49,51 @@ Deno.test("MountTable refuses tables without one root, with a nested mount, or w
   ];
   for (const mounts of bad) assert.throws(() => new MountTable(mounts), TypeError, JSON.stringify(mounts));
 });
+
+Deno.test("MountTable maps the views of shared parts of another user's namespace both ways", () => {
+  const mounts = new MountTable([
+    { ns: "bob", mount: "" },
+    { ns: "alice", mount: "Project", path: "work/Project" },
+    { ns: "alice", mount: "plan (shared by alice).txt", path: "docs/plan.txt" },
+    { ns: "carol", mount: "Project (shared by carol)", path: "Project" },
+  ]);
+  const cases: [string, string, string, string][] = [
+    // local path, namespace, path in the namespace, view key
+    ["notes.txt", "bob", "notes.txt", "bob"],
+    ["Project", "alice", "work/Project", "alice/work/Project"],
+    ["Project/a/b.txt", "alice", "work/Project/a/b.txt", "alice/work/Project"],
+    ["plan (shared by alice).txt", "alice", "docs/plan.txt", "alice/docs/plan.txt"],
+    ["Project (shared by carol)/x", "carol", "Project/x", "carol/Project"],
+    ["Projects/x", "bob", "Projects/x", "bob"],
+  ];
+  for (const [local, ns, path, key] of cases) {
+    assert.deepEqual(mounts.fromLocal(local), { ns, path }, `from ${local}`);
+    assert.equal(mounts.toLocal(ns, path), local, `to ${ns}:${path}`);
+    assert.equal(mounts.keyOf(local), key, `key of ${local}`);
+    assert.equal(mounts.localIn(key, path), local, `through ${key}`);
+  }
+  assert.equal(mounts.toLocal("alice", "work/secret.txt"), null, "outside every shared part: not shown");
+  assert.equal(mounts.toLocal("alice", "work/Projects/x"), null);
+  assert.equal(mounts.localIn("alice/docs/plan.txt", "work/Project/a"), null, "not through another view");
+  assert.ok(mounts.isMountPoint("Project") && !mounts.isMountPoint("Project/a/b.txt"));
+  assert.ok(!mounts.isMountPoint("notes.txt"));
+  assert.ok(mounts.has("alice/work/Project") && !mounts.has("alice"));
+  assert.deepEqual(mounts.mountOf("carol/Project"), {
+    ns: "carol",
+    mount: "Project (shared by carol)",
+    path: "Project",
+  });
+  assert.throws(
+    () => new MountTable([{ ns: "bob", mount: "" }, { ns: "alice", mount: "", path: "x" }]),
+    TypeError,
+  );
+  assert.throws(
+    () =>
+      new MountTable([{ ns: "bob", mount: "" }, { ns: "alice", mount: "A", path: "x" }, {
+        ns: "alice",
+        mount: "B",
+        path: "x",
+      }]),
+    TypeError,
+  );
+});

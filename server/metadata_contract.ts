@@ -1219,4 +1219,79 @@ export function metadataContract(label: string, open: OpenStore): void {
       accepted(result.results[0]);
     }, { now: () => 1000 });
   });
+
+  // ---- shares: grants on parts of a user's namespace ----
+
+  test("updateGrants() puts grants on a user's namespace; grantees see it exactly while they hold one", async () => {
+    await withStore(async (store) => {
+      for (const name of ["alice", "bob", "carol"]) await store.addUser(user(name));
+      const project = { user: "bob", role: "write" as const, path: "Project", mount: "Project", created: 5 };
+      const plan = { user: "bob", role: "read" as const, path: "plan.txt", mount: "plan.txt", created: 6 };
+      const written = await store.updateGrants("alice", (grants) => [...grants, project]);
+      assert.deepEqual(written?.grants, [project]);
+      assert.deepEqual((await store.getNamespace("alice"))?.grants, [project]);
+      assert.deepEqual((await store.namespacesOf("bob")).map((n) => n.id), ["bob", "alice"]);
+      assert.deepEqual((await store.namespacesOf("carol")).map((n) => n.id), ["carol"]);
+      assert.deepEqual(
+        (await store.namespacesOf("alice")).map((n) => n.id),
+        ["alice"],
+        "listed once for its owner",
+      );
+      await store.updateGrants("alice", (grants) => [...grants, plan]);
+      assert.deepEqual(
+        (await store.namespacesOf("bob")).map((n) => n.id),
+        ["bob", "alice"],
+        "one entry per namespace",
+      );
+      await store.updateGrants("alice", (grants) => grants.filter((g) => g.path !== "Project"));
+      assert.deepEqual(
+        (await store.namespacesOf("bob")).map((n) => n.id),
+        ["bob", "alice"],
+        "plan.txt is left",
+      );
+      await store.updateGrants("alice", () => []);
+      assert.deepEqual(
+        (await store.namespacesOf("bob")).map((n) => n.id),
+        ["bob"],
+        "no grant left: not listed",
+      );
+      assert.deepEqual((await store.getNamespace("alice"))?.grants, []);
+      assert.equal(await store.updateGrants("nobody", () => [project]), null, "unknown namespace");
+      assert.equal(await store.getNamespace("nobody"), null, "nothing was written for it");
+    });
+  });
+
+  test("updateGrants() runs concurrent updates one after another: none is lost", async () => {
+    await withStore(async (store) => {
+      await store.addUser(user("alice"));
+      const users = ["b1", "b2", "b3", "b4", "b5", "b6"];
+      for (const name of users) await store.addUser(user(name));
+      await Promise.all(
+        users.map((name) =>
+          store.updateGrants("alice", (grants) => [...grants, { user: name, role: "read", path: "x" }])
+        ),
+      );
+      const grants = (await store.getNamespace("alice"))?.grants ?? [];
+      assert.deepEqual(grants.map((g) => g.user).sort(), users);
+      for (const name of users) {
+        assert.deepEqual((await store.namespacesOf(name)).map((n) => n.id), [name, "alice"]);
+      }
+    });
+  });
+
+  test("a removed grantee's grants go with it: a new user of that name inherits none", async () => {
+    await withStore(async (store) => {
+      for (const name of ["alice", "bob"]) await store.addUser(user(name));
+      await store.updateGrants("alice", () => [{ user: "bob", role: "write", path: "Project" }]);
+      assert.ok(await store.removeUser("bob"));
+      assert.deepEqual((await store.getNamespace("alice"))?.grants, []);
+      await store.addUser(user("bob"));
+      assert.deepEqual((await store.namespacesOf("bob")).map((n) => n.id), ["bob"]);
+      assert.ok(await store.removeUser("alice"));
+      await store.addUser(user("carol"));
+      await store.updateGrants("carol", () => [{ user: "bob", role: "read", path: "c" }]);
+      assert.equal(await store.updateGrants("alice", () => [{ user: "bob", role: "read", path: "c" }]), null);
+      assert.deepEqual((await store.namespacesOf("bob")).map((n) => n.id), ["bob", "carol"]);
+    });
+  });
 }

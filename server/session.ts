@@ -959,8 +959,8 @@ export class Session {
   ): Promise<Reply> {
     const store = this.#ctx.store;
     const id = request.ns ?? this.#user;
-    if (!this.#namespaces.has(id)) {
-      throw new RpcError(FORBIDDEN_CODE, `No access to namespace "${id}"`, { ns: id });
+    if (access(this.#user, this.#namespaces.get(id) ?? null, request.path) === null) {
+      throw new RpcError(FORBIDDEN_CODE, `No access to namespace "${id}" at "${request.path}"`, { ns: id });
     }
     const [grantee, entry, taken] = await Promise.all([
       store.getUser(request.with),
