@@ -188,6 +188,31 @@ export class Executor {
     }
   }
 
+  /**
+   * A move between namespaces (own files and a share, or two shares) is no move on the server: the new path is
+   * uploaded into its namespace (content the server has is not sent again: only the manifest goes) and the old
+   * one deleted from its own after. A folder's new path is made there; what it holds follows as new files.
+   */
+  async #moveAcross(action: Extract<Action, { type: "moveRemote" }>): Promise<void> {
+    const { state } = this.#ctx;
+    if (action.local.kind === "file") await this.#upload(action.to, action.local, 0);
+    else {
+      this.#enqueue({ op: "mkdir", path: action.to, baseRev: 0 }, undefined, (r) => {
+        if (r.ok) this.#recordRemoteDir(r.entries);
+      });
+      return; // the old folder goes in a later cycle, once what it held is uploaded at the new place
+    }
+    this.#enqueue(
+      { op: "delete", path: action.from, kind: "file", baseRev: action.baseRev },
+      undefined,
+      (r) => {
+        if (!r.ok) return;
+        state.setBase(action.from, null);
+        this.#ctx.notify(`moved ${action.from} -> ${action.to} (on the server: into another namespace)`);
+      },
+    );
+  }
+
   #abs(path: string): string {
     return join(this.#ctx.root, path);
   }
@@ -218,6 +243,10 @@ export class Executor {
         await this.#moveLocal(action.from, action.to, action.expect, action.remote);
         return;
       case "moveRemote":
+        if (state.mounts.keyOf(action.from) !== state.mounts.keyOf(action.to)) {
+          await this.#moveAcross(action);
+          return;
+        }
         this.#enqueue(
           { op: "move", from: action.from, path: action.to, baseRev: action.baseRev },
           undefined,
@@ -634,9 +663,12 @@ export class Executor {
       const at = mounts.fromLocal(path);
       return at.ns === ns && at.path !== "" ? at.path : null;
     };
+    const shared = (path: string) => mounts.isMountPoint(path) && mounts.mountOf(mounts.keyOf(path))?.path;
     const results: (ChangeResult | undefined)[] = batch.map(({ change }) =>
       inside(change.path) === null || (change.op === "move" && inside(change.from) === null)
         ? { ok: false, code: "bad_request", error: "not a change inside one namespace" }
+        : (change.op === "delete" && shared(change.path)) || (change.op === "move" && shared(change.from))
+        ? { ok: false, code: "forbidden", error: "a share is deleted or renamed by its owner only" }
         : undefined
     );
     const sending = batch.filter((_, k) => results[k] === undefined);

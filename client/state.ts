@@ -218,8 +218,9 @@ export class ClientState {
   }
 
   /**
-   * Applies journal events of a namespace (default: the root one) to the remote mirror; returns the local paths
-   * they touched (none for a namespace not mounted here).
+   * Applies journal events of a namespace (default: the root one; for a share of a part of one, the mount's
+   * viewKey) to the remote mirror; returns the local paths they touched (none for a namespace not
+   * mounted here).
    */
   applyEvents(events: WireEntry[], ns: string = this.mounts.root): string[] {
     const paths: string[] = [];
@@ -227,7 +228,13 @@ export class ClientState {
     const position = this.position(ns);
     for (const event of events) {
       if (event.rev <= position.seq) continue;
-      const path = this.mounts.toLocal(ns, event.path)!;
+      const path = this.mounts.localIn(ns, event.path);
+      if (path === null) {
+        // Not shown here (outside a share's part): only the cursor moves.
+        position.seq = event.rev;
+        position.tag = event.tag ?? null;
+        continue;
+      }
       if (event.deleted) this.remote.delete(path);
       else {
         this.remote.set(path, {
@@ -262,7 +269,8 @@ export class ClientState {
     if (!this.mounts.has(ns)) return touched;
     if (first) touched.push(...this.resetRemote(ns));
     for (const wire of entries) {
-      const path = this.mounts.toLocal(ns, wire.path)!;
+      const path = this.mounts.localIn(ns, wire.path);
+      if (path === null) continue;
       const entry = { ...wire, path };
       this.remote.set(entry.path, {
         kind: entry.kind,
@@ -290,7 +298,7 @@ export class ClientState {
   resetRemote(ns: string = this.mounts.root): string[] {
     const dropped: string[] = [];
     for (const path of this.remote.keys()) {
-      if (this.mounts.fromLocal(path).ns !== ns) continue;
+      if (this.mounts.keyOf(path) !== ns) continue;
       this.#dirty.set("r" + path, pathKey("remote", path));
       dropped.push(path);
     }

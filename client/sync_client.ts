@@ -7,7 +7,7 @@ import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
 import { confirmWaiting, takeConfirmed, writeHeld } from "./held_deletes.ts";
 import { IGNORE_FILE, type IgnoreMatcher, loadIgnoreRules } from "./ignore.ts";
-import { MountTable } from "./mounts.ts";
+import { type Mount, MountTable, viewKey } from "./mounts.ts";
 import { type Action, actionPaths, reconcile } from "./reconcile.ts";
 import { decideSafety, type RootStatus, warningDue } from "./safety.ts";
 import {
@@ -136,6 +136,10 @@ export class SyncClient {
   #locks: LockGuard | null = null;
   /** The live locks the server last listed, by namespace (paths as the namespace has them). */
   #lockLists = new Map<string, WireLock[]>();
+  /** The connection being set up or in use (the one share changes are followed on), and its journal epoch. */
+  #connection: { peer: RpcPeer; epoch: string | null; followed: Set<string> } | null = null;
+  /** Share changes are followed one after another. */
+  #shareChain: Promise<void> = Promise.resolve();
   /** Size, mtime and inode of `.filesyncignore` when its rules were loaded ("" when absent). */
   #ignoreStamp = "";
   #done: Promise<void>;
@@ -330,21 +334,13 @@ export class SyncClient {
           rpc: { onPush: (frame) => this.#onPush(frame.message) },
           onHello: (reply) => epoch = typeof reply.epoch === "string" ? reply.epoch : null,
         });
+        const connection = { peer, epoch, followed: new Set<string>() };
+        this.#connection = connection;
         this.#mount(await this.#login(peer));
         // Catch up with the journals before any cycle runs, so reconcile never sees a half-updated mirror.
-        for (const { ns } of this.#state.mounts.list) await this.#monitor(peer, epoch, ns);
         // The locks there are now (changes arrive as pushes from here on): what ended while away is released.
         this.#lockLists.clear();
-        for (const { ns } of this.#state.mounts.list) {
-          const locks = await peer.request("LOCKS", { ns }).then(
-            (reply) => reply.message.locks as WireLock[],
-            (error) => {
-              if (error instanceof RpcError && error.code === "unknown_op") return []; // a server without locks
-              throw error;
-            },
-          );
-          this.#lockLists.set(ns, locks);
-        }
+        for (const mount of this.#state.mounts.list) await this.#follow(connection, mount);
         this.#applyLocks();
         this.#peer = peer;
         this.#o.log(`connected to ${this.#o.hostname}:${this.#o.port}`);
@@ -356,11 +352,13 @@ export class SyncClient {
         const reason = await peer.closed;
         clearInterval(this.#pingTimer);
         this.#peer = null;
+        this.#connection = null;
         if (this.#stopped) return;
         if (!this.#revoked) this.#o.log(`disconnected from server (${reason.message}); reconnecting`);
       } catch (error) {
         peer?.close();
         this.#peer = null;
+        this.#connection = null;
         if (this.#stopped) return;
         if (error instanceof UserError) {
           await this.#fail(error);
@@ -389,14 +387,32 @@ export class SyncClient {
    * root); a server before namespaces lists none: the own namespace is the user's name, at the root.
    */
   #mount(namespaces: WireNamespace[] | null): void {
-    const list = namespaces ?? [{ ns: this.#o.user, mount: "" }];
+    const list: WireNamespace[] = namespaces ?? [{ ns: this.#o.user, role: "owner", name: "", mount: "" }];
     let mounts: MountTable;
     try {
-      mounts = new MountTable(list.map(({ ns, mount }) => ({ ns, mount })));
+      mounts = new MountTable(list.map(({ ns, mount, path }) => path ? { ns, mount, path } : { ns, mount }));
     } catch (error) {
       throw new Error(`The server's list of namespaces is not usable: ${(error as Error).message}`);
     }
     this.#state.setMounts(mounts);
+  }
+
+  /** Follows one mount on a connection (once): its journal (MONITOR) and its locks (LOCKS). */
+  async #follow(connection: { peer: RpcPeer; epoch: string | null; followed: Set<string> }, mount: Mount) {
+    const key = viewKey(mount.ns, mount.path);
+    if (connection.followed.has(key)) return;
+    connection.followed.add(key);
+    const { peer } = connection;
+    await this.#monitor(peer, connection.epoch, key);
+    const locks = await peer.request("LOCKS", { ns: mount.ns, ...(mount.path ? { path: mount.path } : {}) })
+      .then(
+        (reply) => reply.message.locks as WireLock[],
+        (error) => {
+          if (error instanceof RpcError && error.code === "unknown_op") return []; // a server without locks
+          throw error;
+        },
+      );
+    this.#lockLists.set(key, locks);
   }
 
   /**
@@ -408,7 +424,10 @@ export class SyncClient {
     const state = this.#state;
     const position = state.position(ns);
     const mine = <T>(map: ReadonlyMap<string, T>) =>
-      new Map([...map].filter(([path]) => state.mounts.fromLocal(path).ns === ns));
+      new Map([...map].filter(([path]) => state.mounts.keyOf(path) === ns));
+    // `ns` is the mount's key: for a share of a part of a namespace, the namespace and that part go on the wire.
+    const mount = state.mounts.mountOf(ns);
+    const where = mount?.path ? { ns: mount.ns, path: mount.path } : { ns };
     try {
       if (position.seq === 0 && mine(state.base).size > 0) {
         // A base without a journal position (never expected): compare everything, lose nothing.
@@ -418,7 +437,7 @@ export class SyncClient {
         since: position.seq,
         ...(position.seq > 0 && position.epoch ? { epoch: position.epoch } : {}),
         ...(position.seq > 0 && position.tag ? { tag: position.tag } : {}),
-        ns,
+        ...where,
       });
     } catch (error) {
       if (!(error instanceof RpcError) || error.code !== RESYNC_CODE) throw error;
@@ -426,7 +445,7 @@ export class SyncClient {
       this.#o.log(describeResync(reason));
       state.resetRemote(ns);
       // The snapshot arrives as pushes before the reply, so the mirror is complete when the request returns.
-      await peer.request("MONITOR", { since: 0, ns });
+      await peer.request("MONITOR", { since: 0, ...where });
       let dropped = 0;
       for (
         const [path, entry] of adjustBase(reason, { base: mine(state.base), remote: mine(state.remote) })
@@ -454,8 +473,9 @@ export class SyncClient {
       this.#onShareChange(push);
       return;
     }
-    // A push without `ns` is from a server before namespaces: the own namespace's.
-    const ns = push.push === "error" ? "" : push.ns ?? this.#state.mounts.root;
+    // A push without `ns` is from a server before namespaces: the own namespace's. One with a `path` is of a
+    // share of that part of the namespace: its mount's key names it here.
+    const ns = push.push === "error" ? "" : viewKey(push.ns ?? this.#state.mounts.root, push.path);
     if (push.push !== "error" && !this.#state.mounts.has(ns)) {
       this.#o.log(`refused a message from the server (nothing written): ${push.push} of namespace "${ns}"`);
       return;
@@ -480,7 +500,7 @@ export class SyncClient {
     } else if (push.push === "locks") {
       this.#lockLists.set(ns, push.locks);
       const change = push.change &&
-        { ...push.change, path: this.#state.mounts.toLocal(ns, push.change.path)! };
+        { ...push.change, path: this.#state.mounts.localIn(ns, push.change.path) ?? push.change.path };
       this.#applyLocks(change);
     }
   }
@@ -492,7 +512,12 @@ export class SyncClient {
   #applyLocks(change?: { path: string; what: string; by?: string }): void {
     const mounts = this.#state.mounts;
     const locks = [...this.#lockLists].flatMap(([ns, list]) =>
-      mounts.has(ns) ? list.map((lock) => ({ ...lock, path: mounts.toLocal(ns, lock.path)! })) : []
+      mounts.has(ns)
+        ? list.flatMap((lock) => {
+          const path = mounts.localIn(ns, lock.path);
+          return path === null ? [] : [{ ...lock, path }];
+        })
+        : []
     );
     const again = this.#locks?.update(locks, change) ?? [];
     for (const path of again) this.#dirty.add(path);
@@ -514,14 +539,46 @@ export class SyncClient {
     }
   }
 
-  /** A share of this user arrived, changed access or went: one line says so. */
+  /**
+   * A share of this user arrived, changed access or went: one line says so, and the device follows the new list
+   * of namespaces at once (a new share is monitored and downloaded; see {@linkcode #remount}).
+   */
   #onShareChange(push: Extract<Push, { push: "namespaces" }>): void {
     const { share, change } = push;
     const what = `${share.owner}'s "${share.path}"`;
+    const how = share.access === "write" ? "read-write" : "read-only";
     if (change === "new") {
-      this.#o.log(`share: ${what} is now shared with you (${share.access}), shown as "${share.mount}"`);
-    } else if (change === "access") this.#o.log(`share: ${what} is now ${share.access} for you`);
-    else this.#o.log(`share: ${what} is no longer shared with you`);
+      this.#o.log(`share: ${what} is shared with you (${how}), shown as "${share.mount}"`);
+    } else if (change === "access") this.#o.log(`share: ${what} is now ${how} for you ("${share.mount}")`);
+    else this.#o.log(`share: ${what} is no longer shared with you ("${share.mount}")`);
+    const connection = this.#connection;
+    this.#shareChain = this.#shareChain.then(() => this.#remount(push.namespaces, connection)).catch(
+      (error) => {
+        if (error instanceof RpcError && error.code === "closed") return; // the next connection lists them again
+        this.#o.log(`cannot follow the change of shares: ${(error as Error).message}`);
+      },
+    );
+  }
+
+  /** Mounts a new list of namespaces on the live connection: new mounts are followed, gone ones forgotten. */
+  async #remount(
+    namespaces: WireNamespace[],
+    connection: { peer: RpcPeer; epoch: string | null; followed: Set<string> } | null,
+  ): Promise<void> {
+    if (connection === null || connection !== this.#connection) return; // the next connection lists them again
+    const state = this.#state;
+    const before = state.mounts;
+    this.#mount(namespaces);
+    for (const mount of before.list) {
+      const key = viewKey(mount.ns, mount.path);
+      if (state.mounts.has(key)) continue;
+      connection.followed.delete(key);
+      this.#lockLists.delete(key);
+    }
+    for (const mount of state.mounts.list) await this.#follow(connection, mount);
+    this.#applyLocks();
+    this.#fullScanDue = true;
+    this.#kick();
   }
 
   #kick(): void {
