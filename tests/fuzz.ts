@@ -264,6 +264,12 @@ function validRequests(token: string): { message: Record<string, unknown>; data?
     { message: { op: "VERSIONS", path: "a.txt", ns: "../fuzz" } },
     { message: { op: "TRASH", ns: "fuzz" } },
     { message: { op: "RESTORE", path: "a.txt", ns: "" } },
+    // Locks (the valid example of each first, so the hostile server's client sends it).
+    { message: { op: "LOCK", path: "a.txt", minutes: 1 } },
+    { message: { op: "UNLOCK", path: "a.txt", force: true } },
+    { message: { op: "LOCKS" } },
+    { message: { op: "LOCK", path: "a.txt", renew: true, ns: "other" } },
+    { message: { op: "LOCKS", ns: "fuzz" } },
   ];
 }
 
@@ -392,11 +398,28 @@ function validReplies(rev: number): Record<string, Reply> {
       body: { items: [{ path: "a.txt", kind: "file", deletedAt: 1, device: "d", size: 1, version: "1" }] },
     },
     RESTORE: { body: { path: "a.txt", kind: "file", version: "1", entries: [entry], skipped: [] } },
+    LOCK: { body: { lock: fuzzLock(rev), renewed: false } },
+    UNLOCK: { body: { released: fuzzLock(rev) } },
+    LOCKS: { body: { locks: [fuzzLock(rev)] } },
     DEVICES: {
       body: {
         devices: [{ deviceId: "0123456789abcdef", device: "d", created: 1, expires: 2, current: true }],
       },
     },
+  };
+}
+
+/** A lock of the fuzz's file, as a server reports it. */
+function fuzzLock(rev: number) {
+  return {
+    path: "a.txt",
+    user: "fuzz",
+    deviceId: "0123456789abcdef",
+    device: "d",
+    expires: rev,
+    remainingMs: rev,
+    leaseMs: 60_000,
+    mine: rev % 2 === 0,
   };
 }
 
@@ -417,6 +440,7 @@ const PUSHES = (rev: number) => [
   { push: "snapshot", ns: "fuzz", entries: [], first: true, last: true, cursor: rev },
   { push: "events", ns: "share:9", events: [] },
   { push: "error", code: "x", error: "something" },
+  { push: "locks", ns: "fuzz", locks: [fuzzLock(rev)], change: { path: "a.txt", what: "taken", by: "d" } },
 ];
 
 /** The client's side of one connection: reply checks, push checks applied to a real client state, downloads. */
