@@ -124,6 +124,33 @@ export class LockService {
     return decided;
   }
 
+  /**
+   * Releases every lock a device holds (it was revoked: it can neither renew nor unlock them) and tells each
+   * namespace's devices; returns how many were released.
+   */
+  async releaseDevice(user: string, deviceId: string): Promise<number> {
+    let released = 0;
+    const namespaces: string[] = [];
+    for await (const ns of this.#store.listLockNamespaces()) namespaces.push(ns);
+    for (const ns of namespaces) {
+      for (const lock of await this.#store.listLocks(ns)) {
+        if (lock.user !== user || lock.deviceId !== deviceId) continue;
+        const gone = await this.#store.changeLock(
+          ns,
+          lock.path,
+          (current) =>
+            current?.user === user && current.deviceId === deviceId
+              ? { write: null, result: true }
+              : { result: false },
+        );
+        if (!gone) continue;
+        released++;
+        await this.#publish(ns, { path: lock.path, what: "released", by: lock.device });
+      }
+    }
+    return released;
+  }
+
   /** Removes every expired lock and tells each namespace's devices; returns how many were removed. */
   async sweep(): Promise<number> {
     const now = this.#now();

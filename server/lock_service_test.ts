@@ -16,7 +16,7 @@ async function withService(
   const clock = { now: 1_000_000 };
   const store = await KvMetadataStore.open(join(dir, "metadata.kv"), { now: () => clock.now });
   try {
-    await new Batch().upload("f", [chunk("f")]).mkdir("d").commit(store);
+    await new Batch().upload("f", [chunk("f")]).upload("g", [chunk("g")]).mkdir("d").commit(store);
     const service = new LockService(store, { now: () => clock.now });
     const events: LockEvent[] = [];
     const stop = service.subscribe(NS, (event) => events.push(event));
@@ -72,5 +72,16 @@ Deno.test("LockService: another device is refused, the owner forces it open, a f
       "forced",
       "dev-b",
     ]]);
+  });
+});
+
+Deno.test("LockService: a revoked device's locks are released and pushed; other devices' locks stay", async () => {
+  await withService(async (service, _clock, events) => {
+    assert.ok((await service.lock(NS, { path: "f", holder: A })).ok);
+    assert.ok((await service.lock(NS, { path: "g", holder: B })).ok);
+    assert.equal(await service.releaseDevice(NS, "A"), 1);
+    assert.deepEqual((await service.live(NS)).map((l) => [l.path, l.deviceId]), [["g", "B"]]);
+    assert.equal(await service.releaseDevice(NS, "A"), 0, "nothing left to release");
+    assert.deepEqual(events.at(-1)?.change, { path: "f", what: "released", by: "dev-a" });
   });
 });

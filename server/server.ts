@@ -294,8 +294,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       session.peer.close();
     }
   };
-  // A revoked device is told so and closed at once, on every connection it has.
+  // Locks outlive a restart; leases that ended meanwhile are removed (and pushed) by the sweeps.
+  const locks = new LockService(store, { now });
+  // A revoked device is told so and closed at once, on every connection it has; its locks are released.
   const closeDevice = (name: string, deviceId: string) => {
+    locks.releaseDevice(name, deviceId).then(
+      (n) => n > 0 && log(`released ${n} lock${n === 1 ? "" : "s"} of revoked device ${deviceId} of ${name}`),
+      (e) => log(`releasing the locks of revoked device ${deviceId} failed: ${(e as Error).message}`),
+    );
     let closed = 0;
     for (const session of sessions) {
       if (session.user !== name || session.deviceId !== deviceId) continue;
@@ -331,8 +337,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const gcTimer = gcEveryMs > 0 ? setInterval(runGc, gcEveryMs) : undefined;
   const hub = new Hub();
   const attackTimer = setInterval(() => attacks.flush(), 60_000);
-  // Locks outlive a restart; leases that ended meanwhile are removed (and pushed) by the sweeps.
-  const locks = new LockService(store, { now });
   const stopSweeping = locks.startSweeping(log);
   const ctx = {
     locks,

@@ -290,3 +290,34 @@ async function waitFor(check: () => boolean): Promise<void> {
     await new Promise((r) => setTimeout(r, 5));
   }
 }
+
+Deno.test("locks live in the namespace they name: a grantee's lock in a share, forced open by the share's owner", async () => {
+  await withWorld(async (world) => {
+    const share: NamespaceRecord = {
+      id: "share:docs",
+      owner: "bob",
+      kind: "share",
+      name: "Docs",
+      created: 1,
+      grants: [{ user: "alice", role: "write" }],
+    };
+    await world.store.putNamespace(share);
+    const bob = await world.connect("bob");
+    await upload(bob, "plan.txt", "plan", share.id);
+    await upload(bob, "plan.txt", "bob's own plan");
+    const alice = await world.connect("alice");
+    await bob.peer.request("MONITOR", { since: 0, ns: share.id });
+    await alice.peer.request("LOCK", { path: "plan.txt", ns: share.id });
+    assert.deepEqual((await world.store.listLocks(share.id)).map((l) => [l.path, l.user]), [[
+      "plan.txt",
+      "alice",
+    ]]);
+    assert.deepEqual(await world.store.listLocks("bob"), [], "bob's own plan.txt is not locked");
+    await waitFor(() => bob.pushes.some((p) => p.push === "locks"));
+    assert.equal(bob.pushes.find((p) => p.push === "locks")!.ns, share.id, "the lock push names the share");
+    const [code] = await refusal(alice.peer.request("UNLOCK", { path: "plan.txt", force: true, ns: "bob" }));
+    assert.equal(code, FORBIDDEN_CODE);
+    await bob.peer.request("UNLOCK", { path: "plan.txt", force: true, ns: share.id });
+    assert.deepEqual(await world.store.listLocks(share.id), [], "the owner of the share forced it open");
+  });
+});

@@ -83,6 +83,10 @@ Deno.test("a revoked device is closed at once, says so and exits 1 without a ter
   assert.equal(missing.code, 2);
   assert.match(missing.output, /Missing device/);
 
+  // The desktop holds a lock, which its revocation releases.
+  const locked = await filesync(desktopDir, "lock", "shared.txt");
+  assert.equal(locked.code, 0, locked.output);
+
   // Revoke the desktop (by name): its session is closed within seconds, it says so and exits 1.
   const tree = await readTree(desktopDir);
   const token = await Deno.readTextFile(join(desktopDir, ".filesync", "token"));
@@ -101,6 +105,14 @@ Deno.test("a revoked device is closed at once, says so and exits 1 without a ter
   assert.match(world.server.output, new RegExp(`revoked device ${desktopId} of alice: 1 connection closed`));
   // Nothing in the revoked device's folder changed.
   assert.deepEqual(await readTree(desktopDir), tree);
+  // Its lock is gone: the server says so and the laptop sees no lock.
+  await waitFor(() => /released 1 lock of revoked device/.test(world.server.output), {
+    timeoutMs: 10_000,
+    message: () => world.server.output,
+  });
+  const locksLeft = await filesync(laptopDir, "locks", "--json");
+  assert.equal(locksLeft.code, 0, locksLeft.output);
+  assert.deepEqual(JSON.parse(locksLeft.output).locks, []);
 
   // The laptop was not touched and keeps syncing.
   assert.ok(!/disconnected/.test(laptop.output), laptop.output);

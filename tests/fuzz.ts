@@ -210,7 +210,7 @@ function damage(bytes: Uint8Array, rng: Rng, maxFrame: number): Uint8Array {
 }
 
 /** Valid requests of every op (the fuzz starts from these). */
-function validRequests(token: string): { message: Record<string, unknown>; data?: Uint8Array }[] {
+export function validRequests(token: string): { message: Record<string, unknown>; data?: Uint8Array }[] {
   const rows = encodeRows([{ id: CHUNK_ID, size: CHUNK.length }]);
   return [
     { message: { op: "HELLO", version: PROTOCOL_VERSION, agent: "fuzz" } },
@@ -253,6 +253,9 @@ function validRequests(token: string): { message: Record<string, unknown>; data?
     { message: { op: "TRASH" } },
     { message: { op: "RESTORE", path: "f/b.txt" } },
     { message: { op: "DEVICES" } },
+    { message: { op: "LOCK", path: "a.txt", minutes: 30 } },
+    { message: { op: "UNLOCK", path: "a.txt", force: true } },
+    { message: { op: "LOCKS" } },
     // Namespaces: the own one named, another user's and an unknown one (refused), and malformed ids.
     { message: { op: "MONITOR", since: 0, ns: "fuzz" } },
     { message: { op: "CHANGES", since: 0, ns: "other" } },
@@ -264,6 +267,8 @@ function validRequests(token: string): { message: Record<string, unknown>; data?
     { message: { op: "VERSIONS", path: "a.txt", ns: "../fuzz" } },
     { message: { op: "TRASH", ns: "fuzz" } },
     { message: { op: "RESTORE", path: "a.txt", ns: "" } },
+    { message: { op: "LOCK", path: "a.txt", renew: true, ns: "other" } },
+    { message: { op: "LOCKS", ns: "fuzz" } },
   ];
 }
 
@@ -338,7 +343,7 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
 }
 
 /** Valid replies by op, as a real server sends them (the hostile server mutates these). */
-function validReplies(rev: number): Record<string, Reply> {
+export function validReplies(rev: number): Record<string, Reply> {
   const entry = {
     path: "a.txt",
     kind: "file",
@@ -347,6 +352,16 @@ function validReplies(rev: number): Record<string, Reply> {
     mtime: 1,
     rev,
     device: "d",
+  };
+  const lock = {
+    path: "a.txt",
+    user: "fuzz",
+    deviceId: "0123456789abcdef",
+    device: "d",
+    expires: 1,
+    remainingMs: 1,
+    leaseMs: 1,
+    mine: false,
   };
   const inline = new Uint8Array(36 + CHUNK.length);
   inline.set(encodeRows([{ id: CHUNK_ID, size: CHUNK.length }]));
@@ -397,10 +412,14 @@ function validReplies(rev: number): Record<string, Reply> {
         devices: [{ deviceId: "0123456789abcdef", device: "d", created: 1, expires: 2, current: true }],
       },
     },
+    LOCK: { body: { lock, renewed: false } },
+    UNLOCK: { body: { released: lock } },
+    LOCKS: { body: { locks: [lock] } },
   };
 }
 
-const PUSHES = (rev: number) => [
+/** Valid pushes, as a real server sends them (the hostile server mutates these). */
+export const PUSHES = (rev: number) => [
   {
     push: "events",
     events: [{
@@ -417,6 +436,21 @@ const PUSHES = (rev: number) => [
   { push: "snapshot", ns: "fuzz", entries: [], first: true, last: true, cursor: rev },
   { push: "events", ns: "share:9", events: [] },
   { push: "error", code: "x", error: "something" },
+  {
+    push: "locks",
+    locks: [{
+      path: "a.txt",
+      user: "fuzz",
+      deviceId: "0123456789abcdef",
+      device: "d",
+      expires: 1,
+      remainingMs: 1,
+      leaseMs: 1,
+      mine: false,
+    }],
+    change: { path: "a.txt", what: "taken", by: "d" },
+  },
+  { push: "locks", ns: "share:1", locks: [], change: { path: "a.txt", what: "released", by: "d" } },
 ];
 
 /** The client's side of one connection: reply checks, push checks applied to a real client state, downloads. */

@@ -1,7 +1,8 @@
 // CI fuzz run (5,000 cases in memory plus some over real TLS, seed printed) and regressions the fuzz found.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { PROTOCOL_VERSION } from "../protocol/messages.ts";
+import { PROTOCOL_VERSION, Requests } from "../protocol/messages.ts";
+import { Pushes, Replies } from "../protocol/replies.ts";
 import { memoryPipe, RpcError, RpcPeer } from "../protocol/rpc.ts";
 import { issueToken, LoginGuard } from "../server/auth.ts";
 import { DiskChunkStore } from "../server/chunk_store.ts";
@@ -9,8 +10,16 @@ import { Hub } from "../server/hub.ts";
 import { KvMetadataStore } from "../server/metadata_kv.ts";
 import { runAdmin } from "../server/server.ts";
 import { Session } from "../server/session.ts";
-import { runFuzz } from "./fuzz.ts";
+import { PUSHES, runFuzz, validReplies, validRequests } from "./fuzz.ts";
 import { TempDir } from "./harness.ts";
+
+Deno.test("the fuzz corpus has a valid request, reply and push for every op and push the protocol knows", () => {
+  const requested = new Set(validRequests("t".repeat(43)).map((r) => r.message.op));
+  assert.deepEqual(Object.keys(Requests).filter((op) => !requested.has(op)), []);
+  assert.deepEqual(Object.keys(Replies).filter((op) => !(op in validReplies(1))), []);
+  const pushed = new Set(PUSHES(1).map((p) => p.push));
+  assert.deepEqual(Object.keys(Pushes).filter((push) => !pushed.has(push)), []);
+});
 
 Deno.test("a COMMIT nested 100,000 deep is refused as a bad frame before parsing, and the server serves on", async () => {
   await using tmp = new TempDir();
