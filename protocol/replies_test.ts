@@ -226,3 +226,45 @@ Deno.test("checkPush() and checkReply() check locks: paths, holders and times", 
     BadMessageError,
   );
 });
+
+Deno.test("share schemas: SHARE, UNSHARE and SHARES replies and the namespaces push; hostile fields refused", () => {
+  const share = {
+    ns: "alice",
+    path: "Project",
+    owner: "alice",
+    user: "bob",
+    access: "write",
+    mount: "Project",
+  };
+  const ok = (message: Record<string, unknown>) => ({ message: { re: 1, ok: true, ...message } });
+  checkReply("SHARE", {}, ok({ share, changed: "new" }));
+  checkReply("UNSHARE", {}, ok({ removed: [share] }));
+  checkReply("SHARES", {}, ok({ mine: [share], withMe: [] }));
+  const bad: [string, string, Record<string, unknown>][] = [
+    ["access", "SHARE", { share: { ...share, access: "owner" }, changed: "new" }],
+    ["nested mount", "SHARE", { share: { ...share, mount: "a/b" }, changed: "new" }],
+    ["dotdot path", "UNSHARE", { removed: [{ ...share, path: "../x" }] }],
+    ["bad ns", "SHARES", { mine: [{ ...share, ns: "a/b" }], withMe: [] }],
+    ["escape in owner", "SHARES", { mine: [], withMe: [{ ...share, owner: "\u001b[2J" }] }],
+  ];
+  for (const [label, op, message] of bad) {
+    assert.throws(() => checkReply(op, {}, ok(message)), BadMessageError, label);
+  }
+  const namespaces = [
+    { ns: "bob", role: "owner", name: "bob", mount: "" },
+    { ns: "alice", role: "write", name: "Project", mount: "Project", path: "Project", owner: "alice" },
+  ];
+  const push = { push: "namespaces", namespaces, change: "access", share };
+  assert.deepEqual(checkPush(push), push);
+  assert.deepEqual(checkPush({ push: "events", ns: "alice", path: "Project", events: [] }).push, "events");
+  for (
+    const hostile of [
+      { ...push, change: "stolen" },
+      { ...push, namespaces: [{ ...namespaces[1], path: "/etc" }] },
+      { ...push, namespaces: [{ ...namespaces[1], mount: "../up" }] },
+      { push: "events", ns: "alice", path: "../x", events: [] },
+    ]
+  ) {
+    assert.throws(() => checkPush(hostile), BadMessageError, JSON.stringify(hostile));
+  }
+});

@@ -269,6 +269,15 @@ export function validRequests(token: string): { message: Record<string, unknown>
     { message: { op: "RESTORE", path: "a.txt", ns: "" } },
     { message: { op: "LOCK", path: "a.txt", renew: true, ns: "other" } },
     { message: { op: "LOCKS", ns: "fuzz" } },
+    // Sharing: grants, taking back, listing; with a path not there, a user not there, a namespace not one's own.
+    { message: { op: "SHARE", path: "a.txt", with: "other", access: "read" } },
+    { message: { op: "SHARE", path: "f", with: "fuzz", access: "write", ns: "other" } },
+    { message: { op: "UNSHARE", path: "a.txt", with: "other" } },
+    { message: { op: "UNSHARE", path: "f" } },
+    { message: { op: "SHARES" } },
+    { message: { op: "MONITOR", since: 0, ns: "other", path: "f" } },
+    { message: { op: "CHANGES", since: 0, ns: "fuzz", path: "f" } },
+    { message: { op: "LOCKS", ns: "other", path: "f" } },
   ];
 }
 
@@ -415,8 +424,14 @@ export function validReplies(rev: number): Record<string, Reply> {
     LOCK: { body: { lock, renewed: false } },
     UNLOCK: { body: { released: lock } },
     LOCKS: { body: { locks: [lock] } },
+    SHARE: { body: { share, changed: "new" } },
+    UNSHARE: { body: { removed: [share] } },
+    SHARES: { body: { mine: [share], withMe: [{ ...share, owner: "other", user: "fuzz" }] } },
   };
 }
+
+/** A valid grant, as SHARE, UNSHARE and SHARES replies and the namespaces push carry it. */
+const share = { ns: "fuzz", path: "f", owner: "fuzz", user: "other", access: "write", mount: "f" };
 
 /** Valid pushes, as a real server sends them (the hostile server mutates these). */
 export const PUSHES = (rev: number) => [
@@ -451,6 +466,16 @@ export const PUSHES = (rev: number) => [
     change: { path: "a.txt", what: "taken", by: "d" },
   },
   { push: "locks", ns: "share:1", locks: [], change: { path: "a.txt", what: "released", by: "d" } },
+  { push: "events", ns: "other", path: "f", events: [] },
+  {
+    push: "namespaces",
+    namespaces: [
+      { ns: "fuzz", role: "owner", name: "fuzz", mount: "" },
+      { ns: "other", role: "read", name: "f", mount: "f", path: "f", owner: "other" },
+    ],
+    change: "new",
+    share: { ns: "other", path: "f", owner: "other", user: "fuzz", access: "read", mount: "f" },
+  },
 ];
 
 /** The client's side of one connection: reply checks, push checks applied to a real client state, downloads. */
