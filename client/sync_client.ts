@@ -1,4 +1,5 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
+import { dirname, join } from "node:path";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { DEVICE_REVOKED, RESYNC_CODE, type ResyncReason, type WireNamespace } from "../protocol/messages.ts";
 import { BadMessageError, checkPush, type Push } from "../protocol/replies.ts";
@@ -9,6 +10,7 @@ import { confirmWaiting, takeConfirmed, writeHeld } from "./held_deletes.ts";
 import { IGNORE_FILE, type IgnoreMatcher, loadIgnoreRules } from "./ignore.ts";
 import { type Mount, MountTable, viewKey } from "./mounts.ts";
 import { type Action, actionPaths, reconcile } from "./reconcile.ts";
+import { planReadOnly } from "./read_only.ts";
 import { decideSafety, type RootStatus, warningDue } from "./safety.ts";
 import {
   checkRoot,
@@ -138,6 +140,10 @@ export class SyncClient {
   #lockLists = new Map<string, WireLock[]>();
   /** The connection being set up or in use (the one share changes are followed on), and its journal epoch. */
   #connection: { peer: RpcPeer; epoch: string | null; followed: Set<string> } | null = null;
+  /** The caller's role in each mount, by key (from the server's list). */
+  #roles = new Map<string, string>();
+  /** Lines about read-only shares already said (by kind and path), so each is said once. */
+  #told = new Set<string>();
   /** Share changes are followed one after another. */
   #shareChain: Promise<void> = Promise.resolve();
   /** Size, mtime and inode of `.filesyncignore` when its rules were loaded ("" when absent). */
@@ -395,6 +401,7 @@ export class SyncClient {
       throw new Error(`The server's list of namespaces is not usable: ${(error as Error).message}`);
     }
     this.#state.setMounts(mounts);
+    this.#roles = new Map(list.map((n) => [viewKey(n.ns, n.path), n.role]));
   }
 
   /** Follows one mount on a connection (once): its journal (MONITOR) and its locks (LOCKS). */
@@ -537,6 +544,77 @@ export class SyncClient {
       this.#o.log(`cannot renew the lock on ${path}: ${error.message}`);
       return "gone";
     }
+  }
+
+  /**
+   * Takes the local changes inside read-only shares out of the plan (see {@linkcode planReadOnly}): an edited or
+   * new file is moved out to an own copy at the top of the folder (uploaded as the user's own file by a later
+   * cycle), and the shared item is brought back to the owner's version. The user is told, one line each.
+   */
+  #readOnlyShares(plan: Action[]): Action[] {
+    const state = this.#state;
+    const mounts = state.mounts;
+    if (![...this.#roles.values()].includes("read")) return plan;
+    const ro = planReadOnly(plan, {
+      readOnly: (path) => this.#roles.get(mounts.keyOf(path)) === "read",
+      taken: (path) =>
+        this.#local.has(path) || state.base.has(path) || state.remote.has(path) || mounts.isMountPoint(path),
+    });
+    const abs = (path: string) => join(this.#o.dir, path);
+    const moved = new Set<string>();
+    for (const { from, to } of ro.keep) {
+      try {
+        let free = false;
+        try {
+          Deno.lstatSync(abs(to));
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+          free = true;
+        }
+        if (!free) continue; // the next cycle picks another name
+        Deno.mkdirSync(dirname(abs(to)), { recursive: true });
+        Deno.renameSync(abs(from), abs(to));
+      } catch (error) {
+        this.#o.log(
+          `cannot move ${from} out of the read-only share: ${(error as Error).message} (left as it is)`,
+        );
+        continue;
+      }
+      moved.add(from);
+      this.#local.delete(from);
+      this.#dirty.add(from);
+      this.#dirty.add(to);
+      if (ro.restore.includes(from)) {
+        this.#o.log(
+          `${from} is in a share you may only read: your change is not uploaded, it is kept as your own file ` +
+            `"${to}"` + (state.remote.has(from) ? `; ${from} goes back to the owner's version` : ""),
+        );
+      } else this.#o.log(`${from} is in a share you may only read: moved back to ${to} (not uploaded)`);
+    }
+    for (const path of ro.restore) {
+      const keptOut = ro.keep.some((k) => k.from === path);
+      if (keptOut && !moved.has(path)) continue;
+      if (!keptOut && !this.#told.has(`restore:${path}`)) {
+        this.#told.add(`restore:${path}`);
+        this.#o.log(
+          `${path} is in a share you may only read: it comes back (only the owner deletes or renames it)`,
+        );
+      }
+      for (const known of [...state.base.keys()]) {
+        if (known === path || known.startsWith(path + "/")) state.setBase(known, null);
+      }
+      this.#dirty.add(path);
+    }
+    for (const path of ro.localOnly) {
+      if (this.#told.has(`local:${path}`)) continue;
+      this.#told.add(`local:${path}`);
+      this.#o.log(`${path} is in a share you may only read: the folder stays on this device only`);
+    }
+    if (ro.keep.length > 0 || ro.restore.length > 0) {
+      this.#fullScanDue = true;
+      setTimeout(() => this.#kick(), 0);
+    }
+    return ro.actions;
   }
 
   /**
@@ -720,6 +798,7 @@ export class SyncClient {
       }
       setTimeout(() => this.#kick(), 100);
     }
+    plan = this.#readOnlyShares(plan);
     if (!full && plan.some((action) => action.type === "deleteRemote")) {
       // A file gone from where the watcher looked may have moved somewhere it did not report (into a folder
       // made just before, say): look at the whole folder before deleting anything, so a move stays a move.

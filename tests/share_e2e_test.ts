@@ -165,3 +165,43 @@ Deno.test("moving a file between own files and a write share sends no content ag
   assert.equal(await chunkBytes(world.server.dataDir), stored, "no chunk was stored again");
   assert.doesNotMatch(b1.output, /uploaded Project\/big\.bin \(3\.0 MiB, 3\.0 MiB sent\)/);
 });
+
+Deno.test("a read-only share: an edit is never uploaded, kept as bob's own file; a delete comes back; access changes live", async () => {
+  await using world = await World.create();
+  const { a1, b1 } = await threeDevices(world);
+  assert.equal(
+    await ok(world.dir("a1"), "share", "Project", "--with", "bob"),
+    `shared Project with bob (read-only); their devices show it as "Project"`,
+  );
+  await waitForFile(join(world.dir("b1"), "Project", "plan.txt"), "alice's plan");
+  // bob edits the shared file: the edit goes to his own copy, the shared file returns to alice's version.
+  await Deno.writeTextFile(join(world.dir("b1"), "Project", "plan.txt"), "bob's edit, not for alice");
+  const own = join(world.dir("b1"), "plan (my edit of shared file).txt");
+  await waitForFile(own, "bob's edit, not for alice");
+  await waitForFile(join(world.dir("b1"), "Project", "plan.txt"), "alice's plan");
+  await b1.waitForOutput(/Project\/plan\.txt is in a share you may only read: your change is not uploaded/);
+  // The own copy is bob's: on the server in his namespace, never in alice's.
+  await waitFor(async () => {
+    const { output } = await filesync(world.dir("b1"), "versions", "plan (my edit of shared file).txt");
+    return /1 version/.test(output);
+  });
+  assert.equal(await Deno.readTextFile(join(world.dir("a2"), "Project", "plan.txt")), "alice's plan");
+  assert.match(await ok(world.dir("a1"), "versions", "Project/plan.txt"), /^1 version of/);
+  // A new file and a delete inside the read-only share.
+  await Deno.writeTextFile(join(world.dir("b1"), "Project", "new.txt"), "bob's new file");
+  await waitForFile(join(world.dir("b1"), "new (my edit of shared file).txt"), "bob's new file");
+  await waitForGone(join(world.dir("b1"), "Project", "new.txt"));
+  await Deno.remove(join(world.dir("b1"), "Project", "plan.txt"));
+  await b1.waitForOutput(/Project\/plan\.txt is in a share you may only read: it comes back/);
+  await waitForFile(join(world.dir("b1"), "Project", "plan.txt"), "alice's plan");
+  assert.equal(await exists(join(world.dir("a1"), "Project", "new.txt")), false);
+  // alice makes it read-write: bob's devices hear it at once, and bob's edits reach her.
+  assert.equal(
+    await ok(world.dir("a1"), "share", "Project", "--with", "bob", "--write"),
+    "Project is now read-write for bob",
+  );
+  await b1.waitForOutput(/share: alice's "Project" is now read-write for you/);
+  await Deno.writeTextFile(join(world.dir("b1"), "Project", "plan.txt"), "bob may write now");
+  await waitForFile(join(world.dir("a2"), "Project", "plan.txt"), "bob may write now");
+  void a1;
+});
