@@ -6,7 +6,7 @@ import { makePrivate } from "../protocol/private_files.ts";
 import { writeMutations } from "../protocol/kv_batches.ts";
 import { decodeRows, encodeRows, MANIFEST_ROW_BYTES, type WireEntry } from "../protocol/messages.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
-import { MountTable } from "./mounts.ts";
+import { type Mount, MountTable, viewKey } from "./mounts.ts";
 import type { BaseEntry, RemoteEntry } from "./reconcile.ts";
 
 /** Folder of client state inside the synced folder (never synced). */
@@ -147,6 +147,19 @@ export class ClientState {
       state.positions.set(ns, { ...e.value });
       state.#saved.set(ns, JSON.stringify(e.value));
     }
+    // Where shares showed when this device last ran, so a share gone meanwhile is found and taken away.
+    const mounts = (await kv.get<Mount[]>(["mounts"])).value;
+    if (Array.isArray(mounts)) {
+      try {
+        const table = new MountTable(mounts);
+        if (table.root === own) {
+          state.mounts = table;
+          state.#savedMounts = JSON.stringify(mounts);
+        }
+      } catch {
+        // Not a usable table (never expected): the server's list replaces it at login.
+      }
+    }
     // Written before namespaces: the one cursor is the own namespace's (a number: before journals had an epoch).
     const legacy = (await kv.get<number | JournalPosition>(["cursor"])).value;
     if (legacy !== null) {
@@ -170,15 +183,33 @@ export class ClientState {
 
   /**
    * Sets where namespaces show (from the server's list). A root namespace with another id than before takes the
-   * old root's journal position when it has none (a cursor migrated under a guessed id).
+   * old root's journal position when it has none (a cursor migrated under a guessed id). Returns the local paths
+   * whose mirror entries went with a share no longer listed.
    */
-  setMounts(mounts: MountTable): void {
+  setMounts(mounts: MountTable): string[] {
     const before = this.mounts.root;
     if (mounts.root !== before && !this.positions.has(mounts.root) && this.positions.has(before)) {
       this.positions.set(mounts.root, this.positions.get(before)!);
       this.positions.delete(before);
     }
+    // A share gone (or shown elsewhere now): its part of the mirror goes, so what this device has of it is
+    // deleted where unchanged, and what changed here and was never uploaded stays, as the user's own files.
+    const touched: string[] = [];
+    for (const old of this.mounts.list) {
+      if (old.mount === "") continue;
+      const key = viewKey(old.ns, old.path);
+      const now = mounts.mountOf(key);
+      if (now && now.mount === old.mount) continue;
+      for (const path of [...this.remote.keys()]) {
+        if (this.mounts.keyOf(path) !== key) continue;
+        this.remote.delete(path);
+        this.#dirty.set("r" + path, pathKey("remote", path));
+        touched.push(path);
+      }
+      this.positions.delete(key);
+    }
     this.mounts = mounts;
+    return touched;
   }
 
   /** Path of the temp folder for downloads. */
@@ -334,6 +365,8 @@ export class ClientState {
   #flushChain: Promise<void> = Promise.resolve();
   /** The positions as last written, by namespace (JSON). */
   #saved = new Map<string, string>();
+  /** The mounts as last written (JSON). */
+  #savedMounts = JSON.stringify([]);
   /** A cursor from before namespaces is still on disk (deleted once the positions are written). */
   #legacyCursor = false;
 
@@ -348,7 +381,9 @@ export class ClientState {
     const positions = [...this.positions].filter(([ns, p]) => this.#saved.get(ns) !== JSON.stringify(p));
     const forgotten = [...this.#saved.keys()].filter((ns) => !this.positions.has(ns));
     const cursorSaved = positions.length === 0 && forgotten.length === 0 && !this.#legacyCursor;
-    if (this.#dirty.size === 0 && this.#dirtyRows.size === 0 && cursorSaved) return;
+    const mounts = JSON.stringify(this.mounts.list);
+    const mountsSaved = mounts === this.#savedMounts;
+    if (this.#dirty.size === 0 && this.#dirtyRows.size === 0 && cursorSaved && mountsSaved) return;
     const mutations = this.#rowsMutations();
     for (const [tag, key] of this.#dirty) {
       const path = tag.slice(1);
@@ -360,6 +395,7 @@ export class ClientState {
     this.#dirty.clear();
     // Last, so a crash part way leaves the old positions: the next start resynchronises again. The cursor of
     // before namespaces goes after the positions that replace it.
+    if (!mountsSaved) mutations.push([["mounts"], JSON.parse(mounts)]);
     const written = positions.map(([ns, p]) => [ns, { ...p }] as const);
     for (const [ns, p] of written) mutations.push([["position", ns], p]);
     for (const ns of forgotten) mutations.push([["position", ns], null]);
@@ -368,6 +404,7 @@ export class ClientState {
     for (const [ns, p] of written) this.#saved.set(ns, JSON.stringify(p));
     for (const ns of forgotten) this.#saved.delete(ns);
     this.#legacyCursor = false;
+    this.#savedMounts = mounts;
   }
 
   /** Flushes and closes the KV. */

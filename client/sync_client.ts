@@ -140,6 +140,11 @@ export class SyncClient {
   #lockLists = new Map<string, WireLock[]>();
   /** The connection being set up or in use (the one share changes are followed on), and its journal epoch. */
   #connection: { peer: RpcPeer; epoch: string | null; followed: Set<string> } | null = null;
+  /**
+   * Local paths of shares gone while this client runs: their base is the share's, not the own namespace's, so
+   * they say nothing about the own namespace's journal position (reconcile deletes or keeps them).
+   */
+  #leftShares = new Set<string>();
   /** The caller's role in each mount, by key (from the server's list). */
   #roles = new Map<string, string>();
   /** Lines about read-only shares already said (by kind and path), so each is said once. */
@@ -400,7 +405,12 @@ export class SyncClient {
     } catch (error) {
       throw new Error(`The server's list of namespaces is not usable: ${(error as Error).message}`);
     }
-    this.#state.setMounts(mounts);
+    const gone = this.#state.setMounts(mounts);
+    for (const path of gone) {
+      this.#dirty.add(path);
+      this.#leftShares.add(path);
+    }
+    if (gone.length > 0) this.#fullScanDue = true;
     this.#roles = new Map(list.map((n) => [viewKey(n.ns, n.path), n.role]));
   }
 
@@ -431,7 +441,7 @@ export class SyncClient {
     const state = this.#state;
     const position = state.position(ns);
     const mine = <T>(map: ReadonlyMap<string, T>) =>
-      new Map([...map].filter(([path]) => state.mounts.keyOf(path) === ns));
+      new Map([...map].filter(([path]) => state.mounts.keyOf(path) === ns && !this.#leftShares.has(path)));
     // `ns` is the mount's key: for a share of a part of a namespace, the namespace and that part go on the wire.
     const mount = state.mounts.mountOf(ns);
     const where = mount?.path ? { ns: mount.ns, path: mount.path } : { ns };

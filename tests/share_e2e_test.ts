@@ -74,6 +74,11 @@ Deno.test("share command errors: unknown user, yourself, a missing path, re-shar
   assert.notEqual(reshare.code, 0);
   assert.match(reshare.output, /only the owner shares/);
   assert.equal(await exists(join(world.dir("b1"), "private.txt")), false, "only the share reaches bob");
+  // bob leaves the share: it goes from his device, alice keeps it.
+  assert.equal(await ok(world.dir("b1"), "unshare", "Project"), "left the share Project");
+  await b1.waitForOutput(/share: alice's "Project" is no longer shared with you/);
+  await waitForGone(join(world.dir("b1"), "Project"));
+  assert.equal(await Deno.readTextFile(join(world.dir("a2"), "Project", "plan.txt")), "alice's plan");
 });
 
 Deno.test("a write share: edits both ways, another device of the owner, a conflict inside, SHARES, catch-up", async () => {
@@ -203,5 +208,50 @@ Deno.test("a read-only share: an edit is never uploaded, kept as bob's own file;
   await b1.waitForOutput(/share: alice's "Project" is now read-write for you/);
   await Deno.writeTextFile(join(world.dir("b1"), "Project", "plan.txt"), "bob may write now");
   await waitForFile(join(world.dir("a2"), "Project", "plan.txt"), "bob may write now");
+  void a1;
+});
+
+Deno.test("unshare: the item goes from bob's devices, live; changes never uploaded stay as bob's own files", async () => {
+  await using world = await World.create();
+  const { a1, b1 } = await threeDevices(world);
+  await Deno.writeTextFile(join(world.dir("a1"), "Project", "other.txt"), "another of alice's");
+  await Deno.mkdir(join(world.dir("a1"), "Docs"));
+  await Deno.writeTextFile(join(world.dir("a1"), "Docs", "d.txt"), "alice's doc");
+  await ok(world.dir("a1"), "share", "Project", "--with", "bob", "--write");
+  await ok(world.dir("a1"), "share", "Docs", "--with", "bob");
+  await waitForFile(join(world.dir("b1"), "Project", "other.txt"), "another of alice's");
+  await waitForFile(join(world.dir("b1"), "Docs", "d.txt"), "alice's doc");
+  // Live: alice takes Docs back; it goes from bob's device, and bob's client says so.
+  assert.equal(
+    await ok(world.dir("a1"), "unshare", "Docs", "--with", "bob"),
+    "stopped sharing Docs with bob",
+  );
+  await b1.waitForOutput(/share: alice's "Docs" is no longer shared with you/);
+  await waitForGone(join(world.dir("b1"), "Docs"));
+  assert.equal(
+    await Deno.readTextFile(join(world.dir("a2"), "Docs", "d.txt")),
+    "alice's doc",
+    "alice keeps it",
+  );
+  // Offline: bob edits and adds in Project, never uploaded; alice unshares meanwhile.
+  await b1.stop();
+  await Deno.writeTextFile(join(world.dir("b1"), "Project", "plan.txt"), "bob's unsent edit");
+  await Deno.writeTextFile(join(world.dir("b1"), "Project", "bobs-new.txt"), "bob's unsent file");
+  assert.equal(await ok(world.dir("a1"), "unshare", "Project"), "stopped sharing Project with bob");
+  const back = await world.client("b1", { user: "bob", password: BOB_PASSWORD });
+  await waitForGone(join(world.dir("b1"), "Project", "other.txt"));
+  assert.equal(await Deno.readTextFile(join(world.dir("b1"), "Project", "plan.txt")), "bob's unsent edit");
+  assert.equal(
+    await Deno.readTextFile(join(world.dir("b1"), "Project", "bobs-new.txt")),
+    "bob's unsent file",
+  );
+  // They are bob's own now: on the server in his namespace; alice's files are untouched.
+  await waitFor(async () => {
+    const { output } = await filesync(world.dir("b1"), "versions", "Project/plan.txt");
+    return /1 version .*\n.*b1/.test(output);
+  }, { message: () => back.output });
+  assert.equal(await Deno.readTextFile(join(world.dir("a2"), "Project", "plan.txt")), "alice's plan");
+  assert.equal(await exists(join(world.dir("a2"), "Project", "bobs-new.txt")), false);
+  assert.equal(await ok(world.dir("b1"), "shares"), "Nothing is shared, by you or with you");
   void a1;
 });
