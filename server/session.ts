@@ -581,6 +581,12 @@ export class Session {
       this.#monitors.get(key)?.();
       this.#monitors.delete(key);
       throw error;
+    } finally {
+      // Closed while it subscribed: the close already unsubscribed what there was then, this goes too.
+      if (this.peer.isClosed) {
+        this.#monitors.get(ns)?.();
+        this.#monitors.delete(ns);
+      }
     }
   }
 
