@@ -584,8 +584,8 @@ export class Session {
     } finally {
       // Closed while it subscribed: the close already unsubscribed what there was then, this goes too.
       if (this.peer.isClosed) {
-        this.#monitors.get(ns)?.();
-        this.#monitors.delete(ns);
+        this.#monitors.get(key)?.();
+        this.#monitors.delete(key);
       }
     }
   }
