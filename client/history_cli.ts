@@ -7,8 +7,16 @@ import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { openConnection, parseServerAddress } from "./connection.ts";
 import { formatSize } from "./executor.ts";
-import { MountTable } from "./mounts.ts";
-import { type DeviceInfo, readCa, readDeviceInfo, readToken, STATE_DIR } from "./state.ts";
+import { mountableViews, MountTable } from "./mounts.ts";
+import {
+  type DeviceInfo,
+  existsIn,
+  readCa,
+  readDeviceInfo,
+  readShownMounts,
+  readToken,
+  STATE_DIR,
+} from "./state.ts";
 
 /** Help text of `filesync versions`. */
 export const VERSIONS_HELP = `Usage: filesync versions PATH [--json] [--dir DIR]
@@ -159,7 +167,14 @@ export async function connectMounted(folder: SyncedFolder): Promise<{ peer: RpcP
     const listed = Array.isArray(reply.message.namespaces)
       ? reply.message.namespaces as WireNamespace[]
       : [{ ns: folder.device.user, mount: "" } as WireNamespace];
-    return { peer, mounts: new MountTable(listed.map(({ ns, mount, path }) => ({ ns, mount, path }))) };
+    // As the client shows them: a new share whose name is in use here is not shown (see mountableViews).
+    const shown = await readShownMounts(folder.root);
+    const views = mountableViews(
+      listed.map(({ ns, mount, path }) => path ? { ns, mount, path } : { ns, mount }),
+      shown,
+      (name) => existsIn(folder.root, name),
+    );
+    return { peer, mounts: new MountTable(views) };
   } catch (error) {
     peer.close();
     if (error instanceof RpcError && error.code === "auth_token") {

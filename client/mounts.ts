@@ -145,3 +145,24 @@ export class MountTable {
     return this.#byFolder.get(top) ?? this.list[0];
   }
 }
+
+/**
+ * The namespaces of a server's list that a folder shows: its own and every mount it showed before (`shown`:
+ * mount by key), and a new share only where the folder has nothing of its mount's name (`inUse`): a file or
+ * folder made on the device and not yet on the server would otherwise become part of the share.
+ *
+ * @example
+ * ```ts
+ * const listed = [{ ns: "bob", mount: "" }, { ns: "alice", mount: "Project", path: "Project" }];
+ * mountableViews(listed, new Map(), (name) => name === "Project"); // the own one only
+ * ```
+ */
+export function mountableViews<T extends Mount>(
+  listed: readonly T[],
+  shown: ReadonlyMap<string, string>,
+  inUse: (name: string) => boolean,
+): T[] {
+  return listed.filter((m) =>
+    m.mount === "" || shown.get(viewKey(m.ns, m.path)) === m.mount || !inUse(m.mount)
+  );
+}

@@ -1,6 +1,6 @@
 // Table tests of MountTable: local paths to namespace paths and back, and the tables it refuses.
 import assert from "node:assert/strict";
-import { type Mount, MountTable } from "./mounts.ts";
+import { type Mount, mountableViews, MountTable } from "./mounts.ts";
 
 const own: Mount = { ns: "alice", mount: "" };
 const team: Mount = { ns: "share:1", mount: "Team" };
@@ -96,4 +96,25 @@ Deno.test("MountTable maps the views of shared parts of another user's namespace
       }]),
     TypeError,
   );
+});
+
+Deno.test("mountableViews() shows a new share only where its name is free here, and what showed before", () => {
+  const own = { ns: "bob", mount: "" };
+  const project = { ns: "alice", mount: "Project", path: "Project" };
+  const docs = { ns: "alice", mount: "Docs", path: "Docs" };
+  const inUse = (name: string) => ["Project", "Docs"].includes(name);
+  const cases: [Map<string, string>, Mount[]][] = [
+    [new Map(), [own]],
+    [new Map([["alice/Project", "Project"]]), [own, project]],
+    [new Map([["alice/Project", "Project (old)"]]), [own]],
+    [new Map([["alice/Project", "Project"], ["alice/Docs", "Docs"]]), [own, project, docs]],
+  ];
+  for (const [shown, expected] of cases) {
+    assert.deepEqual(
+      mountableViews([own, project, docs], shown, inUse),
+      expected,
+      JSON.stringify([...shown]),
+    );
+  }
+  assert.deepEqual(mountableViews([own, project, docs], new Map(), () => false), [own, project, docs]);
 });

@@ -414,6 +414,37 @@ export class ClientState {
   }
 }
 
+/** File of the mounts the client shows, for the commands run beside it (they never open state.kv). */
+const SHOWN_MOUNTS = "mounts.json";
+
+/** Saves where the client shows each namespace (mode 0600, via temp file and rename). */
+export function saveShownMounts(root: string, mounts: readonly Mount[]): void {
+  const path = join(root, STATE_DIR, SHOWN_MOUNTS);
+  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
+  Deno.writeTextFileSync(tmp, JSON.stringify(mounts) + "\n", { mode: 0o600, createNew: true });
+  Deno.renameSync(tmp, path);
+}
+
+/** Whether the synced folder has anything (a file, folder or link) at `path`. */
+export function existsIn(root: string, path: string): boolean {
+  try {
+    Deno.lstatSync(join(root, path));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Where the client last showed each namespace: mount by {@linkcode viewKey} (empty before it ran). */
+export async function readShownMounts(root: string): Promise<Map<string, string>> {
+  try {
+    const list = JSON.parse(await Deno.readTextFile(join(root, STATE_DIR, SHOWN_MOUNTS))) as Mount[];
+    return new Map(list.map((m) => [viewKey(m.ns, m.path), m.mount]));
+  } catch {
+    return new Map();
+  }
+}
+
 /** Reads the saved device identity, or null before the first login. */
 export async function readDeviceInfo(root: string): Promise<DeviceInfo | null> {
   try {

@@ -8,7 +8,7 @@ import { openConnection, UnreachableError } from "./connection.ts";
 import { Executor } from "./executor.ts";
 import { confirmWaiting, takeConfirmed, writeHeld } from "./held_deletes.ts";
 import { IGNORE_FILE, type IgnoreMatcher, loadIgnoreRules } from "./ignore.ts";
-import { type Mount, MountTable, viewKey } from "./mounts.ts";
+import { type Mount, mountableViews, MountTable, viewKey } from "./mounts.ts";
 import { type Action, actionPaths, reconcile } from "./reconcile.ts";
 import { planReadOnly } from "./read_only.ts";
 import { decideSafety, type RootStatus, warningDue } from "./safety.ts";
@@ -22,7 +22,16 @@ import {
   ScanStopped,
 } from "./scanner.ts";
 import { adjustBase, describeResync, isResyncReason } from "./resync.ts";
-import { ClientState, type DeviceInfo, forgetToken, readDeviceInfo, readToken, saveLogin } from "./state.ts";
+import {
+  ClientState,
+  type DeviceInfo,
+  existsIn,
+  forgetToken,
+  readDeviceInfo,
+  readToken,
+  saveLogin,
+  saveShownMounts,
+} from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
 import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
@@ -398,14 +407,30 @@ export class SyncClient {
    * root); a server before namespaces lists none: the own namespace is the user's name, at the root.
    */
   #mount(namespaces: WireNamespace[] | null): void {
-    const list: WireNamespace[] = namespaces ?? [{ ns: this.#o.user, role: "owner", name: "", mount: "" }];
+    const listed: WireNamespace[] = namespaces ?? [{ ns: this.#o.user, role: "owner", name: "", mount: "" }];
+    const state = this.#state;
+    const shown = new Map(state.mounts.list.map((m) => [viewKey(m.ns, m.path), m.mount]));
+    const inUse = (name: string) =>
+      state.base.has(name) || state.remote.has(name) || this.#local.has(name) || existsIn(this.#o.dir, name);
+    const list = mountableViews(listed, shown, inUse);
+    for (const n of listed) {
+      if (list.includes(n) || this.#told.has(`clash:${viewKey(n.ns, n.path)}`)) continue;
+      this.#told.add(`clash:${viewKey(n.ns, n.path)}`);
+      this.#o.log(
+        `share: ${n.owner ?? n.ns}'s "${
+          n.path ?? n.name
+        }" cannot show as "${n.mount}": this device has a file ` +
+          `or folder of that name; rename yours and the share appears at the next connection`,
+      );
+    }
     let mounts: MountTable;
     try {
       mounts = new MountTable(list.map(({ ns, mount, path }) => path ? { ns, mount, path } : { ns, mount }));
     } catch (error) {
       throw new Error(`The server's list of namespaces is not usable: ${(error as Error).message}`);
     }
-    const gone = this.#state.setMounts(mounts);
+    const gone = state.setMounts(mounts);
+    saveShownMounts(this.#o.dir, mounts.list);
     for (const path of gone) {
       this.#dirty.add(path);
       this.#leftShares.add(path);

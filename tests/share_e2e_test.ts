@@ -255,3 +255,22 @@ Deno.test("unshare: the item goes from bob's devices, live; changes never upload
   assert.equal(await ok(world.dir("b1"), "shares"), "Nothing is shared, by you or with you");
   void a1;
 });
+
+Deno.test("a share whose name a device already uses locally waits: nothing of the device's goes to the owner", async () => {
+  await using world = await World.create();
+  const { b1 } = await threeDevices(world);
+  await b1.stop();
+  await Deno.mkdir(join(world.dir("b1"), "Project"));
+  await Deno.writeTextFile(join(world.dir("b1"), "Project", "bobs.txt"), "bob's, made offline");
+  await ok(world.dir("a1"), "share", "Project", "--with", "bob", "--write");
+  const back = await world.client("b1", { user: "bob", password: BOB_PASSWORD });
+  await back.waitForOutput(
+    /share: alice's "Project" cannot show as "Project": this device has a file or folder/,
+  );
+  await waitFor(async () => {
+    const { output } = await filesync(world.dir("b1"), "versions", "Project/bobs.txt");
+    return /1 version/.test(output);
+  }, { message: () => back.output });
+  assert.equal(await exists(join(world.dir("a1"), "Project", "bobs.txt")), false, "not in alice's files");
+  assert.equal(await exists(join(world.dir("b1"), "Project", "plan.txt")), false);
+});
