@@ -1057,10 +1057,13 @@ export class Session {
 
   async #shares(): Promise<Reply> {
     const records = await this.#ctx.store.namespacesOf(this.#user);
-    const mine = records.filter((n) => n.owner === this.#user)
-      .flatMap((n) => (n.grants ?? []).map((g) => wireShare(n, g)));
+    // Grants of a path (what SHARE makes); a grant of a whole namespace is no share of a file or folder.
+    const shared = (n: NamespaceRecord) => (n.grants ?? []).filter((g) => g.path);
+    const mine = records.filter((n) => n.owner === this.#user).flatMap((n) =>
+      shared(n).map((g) => wireShare(n, g))
+    );
     const withMe = records.filter((n) => n.owner !== this.#user)
-      .flatMap((n) => (n.grants ?? []).filter((g) => g.user === this.#user).map((g) => wireShare(n, g)));
+      .flatMap((n) => shared(n).filter((g) => g.user === this.#user).map((g) => wireShare(n, g)));
     return { body: { mine, withMe } };
   }
 

@@ -566,3 +566,32 @@ Deno.test("a grantee may not delete or rename the shared item itself, and may le
     void alice;
   });
 });
+
+Deno.test("locks in a write share: the grantee's lock holds the owner back; the owner can force it open", async () => {
+  await withWorld(async (world) => {
+    const { alice, bob } = await setUp(world);
+    assert.equal(await outcome(bob.peer.request("LOCK", { path: "Project/f.txt", ns: "alice" })), "ok");
+    const rev = await revOf(world, "alice", "Project/f.txt");
+    assert.equal(await upload(alice, "Project/f.txt", "alice's edit", { baseRev: rev }), "locked");
+    assert.equal(await outcome(alice.peer.request("UNLOCK", { path: "Project/f.txt" })), "not_holder");
+    assert.equal(await outcome(alice.peer.request("UNLOCK", { path: "Project/f.txt", force: true })), "ok");
+    assert.equal(await upload(alice, "Project/f.txt", "alice's edit", { baseRev: rev }), "ok");
+    assert.equal(
+      await outcome(bob.peer.request("LOCK", { path: "Docs/f.txt", ns: "alice" })),
+      F,
+      "read share",
+    );
+    const locks = await bob.peer.request("LOCKS", { ns: "alice", path: "Project" });
+    assert.deepEqual(locks.message.locks, []);
+    assert.equal(await outcome(bob.peer.request("LOCKS", { ns: "alice" })), F, "not the whole namespace");
+    // Lock pushes of a share's MONITOR: only locks inside it, named by its path.
+    await bob.peer.request("MONITOR", { since: 0, ns: "alice", path: "Project" });
+    const lockPushes = () => bob.pushes.filter((p) => p.push === "locks");
+    assert.equal(await outcome(alice.peer.request("LOCK", { path: "Secret/f.txt" })), "ok");
+    assert.equal(await outcome(alice.peer.request("LOCK", { path: "Project/f.txt" })), "ok");
+    await waitFor(() => lockPushes().length === 1);
+    const [push] = lockPushes() as { path: string; locks: { path: string }[] }[];
+    assert.equal(push.path, "Project");
+    assert.deepEqual(push.locks.map((l) => l.path), ["Project/f.txt"], "alice's lock on Secret is not shown");
+  });
+});
