@@ -116,3 +116,29 @@ export function planReadOnly(plan: readonly Action[], ctx: ReadOnlyContext): Rea
   }
   return out;
 }
+
+/**
+ * Keeps a share whose mount folder (or file) is gone from this device whole on the server: a share is its
+ * owner's, so removing or renaming it here must not delete it for everyone. Every delete below a gone root is
+ * taken out of the plan, and a move out of it becomes a copy (uploaded as the user's own files: their content
+ * is on the server, so only manifests go). Returns the actions left and the roots to bring back (a user leaves
+ * a share with `filesync unshare` instead).
+ */
+export function keepShareRoots(
+  plan: readonly Action[],
+  goneRoots: readonly string[],
+): { actions: Action[]; restore: string[] } {
+  const below = (path: string) => goneRoots.some((r) => path === r || path.startsWith(r + "/"));
+  const touched = plan.some((a) =>
+    (a.type === "deleteRemote" && below(a.path)) || (a.type === "moveRemote" && below(a.from))
+  );
+  if (!touched) return { actions: [...plan], restore: [] };
+  const actions = plan.flatMap((a): Action[] => {
+    if (a.type === "deleteRemote" && below(a.path)) return [];
+    if (a.type !== "moveRemote" || !below(a.from)) return [a];
+    return a.local.kind === "file"
+      ? [{ type: "upload", path: a.to, local: a.local, baseRev: 0 }]
+      : [{ type: "mkdirRemote", path: a.to, baseRev: 0 }];
+  });
+  return { actions, restore: [...goneRoots] };
+}

@@ -1,7 +1,7 @@
 // Table tests of the read-only share step: no local change inside a read-only share goes to the server, and
 // nothing typed there is lost.
 import assert from "node:assert/strict";
-import { ownEditPath, planReadOnly, type ReadOnlyPlan } from "./read_only.ts";
+import { keepShareRoots, ownEditPath, planReadOnly, type ReadOnlyPlan } from "./read_only.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
 
 const file: LocalEntry = { kind: "file", hash: "h", size: 1, mtime: 1 };
@@ -133,4 +133,44 @@ Deno.test("planReadOnly() gives two edits of one name two own copies", () => {
     "notes (my edit of shared file).txt",
     "notes (my edit of shared file 2).txt",
   ]);
+});
+
+Deno.test("keepShareRoots() keeps a share gone from the device whole on the server: no delete, moves become copies", () => {
+  const del = (path: string, kind: "file" | "dir" = "file"): Action => ({
+    type: "deleteRemote",
+    path,
+    kind,
+    baseRev: 1,
+  });
+  const upload: Action = { type: "upload", path: "Project/new.txt", local: file, baseRev: 0 };
+  assert.deepEqual(keepShareRoots([del("Project/a.txt"), del("Project/b"), upload], []), {
+    actions: [del("Project/a.txt"), del("Project/b"), upload],
+    restore: [],
+  }, "deletes inside a share still there are the user's to make");
+  assert.deepEqual(
+    keepShareRoots([upload], ["Project"]),
+    { actions: [upload], restore: [] },
+    "nothing to keep",
+  );
+  assert.deepEqual(
+    keepShareRoots([del("Project/a.txt"), del("Project", "dir"), del("Projects/x"), upload], ["Project"]),
+    { actions: [del("Projects/x"), upload], restore: ["Project"] },
+  );
+  assert.deepEqual(
+    keepShareRoots([
+      { type: "moveRemote", from: "Project", to: "Mine", baseRev: 1, local: dir },
+      { type: "moveRemote", from: "Project/a.txt", to: "Mine/a.txt", baseRev: 2, local: file },
+      { type: "moveRemote", from: "x.txt", to: "y.txt", baseRev: 2, local: file },
+    ], ["Project"]),
+    {
+      actions: [
+        { type: "mkdirRemote", path: "Mine", baseRev: 0 },
+        { type: "upload", path: "Mine/a.txt", local: file, baseRev: 0 },
+        { type: "moveRemote", from: "x.txt", to: "y.txt", baseRev: 2, local: file },
+      ],
+      restore: ["Project"],
+    },
+    "renamed away: copies, and the share comes back",
+  );
+  assert.deepEqual(keepShareRoots([del("plan.txt")], ["plan.txt"]), { actions: [], restore: ["plan.txt"] });
 });

@@ -10,7 +10,7 @@ import { confirmWaiting, takeConfirmed, writeHeld } from "./held_deletes.ts";
 import { IGNORE_FILE, type IgnoreMatcher, loadIgnoreRules } from "./ignore.ts";
 import { type Mount, mountableViews, MountTable, viewKey } from "./mounts.ts";
 import { type Action, actionPaths, reconcile } from "./reconcile.ts";
-import { planReadOnly } from "./read_only.ts";
+import { keepShareRoots, planReadOnly } from "./read_only.ts";
 import { decideSafety, type RootStatus, warningDue } from "./safety.ts";
 import {
   checkRoot,
@@ -589,6 +589,23 @@ export class SyncClient {
   #readOnlyShares(plan: Action[]): Action[] {
     const state = this.#state;
     const mounts = state.mounts;
+    // Shares whose mount this device had and no longer has (deleted or renamed away here).
+    const gone = mounts.list.filter((m) => m.path !== undefined && m.mount !== "").map((m) => m.mount)
+      .filter((root) => state.base.has(root) && !this.#local.has(root) && !existsIn(this.#o.dir, root));
+    const whole = keepShareRoots(plan, gone);
+    for (const root of whole.restore) {
+      const { ns } = mounts.fromLocal(root);
+      this.#o.log(
+        `${root} is shared with you by ${ns}: deleting or renaming it here deletes nothing of it on the server, ` +
+          `so it comes back (to take it off your devices, run filesync unshare "${root}")`,
+      );
+      this.#bringBack(root);
+    }
+    plan = whole.actions;
+    if (whole.restore.length > 0) {
+      this.#fullScanDue = true;
+      setTimeout(() => this.#kick(), 0);
+    }
     if (![...this.#roles.values()].includes("read")) return plan;
     const ro = planReadOnly(plan, {
       readOnly: (path) => this.#roles.get(mounts.keyOf(path)) === "read",
@@ -635,10 +652,7 @@ export class SyncClient {
           `${path} is in a share you may only read: it comes back (only the owner deletes or renames it)`,
         );
       }
-      for (const known of [...state.base.keys()]) {
-        if (known === path || known.startsWith(path + "/")) state.setBase(known, null);
-      }
-      this.#dirty.add(path);
+      this.#bringBack(path);
     }
     for (const path of ro.localOnly) {
       if (this.#told.has(`local:${path}`)) continue;
@@ -650,6 +664,15 @@ export class SyncClient {
       setTimeout(() => this.#kick(), 0);
     }
     return ro.actions;
+  }
+
+  /** Forgets the base of a path inside a share (and below it), so the next cycle brings the owner's version back. */
+  #bringBack(path: string): void {
+    const state = this.#state;
+    for (const known of [...state.base.keys()]) {
+      if (known === path || known.startsWith(path + "/")) state.setBase(known, null);
+    }
+    this.#dirty.add(path);
   }
 
   /**

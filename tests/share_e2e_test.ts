@@ -274,3 +274,28 @@ Deno.test("a share whose name a device already uses locally waits: nothing of th
   assert.equal(await exists(join(world.dir("a1"), "Project", "bobs.txt")), false, "not in alice's files");
   assert.equal(await exists(join(world.dir("b1"), "Project", "plan.txt")), false);
 });
+
+Deno.test("deleting a whole write share on the recipient's device deletes nothing of the owner's: it comes back", async () => {
+  await using world = await World.create();
+  const { b1 } = await threeDevices(world);
+  await ok(world.dir("a1"), "share", "Project", "--with", "bob", "--write");
+  await waitForFile(join(world.dir("b1"), "Project", "plan.txt"), "alice's plan");
+  await Deno.remove(join(world.dir("b1"), "Project"), { recursive: true });
+  await b1.waitForOutput(
+    /Project is shared with you by alice: deleting or renaming it here deletes nothing of it on the server/,
+  );
+  await waitForFile(join(world.dir("b1"), "Project", "plan.txt"), "alice's plan");
+  assert.equal(await Deno.readTextFile(join(world.dir("a2"), "Project", "plan.txt")), "alice's plan");
+  assert.match(await ok(world.dir("a1"), "versions", "Project/plan.txt"), /^1 version of/);
+  assert.doesNotMatch(b1.output, /deleted Project\/plan\.txt \(on the server\)/);
+  // Renamed away: a copy stays as bob's own files, the share comes back, alice's files stay.
+  await Deno.rename(join(world.dir("b1"), "Project"), join(world.dir("b1"), "Mine"));
+  await waitForFile(join(world.dir("b1"), "Project", "plan.txt"), "alice's plan");
+  await waitFor(async () => {
+    const { output } = await filesync(world.dir("b1"), "versions", "Mine/plan.txt");
+    return /1 version/.test(output);
+  }, { message: () => b1.output });
+  assert.equal(await Deno.readTextFile(join(world.dir("b1"), "Mine", "plan.txt")), "alice's plan");
+  assert.equal(await Deno.readTextFile(join(world.dir("a2"), "Project", "plan.txt")), "alice's plan");
+  assert.equal(await exists(join(world.dir("a2"), "Mine")), false);
+});
