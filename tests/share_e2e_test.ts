@@ -299,3 +299,21 @@ Deno.test("deleting a whole write share on the recipient's device deletes nothin
   assert.equal(await Deno.readTextFile(join(world.dir("a2"), "Project", "plan.txt")), "alice's plan");
   assert.equal(await exists(join(world.dir("a2"), "Mine")), false);
 });
+
+Deno.test("a shared file: shown at the top under its name, edited both ways, then read-only", async () => {
+  await using world = await World.create();
+  const { b1 } = await threeDevices(world);
+  await ok(world.dir("a1"), "share", "Project/plan.txt", "--with", "bob", "--write");
+  await waitForFile(join(world.dir("b1"), "plan.txt"), "alice's plan");
+  assert.equal(await exists(join(world.dir("b1"), "Project")), false, "only the file");
+  await Deno.writeTextFile(join(world.dir("b1"), "plan.txt"), "bob's line");
+  await waitForFile(join(world.dir("a2"), "Project", "plan.txt"), "bob's line");
+  await Deno.writeTextFile(join(world.dir("a1"), "Project", "plan.txt"), "alice's line");
+  await waitForFile(join(world.dir("b1"), "plan.txt"), "alice's line");
+  await ok(world.dir("a1"), "share", "Project/plan.txt", "--with", "bob");
+  await b1.waitForOutput(/share: alice's "Project\/plan\.txt" is now read-only for you/);
+  await Deno.writeTextFile(join(world.dir("b1"), "plan.txt"), "bob's second line");
+  await waitForFile(join(world.dir("b1"), "plan (my edit of shared file).txt"), "bob's second line");
+  await waitForFile(join(world.dir("b1"), "plan.txt"), "alice's line");
+  assert.equal(await Deno.readTextFile(join(world.dir("a2"), "Project", "plan.txt")), "alice's line");
+});
