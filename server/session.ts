@@ -121,6 +121,8 @@ export class Session {
   #namespaces = new Map<string, NamespaceRecord>();
   /** The journal subscriptions of MONITOR, by {@linkcode monitorKey} (namespace id and followed path). */
   #monitors = new Map<string, () => void>();
+  /** The chunks of the shared parts of other users' namespaces, by namespace and parts, as of a journal seq. */
+  #shareChunks = new Map<string, { seq: number; ids: Set<string> }>();
   /** Stops hearing share changes of the user (set at login). */
   #unwatchShares = () => {};
   /** Share changes are handled one after another, in the order they came. */
@@ -708,20 +710,30 @@ export class Session {
    */
   async #sharedChunks(ids: string[]): Promise<Set<string>> {
     const found = new Set<string>();
-    const wanted = new Set(ids);
     for (const n of this.#namespaces.values()) {
       if (access(this.#user, n, "") !== null) continue;
       const parts = (n.grants ?? []).filter((g) => g.user === this.#user && g.path).map((g) => g.path!);
       if (parts.length === 0) continue;
-      for await (const entry of this.#ctx.store.listEntries(n.id)) {
-        if (entry.kind !== "file" || !entry.hash || !parts.some((p) => under(p, entry.path))) continue;
-        for (const row of await this.#ctx.store.getManifest(entry.hash) ?? []) {
-          if (wanted.has(row.id)) found.add(row.id);
-        }
-        if (found.size === wanted.size) return found;
-      }
+      const chunks = await this.#chunksUnder(n.id, parts);
+      for (const id of ids) if (chunks.has(id)) found.add(id);
+      if (found.size === ids.length) break;
     }
     return found;
+  }
+
+  /** The chunks of the live files under `parts` of a namespace, listed again only after the namespace changed. */
+  async #chunksUnder(ns: string, parts: string[]): Promise<Set<string>> {
+    const seq = await this.#ctx.store.latestSeq(ns);
+    const key = `${ns}\u0000${parts.join("\u0000")}`;
+    const cached = this.#shareChunks.get(key);
+    if (cached?.seq === seq) return cached.ids;
+    const ids = new Set<string>();
+    for await (const entry of this.#ctx.store.listEntries(ns)) {
+      if (entry.kind !== "file" || !entry.hash || !parts.some((p) => under(p, entry.path))) continue;
+      for (const row of await this.#ctx.store.getManifest(entry.hash) ?? []) ids.add(row.id);
+    }
+    this.#shareChunks.set(key, { seq, ids });
+    return ids;
   }
 
   /** The real sizes of those chunks the caller may reference (absent: missing), for the commit's row check. */
