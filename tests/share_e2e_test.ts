@@ -317,3 +317,31 @@ Deno.test("a shared file: shown at the top under its name, edited both ways, the
   await waitForFile(join(world.dir("b1"), "plan.txt"), "alice's line");
   assert.equal(await Deno.readTextFile(join(world.dir("a2"), "Project", "plan.txt")), "alice's line");
 });
+
+Deno.test("locks in a write share: alice's lock makes bob's copy read-only, bob's reaches alice's devices, the owner forces it open", async () => {
+  await using world = await World.create();
+  const { a1, b1 } = await threeDevices(world);
+  await ok(world.dir("a1"), "share", "Project", "--with", "bob", "--write");
+  const bobs = join(world.dir("b1"), "Project", "plan.txt");
+  await waitForFile(bobs, "alice's plan");
+  await ok(world.dir("a1"), "lock", "Project/plan.txt");
+  await b1.waitForOutput(/Project\/plan\.txt is locked by alice on device "a1"/);
+  await waitFor(() => (Deno.statSync(bobs).mode! & 0o222) === 0, { message: () => b1.output });
+  const locks = JSON.parse(await ok(world.dir("b1"), "locks", "--json")).locks as {
+    path: string;
+    user: string;
+  }[];
+  assert.deepEqual(locks.map((l) => `${l.path} ${l.user}`), ["Project/plan.txt alice"]);
+  const refused = await filesync(world.dir("b1"), "lock", "Project/plan.txt");
+  assert.notEqual(refused.code, 0);
+  assert.match(refused.output, /locked by alice/);
+  await ok(world.dir("a1"), "unlock", "Project/plan.txt");
+  await waitFor(() => (Deno.statSync(bobs).mode! & 0o200) !== 0, { message: () => b1.output });
+  // bob locks; alice's commit waits; alice, the owner, forces it open.
+  await ok(world.dir("b1"), "lock", "Project/plan.txt");
+  await a1.waitForOutput(/Project\/plan\.txt is locked by bob on device "b1"/);
+  assert.equal(
+    await ok(world.dir("a2"), "unlock", "Project/plan.txt", "--force"),
+    'unlocked Project/plan.txt (it was locked by bob on device "b1")',
+  );
+});
