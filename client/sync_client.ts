@@ -148,7 +148,7 @@ export class SyncClient {
   /** The live locks the server last listed, by namespace (paths as the namespace has them). */
   #lockLists = new Map<string, WireLock[]>();
   /** The connection being set up or in use (the one share changes are followed on), and its journal epoch. */
-  #connection: { peer: RpcPeer; epoch: string | null; followed: Set<string> } | null = null;
+  #connection: Connection | null = null;
   /**
    * Local paths of shares gone while this client runs: their base is the share's, not the own namespace's, so
    * they say nothing about the own namespace's journal position (reconcile deletes or keeps them).
@@ -354,9 +354,11 @@ export class SyncClient {
           rpc: { onPush: (frame) => this.#onPush(frame.message) },
           onHello: (reply) => epoch = typeof reply.epoch === "string" ? reply.epoch : null,
         });
-        const connection = { peer, epoch, followed: new Set<string>() };
+        const connection: Connection = { peer, epoch, followed: new Set(), pushed: null };
         this.#connection = connection;
-        this.#mount(await this.#login(peer));
+        const listed = await this.#login(peer);
+        // A share change pushed while the login reply was on its way is newer than the reply's list.
+        this.#mount(connection.pushed ?? listed);
         // Catch up with the journals before any cycle runs, so reconcile never sees a half-updated mirror.
         // The locks there are now (changes arrive as pushes from here on): what ended while away is released.
         this.#lockLists.clear();
@@ -440,7 +442,7 @@ export class SyncClient {
   }
 
   /** Follows one mount on a connection (once): its journal (MONITOR) and its locks (LOCKS). */
-  async #follow(connection: { peer: RpcPeer; epoch: string | null; followed: Set<string> }, mount: Mount) {
+  async #follow(connection: Connection, mount: Mount) {
     const key = viewKey(mount.ns, mount.path);
     if (connection.followed.has(key)) return;
     connection.followed.add(key);
@@ -688,6 +690,7 @@ export class SyncClient {
     } else if (change === "access") this.#o.log(`share: ${what} is now ${how} for you ("${share.mount}")`);
     else this.#o.log(`share: ${what} is no longer shared with you ("${share.mount}")`);
     const connection = this.#connection;
+    if (connection) connection.pushed = push.namespaces;
     this.#shareChain = this.#shareChain.then(() => this.#remount(push.namespaces, connection)).catch(
       (error) => {
         if (error instanceof RpcError && error.code === "closed") return; // the next connection lists them again
@@ -699,7 +702,7 @@ export class SyncClient {
   /** Mounts a new list of namespaces on the live connection: new mounts are followed, gone ones forgotten. */
   async #remount(
     namespaces: WireNamespace[],
-    connection: { peer: RpcPeer; epoch: string | null; followed: Set<string> } | null,
+    connection: Connection | null,
   ): Promise<void> {
     if (connection === null || connection !== this.#connection) return; // the next connection lists them again
     const state = this.#state;
@@ -1102,6 +1105,17 @@ function hasAncestorIn(path: string, roots: ReadonlySet<string>): boolean {
     if (roots.has(path.slice(0, i))) return true;
   }
   return false;
+}
+
+/** A connection being set up or in use, as share changes are followed on it. */
+interface Connection {
+  peer: RpcPeer;
+  /** The server's journal epoch (from HELLO). */
+  epoch: string | null;
+  /** Keys of the mounts followed on it (MONITOR and LOCKS sent). */
+  followed: Set<string>;
+  /** The newest list of namespaces pushed on it (null: none pushed). */
+  pushed: WireNamespace[] | null;
 }
 
 /** The namespaces a LOGIN or AUTH reply lists (null when the server sent none: a server before namespaces). */
