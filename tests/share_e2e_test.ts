@@ -345,3 +345,17 @@ Deno.test("locks in a write share: alice's lock makes bob's copy read-only, bob'
     'unlocked Project/plan.txt (it was locked by bob on device "b1")',
   );
 });
+
+Deno.test("a share that arrives, or changes access, while the recipient is offline is followed when it is back", async () => {
+  await using world = await World.create();
+  const { b1 } = await threeDevices(world);
+  await b1.stop();
+  await ok(world.dir("a1"), "share", "Project", "--with", "bob");
+  const again = await world.client("b1", { user: "bob", password: BOB_PASSWORD });
+  await waitForFile(join(world.dir("b1"), "Project", "plan.txt"), "alice's plan");
+  await again.stop();
+  await ok(world.dir("a1"), "share", "Project", "--with", "bob", "--write");
+  await Deno.writeTextFile(join(world.dir("b1"), "Project", "plan.txt"), "bob, after the change");
+  await world.client("b1", { user: "bob", password: BOB_PASSWORD });
+  await waitForFile(join(world.dir("a2"), "Project", "plan.txt"), "bob, after the change");
+});
