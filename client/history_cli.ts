@@ -1,6 +1,6 @@
 // The `filesync versions|restore|trash` commands: ask the server about a synced folder's history with its token.
+import { parseFolderCommand, serverErrorLine } from "./command_args.ts";
 import { isAbsolute, join, relative, resolve, sep } from "node:path";
-import { parseArgs } from "node:util";
 import type { WireNamespace, WireTrashItem, WireVersion } from "../protocol/messages.ts";
 import { PathError, validatePath } from "../protocol/paths.ts";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
@@ -183,20 +183,8 @@ export async function connectMounted(folder: SyncedFolder): Promise<{ peer: RpcP
     if (error instanceof TypeError) {
       throw new UserError(`The server's list of namespaces is not usable: ${error.message}`);
     }
-    throw asUserError(error);
+    throw serverErrorLine(error, "keep history");
   }
-}
-
-/** A server error reply as one line for the user. */
-function asUserError(error: unknown): Error {
-  if (error instanceof UserError) return error;
-  if (error instanceof RpcError) {
-    if (error.code === "unknown_op") {
-      return new UserError(`The server does not keep history: ${error.message}`);
-    }
-    return new UserError(error.message);
-  }
-  return new UserError(`Server request failed: ${(error as Error).message}`);
 }
 
 /**
@@ -226,7 +214,7 @@ async function request(
     }
     return message;
   } catch (error) {
-    throw asUserError(error);
+    throw serverErrorLine(error, "keep history");
   } finally {
     peer.close();
   }
@@ -240,29 +228,15 @@ export interface CommonOptions {
   print?: (line: string) => void;
 }
 
-function parse(
-  args: string[],
-  extra: Record<string, { type: "string" | "boolean" }>,
-  command: string,
-  positionals: number,
-) {
-  const { values, positionals: given } = parseArgs({
-    args,
-    options: { dir: { type: "string" }, help: { type: "boolean", short: "h" }, ...extra },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (!values.help && given.length !== positionals) {
-    const what = positionals === 0 ? "no PATH" : "one PATH";
-    throw new UsageError(`Expected ${what} (see filesync ${command} --help)`);
-  }
-  return { values: values as Record<string, string | boolean | undefined>, given };
-}
-
 /** Runs `filesync versions ARGS`; resolves with the exit code. */
 export async function versionsCommand(args: string[], options: CommonOptions = {}): Promise<number> {
   const print = options.print ?? console.log;
-  const { values, given } = parse(args, { json: { type: "boolean" } }, "versions", 1);
+  const { values, positionals: given } = parseFolderCommand(
+    args,
+    { json: { type: "boolean" } },
+    "versions",
+    1,
+  );
   if (values.help) {
     print(VERSIONS_HELP);
     return 0;
@@ -294,7 +268,7 @@ export async function versionsCommand(args: string[], options: CommonOptions = {
 /** Runs `filesync trash ARGS`; resolves with the exit code. */
 export async function trashCommand(args: string[], options: CommonOptions = {}): Promise<number> {
   const print = options.print ?? console.log;
-  const { values } = parse(args, { json: { type: "boolean" } }, "trash", 0);
+  const { values } = parseFolderCommand(args, { json: { type: "boolean" } }, "trash", 0);
   if (values.help) {
     print(TRASH_HELP);
     return 0;
@@ -325,7 +299,7 @@ export async function trashCommand(args: string[], options: CommonOptions = {}):
 /** Runs `filesync restore ARGS`; resolves with the exit code. */
 export async function restoreCommand(args: string[], options: CommonOptions = {}): Promise<number> {
   const print = options.print ?? console.log;
-  const { values, given } = parse(
+  const { values, positionals: given } = parseFolderCommand(
     args,
     { version: { type: "string" }, as: { type: "string" } },
     "restore",

@@ -1,6 +1,6 @@
 // The `filesync lock|unlock|locks` commands: take, release and list leases on files of a synced folder.
+import { parseFolderCommand, serverErrorLine } from "./command_args.ts";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import {
   DEFAULT_LEASE_MINUTES,
   describeHolder,
@@ -8,7 +8,6 @@ import {
   MIN_LEASE_MINUTES,
   type WireLock,
 } from "../protocol/locks.ts";
-import { RpcError } from "../protocol/rpc.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import {
   type CommonOptions,
@@ -55,18 +54,6 @@ Options:
   -h, --help  show this help
 `;
 
-/** A server error reply as one line for the user. */
-function asUserError(error: unknown): Error {
-  if (error instanceof UserError) return error;
-  if (error instanceof RpcError) {
-    if (error.code === "unknown_op") {
-      return new UserError(`The server does not support locks: ${error.message}`);
-    }
-    return new UserError(error.message);
-  }
-  return new UserError(`Server request failed: ${(error as Error).message}`);
-}
-
 /**
  * Sends a lock request about a local path to the namespace that holds it (LOCKS: asks every namespace the
  * server lists) and returns the reply with its locks' paths as local ones.
@@ -95,28 +82,10 @@ async function request(
     }
     return message;
   } catch (error) {
-    throw asUserError(error);
+    throw serverErrorLine(error, "support locks");
   } finally {
     peer.close();
   }
-}
-
-function parse(
-  args: string[],
-  extra: Record<string, { type: "string" | "boolean" }>,
-  command: string,
-  paths: number,
-) {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { dir: { type: "string" }, help: { type: "boolean", short: "h" }, ...extra },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (!values.help && positionals.length !== paths) {
-    throw new UsageError(`Expected ${paths === 0 ? "no PATH" : "one PATH"} (see filesync ${command} --help)`);
-  }
-  return { values: values as Record<string, string | boolean | undefined>, positionals };
 }
 
 /** The folder and wire path a lock command acts on; a local folder is refused (only files are locked). */
@@ -141,7 +110,7 @@ function minutesText(ms: number): string {
 /** Runs `filesync lock ARGS`; resolves with the exit code. */
 export async function lockCommand(args: string[], options: CommonOptions = {}): Promise<number> {
   const print = options.print ?? console.log;
-  const { values, positionals } = parse(args, { minutes: { type: "string" } }, "lock", 1);
+  const { values, positionals } = parseFolderCommand(args, { minutes: { type: "string" } }, "lock", 1);
   if (values.help) {
     print(LOCK_HELP);
     return 0;
@@ -172,7 +141,7 @@ export async function lockCommand(args: string[], options: CommonOptions = {}): 
 /** Runs `filesync unlock ARGS`; resolves with the exit code. */
 export async function unlockCommand(args: string[], options: CommonOptions = {}): Promise<number> {
   const print = options.print ?? console.log;
-  const { values, positionals } = parse(args, { force: { type: "boolean" } }, "unlock", 1);
+  const { values, positionals } = parseFolderCommand(args, { force: { type: "boolean" } }, "unlock", 1);
   if (values.help) {
     print(UNLOCK_HELP);
     return 0;
@@ -190,7 +159,7 @@ export async function unlockCommand(args: string[], options: CommonOptions = {})
 /** Runs `filesync locks ARGS`; resolves with the exit code. */
 export async function locksCommand(args: string[], options: CommonOptions = {}): Promise<number> {
   const print = options.print ?? console.log;
-  const { values } = parse(args, { json: { type: "boolean" } }, "locks", 0);
+  const { values } = parseFolderCommand(args, { json: { type: "boolean" } }, "locks", 0);
   if (values.help) {
     print(LOCKS_HELP);
     return 0;

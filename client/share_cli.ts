@@ -1,7 +1,6 @@
 // The `filesync share|unshare|shares` commands: give other users access to a file or folder, take it back, list.
-import { parseArgs } from "node:util";
+import { parseFolderCommand, serverErrorLine } from "./command_args.ts";
 import type { WireShare } from "../protocol/messages.ts";
-import { RpcError } from "../protocol/rpc.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import {
   type CommonOptions,
@@ -48,18 +47,6 @@ Options:
   -h, --help  show this help
 `;
 
-/** A server error reply as one line for the user. */
-function asUserError(error: unknown): Error {
-  if (error instanceof UserError) return error;
-  if (error instanceof RpcError) {
-    if (error.code === "unknown_op") {
-      return new UserError(`The server does not support sharing: ${error.message}`);
-    }
-    return new UserError(error.message);
-  }
-  return new UserError(`Server request failed: ${(error as Error).message}`);
-}
-
 /** Connects to the folder's server, sends one request, and closes. */
 async function ask<T>(
   folder: SyncedFolder,
@@ -72,28 +59,10 @@ async function ask<T>(
   try {
     return await run(peer, mounts);
   } catch (error) {
-    throw asUserError(error);
+    throw serverErrorLine(error, "support sharing");
   } finally {
     peer.close();
   }
-}
-
-function parse(
-  args: string[],
-  extra: Record<string, { type: "string" | "boolean" }>,
-  command: string,
-  paths: number,
-) {
-  const { values, positionals } = parseArgs({
-    args,
-    options: { dir: { type: "string" }, help: { type: "boolean", short: "h" }, ...extra },
-    allowPositionals: true,
-    strict: true,
-  });
-  if (!values.help && positionals.length !== paths) {
-    throw new UsageError(`Expected ${paths === 0 ? "no PATH" : "one PATH"} (see filesync ${command} --help)`);
-  }
-  return { values: values as Record<string, string | boolean | undefined>, positionals };
 }
 
 /** "read-only" or "read-write". */
@@ -104,7 +73,7 @@ function describeAccess(access: string): string {
 /** Runs `filesync share ARGS`; resolves with the exit code. */
 export async function shareCommand(args: string[], options: CommonOptions = {}): Promise<number> {
   const print = options.print ?? console.log;
-  const { values, positionals } = parse(
+  const { values, positionals } = parseFolderCommand(
     args,
     { with: { type: "string" }, write: { type: "boolean" } },
     "share",
@@ -137,7 +106,7 @@ export async function shareCommand(args: string[], options: CommonOptions = {}):
 /** Runs `filesync unshare ARGS`; resolves with the exit code. */
 export async function unshareCommand(args: string[], options: CommonOptions = {}): Promise<number> {
   const print = options.print ?? console.log;
-  const { values, positionals } = parse(args, { with: { type: "string" } }, "unshare", 1);
+  const { values, positionals } = parseFolderCommand(args, { with: { type: "string" } }, "unshare", 1);
   if (values.help) {
     print(UNSHARE_HELP);
     return 0;
@@ -162,7 +131,7 @@ export async function unshareCommand(args: string[], options: CommonOptions = {}
 /** Runs `filesync shares ARGS`; resolves with the exit code. */
 export async function sharesCommand(args: string[], options: CommonOptions = {}): Promise<number> {
   const print = options.print ?? console.log;
-  const { values } = parse(args, { json: { type: "boolean" } }, "shares", 0);
+  const { values } = parseFolderCommand(args, { json: { type: "boolean" } }, "shares", 0);
   if (values.help) {
     print(SHARES_HELP);
     return 0;

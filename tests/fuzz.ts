@@ -351,6 +351,18 @@ function withDeadline<T>(promise: Promise<T>, ms: number, what: string): Promise
   ]).finally(() => clearTimeout(timer));
 }
 
+/** A valid lock, as LOCK, UNLOCK, LOCKS and the locks push carry it. */
+const FUZZ_LOCK = {
+  path: "a.txt",
+  user: "fuzz",
+  deviceId: "0123456789abcdef",
+  device: "d",
+  expires: 1,
+  remainingMs: 1,
+  leaseMs: 1,
+  mine: false,
+};
+
 /** Valid replies by op, as a real server sends them (the hostile server mutates these). */
 export function validReplies(rev: number): Record<string, Reply> {
   const entry = {
@@ -361,16 +373,6 @@ export function validReplies(rev: number): Record<string, Reply> {
     mtime: 1,
     rev,
     device: "d",
-  };
-  const lock = {
-    path: "a.txt",
-    user: "fuzz",
-    deviceId: "0123456789abcdef",
-    device: "d",
-    expires: 1,
-    remainingMs: 1,
-    leaseMs: 1,
-    mine: false,
   };
   const inline = new Uint8Array(36 + CHUNK.length);
   inline.set(encodeRows([{ id: CHUNK_ID, size: CHUNK.length }]));
@@ -421,9 +423,9 @@ export function validReplies(rev: number): Record<string, Reply> {
         devices: [{ deviceId: "0123456789abcdef", device: "d", created: 1, expires: 2, current: true }],
       },
     },
-    LOCK: { body: { lock, renewed: false } },
-    UNLOCK: { body: { released: lock } },
-    LOCKS: { body: { locks: [lock] } },
+    LOCK: { body: { lock: FUZZ_LOCK, renewed: false } },
+    UNLOCK: { body: { released: FUZZ_LOCK } },
+    LOCKS: { body: { locks: [FUZZ_LOCK] } },
     SHARE: { body: { share, changed: "new" } },
     UNSHARE: { body: { removed: [share] } },
     SHARES: { body: { mine: [share], withMe: [{ ...share, owner: "other", user: "fuzz" }] } },
@@ -453,16 +455,7 @@ export const PUSHES = (rev: number) => [
   { push: "error", code: "x", error: "something" },
   {
     push: "locks",
-    locks: [{
-      path: "a.txt",
-      user: "fuzz",
-      deviceId: "0123456789abcdef",
-      device: "d",
-      expires: 1,
-      remainingMs: 1,
-      leaseMs: 1,
-      mine: false,
-    }],
+    locks: [FUZZ_LOCK],
     change: { path: "a.txt", what: "taken", by: "d" },
   },
   { push: "locks", ns: "share:1", locks: [], change: { path: "a.txt", what: "released", by: "d" } },
