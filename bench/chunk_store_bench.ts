@@ -1,21 +1,22 @@
-// What encryption at rest costs the chunk store: put+sync, get and list of 64 KiB chunks, plaintext and
-// encrypted stores side by side in one run (rounds alternate, medians reported).
-// Usage: deno run -A bench/chunk_store_bench.ts [--mib N] [--rounds N] [--dir PATH]
+// What encryption at rest costs the chunk store: put+sync, get and list of chunks, plaintext and encrypted
+// (libcrypto, and the WebCrypto fallback) stores side by side in one run (rounds alternate, medians reported).
+// Usage: deno run -A bench/chunk_store_bench.ts [--mib N] [--kib CHUNK_KIB] [--rounds N] [--dir PATH]
 import { createHash, randomFillSync } from "node:crypto";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { ChunkCipher } from "../server/chunk_cipher.ts";
+import { ChunkCipher, WEB_CRYPTO } from "../server/chunk_cipher.ts";
 import { DiskChunkStore } from "../server/chunk_store.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     mib: { type: "string", default: "128" },
+    kib: { type: "string", default: "64" },
     rounds: { type: "string", default: "5" },
     dir: { type: "string" },
   },
 });
-const CHUNK = 64 * 1024;
+const CHUNK = Math.max(1, Math.round(Number(values.kib) * 1024));
 const count = Math.max(1, Math.round(Number(values.mib) * 1024 * 1024 / CHUNK));
 const rounds = Math.max(1, Number(values.rounds));
 const baseDir = values.dir ?? (Deno.statSync("/dev/shm").isDirectory ? "/dev/shm" : undefined);
@@ -59,19 +60,19 @@ async function round(cipher: ChunkCipher | undefined): Promise<{ put: number; ge
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const cipher = new ChunkCipher(crypto.getRandomValues(new Uint8Array(32)));
-const results = {
-  plaintext: [] as Awaited<ReturnType<typeof round>>[],
-  encrypted: [] as Awaited<ReturnType<typeof round>>[],
-};
-await round(undefined); // warm-up
-await round(cipher);
+const key = crypto.getRandomValues(new Uint8Array(32));
+const stores: [string, ChunkCipher | undefined][] = [
+  ["plaintext", undefined],
+  [`encrypted (${new ChunkCipher(key).crypto.name})`, new ChunkCipher(key)],
+  ["encrypted (WebCrypto)", new ChunkCipher(key, { crypto: WEB_CRYPTO })],
+];
+const results = new Map(stores.map(([name]) => [name, [] as Awaited<ReturnType<typeof round>>[]]));
+for (const [, cipher] of stores) await round(cipher); // warm-up
 for (let i = 0; i < rounds; i++) {
-  results.plaintext.push(await round(undefined));
-  results.encrypted.push(await round(cipher));
+  for (const [name, cipher] of stores) results.get(name)!.push(await round(cipher));
 }
 console.log(
-  `${count} chunks of 64 KiB (${mib} MiB) in ${
+  `${count} chunks of ${CHUNK / 1024} KiB (${mib.toFixed(1)} MiB) in ${
     baseDir ?? "the temp folder"
   }, medians of ${rounds} alternating rounds, load ${
     Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")
@@ -79,7 +80,7 @@ console.log(
 );
 console.log("| store | put + sync MiB/s | get MiB/s | list chunks/s |");
 console.log("| --- | --- | --- | --- |");
-for (const [name, rs] of Object.entries(results)) {
+for (const [name, rs] of results) {
   const put = median(rs.map((r) => r.put));
   const get = median(rs.map((r) => r.get));
   const list = median(rs.map((r) => r.list));

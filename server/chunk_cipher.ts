@@ -1,5 +1,6 @@
 // Encryption at rest of stored chunks: names that hide chunk ids, AES-256-GCM under per-chunk keys, a key check.
 import { createDecipheriv, createHmac, hkdfSync, randomFillSync } from "node:crypto";
+import { loadOpenSslCrypto } from "./openssl_aead.ts";
 
 /** Bytes of a master key (AES-256). */
 export const MASTER_KEY_BYTES = 32;
@@ -40,6 +41,108 @@ function startsWithMagic(bytes: Uint8Array): boolean {
 }
 
 /**
+ * The primitives a {@linkcode ChunkCipher} is built from, so they can come from OpenSSL's libcrypto (AES-NI, no
+ * copies: see server/openssl_aead.ts) or from WebCrypto and node:crypto. Every backend gives the same bytes, so
+ * chunks written through one are read through the other.
+ */
+export interface ChunkCrypto {
+  /** What the log line says, e.g. "OpenSSL libcrypto.so.3" or "WebCrypto". */
+  readonly name: string;
+  /** HMAC-SHA256 of `data` under `key` (32 bytes). */
+  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /**
+   * AES-256-GCM of the concatenated `plain` parts with a 16-byte tag, written to `out` (exactly their length
+   * plus 16 bytes: ciphertext, then tag).
+   */
+  gcmSeal(
+    key: Uint8Array,
+    parts: { nonce: Uint8Array; aad: Uint8Array; plain: readonly Uint8Array[] },
+    out: Uint8Array,
+  ): void | Promise<void>;
+  /** The plaintext of `sealed` (ciphertext, then its 16-byte tag), or null if the tag does not authenticate it. */
+  gcmOpen(
+    key: Uint8Array,
+    parts: { nonce: Uint8Array; aad: Uint8Array; sealed: Uint8Array },
+  ): Uint8Array | null | Promise<Uint8Array | null>;
+  /** AES-256-CTR of `data` from the 16-byte `counter` block. */
+  ctr(key: Uint8Array, counter: Uint8Array, data: Uint8Array): Uint8Array;
+}
+
+/** {@linkcode ChunkCrypto} through WebCrypto (AES-GCM) and node:crypto (HMAC, CTR): the fallback when libcrypto is not loaded. */
+export const WEB_CRYPTO: ChunkCrypto = {
+  name: "WebCrypto",
+  hmacSha256: (key, data) => new Uint8Array(createHmac("sha256", key).update(data).digest()),
+  async gcmSeal(key, parts, out) {
+    const plain = parts.plain.length === 1 ? parts.plain[0] : concat(parts.plain);
+    const cryptoKey = await crypto.subtle.importKey("raw", key as Uint8Array<ArrayBuffer>, "AES-GCM", false, [
+      "encrypt",
+    ]);
+    const sealed = await crypto.subtle.encrypt(
+      {
+        name: "AES-GCM",
+        iv: parts.nonce as Uint8Array<ArrayBuffer>,
+        additionalData: parts.aad as Uint8Array<ArrayBuffer>,
+      },
+      cryptoKey,
+      plain as Uint8Array<ArrayBuffer>,
+    );
+    if (sealed.byteLength !== out.length) throw new RangeError(`GCM output needs ${sealed.byteLength} bytes`);
+    out.set(new Uint8Array(sealed));
+  },
+  async gcmOpen(key, parts) {
+    const cryptoKey = await crypto.subtle.importKey("raw", key as Uint8Array<ArrayBuffer>, "AES-GCM", false, [
+      "decrypt",
+    ]);
+    try {
+      return new Uint8Array(
+        await crypto.subtle.decrypt(
+          {
+            name: "AES-GCM",
+            iv: parts.nonce as Uint8Array<ArrayBuffer>,
+            additionalData: parts.aad as Uint8Array<ArrayBuffer>,
+          },
+          cryptoKey,
+          parts.sealed as Uint8Array<ArrayBuffer>,
+        ),
+      );
+    } catch {
+      return null;
+    }
+  },
+  ctr: (key, counter, data) => new Uint8Array(createDecipheriv("aes-256-ctr", key, counter).update(data)),
+};
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+let chosen: { crypto: ChunkCrypto; reason?: string } | undefined;
+
+/**
+ * The process's chunk crypto, chosen once: libcrypto when it loads ({@linkcode loadOpenSslCrypto}), otherwise
+ * {@linkcode WEB_CRYPTO} with the reason (no library, no FFI permission).
+ */
+export function defaultChunkCrypto(): { crypto: ChunkCrypto; reason?: string } {
+  if (!chosen) {
+    const native = loadOpenSslCrypto();
+    chosen = "crypto" in native ? { crypto: native.crypto } : { crypto: WEB_CRYPTO, reason: native.reason };
+  }
+  return chosen;
+}
+
+/** Options of {@linkcode ChunkCipher}. */
+export interface ChunkCipherOptions {
+  /** Where AES-GCM, AES-CTR and HMAC come from. @default {@linkcode defaultChunkCrypto} */
+  crypto?: ChunkCrypto;
+}
+
+/**
  * The server's chunk encryption, from its master key. Three subkeys are derived with HKDF-SHA256 under distinct
  * labels: one names stored chunks (`name = HMAC(K_name, id)`, so the stored name reveals nothing about the
  * content's hash, and equal chunks still get equal names: dedup works), one derives each chunk's own AES-256-GCM
@@ -60,14 +163,17 @@ function startsWithMagic(bytes: Uint8Array): boolean {
 export class ChunkCipher {
   readonly #nameKey: Uint8Array;
   readonly #chunkKeys: Uint8Array;
+  /** Where the primitives come from (its `name` is what the server's start log says). */
+  readonly crypto: ChunkCrypto;
   /** Hex value stored beside the data: equal for the same master key, unrelated for any other. */
   readonly keyCheck: string;
 
   /** Derives the subkeys; a key that is not {@linkcode MASTER_KEY_BYTES} long is a RangeError. */
-  constructor(masterKey: Uint8Array) {
+  constructor(masterKey: Uint8Array, options: ChunkCipherOptions = {}) {
     if (masterKey.length !== MASTER_KEY_BYTES) {
       throw new RangeError(`A master key has ${MASTER_KEY_BYTES} bytes, not ${masterKey.length}`);
     }
+    this.crypto = options.crypto ?? defaultChunkCrypto().crypto;
     const derive = (label: string) =>
       new Uint8Array(hkdfSync("sha256", masterKey, new Uint8Array(), `filesync ${label} v1`, 32));
     this.#nameKey = derive("chunk names");
@@ -77,32 +183,29 @@ export class ChunkCipher {
 
   /** The stored name of a chunk: 64 hex digits that only the master key links to `id`. */
   nameOf(id: string): string {
-    return createHmac("sha256", this.#nameKey).update(idBytes(id)).digest("hex");
+    return Buffer.from(this.crypto.hmacSha256(this.#nameKey, idBytes(id))).toString("hex");
   }
 
-  #rawKey(name: string): Uint8Array<ArrayBuffer> {
-    return Uint8Array.from(createHmac("sha256", this.#chunkKeys).update(Buffer.from(name, "hex")).digest());
-  }
-
-  #key(name: string, use: KeyUsage): Promise<CryptoKey> {
-    return crypto.subtle.importKey("raw", this.#rawKey(name), "AES-GCM", false, [use]);
+  /** Chunk `name`'s own AES key; the caller zeroes it after use. */
+  #rawKey(name: string): Uint8Array {
+    return this.crypto.hmacSha256(this.#chunkKeys, Buffer.from(name, "hex"));
   }
 
   /** The bytes to store for chunk `id` (its content `data`); a fresh nonce each time. */
   async seal(id: string, data: Uint8Array, name = this.nameOf(id)): Promise<Uint8Array> {
-    const nonce = randomFillSync(new Uint8Array(NONCE_BYTES));
-    const plain = new Uint8Array(ID_BYTES + data.length);
-    plain.set(idBytes(id));
-    plain.set(data, ID_BYTES);
-    const sealed = await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv: nonce, additionalData: MAGIC },
-      await this.#key(name, "encrypt"),
-      plain,
-    );
-    const out = new Uint8Array(MAGIC.length + NONCE_BYTES + sealed.byteLength);
+    const out = new Uint8Array(SEAL_OVERHEAD + data.length);
     out.set(MAGIC);
-    out.set(nonce, MAGIC.length);
-    out.set(new Uint8Array(sealed), MAGIC.length + NONCE_BYTES);
+    const nonce = randomFillSync(out.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES));
+    const key = this.#rawKey(name);
+    try {
+      await this.crypto.gcmSeal(
+        key,
+        { nonce, aad: MAGIC, plain: [idBytes(id), data] },
+        out.subarray(MAGIC.length + NONCE_BYTES),
+      );
+    } finally {
+      key.fill(0);
+    }
     return out;
   }
 
@@ -112,20 +215,18 @@ export class ChunkCipher {
       throw new ChunkDamagedError(id, `${stored.length} bytes, shorter than any encrypted chunk`);
     }
     if (!startsWithMagic(stored)) throw new ChunkDamagedError(id, "not an encrypted chunk");
-    let plain: Uint8Array;
+    const key = this.#rawKey(name);
+    let plain: Uint8Array | null;
     try {
-      plain = new Uint8Array(
-        await crypto.subtle.decrypt(
-          {
-            name: "AES-GCM",
-            iv: stored.slice(MAGIC.length, MAGIC.length + NONCE_BYTES),
-            additionalData: MAGIC,
-          },
-          await this.#key(name, "decrypt"),
-          stored.subarray(MAGIC.length + NONCE_BYTES) as Uint8Array<ArrayBuffer>,
-        ),
-      );
-    } catch {
+      plain = await this.crypto.gcmOpen(key, {
+        nonce: stored.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES),
+        aad: MAGIC,
+        sealed: stored.subarray(MAGIC.length + NONCE_BYTES),
+      });
+    } finally {
+      key.fill(0);
+    }
+    if (plain === null) {
       throw new ChunkDamagedError(
         id,
         "authentication failed: tampered, truncated or encrypted with another key",
@@ -149,10 +250,14 @@ export class ChunkCipher {
     const counter = new Uint8Array(16);
     counter.set(head.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES));
     counter[15] = 2; // GCM with a 96-bit nonce encrypts from inc32(nonce | 0^31 | 1)
-    const ctr = createDecipheriv("aes-256-ctr", this.#rawKey(name), counter);
-    const id = Buffer.from(ctr.update(head.subarray(MAGIC.length + NONCE_BYTES, SEALED_HEAD_BYTES))).toString(
-      "hex",
-    );
+    const key = this.#rawKey(name);
+    let idBytes: Uint8Array;
+    try {
+      idBytes = this.crypto.ctr(key, counter, head.subarray(MAGIC.length + NONCE_BYTES, SEALED_HEAD_BYTES));
+    } finally {
+      key.fill(0);
+    }
+    const id = Buffer.from(idBytes).toString("hex");
     return this.nameOf(id) === name ? id : null;
   }
 }

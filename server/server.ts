@@ -399,6 +399,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     throw new UserError(`Cannot listen on ${host}:${options.port}: ${reason}`);
   }
   const addr = listener.addr;
+  if (opened.encryption) log(`chunks encrypted at rest with ${opened.encryption}`);
   log(`listening on ${addr.hostname}:${addr.port}`);
   return {
     port: addr.port,
