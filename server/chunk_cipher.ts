@@ -1,5 +1,5 @@
 // Encryption at rest of stored chunks: names that hide chunk ids, AES-256-GCM under per-chunk keys, a key check.
-import { createDecipheriv, createHmac, hkdfSync, randomFillSync } from "node:crypto";
+import { createDecipheriv, createHmac, hkdfSync } from "node:crypto";
 import { loadOpenSslCrypto } from "./openssl_aead.ts";
 
 /** Bytes of a master key (AES-256). */
@@ -33,7 +33,7 @@ export class ChunkDamagedError extends Error {
 
 function idBytes(id: string): Uint8Array {
   if (!/^[0-9a-f]{64}$/.test(id)) throw new TypeError(`Not a chunk id: "${id.slice(0, 70)}"`);
-  return Uint8Array.from(Buffer.from(id, "hex"));
+  return Uint8Array.fromHex(id);
 }
 
 function startsWithMagic(bytes: Uint8Array): boolean {
@@ -48,8 +48,8 @@ function startsWithMagic(bytes: Uint8Array): boolean {
 export interface ChunkCrypto {
   /** What the log line says, e.g. "OpenSSL libcrypto.so.3" or "WebCrypto". */
   readonly name: string;
-  /** HMAC-SHA256 of `data` under `key` (32 bytes). */
-  hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /** HMAC-SHA256 under `key`: a function from data to its 32-byte MAC (the key's pads are prepared once). */
+  hmacSha256(key: Uint8Array): (data: Uint8Array) => Uint8Array;
   /**
    * AES-256-GCM of the concatenated `plain` parts with a 16-byte tag, written to `out` (exactly their length
    * plus 16 bytes: ciphertext, then tag).
@@ -71,7 +71,7 @@ export interface ChunkCrypto {
 /** {@linkcode ChunkCrypto} through WebCrypto (AES-GCM) and node:crypto (HMAC, CTR): the fallback when libcrypto is not loaded. */
 export const WEB_CRYPTO: ChunkCrypto = {
   name: "WebCrypto",
-  hmacSha256: (key, data) => new Uint8Array(createHmac("sha256", key).update(data).digest()),
+  hmacSha256: (key) => (data) => new Uint8Array(createHmac("sha256", key).update(data).digest()),
   async gcmSeal(key, parts, out) {
     const plain = parts.plain.length === 1 ? parts.plain[0] : concat(parts.plain);
     const cryptoKey = await crypto.subtle.importKey("raw", key as Uint8Array<ArrayBuffer>, "AES-GCM", false, [
@@ -161,8 +161,8 @@ export interface ChunkCipherOptions {
  * ```
  */
 export class ChunkCipher {
-  readonly #nameKey: Uint8Array;
-  readonly #chunkKeys: Uint8Array;
+  readonly #nameMac: (data: Uint8Array) => Uint8Array;
+  readonly #chunkKeyMac: (data: Uint8Array) => Uint8Array;
   /** Where the primitives come from (its `name` is what the server's start log says). */
   readonly crypto: ChunkCrypto;
   /** Hex value stored beside the data: equal for the same master key, unrelated for any other. */
@@ -176,26 +176,28 @@ export class ChunkCipher {
     this.crypto = options.crypto ?? defaultChunkCrypto().crypto;
     const derive = (label: string) =>
       new Uint8Array(hkdfSync("sha256", masterKey, new Uint8Array(), `filesync ${label} v1`, 32));
-    this.#nameKey = derive("chunk names");
-    this.#chunkKeys = derive("chunk keys");
-    this.keyCheck = Buffer.from(derive("key check")).toString("hex");
+    const nameKey = derive("chunk names");
+    const chunkKeys = derive("chunk keys");
+    this.#nameMac = this.crypto.hmacSha256(nameKey);
+    this.#chunkKeyMac = this.crypto.hmacSha256(chunkKeys);
+    this.keyCheck = derive("key check").toHex();
   }
 
   /** The stored name of a chunk: 64 hex digits that only the master key links to `id`. */
   nameOf(id: string): string {
-    return Buffer.from(this.crypto.hmacSha256(this.#nameKey, idBytes(id))).toString("hex");
+    return this.#nameMac(idBytes(id)).toHex();
   }
 
   /** Chunk `name`'s own AES key; the caller zeroes it after use. */
   #rawKey(name: string): Uint8Array {
-    return this.crypto.hmacSha256(this.#chunkKeys, Buffer.from(name, "hex"));
+    return this.#chunkKeyMac(Uint8Array.fromHex(name));
   }
 
   /** The bytes to store for chunk `id` (its content `data`); a fresh nonce each time. */
   async seal(id: string, data: Uint8Array, name = this.nameOf(id)): Promise<Uint8Array> {
     const out = new Uint8Array(SEAL_OVERHEAD + data.length);
     out.set(MAGIC);
-    const nonce = randomFillSync(out.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES));
+    const nonce = crypto.getRandomValues(out.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES));
     const key = this.#rawKey(name);
     try {
       await this.crypto.gcmSeal(
@@ -257,7 +259,7 @@ export class ChunkCipher {
     } finally {
       key.fill(0);
     }
-    const id = Buffer.from(idBytes).toString("hex");
+    const id = idBytes.toHex();
     return this.nameOf(id) === name ? id : null;
   }
 }

@@ -89,7 +89,8 @@ Deno.test("ChunkCipher.open() names every kind of damage and never returns other
 // the other, and damage reads as the same ChunkDamagedError through either.
 const native = loadOpenSslCrypto();
 if (!("crypto" in native)) throw new Error(`These tests need libcrypto: ${native.reason}`);
-const BACKENDS: [string, ChunkCrypto][] = [["OpenSSL", native.crypto], ["WebCrypto", WEB_CRYPTO]];
+const NATIVE: ChunkCrypto = native.crypto;
+const BACKENDS: [string, ChunkCrypto][] = [["OpenSSL", NATIVE], ["WebCrypto", WEB_CRYPTO]];
 const PAIRS = BACKENDS.flatMap(([w, writer]) => BACKENDS.map(([r, reader]) => ({ w, writer, r, reader })));
 const sizes = [0, 1, 15, 16, 17, 4096, 65_536 + 3];
 
@@ -124,9 +125,16 @@ Deno.test("ChunkCipher: both backends give the same bytes for the same nonce (on
     }));
     assert.deepEqual(outs[0], outs[1], `${size} bytes`);
   }
-  assert.deepEqual(native.crypto.hmacSha256(k, data), WEB_CRYPTO.hmacSha256(k, data));
+  for (const macKey of [k, new Uint8Array(0), new Uint8Array(64).fill(1), new Uint8Array(100).fill(2)]) {
+    const [nativeMac, webMac] = [NATIVE.hmacSha256(macKey), WEB_CRYPTO.hmacSha256(macKey)];
+    for (const size of sizes) {
+      const message = new Uint8Array(size).fill(size & 0xff);
+      assert.deepEqual(nativeMac(message), webMac(message), `HMAC, ${macKey.length}-byte key, ${size} bytes`);
+      assert.deepEqual(nativeMac(message), webMac(message), "the same again (pads reused)");
+    }
+  }
   const counter = new Uint8Array(16).fill(7);
-  assert.deepEqual(native.crypto.ctr(k, counter, data), WEB_CRYPTO.ctr(k, counter, data));
+  assert.deepEqual(NATIVE.ctr(k, counter, data), WEB_CRYPTO.ctr(k, counter, data));
 });
 
 Deno.test("ChunkCipher: tampering is the same ChunkDamagedError through either backend, whichever wrote it", async () => {
