@@ -3,6 +3,7 @@
 // Usage: deno run -A bench/chunk_store_bench.ts [--mib N] [--kib CHUNK_KIB] [--rounds N] [--dir PATH]
 import { createHash, randomFillSync } from "node:crypto";
 import { join } from "node:path";
+import process from "node:process";
 import { parseArgs } from "node:util";
 import { ChunkCipher, WEB_CRYPTO } from "../server/chunk_cipher.ts";
 import { DiskChunkStore } from "../server/chunk_store.ts";
@@ -27,32 +28,52 @@ const chunks = Array.from({ length: count }, () => {
 });
 const mib = count * CHUNK / 1024 / 1024;
 
-/** One round on a fresh store: seconds for put (all, then one sync), get (all) and list. */
-async function round(cipher: ChunkCipher | undefined): Promise<{ put: number; get: number; list: number }> {
+/** CPU seconds of this process so far (user + system, every thread): less noisy than wall time on a busy machine. */
+function cpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
+interface Timing {
+  /** Wall seconds. */
+  wall: number;
+  /** CPU seconds. */
+  cpu: number;
+}
+
+/** One round on a fresh store: put (all, then one sync), get (all) and list. */
+async function round(cipher: ChunkCipher | undefined): Promise<{ put: Timing; get: Timing; list: Timing }> {
+  const time = (t: number, c: number): Timing => ({
+    wall: (performance.now() - t) / 1000,
+    cpu: cpuSeconds() - c,
+  });
   const dir = await Deno.makeTempDir({ dir: baseDir, prefix: "filesync-chunk-bench-" });
   try {
     const store = new DiskChunkStore(join(dir, "chunks"), { cipher });
     await store.open();
     let t = performance.now();
+    let c = cpuSeconds();
     // 32 at a time, as many PUTs are in flight on a connection.
     for (let i = 0; i < count; i += 32) {
       await Promise.all(chunks.slice(i, i + 32).map((c) => store.put(c.id, c.data)));
     }
     await store.sync(chunks.map((c) => c.id));
-    const put = (performance.now() - t) / 1000;
+    const put = time(t, c);
     t = performance.now();
+    c = cpuSeconds();
     for (let i = 0; i < count; i += 32) {
       const got = await Promise.all(chunks.slice(i, i + 32).map((c) => store.get(c.id)));
       if (got.some((g, j) => g?.length !== chunks[i + j].data.length)) {
         throw new Error("wrong chunk read back");
       }
     }
-    const get = (performance.now() - t) / 1000;
+    const get = time(t, c);
     t = performance.now();
+    c = cpuSeconds();
     let listed = 0;
     for await (const _ of store.list()) listed++;
     if (listed !== count) throw new Error(`listed ${listed} of ${count}`);
-    const list = (performance.now() - t) / 1000;
+    const list = time(t, c);
     return { put, get, list };
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -78,13 +99,15 @@ console.log(
     Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ")
   }`,
 );
-console.log("| store | put + sync MiB/s | get MiB/s | list chunks/s |");
-console.log("| --- | --- | --- | --- |");
+console.log(
+  "| store | put + sync MiB/s | CPU µs/chunk | get MiB/s | CPU µs/chunk | list chunks/s | CPU µs/chunk |",
+);
+console.log("| --- | --- | --- | --- | --- | --- | --- |");
 for (const [name, rs] of results) {
-  const put = median(rs.map((r) => r.put));
-  const get = median(rs.map((r) => r.get));
-  const list = median(rs.map((r) => r.list));
-  console.log(
-    `| ${name} | ${(mib / put).toFixed(0)} | ${(mib / get).toFixed(0)} | ${(count / list).toFixed(0)} |`,
-  );
+  const cells = (["put", "get", "list"] as const).map((op) => {
+    const wall = median(rs.map((r) => r[op].wall));
+    const cpu = median(rs.map((r) => r[op].cpu)) / count * 1e6;
+    return `${op === "list" ? (count / wall).toFixed(0) : (mib / wall).toFixed(0)} | ${cpu.toFixed(1)}`;
+  });
+  console.log(`| ${name} | ${cells.join(" | ")} |`);
 }

@@ -48,6 +48,11 @@ function startsWithMagic(bytes: Uint8Array): boolean {
 export interface ChunkCrypto {
   /** What the log line says, e.g. "OpenSSL libcrypto.so.3" or "WebCrypto". */
   readonly name: string;
+  /**
+   * True if `gcmSeal` and `gcmOpen` finish before they return (never a Promise), so the caller may reuse their
+   * buffers right after (see {@linkcode ChunkCipher.sealInto}).
+   */
+  readonly synchronous: boolean;
   /** HMAC-SHA256 under `key`: a function from data to its 32-byte MAC (the key's pads are prepared once). */
   hmacSha256(key: Uint8Array): (data: Uint8Array) => Uint8Array;
   /**
@@ -59,10 +64,14 @@ export interface ChunkCrypto {
     parts: { nonce: Uint8Array; aad: Uint8Array; plain: readonly Uint8Array[] },
     out: Uint8Array,
   ): void | Promise<void>;
-  /** The plaintext of `sealed` (ciphertext, then its 16-byte tag), or null if the tag does not authenticate it. */
+  /**
+   * The plaintext of `sealed` (ciphertext, then its 16-byte tag), or null if the tag does not authenticate it.
+   * With `inPlace` a backend may write the plaintext over the ciphertext and return a view of it (and then
+   * zeroes it when the tag fails); no plaintext is returned before the tag is checked.
+   */
   gcmOpen(
     key: Uint8Array,
-    parts: { nonce: Uint8Array; aad: Uint8Array; sealed: Uint8Array },
+    parts: { nonce: Uint8Array; aad: Uint8Array; sealed: Uint8Array; inPlace?: boolean },
   ): Uint8Array | null | Promise<Uint8Array | null>;
   /** AES-256-CTR of `data` from the 16-byte `counter` block. */
   ctr(key: Uint8Array, counter: Uint8Array, data: Uint8Array): Uint8Array;
@@ -71,6 +80,7 @@ export interface ChunkCrypto {
 /** {@linkcode ChunkCrypto} through WebCrypto (AES-GCM) and node:crypto (HMAC, CTR): the fallback when libcrypto is not loaded. */
 export const WEB_CRYPTO: ChunkCrypto = {
   name: "WebCrypto",
+  synchronous: false,
   hmacSha256: (key) => (data) => new Uint8Array(createHmac("sha256", key).update(data).digest()),
   async gcmSeal(key, parts, out) {
     const plain = parts.plain.length === 1 ? parts.plain[0] : concat(parts.plain);
@@ -136,6 +146,12 @@ export function defaultChunkCrypto(): { crypto: ChunkCrypto; reason?: string } {
   return chosen;
 }
 
+/** Options of {@linkcode ChunkCipher.seal} and {@linkcode ChunkCipher.open}. */
+export interface SealOptions {
+  /** The chunk's stored name, if the caller has it already. @default {@linkcode ChunkCipher.nameOf} of the id */
+  name?: string;
+}
+
 /** Options of {@linkcode ChunkCipher}. */
 export interface ChunkCipherOptions {
   /** Where AES-GCM, AES-CTR and HMAC come from. @default {@linkcode defaultChunkCrypto} */
@@ -193,37 +209,66 @@ export class ChunkCipher {
     return this.#chunkKeyMac(Uint8Array.fromHex(name));
   }
 
-  /** The bytes to store for chunk `id` (its content `data`); a fresh nonce each time. */
-  async seal(id: string, data: Uint8Array, name = this.nameOf(id)): Promise<Uint8Array> {
+  /** The bytes to store for chunk `id` (its content `data`), in a buffer of their own; a fresh nonce each time. */
+  async seal(id: string, data: Uint8Array, options: SealOptions = {}): Promise<Uint8Array> {
     const out = new Uint8Array(SEAL_OVERHEAD + data.length);
-    out.set(MAGIC);
-    const nonce = crypto.getRandomValues(out.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES));
-    const key = this.#rawKey(name);
-    try {
-      await this.crypto.gcmSeal(
-        key,
-        { nonce, aad: MAGIC, plain: [idBytes(id), data] },
-        out.subarray(MAGIC.length + NONCE_BYTES),
-      );
-    } finally {
-      key.fill(0);
-    }
+    await this.#sealTo(id, data, out, options.name ?? this.nameOf(id));
     return out;
   }
 
-  /** Chunk `id`'s content from its stored bytes; anything tampered or truncated is a {@linkcode ChunkDamagedError}. */
-  async open(id: string, stored: Uint8Array, name = this.nameOf(id)): Promise<Uint8Array> {
+  /**
+   * {@linkcode ChunkCipher.seal} into `out` (exactly {@linkcode SEAL_OVERHEAD} + `data.length` bytes, e.g. a view
+   * of a buffer reused for every chunk), finished when it returns. Only with a
+   * {@linkcode ChunkCrypto.synchronous} backend (libcrypto); a TypeError otherwise.
+   */
+  sealInto(id: string, data: Uint8Array, out: Uint8Array, options: SealOptions = {}): void {
+    if (!this.crypto.synchronous) throw new TypeError(`${this.crypto.name} cannot seal synchronously`);
+    void this.#sealTo(id, data, out, options.name ?? this.nameOf(id));
+  }
+
+  #sealTo(id: string, data: Uint8Array, out: Uint8Array, name: string): void | Promise<void> {
+    if (out.length !== SEAL_OVERHEAD + data.length) {
+      throw new RangeError(
+        `A sealed chunk of ${data.length} bytes takes ${SEAL_OVERHEAD + data.length} bytes`,
+      );
+    }
+    out.set(MAGIC);
+    const nonce = crypto.getRandomValues(out.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES));
+    const key = this.#rawKey(name);
+    const parts = { nonce, aad: MAGIC, plain: [idBytes(id), data] };
+    const zero = () => key.fill(0);
+    let pending;
+    try {
+      pending = this.crypto.gcmSeal(key, parts, out.subarray(MAGIC.length + NONCE_BYTES));
+    } catch (error) {
+      zero();
+      throw error;
+    }
+    if (pending) return pending.finally(zero);
+    zero();
+  }
+
+  /**
+   * Chunk `id`'s content from its stored bytes; anything tampered or truncated is a {@linkcode ChunkDamagedError}.
+   * With `inPlace` the content may be decrypted over `stored` (a buffer the caller gives up) instead of copied.
+   */
+  async open(
+    id: string,
+    stored: Uint8Array,
+    options: SealOptions & { inPlace?: boolean } = {},
+  ): Promise<Uint8Array> {
     if (stored.length < SEAL_OVERHEAD) {
       throw new ChunkDamagedError(id, `${stored.length} bytes, shorter than any encrypted chunk`);
     }
     if (!startsWithMagic(stored)) throw new ChunkDamagedError(id, "not an encrypted chunk");
-    const key = this.#rawKey(name);
+    const key = this.#rawKey(options.name ?? this.nameOf(id));
     let plain: Uint8Array | null;
     try {
       plain = await this.crypto.gcmOpen(key, {
         nonce: stored.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES),
         aad: MAGIC,
         sealed: stored.subarray(MAGIC.length + NONCE_BYTES),
+        inPlace: options.inPlace,
       });
     } finally {
       key.fill(0);

@@ -82,7 +82,7 @@ Deno.test("ChunkCipher.open() names every kind of damage and never returns other
   // Sealed for one id but stored under the name of another: the key differs, so it does not authenticate.
   await assert.rejects(cipher.open(otherId, sealed), ChunkDamagedError);
   // Even with the right name's key, a file that holds another chunk is refused.
-  await assert.rejects(cipher.open(otherId, sealed, cipher.nameOf(id)), /it holds another chunk/);
+  await assert.rejects(cipher.open(otherId, sealed, { name: cipher.nameOf(id) }), /it holds another chunk/);
 });
 
 // Both backends, so each test below runs across every (writer, reader) pair: files written by one are read by
@@ -107,6 +107,27 @@ Deno.test("ChunkCipher: a chunk sealed through either backend opens, and names i
       const sealed = await sealer.seal(contentId, content);
       assert.equal(sealed.length, size + SEAL_OVERHEAD);
       assert.deepEqual(await opener.open(contentId, sealed), content, `${w} → ${r}: ${size} bytes`);
+      const copy = sealed.slice();
+      assert.deepEqual(
+        await opener.open(contentId, copy, { inPlace: true }),
+        content,
+        `${w} → ${r}: in place`,
+      );
+      if (writer.synchronous) {
+        // Sealed into a view of a bigger reused buffer, as the chunk store does.
+        const reused = new Uint8Array(size + SEAL_OVERHEAD + 100).fill(0xee);
+        sealer.sealInto(contentId, content, reused.subarray(0, size + SEAL_OVERHEAD));
+        assert.ok(
+          reused.subarray(size + SEAL_OVERHEAD).every((b) => b === 0xee),
+          "nothing written past the view",
+        );
+        assert.deepEqual(await opener.open(contentId, reused.subarray(0, size + SEAL_OVERHEAD)), content);
+      } else {
+        assert.throws(
+          () => sealer.sealInto(contentId, content, new Uint8Array(size + SEAL_OVERHEAD)),
+          TypeError,
+        );
+      }
       assert.equal(opener.idOf(name, sealed.subarray(0, SEALED_HEAD_BYTES)), contentId, `${w} → ${r}: idOf`);
     }
   }
@@ -157,11 +178,17 @@ Deno.test("ChunkCipher: tampering is the same ChunkDamagedError through either b
     const sealed = await new ChunkCipher(key(8), { crypto: writer }).seal(contentId, content);
     const opener = new ChunkCipher(key(8), { crypto: reader });
     for (const [what, tamper, reason] of damage) {
-      await assert.rejects(opener.open(contentId, tamper(sealed)), (e: Error) => {
-        assert.ok(e instanceof ChunkDamagedError, `${w} → ${r}: ${what}: ${e}`);
-        assert.match(e.reason, reason, `${w} → ${r}: ${what}`);
-        return true;
-      });
+      for (const inPlace of [false, true]) {
+        const bytes = tamper(sealed).slice();
+        await assert.rejects(opener.open(contentId, bytes, { inPlace }), (e: Error) => {
+          assert.ok(e instanceof ChunkDamagedError, `${w} → ${r}: ${what}: ${e}`);
+          assert.match(e.reason, reason, `${w} → ${r}: ${what}`);
+          return true;
+        });
+        // Whatever was decrypted in place before the tag failed is gone: no unauthenticated plaintext is left.
+        const plainLeft = bytes.subarray(SEALED_HEAD_BYTES, SEALED_HEAD_BYTES + 1000);
+        assert.ok(!plainLeft.every((b) => b === 9), `${w} → ${r}: ${what}: plaintext left in the buffer`);
+      }
     }
     await assert.rejects(
       new ChunkCipher(key(9), { crypto: reader }).open(contentId, sealed),

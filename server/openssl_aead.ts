@@ -55,6 +55,7 @@ export class LibcryptoError extends Error {
  */
 class OpenSslCrypto implements ChunkCrypto {
   readonly name: string;
+  readonly synchronous = true;
   readonly #s: Lib["symbols"];
   readonly #gcm: Deno.PointerValue;
   readonly #ctr: Deno.PointerValue;
@@ -151,13 +152,14 @@ class OpenSslCrypto implements ChunkCrypto {
 
   gcmOpen(
     key: Uint8Array,
-    parts: { nonce: Uint8Array; aad: Uint8Array; sealed: Uint8Array },
+    parts: { nonce: Uint8Array; aad: Uint8Array; sealed: Uint8Array; inPlace?: boolean },
   ): Uint8Array | null {
     const { sealed } = parts;
     if (sealed.length < TAG_BYTES) return null;
     const s = this.#s;
     const n = sealed.length - TAG_BYTES;
-    const plain = new Uint8Array(n);
+    // In place, the plaintext overwrites the ciphertext (OpenSSL allows exactly that overlap): no new buffer.
+    const plain = parts.inPlace ? sealed.subarray(0, n) : new Uint8Array(n);
     // The tag is copied: OpenSSL's SET_TAG takes a writable pointer.
     const tag = sealed.slice(n);
     const ctx = this.#ctx();
