@@ -141,6 +141,15 @@ const HEX_NAME = /^[0-9a-f]{64}$/;
 /** How many chunk names {@linkcode DiskChunkStore} keeps at hand (about 300 bytes each). */
 const NAME_CACHE_SIZE = 4096;
 
+/**
+ * The entries of a folder, read synchronously: the async `Deno.readDir` costs a trip through the thread pool
+ * per entry (about two thirds of `list()`'s time), the sync one a system call per few hundred. A chunk folder
+ * is a 256th of the store, so the event loop is held for milliseconds at most.
+ */
+function listDir(path: string): Deno.DirEntry[] {
+  return Array.from(Deno.readDirSync(path));
+}
+
 /** The first `n` bytes of a file (fewer if it is shorter). */
 function readHead(path: string, n: number): Uint8Array {
   using file = Deno.openSync(path, { read: true });
@@ -204,9 +213,9 @@ export class DiskChunkStore implements ChunkStore {
     const report: OpenReport = { migrated: 0, unreadable: 0, firstEncrypted: false, migrationPending: false };
     if (!options.readOnly) {
       await Deno.mkdir(this.#root, { recursive: true, mode: 0o700 });
-      for await (const dir of Deno.readDir(this.#root)) {
+      for (const dir of listDir(this.#root)) {
         if (!dir.isDirectory) continue;
-        for await (const file of Deno.readDir(join(this.#root, dir.name))) {
+        for (const file of listDir(join(this.#root, dir.name))) {
           if (file.name.includes(".tmp")) {
             await Deno.remove(join(this.#root, dir.name, file.name)).catch(() => {});
           }
@@ -268,9 +277,9 @@ export class DiskChunkStore implements ChunkStore {
   async #migrate(cipher: ChunkCipher): Promise<{ migrated: number; unreadable: number; ours: number }> {
     // Where a chunk can be: ROOT/ab/ab… (either layout).
     const files: { dir: string; name: string }[] = [];
-    for await (const dir of Deno.readDir(this.#root)) {
+    for (const dir of listDir(this.#root)) {
       if (!dir.isDirectory || !/^[0-9a-f]{2}$/.test(dir.name)) continue;
-      for await (const file of Deno.readDir(join(this.#root, dir.name))) {
+      for (const file of listDir(join(this.#root, dir.name))) {
         if (file.isFile && HEX_NAME.test(file.name) && file.name.startsWith(dir.name)) {
           files.push({ dir: dir.name, name: file.name });
         }
@@ -424,9 +433,9 @@ export class DiskChunkStore implements ChunkStore {
    * bytes ({@linkcode ChunkCipher.idOf}); a file that yields none (damaged, or another key's) is not listed.
    */
   async *list(): AsyncIterable<string> {
-    for await (const dir of Deno.readDir(this.#root)) {
+    for (const dir of listDir(this.#root)) {
       if (!dir.isDirectory) continue;
-      for await (const file of Deno.readDir(join(this.#root, dir.name))) {
+      for (const file of listDir(join(this.#root, dir.name))) {
         if (!file.isFile || !HEX_NAME.test(file.name)) continue;
         if (!this.#cipher) {
           yield file.name;
