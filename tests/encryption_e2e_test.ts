@@ -82,7 +82,10 @@ Deno.test("a thief with the server's chunk files finds neither the content nor a
   await using world = await World.create();
   assert.match(world.server.output, /created master key .*keys\/master\.key: back it up apart from the data/);
   // The server says what encrypts: libcrypto (AES-NI) when it loads, as it does here with --allow-all.
-  assert.match(world.server.output, /chunks encrypted at rest with AES-256-GCM through OpenSSL libcrypto\.so/);
+  assert.match(
+    world.server.output,
+    /chunks encrypted at rest with AES-256-GCM through OpenSSL libcrypto\.so/,
+  );
   const { big } = await syncedWorld(world);
   await world.client("B");
   await waitForSameTree(world.dir("A"), world.dir("B"), 30_000);
