@@ -15,6 +15,8 @@ const SYMBOLS = {
   EVP_aes_256_gcm: { parameters: [], result: "pointer" },
   EVP_aes_256_ctr: { parameters: [], result: "pointer" },
   EVP_sha256: { parameters: [], result: "pointer" },
+  // OpenSSL 3's explicit fetch: a cipher fetched once spares every init the implicit fetch (about 1 µs a call).
+  EVP_CIPHER_fetch: { parameters: ["pointer", "buffer", "pointer"], result: "pointer", optional: true },
   EVP_EncryptInit_ex: { parameters: ["pointer", "pointer", "pointer", "buffer", "buffer"], result: "i32" },
   EVP_EncryptUpdate: { parameters: ["pointer", "buffer", "buffer", "buffer", "i32"], result: "i32" },
   EVP_EncryptFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
@@ -66,8 +68,11 @@ class OpenSslCrypto implements ChunkCrypto {
   constructor(lib: Lib, file: string) {
     this.name = `OpenSSL ${file}`;
     this.#s = lib.symbols;
-    this.#gcm = this.#s.EVP_aes_256_gcm();
-    this.#ctr = this.#s.EVP_aes_256_ctr();
+    // Fetched once and held for the process's life (one object per algorithm; the library is never unloaded).
+    const fetch = (algorithm: string) =>
+      this.#s.EVP_CIPHER_fetch?.(null, new TextEncoder().encode(`${algorithm}\0`), null) ?? null;
+    this.#gcm = fetch("AES-256-GCM") ?? this.#s.EVP_aes_256_gcm();
+    this.#ctr = fetch("AES-256-CTR") ?? this.#s.EVP_aes_256_ctr();
     this.#sha256 = this.#s.EVP_sha256();
     if (this.#gcm === null || this.#ctr === null || this.#sha256 === null) {
       throw new LibcryptoError(`${file} lacks AES-256-GCM, AES-256-CTR or SHA-256`);
