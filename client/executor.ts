@@ -101,19 +101,55 @@ function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number
  * fsync of a folder, so that renames into it survive a crash. A folder gone meanwhile (the user removed or moved
  * it just after the rename) holds nothing of this device's to make durable: that is not an error.
  */
-async function syncFolder(path: string): Promise<void> {
+function fsyncFolder(path: string): Promise<void> {
   let folder: Deno.FsFile;
   try {
-    folder = await Deno.open(path, { read: true });
+    folder = Deno.openSync(path, { read: true });
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return;
-    throw error;
+    if (error instanceof Deno.errors.NotFound) return Promise.resolve();
+    return Promise.reject(error);
   }
-  try {
-    await folder.sync();
-  } finally {
-    folder.close();
+  return folder.sync().finally(() => folder.close());
+}
+
+/**
+ * Group commit of folder fsyncs: {@linkcode FolderSyncs.sync} makes what was renamed into a folder before the call
+ * durable. Calls for one folder while its fsync runs share the next one: each caller's fsync starts after its
+ * call, and a burst of downloads into one folder costs a few fsyncs instead of one per file.
+ */
+export class FolderSyncs {
+  #fsync: (path: string) => Promise<void>;
+  /** Per folder: the fsync that has not started yet (callers join it) and the last one started or queued. */
+  #slots = new Map<string, { queued: Promise<void> | null; last: Promise<void> }>();
+
+  /** Group commit over `fsync` (of a folder path). @default fsyncFolder */
+  constructor(fsync: (path: string) => Promise<void> = fsyncFolder) {
+    this.#fsync = fsync;
   }
+
+  /** Resolves once an fsync of `path` that started after this call has finished; rejects if that one failed. */
+  sync(path: string): Promise<void> {
+    const slot = this.#slots.get(path) ?? { queued: null, last: Promise.resolve() };
+    if (slot.queued) return slot.queued;
+    const queued = slot.last.catch(() => {}).then(() => {
+      slot.queued = null; // started: later callers need the next one
+      return this.#fsync(path);
+    });
+    slot.queued = queued;
+    slot.last = queued;
+    this.#slots.set(path, slot);
+    queued.catch(() => {}).finally(() => {
+      if (slot.last === queued) this.#slots.delete(path);
+    });
+    return queued;
+  }
+}
+
+const folderSyncs = new FolderSyncs();
+
+/** fsync of the folder `path` through the process's {@linkcode FolderSyncs}. */
+function syncFolder(path: string): Promise<void> {
+  return folderSyncs.sync(path);
 }
 
 /** A byte count for the terminal: `512 B`, `1.5 KiB`, `3.0 MiB`, `1.25 GiB`. */
