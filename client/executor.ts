@@ -184,6 +184,7 @@ export class Executor {
       const segment = plan.slice(i, j);
       if (group === "transfer") await this.#parallel(segment);
       else for (const action of segment) await this.#guard(action);
+      await this.#settleMoves();
       clearTimeout(this.#commitTimer);
       this.#commitTimer = undefined;
       await this.#flushCommits();
@@ -215,12 +216,30 @@ export class Executor {
       // Save progress now and then, so a crash in a long run does not lose what was done.
       if (++this.#report.done % 500 === 0) await this.#ctx.state.flush();
     } catch (error) {
-      this.#report.skipped++;
-      if (error instanceof Changed || error instanceof StaleError || error instanceof FileChangedError) {
-        return;
-      }
-      if ((error as { code?: string }).code === "closed") throw error;
-      this.#ctx.notify(`could not ${describe(action)}: ${(error as Error).message}`);
+      this.#failed(action, error);
+    }
+  }
+
+  /** Counts a failed action as skipped and says why (unless it only found the path changed). */
+  #failed(action: Action, error: unknown): void {
+    this.#report.skipped++;
+    if (error instanceof Changed || error instanceof StaleError || error instanceof FileChangedError) return;
+    if ((error as { code?: string }).code === "closed") throw error;
+    this.#ctx.notify(`could not ${describe(action)}: ${(error as Error).message}`);
+  }
+
+  /**
+   * Moves renamed on disk whose folder fsyncs, and then base records, are still to come: a run of moves shares
+   * its folders' fsyncs (see {@linkcode FolderSyncs}) instead of waiting for two per file. Settled before the
+   * segment ends, and before a move that touches one of their paths.
+   */
+  #pendingMoves: { paths: string[]; done: Promise<void> }[] = [];
+
+  async #settleMoves(): Promise<void> {
+    while (this.#pendingMoves.length > 0) {
+      const pending = this.#pendingMoves;
+      this.#pendingMoves = [];
+      await Promise.all(pending.map((p) => p.done));
     }
   }
 
@@ -276,7 +295,7 @@ export class Executor {
         });
         return;
       case "moveLocal":
-        await this.#moveLocal(action.from, action.to, action.expect, action.remote);
+        await this.#moveLocal(action);
         return;
       case "moveRemote":
         if (state.mounts.keyOf(action.from) !== state.mounts.keyOf(action.to)) {
@@ -378,18 +397,31 @@ export class Executor {
     this.#setLocalBase(path, { kind: "dir", hash: "", rev: remote.rev });
   }
 
-  async #moveLocal(from: string, to: string, expect: LocalEntry, remote: RemoteEntry): Promise<void> {
+  /**
+   * Renames a file as the server did. The rename happens now, in plan order; the fsyncs of both folders and
+   * then the base record follow in {@linkcode Executor.#pendingMoves}: nothing is recorded before it is durable.
+   */
+  async #moveLocal(action: Extract<Action, { type: "moveLocal" }>): Promise<void> {
+    const { from, to, expect, remote } = action;
+    if (this.#pendingMoves.some((p) => p.paths.includes(from) || p.paths.includes(to))) {
+      await this.#settleMoves();
+    }
     const moved = this.#check(from, expect)!; // its stat still holds after the rename (same inode)
     this.#check(to, null);
-    await Deno.mkdir(dirname(this.#abs(to)), { recursive: true });
-    await Deno.rename(this.#abs(from), this.#abs(to));
-    await syncFolder(dirname(this.#abs(to)));
-    if (dirname(from) !== dirname(to)) await syncFolder(dirname(this.#abs(from)));
-    const rows = this.#ctx.state.rows.get(from);
-    this.#ctx.state.setBase(from, null);
-    this.#ctx.local.delete(from);
-    this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows, moved);
-    this.#ctx.notify(`moved ${from} -> ${to} (from the server)`);
+    Deno.mkdirSync(dirname(this.#abs(to)), { recursive: true });
+    Deno.renameSync(this.#abs(from), this.#abs(to));
+    const folders = new Set([dirname(this.#abs(to)), dirname(this.#abs(from))]);
+    const done = Promise.all([...folders].map(syncFolder)).then(() => {
+      const rows = this.#ctx.state.rows.get(from);
+      this.#ctx.state.setBase(from, null);
+      this.#ctx.local.delete(from);
+      this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows, moved);
+      this.#ctx.notify(`moved ${from} -> ${to} (from the server)`);
+    }).catch((error) => {
+      this.#report.done--;
+      this.#failed(action, error);
+    });
+    this.#pendingMoves.push({ paths: [from, to], done });
   }
 
   async #download(
