@@ -12,7 +12,7 @@ import { LOCKED_CODE, type LockHolder } from "../protocol/locks.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { MountTable } from "./mounts.ts";
-import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
+import { type Action, actionPaths, type LocalEntry, type RemoteEntry } from "./reconcile.ts";
 import { FileChangedError, type ScanEntry, type Scanner } from "./scanner.ts";
 import type { BaseRecord, ClientState } from "./state.ts";
 import { lstatInside } from "./safe_path.ts";
@@ -212,6 +212,10 @@ export class Executor {
 
   async #guard(action: Action): Promise<void> {
     try {
+      const paths = actionPaths(action);
+      if (this.#pendingMoves.some((p) => paths.some((path) => p.paths.includes(path)))) {
+        await this.#settleMoves();
+      }
       await this.#one(action);
       // Save progress now and then, so a crash in a long run does not lose what was done.
       if (++this.#report.done % 500 === 0) await this.#ctx.state.flush();
@@ -231,7 +235,7 @@ export class Executor {
   /**
    * Moves renamed on disk whose folder fsyncs, and then base records, are still to come: a run of moves shares
    * its folders' fsyncs (see {@linkcode FolderSyncs}) instead of waiting for two per file. Settled before the
-   * segment ends, and before a move that touches one of their paths.
+   * segment ends, and before any action on one of their paths.
    */
   #pendingMoves: { paths: string[]; done: Promise<void> }[] = [];
 
@@ -403,9 +407,6 @@ export class Executor {
    */
   async #moveLocal(action: Extract<Action, { type: "moveLocal" }>): Promise<void> {
     const { from, to, expect, remote } = action;
-    if (this.#pendingMoves.some((p) => p.paths.includes(from) || p.paths.includes(to))) {
-      await this.#settleMoves();
-    }
     const moved = this.#check(from, expect)!; // its stat still holds after the rename (same inode)
     this.#check(to, null);
     Deno.mkdirSync(dirname(this.#abs(to)), { recursive: true });
