@@ -299,7 +299,7 @@ export class Executor {
         });
         return;
       case "moveLocal":
-        await this.#moveLocal(action);
+        this.#moveLocal(action);
         return;
       case "moveRemote":
         if (state.mounts.keyOf(action.from) !== state.mounts.keyOf(action.to)) {
@@ -405,7 +405,7 @@ export class Executor {
    * Renames a file as the server did. The rename happens now, in plan order; the fsyncs of both folders and
    * then the base record follow in {@linkcode Executor.#pendingMoves}: nothing is recorded before it is durable.
    */
-  async #moveLocal(action: Extract<Action, { type: "moveLocal" }>): Promise<void> {
+  #moveLocal(action: Extract<Action, { type: "moveLocal" }>): void {
     const { from, to, expect, remote } = action;
     const moved = this.#check(from, expect)!; // its stat still holds after the rename (same inode)
     this.#check(to, null);
