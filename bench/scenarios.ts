@@ -415,7 +415,11 @@ async function besideSyncthing(
       seconds: null,
       cpu: "—",
       rss: "—",
-      notes: [`Syncthing ${error instanceof BenchTimeout ? "timed out" : "failed"}: ${message}`],
+      notes: [
+        `Syncthing ${error instanceof BenchTimeout ? "timed out" : "failed"}: ${
+          message.replaceAll("\n", " / ")
+        }`,
+      ],
     };
   }
 }
