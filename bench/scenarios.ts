@@ -1,4 +1,4 @@
-// Benchmark scenarios: each starts fresh processes in fresh folders, measures one thing and cleans up.
+// Benchmark scenarios: fresh processes in fresh folders measure one thing; then Syncthing does the same work.
 import { randomFillSync } from "node:crypto";
 import { join } from "node:path";
 import { ensureServerCertificate } from "../certs/ca.ts";
