@@ -405,7 +405,11 @@ async function besideSyncthing(
       ...syncthingCells(m),
       notes: [
         `Syncthing: ${(m.seconds * 1000).toFixed(0)} ms from the scan request until B had it; the REST API ` +
-        `reported convergence ${(m.convergeSeconds * 1000).toFixed(0)} ms after that.`,
+        `reported convergence ${(m.convergeSeconds * 1000).toFixed(0)} ms after that; A sent ${
+          formatBytes(m.aSent)
+        } to B and received ${
+          formatBytes(m.aReceived)
+        } (its connection counters, scan request … convergence).`,
       ],
     };
   } catch (error) {
@@ -733,7 +737,7 @@ function bigFileScenario(change: BigFileChange): Scenario {
         },
         timeoutMs: 60_000,
         intervalMs: 2,
-      }, (m) => `${(m.seconds * 1000).toFixed(0)} ms`);
+      }, (m) => `${(m.seconds * 1000).toFixed(0)} ms, ${formatBytes(m.aSent)} A→B`);
       return row;
     },
   };

@@ -329,6 +329,14 @@ export class SyncthingPair implements AsyncDisposable {
     }
   }
 
+  /** Bytes a device has sent and received over its connections, from `/rest/system/connections` totals. */
+  async traffic(device: string): Promise<{ in: number; out: number }> {
+    const reply = await this.#get(device, "/rest/system/connections") as {
+      total?: { inBytesTotal?: number; outBytesTotal?: number };
+    };
+    return { in: reply.total?.inBytesTotal ?? NaN, out: reply.total?.outBytesTotal ?? NaN };
+  }
+
   /** Throws if an instance has exited. */
   assertAlive(): void {
     for (const instance of this.#instances.values()) {

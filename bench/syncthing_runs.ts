@@ -35,6 +35,9 @@ export interface SyncthingMeasure {
   rss: Map<string, number>;
   /** Seconds from B having the files until the REST API said the pair converged. */
   convergeSeconds: number;
+  /** Bytes A sent and received over its connection to B in the interval (Syncthing's own counters). */
+  aSent: number;
+  aReceived: number;
 }
 
 /**
@@ -54,6 +57,7 @@ export async function runSyncthing(
     await pair.converged(workload.timeoutMs);
   }
   await workload.change(pair);
+  const trafficBefore = await pair.traffic("A");
   const before = pair.snapshot();
   const started = performance.now();
   const scanning = pair.scan();
@@ -69,8 +73,16 @@ export async function runSyncthing(
   const converged = performance.now();
   const after = pair.snapshot();
   const rss = pair.peakRss();
+  const trafficAfter = await pair.traffic("A");
   await workload.verify(pair);
   const cpu = new Map<string, number>();
   for (const name of ["A", "B"]) cpu.set(name, (after.cpu.get(name) ?? NaN) - (before.cpu.get(name) ?? NaN));
-  return { seconds: (done - started) / 1000, cpu, rss, convergeSeconds: (converged - done) / 1000 };
+  return {
+    seconds: (done - started) / 1000,
+    cpu,
+    rss,
+    convergeSeconds: (converged - done) / 1000,
+    aSent: trafficAfter.out - trafficBefore.out,
+    aReceived: trafficAfter.in - trafficBefore.in,
+  };
 }
