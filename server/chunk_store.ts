@@ -23,12 +23,25 @@ export interface ChunkStore {
    * with the same bytes (and heals a copy damaged by a crash before it was synced).
    */
   put(id: string, data: Uint8Array): Promise<void>;
-  /** Makes the given chunks durable (those already durable cost nothing). */
-  sync(ids: Iterable<string>): Promise<void>;
+  /**
+   * Makes the given chunks durable. Chunks this process stored are synced once (those already durable cost
+   * nothing); chunks stored by an earlier process (before a restart) only with `earlier`, and those missing
+   * are passed over.
+   */
+  sync(ids: Iterable<string>, options?: ChunkSyncOptions): Promise<void>;
   /** Removes a chunk; removing a missing chunk is a no-op. */
   delete(id: string): Promise<void>;
   /** Every stored chunk id. */
   list(): AsyncIterable<string>;
+}
+
+/** Options of {@linkcode ChunkStore.sync}. */
+export interface ChunkSyncOptions {
+  /**
+   * Also sync chunks this process did not store, such as uploads a crashed process wrote but never synced.
+   * @default false
+   */
+  earlier?: boolean;
 }
 
 /** Chunk store URL schemes {@linkcode openChunkStore} understands. */
@@ -397,19 +410,22 @@ export class DiskChunkStore implements ChunkStore {
     this.#unsynced.set(id, name);
   }
 
-  async sync(ids: Iterable<string>): Promise<void> {
-    const todo = [...ids].filter((id) => this.#unsynced.has(id));
+  async sync(ids: Iterable<string>, options: ChunkSyncOptions = {}): Promise<void> {
+    const todo = [...ids].filter((id) => options.earlier || this.#unsynced.has(id));
     if (todo.length === 0) return;
-    const names = todo.map((id) => this.#unsynced.get(id)!);
+    const names = todo.map((id) => this.#unsynced.get(id) ?? this.#name(id));
     const dirs = new Set<string>();
     let next = 0;
     const worker = async () => {
       while (next < todo.length) {
         const name = names[next++];
         const dir = name.slice(0, 2);
-        // Opening is a quick system call, cheaper done here than through the async thread pool; the sync is not.
-        using file = Deno.openSync(join(this.#root, dir, name), { read: true });
-        await file.syncData();
+        try {
+          await this.syncFile(join(this.#root, dir, name));
+        } catch (error) {
+          if (error instanceof Deno.errors.NotFound && !this.#unsynced.has(todo[next - 1])) continue;
+          throw error;
+        }
         dirs.add(dir);
       }
     };
@@ -420,6 +436,13 @@ export class DiskChunkStore implements ChunkStore {
       await handle.sync().catch(() => {}); // not every platform can sync a folder
     }));
     for (const id of todo) this.#unsynced.delete(id);
+  }
+
+  /** Makes one stored file's data durable (a seam for tests that check what is synced). */
+  protected async syncFile(path: string): Promise<void> {
+    // Opening is a quick system call, cheaper done here than through the async thread pool; the sync is not.
+    using file = Deno.openSync(path, { read: true });
+    await file.syncData();
   }
 
   async delete(id: string): Promise<void> {

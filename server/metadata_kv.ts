@@ -475,10 +475,13 @@ export class KvMetadataStore implements MetadataStore {
     }
   }
 
-  async *listChunkRefs(): AsyncIterable<ChunkRef> {
-    for await (const ref of this.kv.list<{ until: number }>({ prefix: ["p"] }, { batchSize: 1000 })) {
-      yield { ns: ref.key[1] as string, id: ref.key[2] as string, kind: "pending", until: ref.value.until };
+  async *listChunkRefs(options: { kind?: ChunkRef["kind"] } = {}): AsyncIterable<ChunkRef> {
+    if (options.kind !== "committed") {
+      for await (const ref of this.kv.list<{ until: number }>({ prefix: ["p"] }, { batchSize: 1000 })) {
+        yield { ns: ref.key[1] as string, id: ref.key[2] as string, kind: "pending", until: ref.value.until };
+      }
     }
+    if (options.kind === "pending") return;
     for await (const ref of this.kv.list({ prefix: ["c"] }, { batchSize: 1000 })) {
       yield { ns: ref.key[1] as string, id: ref.key[2] as string, kind: "committed" };
     }
