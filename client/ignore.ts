@@ -1,7 +1,7 @@
 // Ignore rules: which local paths never sync (built-in temp and state files plus the user's .filesyncignore).
 
 import { join } from "node:path";
-import ignore from "ignore";
+import ignore, { type Ignore } from "ignore";
 
 /** Name of the user's ignore file at the root of a synced folder; it is synced like any other file. */
 export const IGNORE_FILE = ".filesyncignore";
@@ -40,6 +40,29 @@ export interface IgnoreMatcher {
    * folder-only rules such as `build/` apply. A path inside an ignored folder is ignored.
    */
   ignores(path: string, isDir: boolean): boolean;
+  /**
+   * The answer of {@linkcode IgnoreMatcher.ignores} for `path`, an entry named `name` of a folder that is not
+   * ignored itself (what a walk that skips ignored folders asks): it may be remembered per name.
+   */
+  ignoresEntry(path: string, name: string, isDir: boolean): boolean;
+}
+
+/** Names remembered by {@linkcode IgnoreMatcher.ignoresEntry} before the memory starts again. */
+const ENTRY_MEMO_LIMIT = 20_000;
+
+/**
+ * Whether every rule's answer for an entry of a folder not ignored depends on its name, whether it is a folder
+ * and whether it is at the root only: rules without a `/` other than a leading or a trailing one.
+ */
+function rulesByNameOnly(lines: readonly string[]): boolean {
+  return lines.every((raw) => {
+    let line = raw.trimEnd();
+    if (line === "" || line.startsWith("#")) return true;
+    if (line.startsWith("!")) line = line.slice(1);
+    if (line.endsWith("/")) line = line.slice(0, -1);
+    if (line.startsWith("/")) line = line.slice(1);
+    return !line.includes("/");
+  });
 }
 
 /**
@@ -58,10 +81,20 @@ export interface IgnoreMatcher {
  * ```
  */
 export function createIgnoreMatcher(userRules: string | null): IgnoreMatcher {
-  const protectedRules = ignore({ ignorecase: true }).add(PROTECTED_IGNORES);
-  const rules = ignore({ ignorecase: false }).add(BUILTIN_IGNORES.slice(PROTECTED_IGNORES.length));
-  if (userRules !== null) rules.add(userRules.replace(/^\uFEFF/, ""));
-  return {
+  const userText = userRules?.replace(/^\uFEFF/, "") ?? null;
+  // The library remembers every path it was asked about: both matchers are built again when the entry memo
+  // starts again, so neither grows without bound over a long-running client's scans.
+  let protectedRules: Ignore;
+  let rules: Ignore;
+  const build = () => {
+    protectedRules = ignore({ ignorecase: true }).add(PROTECTED_IGNORES);
+    rules = ignore({ ignorecase: false }).add(BUILTIN_IGNORES.slice(PROTECTED_IGNORES.length));
+    if (userText !== null) rules.add(userText);
+  };
+  build();
+  const byName = rulesByNameOnly([...BUILTIN_IGNORES, ...(userText?.split(/\r?\n/) ?? [])]);
+  const memo = new Map<string, boolean>();
+  const matcher: IgnoreMatcher = {
     ignores(path: string, isDir: boolean): boolean {
       if (path === "" || path.startsWith("/")) {
         throw new RangeError(`Cannot match ignore rules for ${JSON.stringify(path)}: not a relative path`);
@@ -70,7 +103,21 @@ export function createIgnoreMatcher(userRules: string | null): IgnoreMatcher {
       const subject = isDir ? `${path}/` : path;
       return protectedRules.ignores(subject) || rules.ignores(subject);
     },
+    ignoresEntry(path: string, name: string, isDir: boolean): boolean {
+      if (!byName) return matcher.ignores(path, isDir);
+      const key = `${isDir ? "d" : "f"}${path === name ? "/" : "."}${name}`;
+      const known = memo.get(key);
+      if (known !== undefined) return known;
+      if (memo.size >= ENTRY_MEMO_LIMIT) {
+        memo.clear();
+        build();
+      }
+      const answer = matcher.ignores(path, isDir);
+      memo.set(key, answer);
+      return answer;
+    },
   };
+  return matcher;
 }
 
 /**

@@ -225,3 +225,62 @@ Deno.test("loadIgnoreRules() reports read errors other than a missing file", asy
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("ignoresEntry() answers as ignores() for entries of folders that are not ignored", () => {
+  const ruleSets = [
+    null,
+    "",
+    "*.log\n!keep.log\nbuild/\n/top.txt\n",
+    "docs/*.md\n!docs/keep.md\n", // rules with a slash: no memory by name
+    "# comment\n  \n*.tmp  \nnode_modules/\n!.DS_Store\n/4913\n",
+  ];
+  const names = [
+    "a.txt",
+    "debug.log",
+    "keep.log",
+    "build",
+    "top.txt",
+    "x.md",
+    "keep.md",
+    "notes.swp",
+    "4913",
+    ".DS_Store",
+    ".filesync",
+    ".filesyncignore",
+    "b.filesync-tmp",
+    "c.tmp",
+    "node_modules",
+    "#auto#",
+    "~$doc",
+  ];
+  for (const rules of ruleSets) {
+    const matcher = createIgnoreMatcher(rules);
+    const fresh = createIgnoreMatcher(rules);
+    // Twice each, so the second answer may come from memory.
+    for (let round = 0; round < 2; round++) {
+      for (const folder of [null, "docs", "src/docs", "top.txt"]) {
+        if (folder !== null && fresh.ignores(folder, true)) continue;
+        for (const name of names) {
+          for (const isDir of [false, true]) {
+            const path = folder === null ? name : `${folder}/${name}`;
+            assert.strictEqual(
+              matcher.ignoresEntry(path, name, isDir),
+              fresh.ignores(path, isDir),
+              `${JSON.stringify(rules)}: ${path} (${isDir ? "folder" : "file"})`,
+            );
+          }
+        }
+      }
+    }
+  }
+});
+
+Deno.test("ignoresEntry() keeps answering right after its memory starts again", () => {
+  const matcher = createIgnoreMatcher("*.log\n");
+  for (let i = 0; i < 50_000; i++) {
+    const name = i % 2 === 0 ? `f${i}.log` : `f${i}.txt`;
+    assert.strictEqual(matcher.ignoresEntry(`d/${name}`, name, false), i % 2 === 0);
+  }
+  assert.strictEqual(matcher.ignoresEntry("d/x.log", "x.log", false), true);
+  assert.strictEqual(matcher.ignoresEntry(".filesyncignore", ".filesyncignore", false), false);
+});

@@ -2,7 +2,13 @@
 import { join } from "node:path";
 import { chunkFile, chunkLengths } from "../protocol/chunker.ts";
 import { FileHasher, sha256Hex } from "../protocol/hash.ts";
-import { isValidPath, unportableNameReason, unportablePathReason, validatePath } from "../protocol/paths.ts";
+import {
+  isPlainChild,
+  isValidPath,
+  unportableNameReason,
+  unportablePathReason,
+  validatePath,
+} from "../protocol/paths.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { IgnoreMatcher } from "./ignore.ts";
 import type { LocalEntry } from "./reconcile.ts";
@@ -135,6 +141,9 @@ function fileStat(info: Deno.FileInfo): FileStat {
   return { size: info.size, mtime: info.mtime?.getTime() ?? 0, ino: info.ino ?? null };
 }
 
+/** Files a walk found, their hashes not filled in yet: entries and their paths side by side. */
+type Found = { entries: ScanEntry[]; paths: string[] };
+
 /** Walks and hashes; remembers hashes of files it read so unchanged files are not read twice. */
 export class Scanner {
   #root: string;
@@ -196,7 +205,7 @@ export class Scanner {
   /** Walks the whole folder. */
   async scanAll(): Promise<Map<string, ScanEntry>> {
     const out = new Map<string, ScanEntry>();
-    const files: [string, FileStat][] = [];
+    const files: Found = { entries: [], paths: [] };
     const before = [...this.links];
     this.links.clear();
     this.#walk(null, out, files);
@@ -213,7 +222,7 @@ export class Scanner {
   async scanPaths(paths: Iterable<string>): Promise<Map<string, ScanEntry | null>> {
     const out = new Map<string, ScanEntry | null>();
     const found = new Map<string, ScanEntry>();
-    const files: [string, FileStat][] = [];
+    const files: Found = { entries: [], paths: [] };
     for (const path of paths) {
       if (!isValidPath(path) || this.#ignored(path) || this.#unportable(path)) continue;
       // A path at or below a link is unknown here: neither found nor gone (lstat alone would follow a link
@@ -243,7 +252,9 @@ export class Scanner {
         found.set(path, { kind: "dir", hash: "", size: 0, mtime: 0, ino: info.ino ?? null });
         this.#walk(path, found, files);
       } else if (info.isFile) {
-        files.push([path, fileStat(info)]);
+        const entry: ScanEntry = { kind: "file", hash: "", ...fileStat(info) };
+        files.entries.push(entry);
+        files.paths.push(path);
       } else {
         out.set(path, null);
       }
@@ -269,14 +280,19 @@ export class Scanner {
       this.#options.ignore.ignores(path, isDir);
   }
 
-  #walk(dir: string | null, out: Map<string, ScanEntry>, files: [string, FileStat][]): void {
+  /** {@linkcode Scanner.#ignored} for an entry of a walked (so not ignored) folder. */
+  #ignoredEntry(path: string, name: string, isDir: boolean): boolean {
+    return path === STATE_DIR || this.#options.ignore.ignoresEntry(path, name, isDir);
+  }
+
+  #walk(dir: string | null, out: Map<string, ScanEntry>, files: Found): void {
     const stack = [dir];
     while (stack.length > 0) {
       const current = stack.pop()!;
       const abs = current === null ? this.#root : this.#prefix + current;
-      let items: Deno.DirEntry[];
+      let items: Iterable<Deno.DirEntry>;
       try {
-        items = [...Deno.readDirSync(abs)];
+        items = Deno.readDirSync(abs);
       } catch (error) {
         // An unlisted folder is unknown, never empty: the root stops the whole scan, a folder its contents.
         if (current === null) {
@@ -289,15 +305,19 @@ export class Scanner {
         continue;
       }
       for (const item of items) {
-        const path = current === null ? item.name : `${current}/${item.name}`;
-        if (this.#ignored(path, item.isDirectory)) continue;
-        try {
-          validatePath(path);
-        } catch (error) {
-          this.#skip(path, (error as Error).message);
-          continue;
+        const name = item.name;
+        const path = current === null ? name : `${current}/${name}`;
+        if (this.#ignoredEntry(path, name, item.isDirectory)) continue;
+        // The folder's own path is valid (it was walked), so a plain name needs no check of the whole path.
+        if (!isPlainChild(path, name, current === null)) {
+          try {
+            validatePath(path);
+          } catch (error) {
+            this.#skip(path, (error as Error).message);
+            continue;
+          }
         }
-        if (this.#unportable(path, item.name)) continue;
+        if (this.#unportable(path, name)) continue;
         if (item.isSymlink) {
           this.links.add(path);
           this.#skip(path, LINK_REASON);
@@ -314,25 +334,38 @@ export class Scanner {
           out.set(path, { kind: "dir", hash: "", size: 0, mtime: 0, ino: info.ino ?? null });
           stack.push(path);
         } else if (info.isFile) {
-          files.push([path, fileStat(info)]);
+          // The hash is filled in by #hashAll; the path is kept on the side until then.
+          const entry: ScanEntry = {
+            kind: "file",
+            hash: "",
+            size: info.size,
+            mtime: info.mtime?.getTime() ?? 0,
+            ino: info.ino ?? null,
+          };
+          files.entries.push(entry);
+          files.paths.push(path);
         }
       }
     }
   }
 
-  async #hashAll(files: [string, FileStat][], out: Map<string, ScanEntry>): Promise<void> {
-    for (const [path, stat] of files) {
+  async #hashAll(files: Found, out: Map<string, ScanEntry>): Promise<void> {
+    for (let i = 0; i < files.entries.length; i++) {
       if (this.#options.stopped?.()) throw new ScanStopped("scan stopped");
+      const entry = files.entries[i];
+      const path = files.paths[i];
       // Known by path, by this scanner's own cache, or (a file moved or renamed) by its inode.
       const known = this.#options.known(path) ?? this.#hashed.get(path) ??
-        (stat.ino !== null ? this.#options.knownByIno?.(stat.ino) : undefined);
-      if (known && known.size === stat.size && known.mtime === stat.mtime && known.ino === stat.ino) {
-        out.set(path, { kind: "file", ...stat, hash: known.hash });
+        (entry.ino !== null ? this.#options.knownByIno?.(entry.ino) : undefined);
+      if (known && known.size === entry.size && known.mtime === entry.mtime && known.ino === entry.ino) {
+        entry.hash = known.hash;
+        out.set(path, entry);
         continue;
       }
       try {
-        const hashed = await this.hashFile(path, stat);
-        out.set(path, { kind: "file", ...stat, hash: hashed.hash });
+        const hashed = await this.hashFile(path, { size: entry.size, mtime: entry.mtime, ino: entry.ino });
+        entry.hash = hashed.hash;
+        out.set(path, entry);
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) continue; // deleted meanwhile: absent is the truth
         // Changing under our eyes, or unreadable: its state is unknown, which is not the same as deleted.

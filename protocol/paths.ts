@@ -79,6 +79,26 @@ export function isValidPath(path: string): boolean {
   return typeof path === "string" && invalidReason(path) === null;
 }
 
+/** Printable ASCII other than `/` and `\\`: a name of only these needs no NFC, control or surrogate check. */
+const PLAIN_NAME = /^[\u0020-\u002e\u0030-\u005b\u005d-\u007e]+$/;
+
+/**
+ * A fast yes for a path made of a valid folder path and one more name (`atRoot` when the folder is the root):
+ * true when the name is plain printable ASCII and the whole is certainly valid. False means "not known":
+ * check the path with {@linkcode validatePath}.
+ *
+ * @example
+ * ```ts
+ * isPlainChild("docs/a.txt", "a.txt", false); // true
+ * isPlainChild("docs/naïve.txt", "naïve.txt", false); // false: check with validatePath
+ * ```
+ */
+export function isPlainChild(path: string, name: string, atRoot: boolean): boolean {
+  return name.length <= MAX_NAME_BYTES && path.length <= MAX_PATH_BYTES / 3 && name !== "." &&
+    name !== ".." && PLAIN_NAME.test(name) &&
+    !(atRoot && (isReservedRootName(name) || WINDOWS_DRIVE.test(name)));
+}
+
 /**
  * The path of the folder holding a valid path, or `null` for a path at the root.
  *

@@ -8,6 +8,7 @@ import {
   depth,
   foldName,
   isDescendant,
+  isPlainChild,
   isValidPath,
   joinPath,
   MAX_NAME_BYTES,
@@ -375,4 +376,42 @@ Deno.test("foldName() maps names that differ only in case to one form", () => {
   ];
   for (const [a, b] of same) assert.equal(foldName(a), foldName(b), `${a} / ${b}`);
   assert.notEqual(foldName("a.txt"), foldName("b.txt"));
+});
+
+Deno.test("isPlainChild() says yes only where validatePath() accepts the path", () => {
+  const names = [
+    "a.txt",
+    "naïve.txt",
+    ".",
+    "..",
+    "...",
+    "a\\b",
+    "C:x",
+    "c:",
+    ".filesync",
+    ".FILESYNC. ",
+    ".filesync2",
+    "tab\there",
+    "\u007f",
+    "x".repeat(255),
+    "x".repeat(256),
+    " ",
+    "#x#",
+    "~$a",
+    "a".repeat(1),
+  ];
+  const deep = Array(11).fill("é".repeat(120)).join("/");
+  const deeper = Array(16).fill("ü".repeat(120)).join("/");
+  for (const parent of [null, "docs", "d/e", deep, deeper]) {
+    if (parent !== null) assert.strictEqual(isValidPath(parent), true);
+    for (const name of names) {
+      const path = parent === null ? name : `${parent}/${name}`;
+      if (isPlainChild(path, name, parent === null)) {
+        assert.strictEqual(isValidPath(path), true, `${JSON.stringify(path)} said plain but is invalid`);
+      }
+    }
+  }
+  assert.strictEqual(isPlainChild("docs/a.txt", "a.txt", false), true);
+  assert.strictEqual(isPlainChild(".filesync", ".filesync", true), false);
+  assert.strictEqual(isPlainChild("C:x", "C:x", true), false);
 });
