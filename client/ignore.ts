@@ -93,7 +93,14 @@ export function createIgnoreMatcher(userRules: string | null): IgnoreMatcher {
   };
   build();
   const byName = rulesByNameOnly([...BUILTIN_IGNORES, ...(userText?.split(/\r?\n/) ?? [])]);
-  const memo = new Map<string, boolean>();
+  // One memory per kind of entry (file or folder, at the root or below), keyed by the name itself.
+  const memo = [
+    new Map<string, boolean>(),
+    new Map<string, boolean>(),
+    new Map<string, boolean>(),
+    new Map<string, boolean>(),
+  ];
+  let remembered = 0;
   const matcher: IgnoreMatcher = {
     ignores(path: string, isDir: boolean): boolean {
       if (path === "" || path.startsWith("/")) {
@@ -105,15 +112,17 @@ export function createIgnoreMatcher(userRules: string | null): IgnoreMatcher {
     },
     ignoresEntry(path: string, name: string, isDir: boolean): boolean {
       if (!byName) return matcher.ignores(path, isDir);
-      const key = `${isDir ? "d" : "f"}${path === name ? "/" : "."}${name}`;
-      const known = memo.get(key);
+      const names = memo[(isDir ? 2 : 0) + (path === name ? 1 : 0)];
+      const known = names.get(name);
       if (known !== undefined) return known;
-      if (memo.size >= ENTRY_MEMO_LIMIT) {
-        memo.clear();
+      if (remembered >= ENTRY_MEMO_LIMIT) {
+        for (const m of memo) m.clear();
+        remembered = 0;
         build();
       }
       const answer = matcher.ignores(path, isDir);
-      memo.set(key, answer);
+      names.set(name, answer);
+      remembered++;
       return answer;
     },
   };
