@@ -165,6 +165,8 @@ export class Scanner {
    */
   readonly unknownDirs = new Set<string>();
   #skipped = new Set<string>();
+  /** What the last full scan found (entries are never changed once made, so they can be shared). */
+  #last = new Map<string, ScanEntry>();
 
   /** A scanner of the folder `root`. */
   constructor(root: string, options: ScannerOptions) {
@@ -212,6 +214,7 @@ export class Scanner {
     // A link that is gone is reported again if it comes back.
     for (const link of before) if (!this.links.has(link)) this.#skipped.delete(link);
     await this.#hashAll(files, out);
+    this.#last = out;
     return out;
   }
 
@@ -334,14 +337,20 @@ export class Scanner {
           out.set(path, { kind: "dir", hash: "", size: 0, mtime: 0, ino: info.ino ?? null });
           stack.push(path);
         } else if (info.isFile) {
+          const size = info.size;
+          const mtime = info.mtime?.getTime() ?? 0;
+          const ino = info.ino ?? null;
+          // The same version as the last full scan found: its entry (and hash) serves again.
+          const last = this.#last.get(path);
+          if (
+            last !== undefined && last.kind === "file" && last.hash !== "" && last.size === size &&
+            last.mtime === mtime && last.ino === ino
+          ) {
+            out.set(path, last);
+            continue;
+          }
           // The hash is filled in by #hashAll; the path is kept on the side until then.
-          const entry: ScanEntry = {
-            kind: "file",
-            hash: "",
-            size: info.size,
-            mtime: info.mtime?.getTime() ?? 0,
-            ino: info.ino ?? null,
-          };
+          const entry: ScanEntry = { kind: "file", hash: "", size, mtime, ino };
           files.entries.push(entry);
           files.paths.push(path);
         }

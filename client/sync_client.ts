@@ -1079,6 +1079,7 @@ function sameSnapshot(a: Map<string, ScanEntry>, b: Map<string, ScanEntry>): boo
   if (a.size !== b.size) return false;
   for (const [path, x] of b) {
     const y = a.get(path);
+    if (y === x) continue; // the scanner hands on an unchanged file's entry itself
     if (
       !y || y.kind !== x.kind || y.hash !== x.hash || y.size !== x.size || y.mtime !== x.mtime ||
       y.ino !== x.ino
