@@ -10,6 +10,7 @@ import {
 import { BAD_NAME_CODE } from "../protocol/paths.ts";
 import { LOCKED_CODE, type LockHolder } from "../protocol/locks.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
+import { commitBatchSize, UPLOADS_PER_COMMIT } from "./commit_batch.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { MountTable } from "./mounts.ts";
 import { type Action, actionPaths, type LocalEntry, type RemoteEntry } from "./reconcile.ts";
@@ -18,8 +19,6 @@ import type { BaseRecord, ClientState } from "./state.ts";
 import { lstatInside } from "./safe_path.ts";
 import { fetchFile, type Progress, releaseTempFile, sendFile, StaleError } from "./transfer.ts";
 
-/** Changes per COMMIT. */
-const COMMIT_BATCH = 200;
 /** Small files transferred at once, and the size up to which a file counts as small. */
 const PARALLEL_SMALL_FILES = 32;
 const SMALL_FILE_BYTES = 1024 * 1024;
@@ -530,7 +529,7 @@ export class Executor {
     });
     // Commit while other files are still transferring: a large file at once (the other devices can start on
     // it), small ones in batches (a full batch, or what gathered within a short wait).
-    if (stat.size > SMALL_FILE_BYTES || this.#queue.length >= COMMIT_BATCH) {
+    if (stat.size > SMALL_FILE_BYTES || this.#queue.length >= UPLOADS_PER_COMMIT) {
       this.#flushCommits().catch(() => {});
     } else if (this.#commitTimer === undefined) {
       this.#commitTimer = setTimeout(() => {
@@ -707,7 +706,7 @@ export class Executor {
 
   async #commitQueued(): Promise<void> {
     while (this.#queue.length > 0) {
-      const queued = this.#queue.splice(0, COMMIT_BATCH);
+      const queued = this.#queue.splice(0, commitBatchSize(this.#queue.map((q) => q.change)));
       // One COMMIT per run of changes in one namespace, in order.
       for (let start = 0; start < queued.length;) {
         const { ns } = this.#ctx.state.mounts.fromLocal(queued[start].change.path);
