@@ -6,7 +6,7 @@ import { isValidPath, unportableNameReason, unportablePathReason, validatePath }
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { IgnoreMatcher } from "./ignore.ts";
 import type { LocalEntry } from "./reconcile.ts";
-import { linkOnPath, lstatOrNull } from "./safe_path.ts";
+import { linkOnPath } from "./safe_path.ts";
 import type { RootStatus } from "./safety.ts";
 import { STATE_DIR } from "./state.ts";
 
@@ -214,17 +214,11 @@ export class Scanner {
     const out = new Map<string, ScanEntry | null>();
     const found = new Map<string, ScanEntry>();
     const files: [string, FileStat][] = [];
-    // The folders on the way are looked at once per call (1,000 paths in one folder: one lstat of it).
-    const seen = new Map<string, Deno.FileInfo | null>();
-    const lstat = (abs: string) => {
-      if (!seen.has(abs)) seen.set(abs, lstatOrNull(abs));
-      return seen.get(abs)!;
-    };
     for (const path of paths) {
       if (!isValidPath(path) || this.#ignored(path) || this.#unportable(path)) continue;
       // A path at or below a link is unknown here: neither found nor gone (lstat alone would follow a link
       // in the middle of the path).
-      const link = linkOnPath(this.#root, path, lstat);
+      const link = linkOnPath(this.#root, path);
       if (link !== null) {
         this.links.add(link);
         this.#skip(link, LINK_REASON);
@@ -236,15 +230,9 @@ export class Scanner {
           this.#skipped.delete(known);
         }
       }
-      const abs = join(this.#root, path);
-      // The walk above looked at the path itself when every folder on the way is one: not again.
-      if (seen.has(abs) && seen.get(abs) === null) {
-        out.set(path, null);
-        continue;
-      }
       let info: Deno.FileInfo;
       try {
-        info = seen.get(abs) ?? Deno.lstatSync(abs);
+        info = Deno.lstatSync(join(this.#root, path));
       } catch (error) {
         // Only "not found" means gone; any other error leaves the path's state unknown.
         if (error instanceof Deno.errors.NotFound) out.set(path, null);
