@@ -432,8 +432,10 @@ function fetchProblem(
   }
   let offset = 0;
   for (const [i, item] of reply.items.entries()) {
-    const want = asked[i];
-    if (item.path !== want.path || item.ns !== want.ns) return `items.${i}: not the file asked for`;
+    const want = asked[i] as { path?: unknown; ns?: unknown; rev?: unknown } | null;
+    if (typeof want !== "object" || want === null || item.path !== want.path || item.ns !== want.ns) {
+      return `items.${i}: not the file asked for`;
+    }
     if (item.code !== undefined) {
       if (item.entry !== undefined || item.at !== undefined) return `items.${i}: a code and an entry`;
       continue;
