@@ -265,7 +265,7 @@ Deno.test("a file B keeps out of sync under a folder stays where it is when A re
   // B renames the whole folder at once when every file in it moves: a file the plan never saw (ignored here)
   // must keep it file by file.
   const names = Array.from({ length: 20 }, (_, i) => `photos/img${i}.jpg`);
-  const { world, clientA, clientB } = await twoDevicesWith(names);
+  const { world, clientB } = await twoDevicesWith(names);
   await using _world = world;
   const a = world.dir("A");
   const b = world.dir("B");
