@@ -6,6 +6,7 @@ import { decodeRows, MANIFEST_ROW_BYTES, MAX_HAVE, type WireEntry } from "../pro
 import type { RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import { FileChangedError, type Scanner } from "./scanner.ts";
+import { RawFile } from "./copy_range.ts";
 
 /** Chunks requested ahead of the one being written, per download. */
 const DOWNLOAD_AHEAD = 32;
@@ -244,6 +245,40 @@ export interface FetchOptions {
   progress?: Progress;
   /** Where the file is on the server: its namespace and path there. @default `path` in the caller's own */
   at?: { ns: string; path: string };
+  /**
+   * The local file that holds `base` (absolute path) and its stat when the device last synced it. While the open
+   * file's stat still matches, the rows the new version shares with `base` are copied from it inside the kernel
+   * (copy_file_range) without reading or hashing them again: they are trusted as the base itself is, the same
+   * trust that lets the scanner skip hashing a file whose stat is unchanged.
+   */
+  baseFile?: { path: string; size: number; mtime: number; ino: number | null };
+}
+
+/** Whether an open file's stat is still the one the device recorded when it last synced it. */
+function statMatches(
+  info: Deno.FileInfo,
+  want: { size: number; mtime: number; ino: number | null },
+): boolean {
+  return info.isFile && info.size === want.size && (info.mtime?.getTime() ?? 0) === want.mtime &&
+    (want.ino === null || info.ino === want.ino);
+}
+
+/**
+ * Where each of `rows` can be copied from in the local base file: its offset there, or undefined (fetch it).
+ * A row is copied only when the base holds a row with the same id and size; runs of rows whose base offsets are
+ * contiguous become single copies.
+ */
+export function copyPlan(rows: readonly ChunkRow[], baseRows: readonly ChunkRow[]): (number | undefined)[] {
+  const at = new Map<string, { offset: number; size: number }>();
+  let offset = 0;
+  for (const row of baseRows) {
+    if (!at.has(row.id)) at.set(row.id, { offset, size: row.size });
+    offset += row.size;
+  }
+  return rows.map((row) => {
+    const found = at.get(row.id);
+    return found && found.size === row.size ? found.offset : undefined;
+  });
 }
 
 /**
@@ -301,6 +336,7 @@ export async function fetchFile(
     throw error;
   }
   let received = 0;
+  const cleanup: RawFile[] = [];
   try {
     const existing = file.statSync().size;
     let offset = 0;
@@ -321,12 +357,18 @@ export async function fetchFile(
     }
     if (existing > offset) file.truncateSync(offset);
     if (offset > 0) file.seekSync(offset, Deno.SeekMode.Start);
+    // Rows shared with the base are copied from the local base file while its stat holds (see `baseFile`).
+    const copy = openBaseCopy(options, tmpPath);
+    if (copy) cleanup.push(copy.source, copy.target);
+    const copyFrom = copy ? copyPlan(rows, options.base!.rows) : [];
     // At most DOWNLOAD_AHEAD chunks (8 MiB at the largest chunk size) requested ahead, written in order.
-    const requests: Promise<{ data: Uint8Array; remote: boolean }>[] = [];
+    const requests: (Promise<{ data: Uint8Array; remote: boolean }> | undefined)[] = [];
     let next = resumed;
     let written = resumed;
     const issue = () => {
-      const row = rows[next++];
+      const index = next++;
+      if (copyFrom[index] !== undefined) return;
+      const row = rows[index];
       const request = (async () => {
         const local = await options.localChunk?.(row.id, row.size);
         if (local && local.length === row.size && sha256Hex(local) === row.id) {
@@ -342,15 +384,29 @@ export async function fetchFile(
         return { data, remote: true };
       })();
       request.catch(() => {}); // awaited in order below; this only keeps an early failure from being "unhandled"
-      requests.push(request);
+      requests[index] = request;
     };
-    for (let i = 0; i < resumed; i++) {
-      requests.push(undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>);
-    }
     while (written < rows.length) {
+      if (next < written) next = written;
       while (next < rows.length && next - written < DOWNLOAD_AHEAD) issue();
-      const { data, remote } = await requests[written];
-      requests[written] = undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>;
+      const from = copyFrom[written];
+      if (copy && from !== undefined) {
+        // A run of rows that lie back to back in the base file: one in-kernel copy.
+        let end = written + 1;
+        let length = rows[written].size;
+        while (end < rows.length && copyFrom[end] === copyFrom[end - 1]! + rows[end - 1].size) {
+          length += rows[end].size;
+          end++;
+        }
+        if (!copy.source.copyTo(copy.target, { from, to: offset, length })) throw new BaseCopyFailed();
+        offset += length;
+        written = end;
+        file.seekSync(offset, Deno.SeekMode.Start);
+        options.progress?.(path, offset, entry.size, "down");
+        continue;
+      }
+      const { data, remote } = await requests[written]!;
+      requests[written] = undefined;
       let at = 0;
       while (at < data.length) at += file.writeSync(data.subarray(at));
       offset += data.length;
@@ -358,18 +414,56 @@ export async function fetchFile(
       if (remote) received += data.length;
       options.progress?.(path, offset, entry.size, "down");
     }
+    // The copied bytes are the base's only if the base file did not change while they were copied.
+    if (copy && !statMatches(copy.source.stat(), options.baseFile!)) throw new BaseCopyFailed();
     if (offset !== entry.size) throw new Error(`"${path}" has ${offset} bytes, expected ${entry.size}`);
     await file.syncData();
   } catch (error) {
     file.close();
+    for (const raw of cleanup) raw.close();
     if (!(error as { code?: string }).code || (error as { code?: string }).code !== "closed") {
       await Deno.remove(tmpPath).catch(() => {});
     }
     releaseTempFile(tmpPath); // kept when the connection closed: the next download of this version resumes it
+    if (error instanceof BaseCopyFailed) {
+      // The base file changed under the copy (or the kernel refused it): download again, verifying every chunk.
+      return await fetchFile(peer, tmpDir, path, rev, { ...options, baseFile: undefined });
+    }
     throw error;
   }
   file.close();
+  for (const raw of cleanup) raw.close();
   return { tmpPath, entry, rows, received };
+}
+
+/** The base file changed while rows were copied from it, or the kernel refused the copy. */
+class BaseCopyFailed extends Error {
+  override name = "BaseCopyFailed";
+}
+
+/**
+ * The base file (whose stat must still be the synced one) and the temp file, opened for in-kernel copies; null
+ * when there is nothing to copy from or copies are not available.
+ */
+function openBaseCopy(options: FetchOptions, tmpPath: string): { source: RawFile; target: RawFile } | null {
+  if (!options.baseFile || !options.base) return null;
+  const source = RawFile.open(options.baseFile.path, "read");
+  if (!source) return null;
+  try {
+    if (!statMatches(source.stat(), options.baseFile)) {
+      source.close();
+      return null;
+    }
+  } catch {
+    source.close();
+    return null;
+  }
+  const target = RawFile.open(tmpPath, "write");
+  if (!target) {
+    source.close();
+    return null;
+  }
+  return { source, target };
 }
 
 /** Temp files (full paths) that a download of this process is writing or has not yet moved into place. */
