@@ -169,7 +169,7 @@ Deno.test("fetchFile() copies the rows it shares with an unchanged base file and
     });
     assert.deepEqual(Deno.readFileSync(fetched.tmpPath), next.data);
     const changed = next.rows.filter((r) => !old.rows.some((o) => o.id === r.id)).map((r) => r.id);
-    assert.ok(changed.length >= 1 && changed.length <= 2);
+    assert.ok(changed.length >= 1 && changed.length < next.rows.length / 4, `${changed.length} rows changed`);
     assert.deepEqual(gets, changed);
     assert.equal(
       localReads,
