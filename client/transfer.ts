@@ -15,6 +15,8 @@ const DOWNLOAD_AHEAD = 32;
  * the server having acknowledged it (so after a server crash, at most this much is sent again).
  */
 export const WINDOW_BYTES = 8 * 1024 * 1024;
+/** Largest in-kernel copy from the base file done without letting the event loop run. */
+const COPY_STEP_BYTES = 32 * 1024 * 1024;
 /** Files up to this size are sent without a HAVE round trip. */
 const ASK_FIRST_BYTES = 128 * 1024;
 /** Largest read of adjacent chunks to send. */
@@ -66,9 +68,13 @@ export interface SentFile {
 
 /** Which of these ids the server lacks (for this user). */
 async function missingOf(peer: RpcPeer, ids: string[]): Promise<Set<string>> {
-  const missing = new Set<string>();
+  // All batches at once: a big file's questions cost one round trip, not one per batch.
+  const batches: Promise<{ message: Record<string, unknown> }>[] = [];
   for (let i = 0; i < ids.length; i += MAX_HAVE) {
-    const reply = await peer.request("HAVE", { hashes: ids.slice(i, i + MAX_HAVE) });
+    batches.push(peer.request("HAVE", { hashes: ids.slice(i, i + MAX_HAVE) }));
+  }
+  const missing = new Set<string>();
+  for (const reply of await Promise.all(batches)) {
     for (const id of reply.message.missing as string[]) missing.add(id);
   }
   return missing;
@@ -398,7 +404,16 @@ export async function fetchFile(
           length += rows[end].size;
           end++;
         }
-        if (!copy.source.copyTo(copy.target, { from, to: offset, length })) throw new BaseCopyFailed();
+        // In steps, with the event loop let run between them (a copy blocks this thread while it lasts).
+        for (let done = 0; done < length; done += COPY_STEP_BYTES) {
+          if (done > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+          const step = {
+            from: from + done,
+            to: offset + done,
+            length: Math.min(COPY_STEP_BYTES, length - done),
+          };
+          if (!copy.source.copyTo(copy.target, step)) throw new BaseCopyFailed();
+        }
         offset += length;
         written = end;
         file.seekSync(offset, Deno.SeekMode.Start);
