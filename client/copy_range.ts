@@ -17,6 +17,8 @@ type Libc = {
 const O_RDONLY = 0;
 const O_WRONLY = 1;
 const O_CLOEXEC = 0o2000000;
+/** Refuse a symbolic link as the last component (the value differs between architectures). */
+const O_NOFOLLOW = Deno.build.arch === "aarch64" ? 0o100000 : 0o400000;
 
 let libc: Libc | null | undefined;
 
@@ -62,7 +64,10 @@ export class RawFile implements Disposable {
   static open(path: string, mode: "read" | "write"): RawFile | null {
     const lib = loadLibc();
     if (!lib) return null;
-    const fd = lib.open(encoder.encode(path + "\0"), (mode === "read" ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
+    const fd = lib.open(
+      encoder.encode(path + "\0"),
+      (mode === "read" ? O_RDONLY : O_WRONLY) | O_CLOEXEC | O_NOFOLLOW,
+    );
     return fd < 0 ? null : new RawFile(fd);
   }
 
