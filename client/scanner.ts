@@ -1,6 +1,6 @@
 // Local snapshot: walks the synced folder, re-hashing only files whose size, mtime or inode changed.
 import { join } from "node:path";
-import { chunkFile, chunkLengths, rechunkFile } from "../protocol/chunker.ts";
+import { chunkLengths, rechunkFile } from "../protocol/chunker.ts";
 import { FileHasher, sha256Hex } from "../protocol/hash.ts";
 import { isValidPath, unportableNameReason, unportablePathReason, validatePath } from "../protocol/paths.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
@@ -357,18 +357,12 @@ export class Scanner {
         at += length;
       }
     } else {
-      // The rows of an earlier version let the unchanged parts be hashed without the chunker's scan.
-      const hint = this.#hashed.get(path)?.rows ?? this.#options.knownRows?.(path);
-      if (hint) {
-        for (const row of await rechunkFile(join(this.#root, path), hint)) {
-          hasher.addChunk(row.id);
-          rows.push(row);
-        }
-      } else {
-        for await (const chunk of chunkFile(join(this.#root, path))) {
-          hasher.addChunk(chunk.id);
-          rows.push({ id: chunk.id, size: chunk.data.length });
-        }
+      // One reused buffer, no copy of each chunk; the rows of an earlier version (if any) let the unchanged
+      // parts be hashed without the chunker's scan.
+      const hint = this.#hashed.get(path)?.rows ?? this.#options.knownRows?.(path) ?? [];
+      for (const row of await rechunkFile(join(this.#root, path), hint)) {
+        hasher.addChunk(row.id);
+        rows.push(row);
       }
     }
     const after = Deno.lstatSync(join(this.#root, path));

@@ -181,7 +181,8 @@ async function sendKnownRows(
     const pending: Promise<unknown>[] = [];
     let failure: Error | null = null;
     using file = Deno.openSync(join(root, path), { read: true });
-    // Runs of adjacent missing chunks are read with one read of up to 4 MiB and sent as views into it.
+    const blocks: Uint8Array[] = [];
+    // Runs of adjacent missing chunks are read with one read of up to RUN_BYTES and sent as views into it.
     const todo: { row: ChunkRow; at: number }[] = [];
     let offset = 0;
     for (const row of rows) {
@@ -201,7 +202,15 @@ async function sendKnownRows(
         j++;
       }
       await window.take(runBytes);
-      const block = new Uint8Array(runBytes);
+      if (failure) throw failure; // a PUT refused meanwhile: its bytes may still be queued, so no block is reused
+      // Long runs are read into reused blocks (a fresh MiB costs page faults); a block is reused once every
+      // PUT of its run has its reply, when its bytes are surely written. Short runs get buffers of their own.
+      const whole = runBytes > RUN_BYTES / 2 ? blocks.pop() ?? new Uint8Array(RUN_BYTES) : null;
+      const block = whole ? whole.subarray(0, runBytes) : new Uint8Array(runBytes);
+      let unanswered = j - i;
+      const answered = () => {
+        if (--unanswered === 0 && whole) blocks.push(whole);
+      };
       file.seekSync(todo[i].at, Deno.SeekMode.Start);
       let filled = 0;
       while (filled < block.length) {
@@ -217,7 +226,10 @@ async function sendKnownRows(
         pending.push(
           peer.request("PUT", { hash: row.id, ...nsField(options.ns) }, data).catch((error) => {
             failure ??= error;
-          }).finally(() => window.give(row.size)),
+          }).finally(() => {
+            answered();
+            window.give(row.size);
+          }),
         );
         options.progress?.(path, at + row.size, stat.size, "up");
       }

@@ -296,7 +296,7 @@ export interface ChunkRowOf {
   size: number;
 }
 
-/** Bytes of the buffer {@linkcode rechunkFile} reads through (at least two largest chunks). */
+/** Most bytes of the buffer {@linkcode rechunkFile} reads through. */
 const RECHUNK_BUFFER = 8 * 1024 * 1024;
 
 /**
@@ -343,7 +343,9 @@ export async function rechunkFile(
     at += row.size;
   });
   using file = await Deno.open(path, { read: true });
-  const buffer = new Uint8Array(Math.max(RECHUNK_BUFFER, 2 * p.max));
+  // Sized for the file (a fresh buffer costs page faults per MiB), at least two largest chunks.
+  const size = file.statSync().size;
+  const buffer = new Uint8Array(Math.max(2 * p.max, Math.min(RECHUNK_BUFFER, size + 1)));
   let start = 0; // buffer[start, end) holds the file's bytes from `pos` on
   let end = 0;
   let eof = false;
