@@ -12,7 +12,7 @@ import { LOCKED_CODE, type LockHolder } from "../protocol/locks.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { MountTable } from "./mounts.ts";
-import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
+import { type Action, actionPaths, type LocalEntry, type RemoteEntry } from "./reconcile.ts";
 import { FileChangedError, type ScanEntry, type Scanner } from "./scanner.ts";
 import type { BaseRecord, ClientState } from "./state.ts";
 import { lstatInside } from "./safe_path.ts";
@@ -101,19 +101,55 @@ function statOf(info: Deno.FileInfo): { size: number; mtime: number; ino: number
  * fsync of a folder, so that renames into it survive a crash. A folder gone meanwhile (the user removed or moved
  * it just after the rename) holds nothing of this device's to make durable: that is not an error.
  */
-async function syncFolder(path: string): Promise<void> {
+function fsyncFolder(path: string): Promise<void> {
   let folder: Deno.FsFile;
   try {
-    folder = await Deno.open(path, { read: true });
+    folder = Deno.openSync(path, { read: true });
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return;
-    throw error;
+    if (error instanceof Deno.errors.NotFound) return Promise.resolve();
+    return Promise.reject(error);
   }
-  try {
-    await folder.sync();
-  } finally {
-    folder.close();
+  return folder.sync().finally(() => folder.close());
+}
+
+/**
+ * Group commit of folder fsyncs: {@linkcode FolderSyncs.sync} makes what was renamed into a folder before the call
+ * durable. Calls for one folder while its fsync runs share the next one: each caller's fsync starts after its
+ * call, and a burst of downloads into one folder costs a few fsyncs instead of one per file.
+ */
+export class FolderSyncs {
+  #fsync: (path: string) => Promise<void>;
+  /** Per folder: the fsync that has not started yet (callers join it) and the last one started or queued. */
+  #slots = new Map<string, { queued: Promise<void> | null; last: Promise<void> }>();
+
+  /** Group commit over `fsync` (of a folder path). @default fsyncFolder */
+  constructor(fsync: (path: string) => Promise<void> = fsyncFolder) {
+    this.#fsync = fsync;
   }
+
+  /** Resolves once an fsync of `path` that started after this call has finished; rejects if that one failed. */
+  sync(path: string): Promise<void> {
+    const slot = this.#slots.get(path) ?? { queued: null, last: Promise.resolve() };
+    if (slot.queued) return slot.queued;
+    const queued = slot.last.catch(() => {}).then(() => {
+      slot.queued = null; // started: later callers need the next one
+      return this.#fsync(path);
+    });
+    slot.queued = queued;
+    slot.last = queued;
+    this.#slots.set(path, slot);
+    queued.catch(() => {}).finally(() => {
+      if (slot.last === queued) this.#slots.delete(path);
+    });
+    return queued;
+  }
+}
+
+const folderSyncs = new FolderSyncs();
+
+/** fsync of the folder `path` through the process's {@linkcode FolderSyncs}. */
+function syncFolder(path: string): Promise<void> {
+  return folderSyncs.sync(path);
 }
 
 /** A byte count for the terminal: `512 B`, `1.5 KiB`, `3.0 MiB`, `1.25 GiB`. */
@@ -148,6 +184,7 @@ export class Executor {
       const segment = plan.slice(i, j);
       if (group === "transfer") await this.#parallel(segment);
       else for (const action of segment) await this.#guard(action);
+      await this.#settleMoves();
       clearTimeout(this.#commitTimer);
       this.#commitTimer = undefined;
       await this.#flushCommits();
@@ -175,16 +212,38 @@ export class Executor {
 
   async #guard(action: Action): Promise<void> {
     try {
+      const paths = actionPaths(action);
+      if (this.#pendingMoves.some((p) => paths.some((path) => p.paths.includes(path)))) {
+        await this.#settleMoves();
+      }
       await this.#one(action);
       // Save progress now and then, so a crash in a long run does not lose what was done.
       if (++this.#report.done % 500 === 0) await this.#ctx.state.flush();
     } catch (error) {
-      this.#report.skipped++;
-      if (error instanceof Changed || error instanceof StaleError || error instanceof FileChangedError) {
-        return;
-      }
-      if ((error as { code?: string }).code === "closed") throw error;
-      this.#ctx.notify(`could not ${describe(action)}: ${(error as Error).message}`);
+      this.#failed(action, error);
+    }
+  }
+
+  /** Counts a failed action as skipped and says why (unless it only found the path changed). */
+  #failed(action: Action, error: unknown): void {
+    this.#report.skipped++;
+    if (error instanceof Changed || error instanceof StaleError || error instanceof FileChangedError) return;
+    if ((error as { code?: string }).code === "closed") throw error;
+    this.#ctx.notify(`could not ${describe(action)}: ${(error as Error).message}`);
+  }
+
+  /**
+   * Moves renamed on disk whose folder fsyncs, and then base records, are still to come: a run of moves shares
+   * its folders' fsyncs (see {@linkcode FolderSyncs}) instead of waiting for two per file. Settled before the
+   * segment ends, and before any action on one of their paths.
+   */
+  #pendingMoves: { paths: string[]; done: Promise<void> }[] = [];
+
+  async #settleMoves(): Promise<void> {
+    while (this.#pendingMoves.length > 0) {
+      const pending = this.#pendingMoves;
+      this.#pendingMoves = [];
+      await Promise.all(pending.map((p) => p.done));
     }
   }
 
@@ -240,7 +299,7 @@ export class Executor {
         });
         return;
       case "moveLocal":
-        await this.#moveLocal(action.from, action.to, action.expect, action.remote);
+        this.#moveLocal(action);
         return;
       case "moveRemote":
         if (state.mounts.keyOf(action.from) !== state.mounts.keyOf(action.to)) {
@@ -342,18 +401,28 @@ export class Executor {
     this.#setLocalBase(path, { kind: "dir", hash: "", rev: remote.rev });
   }
 
-  async #moveLocal(from: string, to: string, expect: LocalEntry, remote: RemoteEntry): Promise<void> {
+  /**
+   * Renames a file as the server did. The rename happens now, in plan order; the fsyncs of both folders and
+   * then the base record follow in {@linkcode Executor.#pendingMoves}: nothing is recorded before it is durable.
+   */
+  #moveLocal(action: Extract<Action, { type: "moveLocal" }>): void {
+    const { from, to, expect, remote } = action;
     const moved = this.#check(from, expect)!; // its stat still holds after the rename (same inode)
     this.#check(to, null);
-    await Deno.mkdir(dirname(this.#abs(to)), { recursive: true });
-    await Deno.rename(this.#abs(from), this.#abs(to));
-    await syncFolder(dirname(this.#abs(to)));
-    if (dirname(from) !== dirname(to)) await syncFolder(dirname(this.#abs(from)));
-    const rows = this.#ctx.state.rows.get(from);
-    this.#ctx.state.setBase(from, null);
-    this.#ctx.local.delete(from);
-    this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows, moved);
-    this.#ctx.notify(`moved ${from} -> ${to} (from the server)`);
+    Deno.mkdirSync(dirname(this.#abs(to)), { recursive: true });
+    Deno.renameSync(this.#abs(from), this.#abs(to));
+    const folders = new Set([dirname(this.#abs(to)), dirname(this.#abs(from))]);
+    const done = Promise.all([...folders].map(syncFolder)).then(() => {
+      const rows = this.#ctx.state.rows.get(from);
+      this.#ctx.state.setBase(from, null);
+      this.#ctx.local.delete(from);
+      this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows, moved);
+      this.#ctx.notify(`moved ${from} -> ${to} (from the server)`);
+    }).catch((error) => {
+      this.#report.done--;
+      this.#failed(action, error);
+    });
+    this.#pendingMoves.push({ paths: [from, to], done });
   }
 
   async #download(

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { encodeRows, type WireEntry } from "../protocol/messages.ts";
 import type { RpcPeer } from "../protocol/rpc.ts";
-import { Executor } from "./executor.ts";
+import { Executor, FolderSyncs } from "./executor.ts";
 import { MountTable } from "./mounts.ts";
 import { createIgnoreMatcher } from "./ignore.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
@@ -392,4 +392,59 @@ Deno.test("Executor sends each change to the namespace its path is mounted in, w
   assert.equal(t.state.base.has("x"), false);
   assert.equal(Deno.readTextFileSync(join(t.root, "Team/doc.txt")), "content from the server");
   assert.equal(t.state.base.get("Team/doc.txt")?.rev, 7);
+});
+
+Deno.test("FolderSyncs shares one fsync among the calls made while another runs, and each starts after its call", async () => {
+  const started: { path: string; done: () => void; fail: (e: Error) => void }[] = [];
+  const syncs = new FolderSyncs((path) =>
+    new Promise<void>((done, fail) => {
+      started.push({ path, done, fail });
+    })
+  );
+  const settled: string[] = [];
+  const track = (name: string, p: Promise<void>) =>
+    p.then(() => settled.push(name), (e) => settled.push(`${name}: ${e.message}`));
+  const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+  const first = track("first", syncs.sync("d"));
+  await tick();
+  assert.equal(started.length, 1, "the first call starts an fsync at once");
+  // Renames made while that fsync runs are not covered by it: these calls share the next one.
+  const second = track("second", syncs.sync("d"));
+  const third = track("third", syncs.sync("d"));
+  const other = track("other", syncs.sync("e"));
+  await tick();
+  assert.deepEqual(
+    started.map((s) => s.path),
+    ["d", "e"],
+    "one folder's next fsync waits for its running one",
+  );
+  started[0].done();
+  await first;
+  await tick();
+  assert.deepEqual(settled, ["first"]);
+  assert.deepEqual(
+    started.map((s) => s.path),
+    ["d", "e", "d"],
+    "the waiting calls got one fsync of their own",
+  );
+  started[2].fail(new Error("disk gone"));
+  started[1].done();
+  await Promise.all([second, third, other]);
+  assert.deepEqual(settled.sort(), ["first", "other", "second: disk gone", "third: disk gone"]);
+  // Once idle, the next call starts at once again.
+  const later = track("later", syncs.sync("d"));
+  await tick();
+  assert.equal(started.length, 4);
+  started[3].done();
+  await later;
+});
+
+Deno.test("FolderSyncs with the real fsync: a folder gone meanwhile is not an error", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "filesync-folder-sync-" });
+  try {
+    const syncs = new FolderSyncs();
+    await Promise.all([syncs.sync(dir), syncs.sync(dir), syncs.sync(join(dir, "gone"))]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

@@ -133,6 +133,13 @@ export class FileChangedError extends Error {
   override name = "FileChangedError";
 }
 
+/** The part of a file's lstat that identifies its version (kept per file found, so no more than that). */
+type FileStat = { size: number; mtime: number; ino: number | null };
+
+function fileStat(info: Deno.FileInfo): FileStat {
+  return { size: info.size, mtime: info.mtime?.getTime() ?? 0, ino: info.ino ?? null };
+}
+
 /** Walks and hashes; remembers hashes of files it read so unchanged files are not read twice. */
 export class Scanner {
   #root: string;
@@ -158,8 +165,12 @@ export class Scanner {
   /** A scanner of the folder `root`. */
   constructor(root: string, options: ScannerOptions) {
     this.#root = root;
+    this.#prefix = join(root, "/");
     this.#options = options;
   }
+
+  /** `root/` normalized once: a walk joins it with each (already valid, relative) path by concatenation. */
+  #prefix: string;
 
   /** Replaces the ignore rules (after `.filesyncignore` changed). */
   set ignore(matcher: IgnoreMatcher) {
@@ -190,7 +201,7 @@ export class Scanner {
   /** Walks the whole folder. */
   async scanAll(): Promise<Map<string, ScanEntry>> {
     const out = new Map<string, ScanEntry>();
-    const files: [string, Deno.FileInfo][] = [];
+    const files: [string, FileStat][] = [];
     const before = [...this.links];
     this.links.clear();
     this.#walk(null, out, files);
@@ -207,7 +218,7 @@ export class Scanner {
   async scanPaths(paths: Iterable<string>): Promise<Map<string, ScanEntry | null>> {
     const out = new Map<string, ScanEntry | null>();
     const found = new Map<string, ScanEntry>();
-    const files: [string, Deno.FileInfo][] = [];
+    const files: [string, FileStat][] = [];
     for (const path of paths) {
       if (!isValidPath(path) || this.#ignored(path) || this.#unportable(path)) continue;
       // A path at or below a link is unknown here: neither found nor gone (lstat alone would follow a link
@@ -237,7 +248,7 @@ export class Scanner {
         found.set(path, { kind: "dir", hash: "", size: 0, mtime: 0, ino: info.ino ?? null });
         this.#walk(path, found, files);
       } else if (info.isFile) {
-        files.push([path, info]);
+        files.push([path, fileStat(info)]);
       } else {
         out.set(path, null);
       }
@@ -263,11 +274,11 @@ export class Scanner {
       this.#options.ignore.ignores(path, isDir);
   }
 
-  #walk(dir: string | null, out: Map<string, ScanEntry>, files: [string, Deno.FileInfo][]): void {
+  #walk(dir: string | null, out: Map<string, ScanEntry>, files: [string, FileStat][]): void {
     const stack = [dir];
     while (stack.length > 0) {
       const current = stack.pop()!;
-      const abs = current === null ? this.#root : join(this.#root, current);
+      const abs = current === null ? this.#root : this.#prefix + current;
       let items: Deno.DirEntry[];
       try {
         items = [...Deno.readDirSync(abs)];
@@ -299,7 +310,7 @@ export class Scanner {
         }
         let info: Deno.FileInfo;
         try {
-          info = Deno.lstatSync(join(this.#root, path));
+          info = Deno.lstatSync(this.#prefix + path);
         } catch (error) {
           if (!(error instanceof Deno.errors.NotFound)) this.unsettled.add(path);
           continue; // vanished since readDir, or unknown
@@ -308,16 +319,15 @@ export class Scanner {
           out.set(path, { kind: "dir", hash: "", size: 0, mtime: 0, ino: info.ino ?? null });
           stack.push(path);
         } else if (info.isFile) {
-          files.push([path, info]);
+          files.push([path, fileStat(info)]);
         }
       }
     }
   }
 
-  async #hashAll(files: [string, Deno.FileInfo][], out: Map<string, ScanEntry>): Promise<void> {
-    for (const [path, info] of files) {
+  async #hashAll(files: [string, FileStat][], out: Map<string, ScanEntry>): Promise<void> {
+    for (const [path, stat] of files) {
       if (this.#options.stopped?.()) throw new ScanStopped("scan stopped");
-      const stat = { size: info.size, mtime: info.mtime?.getTime() ?? 0, ino: info.ino ?? null };
       // Known by path, by this scanner's own cache, or (a file moved or renamed) by its inode.
       const known = this.#options.known(path) ?? this.#hashed.get(path) ??
         (stat.ino !== null ? this.#options.knownByIno?.(stat.ino) : undefined);

@@ -861,10 +861,12 @@ export class SyncClient {
       setTimeout(() => this.#kick(), 100);
     }
     plan = this.#readOnlyShares(plan);
-    if (!full && plan.some((action) => action.type === "deleteRemote")) {
+    if (!full && plan.some((action) => action.type === "deleteRemote" && action.kind === "file")) {
       // A file gone from where the watcher looked may have moved somewhere it did not report (into a folder
       // made just before, say): look at the whole folder before deleting anything, so a move stays a move.
-      // Deletes are decided on full scans only, which is also where the safety stop counts them.
+      // Deletes of files are decided on full scans only, which is also where the safety stop counts them. A
+      // folder's delete goes at once (a folder renamed with all its files, say): the server deletes empty
+      // folders only, so it takes nothing with it, and the safety stop counts files only.
       for (const path of dirty) this.#dirty.add(path);
       this.#fullScanDue = true;
       return true;

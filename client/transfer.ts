@@ -1,5 +1,6 @@
 // Moves file content: uploads the chunks the server lacks, downloads a version into a verified temp file.
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { chunkFile } from "../protocol/chunker.ts";
 import { FileHasher, fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { decodeRows, MANIFEST_ROW_BYTES, MAX_HAVE, type WireEntry } from "../protocol/messages.ts";
@@ -521,20 +522,19 @@ export function claimTempFile(tmpDir: string, hash: string): string {
     (b) => b.toString(16).padStart(2, "0"),
   );
   const mine = join(tmpDir, `${hash}.${random.join("")}.partial`);
+  const unused = leftoversIn(tmpDir);
   const leftovers: { path: string; size: number }[] = [];
-  try {
-    for (const item of Deno.readDirSync(tmpDir)) {
-      const path = join(tmpDir, item.name);
-      if (!item.isFile || !isTempOf(item.name, hash) || tempInUse.has(path)) continue;
-      try {
-        leftovers.push({ path, size: Deno.lstatSync(path).size });
-      } catch { /* gone meanwhile */ }
+  for (const path of unused) {
+    if (!isTempOf(basename(path), hash) || tempInUse.has(path)) continue;
+    try {
+      leftovers.push({ path, size: Deno.lstatSync(path).size });
+    } catch {
+      unused.delete(path); // gone meanwhile
     }
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
   }
   leftovers.sort((a, b) => b.size - a.size);
   for (const leftover of leftovers) {
+    unused.delete(leftover.path);
     try {
       Deno.renameSync(leftover.path, mine);
       break;
@@ -546,9 +546,36 @@ export function claimTempFile(tmpDir: string, hash: string): string {
   return mine;
 }
 
+/**
+ * Temp files in a temp folder that no download uses now: listed once per folder and process (at its first
+ * claim: what earlier runs left), then kept up to date by claims and releases, so a download does not list the
+ * folder each time.
+ */
+const leftoverTemps = new Map<string, Set<string>>();
+
+function leftoversIn(folder: string): Set<string> {
+  const tmpDir = join(folder); // the same key as dirname() of a path in it
+  let unused = leftoverTemps.get(tmpDir);
+  if (unused) return unused;
+  unused = new Set();
+  try {
+    for (const item of Deno.readDirSync(tmpDir)) {
+      const path = join(tmpDir, item.name);
+      if (item.isFile && item.name.endsWith(".partial") && !tempInUse.has(path)) unused.add(path);
+    }
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+  leftoverTemps.set(tmpDir, unused);
+  return unused;
+}
+
 /** Ends the claim of {@linkcode claimTempFile} on `path` (after it was moved into place, removed or kept). */
 export function releaseTempFile(path: string): void {
   tempInUse.delete(path);
+  // Kept (the connection dropped): a later download of this version takes it over. `existsSync` answers for a
+  // missing file without building an error, which matters once per download.
+  if (existsSync(path)) leftoverTemps.get(dirname(path))?.add(path);
 }
 
 /** The `ns` field of a request: absent for the caller's own namespace when none is given. */

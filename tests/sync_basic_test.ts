@@ -66,3 +66,55 @@ Deno.test("a stopped device catches up on start, and a server restart is survive
   await Deno.writeTextFile(`${a}/after-restart.txt`, "still syncing");
   await waitForFile(`${b}/after-restart.txt`, "still syncing", 20_000);
 });
+
+Deno.test("files written, closed and then chmod'ed or touched reach B without waiting out the open-write hold", async () => {
+  await using world = await World.create();
+  await world.client("A");
+  await world.client("B");
+  const a = world.dir("A");
+  const b = world.dir("B");
+  await Deno.writeTextFile(`${a}/ready.txt`, "ready");
+  await waitForFile(`${b}/ready.txt`, "ready");
+  // The watcher holds a file written to and not closed for up to a second: a metadata change after the close
+  // (as git checkout and builds do) is not such a write, so these arrive well before that second is over.
+  for (const change of ["chmod", "touch"] as const) {
+    const names = Array.from({ length: 10 }, (_, i) => `${change}-${i}.txt`);
+    for (const name of names) Deno.writeTextFileSync(`${a}/${name}`, `${change} ${name}`);
+    for (const name of names) {
+      if (change === "chmod") Deno.chmodSync(`${a}/${name}`, 0o755);
+      else Deno.utimeSync(`${a}/${name}`, new Date(), new Date());
+    }
+    const changedAt = Date.now();
+    await Promise.all(names.map((name) => waitForFile(`${b}/${name}`, `${change} ${name}`)));
+    const took = Date.now() - changedAt;
+    assert.ok(took < 800, `10 files written then ${change}'ed took ${took} ms to reach B`);
+  }
+});
+
+Deno.test("a file still open for writing is held back until its writer closes it", async () => {
+  await using world = await World.create();
+  await world.client("A");
+  await world.client("B");
+  const a = world.dir("A");
+  const b = world.dir("B");
+  const file = await Deno.open(`${a}/open.log`, { create: true, write: true });
+  const line = new TextEncoder().encode("a line of a log still being written\n");
+  let lines = 0;
+  try {
+    await file.write(line);
+    lines++;
+    // A file written and closed meanwhile goes through; the open one keeps being written and waits.
+    await Deno.writeTextFile(`${a}/closed.txt`, "closed");
+    let arrived = false;
+    const other = waitForFile(`${b}/closed.txt`, "closed").then(() => arrived = true);
+    while (!arrived) {
+      await file.write(line);
+      lines++;
+      await Promise.race([other, new Promise((resolve) => setTimeout(resolve, 50))]);
+    }
+    await assert.rejects(Deno.lstat(`${b}/open.log`), Deno.errors.NotFound, "a file still open was synced");
+  } finally {
+    file.close();
+  }
+  await waitForFile(`${b}/open.log`, new TextEncoder().encode(new TextDecoder().decode(line).repeat(lines)));
+});

@@ -1,5 +1,6 @@
 // End-to-end: renames and moves travel as moves (no content sent), and a device never echoes its own writes.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { dirname } from "node:path";
 import {
   describeTree,
@@ -196,6 +197,52 @@ Deno.test("renaming a folder of 50 files on A renames it on B without downloadin
     "B deleted files of the old folder instead of moving them",
   );
 });
+
+Deno.test("what B changed under a folder while it was offline survives A renaming that folder", async () => {
+  const names = Array.from({ length: 20 }, (_, i) => `photos/img${i}.jpg`);
+  const { world, clientA, clientB } = await twoDevicesWith(names);
+  await using _world = world;
+  const a = world.dir("A");
+  const b = world.dir("B");
+  await clientB.stop();
+  await Deno.writeTextFile(`${b}/photos/img3.jpg`, "edited on B");
+  await Deno.writeTextFile(`${b}/photos/new-on-B.txt`, "new on B");
+  const markA = clientA.output.length;
+  await Deno.rename(`${a}/photos`, `${a}/albums`);
+  await waitFor(
+    () => count(since(clientA, markA), /moved photos\/\S+ -> albums\/\S+ \(on the server\)/) === 20,
+    {
+      message: () => `A did not report 20 moves:\n${since(clientA, markA)}`,
+    },
+  );
+  await world.client("B");
+  const hashOf = (text: string) => createHash("sha256").update(text).digest("hex");
+  const holds = async (dir: string, text: string) =>
+    [...(await readTree(dir)).values()].includes(hashOf(text));
+  await waitFor(async () => {
+    try {
+      return await treesEqualHolding(a, b, ["edited on B", "new on B"], holds);
+    } catch {
+      return false; // a tree changed while read
+    }
+  }, { timeoutMs: 30_000, message: () => "B's edit and new file did not reach both devices" });
+  for (const dir of [a, b]) {
+    assert.ok(await holds(dir, "edited on B"), `B's edit is gone from ${dir}`);
+    assert.ok(await holds(dir, "new on B"), `B's new file is gone from ${dir}`);
+  }
+});
+
+/** Whether both folders hold the same tree and each holds files with every one of `texts`. */
+async function treesEqualHolding(
+  a: string,
+  b: string,
+  texts: string[],
+  holds: (dir: string, text: string) => Promise<boolean>,
+): Promise<boolean> {
+  for (const dir of [a, b]) for (const text of texts) if (!(await holds(dir, text))) return false;
+  const [ta, tb] = [await readTree(a), await readTree(b)];
+  return ta.size === tb.size && [...ta].every(([k, v]) => tb.get(k) === v);
+}
 
 Deno.test("a file B downloaded is not uploaded back by B", async () => {
   await using world = await World.create();
