@@ -1,14 +1,20 @@
 // End-to-end benchmark (`deno task bench`): real server and clients on loopback, one markdown table row per scenario.
-// Usage: deno task bench [--quick] [--only NAME[,NAME]] [--dir PATH] [--out FILE]
+// Runs Syncthing beside filesync on the same data when it is installed, and prints the ratio per workload.
+// Usage: deno task bench [--quick] [--only NAME[,NAME]] [--dir PATH] [--out FILE] [--no-syncthing]
 import { parseArgs } from "node:util";
 import { BenchTimeout, liveWorlds } from "./bench_world.ts";
+import { formatRatio, judge, speedRatio, TARGETS } from "./compare.ts";
 import { type BenchContext, type Row, SCENARIOS } from "./scenarios.ts";
+import { findSyncthing, livePairs } from "./syncthing.ts";
 
-const HELP = `Usage: deno task bench [--quick] [--only NAME[,NAME]] [--dir PATH] [--out FILE]
-  --quick      small sizes (a sanity run of about a minute)
-  --only       run only these scenarios: ${SCENARIOS.map((s) => s.name).join(", ")}
-  --dir        where the scenario folders live (default /dev/shm, else the temp folder)
-  --out        also write the markdown report to FILE`;
+const HELP = `Usage: deno task bench [--quick] [--only NAME[,NAME]] [--dir PATH] [--out FILE] [--no-syncthing]
+  --quick         small sizes (a sanity run of a few minutes)
+  --only          run only these scenarios: ${SCENARIOS.map((s) => s.name).join(", ")}
+  --dir           where the scenario folders live, Syncthing's homes and folders too (default /dev/shm, else
+                  the temp folder)
+  --out           also write the markdown report to FILE
+  --no-syncthing  do not run Syncthing beside filesync (it runs when \`syncthing\` is on PATH, or
+                  FILESYNC_BENCH_SYNCTHING names the binary)`;
 
 function readFileOr(path: string, fallback: string): string {
   try {
@@ -64,6 +70,26 @@ function failedRow(name: string, target: string, error: unknown): Row {
   };
 }
 
+/** Sets a row's verdict from issue #9's target for it, when there is one and the row says what it measured. */
+function applyTarget(row: Row): void {
+  const target = TARGETS[row.name];
+  if (!target || !row.figures || row.verdict === "skipped") return;
+  const figures = { ...row.figures, syncthingSeconds: row.syncthing?.seconds ?? null };
+  const { verdict, reasons } = judge(target, figures);
+  if (row.verdict !== "miss") row.verdict = verdict;
+  if (reasons.length > 0) row.notes.push(`Target: ${reasons.join("; ")}.`);
+}
+
+async function fsType(dir: string): Promise<string> {
+  try {
+    const out = await new Deno.Command("df", { args: ["-T", "-P", dir], stdout: "piped", stderr: "null" })
+      .output();
+    return new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)?.split(/\s+/)[1] ?? "?";
+  } catch {
+    return "?";
+  }
+}
+
 async function main(): Promise<number> {
   let values;
   try {
@@ -74,6 +100,7 @@ async function main(): Promise<number> {
         only: { type: "string" },
         dir: { type: "string" },
         out: { type: "string" },
+        "no-syncthing": { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     }));
@@ -93,11 +120,12 @@ async function main(): Promise<number> {
   }
   const baseDir = values.dir ?? defaultDir();
   await Deno.mkdir(baseDir, { recursive: true });
-  const ctx: BenchContext = { baseDir, quick: values.quick, tlsMiBps: null };
+  const syncthing = values["no-syncthing"] ? null : await findSyncthing();
+  const ctx: BenchContext = { baseDir, quick: values.quick, tlsMiBps: null, syncthing };
 
   Deno.addSignalListener("SIGINT", async () => {
     console.error("bench: interrupted; cleaning up");
-    await Promise.all([...liveWorlds].map((w) => w[Symbol.asyncDispose]()));
+    await Promise.all([...liveWorlds, ...livePairs].map((w) => w[Symbol.asyncDispose]()));
     Deno.exit(130);
   });
 
@@ -107,7 +135,14 @@ async function main(): Promise<number> {
     ...machine(),
     `- command: \`deno task bench${Deno.args.length ? " " + Deno.args.join(" ") : ""}\``,
     `- date: ${new Date().toISOString()}`,
-    `- folders (server data, A, B) in: ${baseDir}`,
+    `- folders (server data, A, B; Syncthing's homes and folders) in: ${baseDir} (${await fsType(baseDir)})`,
+    `- Syncthing: ${
+      syncthing
+        ? `${syncthing.version} (two instances on loopback, beside filesync on the same data)`
+        : values["no-syncthing"]
+        ? "not run (--no-syncthing)"
+        : "not found (install it, e.g. `apt-get install syncthing`, to compare): filesync ran alone"
+    }`,
     `- load average (1/5/15 min) at start: ${loadAverage()}`,
   ];
   const rows: Row[] = [];
@@ -124,6 +159,7 @@ async function main(): Promise<number> {
     } catch (error) {
       row = failedRow(scenario.name, scenario.target, error);
     }
+    applyTarget(row);
     const total = (performance.now() - started) / 1000;
     loads.push(`${scenario.name}: ${loadBefore} → ${loadAverage()}`);
     row.notes.push(`Scenario total incl. setup and cleanup: ${total.toFixed(1)} s.`);
@@ -137,19 +173,24 @@ async function main(): Promise<number> {
       ((performance.now() - runStart) / 1000).toFixed(0)
     } s`,
     "",
-    "| scenario | wall s | result | A→srv | srv→B | srv→A / B→srv | CPU s srv / A / B | peak RSS MB srv / A / B | target | verdict |",
-    "|---|---|---|---|---|---|---|---|---|---|",
+    "| scenario | wall s | result | Syncthing | ratio | A→srv | srv→B | srv→A / B→srv | CPU s srv / A / B | " +
+    "peak RSS MB srv / A / B | Syncthing CPU s A / B | Syncthing RSS MB A / B | target | verdict |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ...rows.map((r) =>
       `| ${
         [
           r.name,
           r.wallSeconds === null ? "—" : r.wallSeconds.toFixed(3),
           r.result,
+          r.syncthing?.result ?? "—",
+          r.syncthing ? formatRatio(speedRatio(r.wallSeconds, r.syncthing.seconds)) : "—",
           r.aToServer,
           r.serverToB,
           r.reverse,
           r.cpu,
           r.rss,
+          r.syncthing?.cpu ?? "—",
+          r.syncthing?.rss ?? "—",
           r.target,
           r.verdict,
         ].map(cell).join(" | ")
@@ -158,11 +199,16 @@ async function main(): Promise<number> {
     "",
     "Byte columns are frame bytes on the wire per hop (server's per-device counters), from just before the change " +
     "until the system was idle again. CPU is the delta over the same interval (user+system, all threads); peak RSS " +
-    "is VmHWM over each process's life (fresh processes per scenario).",
+    "is VmHWM over each process's life (fresh processes per scenario). Syncthing: the same generated files on two " +
+    "fresh instances (A → B, no server hop) after filesync's run, its watcher off; its clock starts when the " +
+    "change is in A's folder and the scan is requested (POST /rest/db/scan), filesync's at the change itself " +
+    "(its watcher sees it); both stop when B has the files (polled on disk), then Syncthing must also report " +
+    "convergence over REST. ratio = filesync's speed / Syncthing's (Syncthing's time / filesync's; > 1: " +
+    "filesync is faster). Syncthing CPU is over its scan request … REST convergence.",
     "",
     "## Notes",
     "",
-    ...rows.map((r) => `- **${r.name}**: ${r.notes.join(" ")}`),
+    ...rows.map((r) => `- **${r.name}**: ${[...r.notes, ...(r.syncthing?.notes ?? [])].join(" ")}`),
     `- load average before → after each scenario: ${loads.join("; ")}`,
     "",
   ];

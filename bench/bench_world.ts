@@ -186,6 +186,12 @@ export class BenchWorld implements AsyncDisposable {
   }
 }
 
+/** Something whose processes a poll checks on each round (a world, a Syncthing pair). */
+export interface Watched {
+  /** Throws if one of its processes has exited. */
+  assertAlive(): void;
+}
+
 /** Resolves after `ms` milliseconds (pacing of polls and measurement windows, never synchronization). */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -197,7 +203,7 @@ export function delay(ms: number): Promise<void> {
  */
 export async function until(
   check: () => boolean | Promise<boolean>,
-  options: { timeoutMs: number; intervalMs?: number; what: string | (() => string); world?: BenchWorld },
+  options: { timeoutMs: number; intervalMs?: number; what: string | (() => string); world?: Watched },
 ): Promise<number> {
   const deadline = performance.now() + options.timeoutMs;
   while (true) {

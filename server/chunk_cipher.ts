@@ -1,5 +1,6 @@
 // Encryption at rest of stored chunks: names that hide chunk ids, AES-256-GCM under per-chunk keys, a key check.
-import { createDecipheriv, createHmac, hkdfSync, randomFillSync } from "node:crypto";
+import { createDecipheriv, createHmac, hkdfSync } from "node:crypto";
+import { loadOpenSslCrypto } from "./openssl_aead.ts";
 
 /** Bytes of a master key (AES-256). */
 export const MASTER_KEY_BYTES = 32;
@@ -32,11 +33,129 @@ export class ChunkDamagedError extends Error {
 
 function idBytes(id: string): Uint8Array {
   if (!/^[0-9a-f]{64}$/.test(id)) throw new TypeError(`Not a chunk id: "${id.slice(0, 70)}"`);
-  return Uint8Array.from(Buffer.from(id, "hex"));
+  return Uint8Array.fromHex(id);
 }
 
 function startsWithMagic(bytes: Uint8Array): boolean {
   return bytes.length >= MAGIC.length && MAGIC.every((b, i) => bytes[i] === b);
+}
+
+/**
+ * The primitives a {@linkcode ChunkCipher} is built from, so they can come from OpenSSL's libcrypto (AES-NI, no
+ * copies: see server/openssl_aead.ts) or from WebCrypto and node:crypto. Every backend gives the same bytes, so
+ * chunks written through one are read through the other.
+ */
+export interface ChunkCrypto {
+  /** What the log line says, e.g. "OpenSSL libcrypto.so.3" or "WebCrypto". */
+  readonly name: string;
+  /**
+   * True if `gcmSeal` and `gcmOpen` finish before they return (never a Promise), so the caller may reuse their
+   * buffers right after (see {@linkcode ChunkCipher.sealInto}).
+   */
+  readonly synchronous: boolean;
+  /** HMAC-SHA256 under `key`: a function from data to its 32-byte MAC (the key's pads are prepared once). */
+  hmacSha256(key: Uint8Array): (data: Uint8Array) => Uint8Array;
+  /**
+   * AES-256-GCM of the concatenated `plain` parts with a 16-byte tag, written to `out` (exactly their length
+   * plus 16 bytes: ciphertext, then tag).
+   */
+  gcmSeal(
+    key: Uint8Array,
+    parts: { nonce: Uint8Array; aad: Uint8Array; plain: readonly Uint8Array[] },
+    out: Uint8Array,
+  ): void | Promise<void>;
+  /**
+   * The plaintext of `sealed` (ciphertext, then its 16-byte tag), or null if the tag does not authenticate it.
+   * With `inPlace` a backend may write the plaintext over the ciphertext and return a view of it (and then
+   * zeroes it when the tag fails); no plaintext is returned before the tag is checked.
+   */
+  gcmOpen(
+    key: Uint8Array,
+    parts: { nonce: Uint8Array; aad: Uint8Array; sealed: Uint8Array; inPlace?: boolean },
+  ): Uint8Array | null | Promise<Uint8Array | null>;
+  /** AES-256-CTR of `data` from the 16-byte `counter` block. */
+  ctr(key: Uint8Array, counter: Uint8Array, data: Uint8Array): Uint8Array;
+}
+
+/** {@linkcode ChunkCrypto} through WebCrypto (AES-GCM) and node:crypto (HMAC, CTR): the fallback when libcrypto is not loaded. */
+export const WEB_CRYPTO: ChunkCrypto = {
+  name: "WebCrypto",
+  synchronous: false,
+  hmacSha256: (key) => (data) => new Uint8Array(createHmac("sha256", key).update(data).digest()),
+  async gcmSeal(key, parts, out) {
+    const plain = parts.plain.length === 1 ? parts.plain[0] : concat(parts.plain);
+    const cryptoKey = await crypto.subtle.importKey("raw", key as Uint8Array<ArrayBuffer>, "AES-GCM", false, [
+      "encrypt",
+    ]);
+    const sealed = await crypto.subtle.encrypt(
+      {
+        name: "AES-GCM",
+        iv: parts.nonce as Uint8Array<ArrayBuffer>,
+        additionalData: parts.aad as Uint8Array<ArrayBuffer>,
+      },
+      cryptoKey,
+      plain as Uint8Array<ArrayBuffer>,
+    );
+    if (sealed.byteLength !== out.length) throw new RangeError(`GCM output needs ${sealed.byteLength} bytes`);
+    out.set(new Uint8Array(sealed));
+  },
+  async gcmOpen(key, parts) {
+    const cryptoKey = await crypto.subtle.importKey("raw", key as Uint8Array<ArrayBuffer>, "AES-GCM", false, [
+      "decrypt",
+    ]);
+    try {
+      return new Uint8Array(
+        await crypto.subtle.decrypt(
+          {
+            name: "AES-GCM",
+            iv: parts.nonce as Uint8Array<ArrayBuffer>,
+            additionalData: parts.aad as Uint8Array<ArrayBuffer>,
+          },
+          cryptoKey,
+          parts.sealed as Uint8Array<ArrayBuffer>,
+        ),
+      );
+    } catch {
+      return null;
+    }
+  },
+  ctr: (key, counter, data) => new Uint8Array(createDecipheriv("aes-256-ctr", key, counter).update(data)),
+};
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+let chosen: { crypto: ChunkCrypto; reason?: string } | undefined;
+
+/**
+ * The process's chunk crypto, chosen once: libcrypto when it loads ({@linkcode loadOpenSslCrypto}), otherwise
+ * {@linkcode WEB_CRYPTO} with the reason (no library, no FFI permission).
+ */
+export function defaultChunkCrypto(): { crypto: ChunkCrypto; reason?: string } {
+  if (!chosen) {
+    const native = loadOpenSslCrypto();
+    chosen = "crypto" in native ? { crypto: native.crypto } : { crypto: WEB_CRYPTO, reason: native.reason };
+  }
+  return chosen;
+}
+
+/** Options of {@linkcode ChunkCipher.seal} and {@linkcode ChunkCipher.open}. */
+export interface SealOptions {
+  /** The chunk's stored name, if the caller has it already. @default {@linkcode ChunkCipher.nameOf} of the id */
+  name?: string;
+}
+
+/** Options of {@linkcode ChunkCipher}. */
+export interface ChunkCipherOptions {
+  /** Where AES-GCM, AES-CTR and HMAC come from. @default {@linkcode defaultChunkCrypto} */
+  crypto?: ChunkCrypto;
 }
 
 /**
@@ -58,74 +177,103 @@ function startsWithMagic(bytes: Uint8Array): boolean {
  * ```
  */
 export class ChunkCipher {
-  readonly #nameKey: Uint8Array;
-  readonly #chunkKeys: Uint8Array;
+  readonly #nameMac: (data: Uint8Array) => Uint8Array;
+  readonly #chunkKeyMac: (data: Uint8Array) => Uint8Array;
+  /** Where the primitives come from (its `name` is what the server's start log says). */
+  readonly crypto: ChunkCrypto;
   /** Hex value stored beside the data: equal for the same master key, unrelated for any other. */
   readonly keyCheck: string;
 
   /** Derives the subkeys; a key that is not {@linkcode MASTER_KEY_BYTES} long is a RangeError. */
-  constructor(masterKey: Uint8Array) {
+  constructor(masterKey: Uint8Array, options: ChunkCipherOptions = {}) {
     if (masterKey.length !== MASTER_KEY_BYTES) {
       throw new RangeError(`A master key has ${MASTER_KEY_BYTES} bytes, not ${masterKey.length}`);
     }
+    this.crypto = options.crypto ?? defaultChunkCrypto().crypto;
     const derive = (label: string) =>
       new Uint8Array(hkdfSync("sha256", masterKey, new Uint8Array(), `filesync ${label} v1`, 32));
-    this.#nameKey = derive("chunk names");
-    this.#chunkKeys = derive("chunk keys");
-    this.keyCheck = Buffer.from(derive("key check")).toString("hex");
+    const nameKey = derive("chunk names");
+    const chunkKeys = derive("chunk keys");
+    this.#nameMac = this.crypto.hmacSha256(nameKey);
+    this.#chunkKeyMac = this.crypto.hmacSha256(chunkKeys);
+    this.keyCheck = derive("key check").toHex();
   }
 
   /** The stored name of a chunk: 64 hex digits that only the master key links to `id`. */
   nameOf(id: string): string {
-    return createHmac("sha256", this.#nameKey).update(idBytes(id)).digest("hex");
+    return this.#nameMac(idBytes(id)).toHex();
   }
 
-  #rawKey(name: string): Uint8Array<ArrayBuffer> {
-    return Uint8Array.from(createHmac("sha256", this.#chunkKeys).update(Buffer.from(name, "hex")).digest());
+  /** Chunk `name`'s own AES key; the caller zeroes it after use. */
+  #rawKey(name: string): Uint8Array {
+    return this.#chunkKeyMac(Uint8Array.fromHex(name));
   }
 
-  #key(name: string, use: KeyUsage): Promise<CryptoKey> {
-    return crypto.subtle.importKey("raw", this.#rawKey(name), "AES-GCM", false, [use]);
-  }
-
-  /** The bytes to store for chunk `id` (its content `data`); a fresh nonce each time. */
-  async seal(id: string, data: Uint8Array, name = this.nameOf(id)): Promise<Uint8Array> {
-    const nonce = randomFillSync(new Uint8Array(NONCE_BYTES));
-    const plain = new Uint8Array(ID_BYTES + data.length);
-    plain.set(idBytes(id));
-    plain.set(data, ID_BYTES);
-    const sealed = await crypto.subtle.encrypt(
-      { name: "AES-GCM", iv: nonce, additionalData: MAGIC },
-      await this.#key(name, "encrypt"),
-      plain,
-    );
-    const out = new Uint8Array(MAGIC.length + NONCE_BYTES + sealed.byteLength);
-    out.set(MAGIC);
-    out.set(nonce, MAGIC.length);
-    out.set(new Uint8Array(sealed), MAGIC.length + NONCE_BYTES);
+  /** The bytes to store for chunk `id` (its content `data`), in a buffer of their own; a fresh nonce each time. */
+  async seal(id: string, data: Uint8Array, options: SealOptions = {}): Promise<Uint8Array> {
+    const out = new Uint8Array(SEAL_OVERHEAD + data.length);
+    await this.#sealTo(id, data, out, options.name ?? this.nameOf(id));
     return out;
   }
 
-  /** Chunk `id`'s content from its stored bytes; anything tampered or truncated is a {@linkcode ChunkDamagedError}. */
-  async open(id: string, stored: Uint8Array, name = this.nameOf(id)): Promise<Uint8Array> {
+  /**
+   * {@linkcode ChunkCipher.seal} into `out` (exactly {@linkcode SEAL_OVERHEAD} + `data.length` bytes, e.g. a view
+   * of a buffer reused for every chunk), finished when it returns. Only with a
+   * {@linkcode ChunkCrypto.synchronous} backend (libcrypto); a TypeError otherwise.
+   */
+  sealInto(id: string, data: Uint8Array, out: Uint8Array, options: SealOptions = {}): void {
+    if (!this.crypto.synchronous) throw new TypeError(`${this.crypto.name} cannot seal synchronously`);
+    void this.#sealTo(id, data, out, options.name ?? this.nameOf(id));
+  }
+
+  #sealTo(id: string, data: Uint8Array, out: Uint8Array, name: string): void | Promise<void> {
+    if (out.length !== SEAL_OVERHEAD + data.length) {
+      throw new RangeError(
+        `A sealed chunk of ${data.length} bytes takes ${SEAL_OVERHEAD + data.length} bytes`,
+      );
+    }
+    out.set(MAGIC);
+    const nonce = crypto.getRandomValues(out.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES));
+    const key = this.#rawKey(name);
+    const parts = { nonce, aad: MAGIC, plain: [idBytes(id), data] };
+    const zero = () => key.fill(0);
+    let pending;
+    try {
+      pending = this.crypto.gcmSeal(key, parts, out.subarray(MAGIC.length + NONCE_BYTES));
+    } catch (error) {
+      zero();
+      throw error;
+    }
+    if (pending) return pending.finally(zero);
+    zero();
+  }
+
+  /**
+   * Chunk `id`'s content from its stored bytes; anything tampered or truncated is a {@linkcode ChunkDamagedError}.
+   * With `inPlace` the content may be decrypted over `stored` (a buffer the caller gives up) instead of copied.
+   */
+  async open(
+    id: string,
+    stored: Uint8Array,
+    options: SealOptions & { inPlace?: boolean } = {},
+  ): Promise<Uint8Array> {
     if (stored.length < SEAL_OVERHEAD) {
       throw new ChunkDamagedError(id, `${stored.length} bytes, shorter than any encrypted chunk`);
     }
     if (!startsWithMagic(stored)) throw new ChunkDamagedError(id, "not an encrypted chunk");
-    let plain: Uint8Array;
+    const key = this.#rawKey(options.name ?? this.nameOf(id));
+    let plain: Uint8Array | null;
     try {
-      plain = new Uint8Array(
-        await crypto.subtle.decrypt(
-          {
-            name: "AES-GCM",
-            iv: stored.slice(MAGIC.length, MAGIC.length + NONCE_BYTES),
-            additionalData: MAGIC,
-          },
-          await this.#key(name, "decrypt"),
-          stored.subarray(MAGIC.length + NONCE_BYTES) as Uint8Array<ArrayBuffer>,
-        ),
-      );
-    } catch {
+      plain = await this.crypto.gcmOpen(key, {
+        nonce: stored.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES),
+        aad: MAGIC,
+        sealed: stored.subarray(MAGIC.length + NONCE_BYTES),
+        inPlace: options.inPlace,
+      });
+    } finally {
+      key.fill(0);
+    }
+    if (plain === null) {
       throw new ChunkDamagedError(
         id,
         "authentication failed: tampered, truncated or encrypted with another key",
@@ -149,10 +297,14 @@ export class ChunkCipher {
     const counter = new Uint8Array(16);
     counter.set(head.subarray(MAGIC.length, MAGIC.length + NONCE_BYTES));
     counter[15] = 2; // GCM with a 96-bit nonce encrypts from inc32(nonce | 0^31 | 1)
-    const ctr = createDecipheriv("aes-256-ctr", this.#rawKey(name), counter);
-    const id = Buffer.from(ctr.update(head.subarray(MAGIC.length + NONCE_BYTES, SEALED_HEAD_BYTES))).toString(
-      "hex",
-    );
+    const key = this.#rawKey(name);
+    let idBytes: Uint8Array;
+    try {
+      idBytes = this.crypto.ctr(key, counter, head.subarray(MAGIC.length + NONCE_BYTES, SEALED_HEAD_BYTES));
+    } finally {
+      key.fill(0);
+    }
+    const id = idBytes.toHex();
     return this.nameOf(id) === name ? id : null;
   }
 }

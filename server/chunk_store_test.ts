@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { sha256Hex } from "../protocol/hash.ts";
-import { ChunkCipher, ChunkDamagedError, SEAL_OVERHEAD } from "./chunk_cipher.ts";
+import { ChunkCipher, ChunkDamagedError, SEAL_OVERHEAD, WEB_CRYPTO } from "./chunk_cipher.ts";
 import {
   type ChunkStore,
   DiskChunkStore,
@@ -150,6 +150,28 @@ chunkStoreContract(
   "DiskChunkStore (encrypted)",
   (fn) => withDiskStore((store) => fn(store), new ChunkCipher(KEY)),
 );
+chunkStoreContract(
+  "DiskChunkStore (encrypted, WebCrypto)",
+  (fn) => withDiskStore((store) => fn(store), new ChunkCipher(KEY, { crypto: WEB_CRYPTO })),
+);
+
+Deno.test("encrypted DiskChunkStore: a folder written through libcrypto reads through WebCrypto, and back", async () => {
+  const native = new ChunkCipher(KEY);
+  assert.match(native.crypto.name, /^OpenSSL/, "libcrypto is loaded here");
+  const web = new ChunkCipher(KEY, { crypto: WEB_CRYPTO });
+  const a = chunk("written natively");
+  const b = chunk("written through WebCrypto");
+  await withDiskStore(async (first, root) => {
+    await first.put(a.id, a.data);
+    const second = new DiskChunkStore(root, { cipher: web });
+    await second.open();
+    assert.deepEqual(await second.get(a.id), a.data);
+    await second.put(b.id, b.data);
+    assert.deepEqual(await first.get(b.id), b.data);
+    assert.deepEqual((await Array.fromAsync(first.list())).sort(), [a.id, b.id].sort());
+    assert.deepEqual((await Array.fromAsync(second.list())).sort(), [a.id, b.id].sort());
+  }, native);
+});
 
 Deno.test("DiskChunkStore files chunks as ROOT/ab/abcd… and leaves no temp files", async () => {
   await withDiskStore(async (store, root) => {

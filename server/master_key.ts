@@ -2,7 +2,7 @@
 // store it opens.
 import { dirname, join } from "node:path";
 import { UserError } from "../protocol/user_error.ts";
-import { ChunkCipher, MASTER_KEY_BYTES } from "./chunk_cipher.ts";
+import { ChunkCipher, defaultChunkCrypto, MASTER_KEY_BYTES } from "./chunk_cipher.ts";
 import {
   type ChunkStore,
   chunkStoreRoot,
@@ -98,11 +98,12 @@ export interface ServerChunksOptions {
  * Opens the server's chunk store, encrypted with its master key: the key is created on first use (when no
  * encrypted chunk exists yet), read from its file otherwise, and checked against the key check stored with the
  * chunks, so a missing or wrong key is one clear line at start. Plaintext chunks of an older version are
- * encrypted on the way (not with `readOnly`). Resolves with the store and the log lines of what was done.
+ * encrypted on the way (not with `readOnly`). Resolves with the store, the log lines of what was done, and what
+ * the chunks are encrypted with (e.g. "AES-256-GCM through OpenSSL libcrypto.so.3"; null when they are not).
  */
 export async function openServerChunks(
   options: ServerChunksOptions,
-): Promise<{ store: ChunkStore; lines: string[] }> {
+): Promise<{ store: ChunkStore; lines: string[]; encryption: string | null }> {
   const spec = options.chunks ?? join(options.dataDir, "chunks");
   const keyPath = options.masterKeyFile ?? defaultMasterKeyPath(options.dataDir);
   const lines: string[] = [];
@@ -133,7 +134,7 @@ export async function openServerChunks(
   if (options.plaintext) {
     const { store } = await open(null);
     lines.push("warning: chunks are stored unencrypted (FILESYNC_TEST_PLAINTEXT_CHUNKS, for tests only)");
-    return { store, lines };
+    return { store, lines, encryption: null };
   }
   let key = await readMasterKey(keyPath);
   if (!key) {
@@ -144,14 +145,16 @@ export async function openServerChunks(
       );
     }
     // A folder of an older version, not yet encrypted: fsck reads it as it is.
-    if (options.readOnly) return { store: (await open(null)).store, lines };
+    if (options.readOnly) return { store: (await open(null)).store, lines, encryption: null };
     key = await createMasterKey(keyPath, { makeFolder: !options.masterKeyFile });
     lines.push(
       `created master key ${keyPath}: back it up apart from the data (without it the stored content is lost)`,
     );
   }
-  if (options.readOnly && !record) return { store: (await open(null)).store, lines };
-  const { store, report } = await open(new ChunkCipher(key));
+  if (options.readOnly && !record) return { store: (await open(null)).store, lines, encryption: null };
+  const cipher = new ChunkCipher(key);
+  key.fill(0);
+  const { store, report } = await open(cipher);
   if (report.migrationPending) {
     throw new UserError(
       `The chunks in ${root} are still being encrypted (a start was interrupted): start the server once to finish`,
@@ -166,5 +169,8 @@ export async function openServerChunks(
         `they are (fsck reports the chunks they should hold)`,
     );
   }
-  return { store, lines };
+  const { reason } = defaultChunkCrypto();
+  const encryption = `AES-256-GCM through ${cipher.crypto.name}` +
+    (reason ? ` (libcrypto not used: ${reason})` : "");
+  return { store, lines, encryption };
 }

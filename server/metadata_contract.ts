@@ -931,6 +931,11 @@ export function metadataContract(label: string, open: OpenStore): void {
       assert.equal(refs.filter((r) => r.kind === "pending").length, 23);
       assert.deepEqual(refs.filter((r) => r.kind === "committed").map((r) => r.id), [row.id]);
       assert.ok(refs.every((r) => r.ns === NS && (r.kind === "committed" || r.until! > 0)));
+      for (const kind of ["pending", "committed"] as const) {
+        const only = [];
+        for await (const ref of store.listChunkRefs({ kind })) only.push(ref);
+        assert.deepEqual(only, refs.filter((r) => r.kind === kind));
+      }
       await store.deleteChunkRefs(refs.filter((r) => r.id === ids[0] || r.id === row.id));
       assert.equal((await store.referencedChunks(NS, [ids[0], row.id])).size, 0);
     });

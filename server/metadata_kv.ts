@@ -404,15 +404,20 @@ export class KvMetadataStore implements MetadataStore {
 
   async referencedChunks(ns: string, ids: string[]): Promise<Set<string>> {
     const found = new Set<string>();
-    for (let i = 0; i < ids.length; i += 10) {
-      const slice = ids.slice(i, i + 10);
-      const [committed, pending] = await Promise.all([
-        this.kv.getMany(slice.map((id) => ["c", ns, id])),
-        this.kv.getMany(slice.map((id) => ["p", ns, id])),
-      ]);
-      slice.forEach((id, j) => {
-        if (committed[j].versionstamp || pending[j].versionstamp) found.add(id);
-      });
+    // Ten keys per read (the KV's limit), 32 reads at a time: a HAVE of many chunks is not a chain of reads.
+    const slices = chunked(ids, 10);
+    for (let i = 0; i < slices.length; i += 32) {
+      await Promise.all(
+        slices.slice(i, i + 32).map(async (slice) => {
+          const [committed, pending] = await Promise.all([
+            this.kv.getMany(slice.map((id) => ["c", ns, id])),
+            this.kv.getMany(slice.map((id) => ["p", ns, id])),
+          ]);
+          slice.forEach((id, j) => {
+            if (committed[j].versionstamp || pending[j].versionstamp) found.add(id);
+          });
+        }),
+      );
     }
     return found;
   }
@@ -470,10 +475,13 @@ export class KvMetadataStore implements MetadataStore {
     }
   }
 
-  async *listChunkRefs(): AsyncIterable<ChunkRef> {
-    for await (const ref of this.kv.list<{ until: number }>({ prefix: ["p"] }, { batchSize: 1000 })) {
-      yield { ns: ref.key[1] as string, id: ref.key[2] as string, kind: "pending", until: ref.value.until };
+  async *listChunkRefs(options: { kind?: ChunkRef["kind"] } = {}): AsyncIterable<ChunkRef> {
+    if (options.kind !== "committed") {
+      for await (const ref of this.kv.list<{ until: number }>({ prefix: ["p"] }, { batchSize: 1000 })) {
+        yield { ns: ref.key[1] as string, id: ref.key[2] as string, kind: "pending", until: ref.value.until };
+      }
     }
+    if (options.kind === "pending") return;
     for await (const ref of this.kv.list({ prefix: ["c"] }, { batchSize: 1000 })) {
       yield { ns: ref.key[1] as string, id: ref.key[2] as string, kind: "committed" };
     }
@@ -794,9 +802,11 @@ export class KvMetadataStore implements MetadataStore {
       for (const [hash, { size, rows }] of plan.manifests) {
         manifestMutations.push(...this.#manifestMutations(hash, size, rows));
       }
+      // The committed references go with the manifests (usually one atomic write instead of two): both only
+      // keep data, and both are durable before any step refers to them.
+      for (const id of plan.permanent) manifestMutations.push([["c", ns, id], true]);
       await writeMutations(this.kv, manifestMutations);
       for (const [hash, { rows }] of plan.manifests) this.#manifests.set(hash, rows);
-      await writeMutations(this.kv, [...plan.permanent].map((id) => [["c", ns, id], true]));
       await this.#writeSteps(ns, seqEntry.versionstamp, plan.steps);
     }
     return { results: plan.results, journal };

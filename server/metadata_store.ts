@@ -287,8 +287,8 @@ export interface MetadataStore {
   addPendingChunk(ns: string, id: string): Promise<void>;
   /** Resolves once every pending reference recorded so far is written. */
   settlePending(): Promise<void>;
-  /** Every chunk reference of every namespace. */
-  listChunkRefs(): AsyncIterable<ChunkRef>;
+  /** Every chunk reference of every namespace, or only those of one kind. */
+  listChunkRefs(options?: { kind?: ChunkRef["kind"] }): AsyncIterable<ChunkRef>;
   /** Removes chunk references. */
   deleteChunkRefs(refs: ChunkRef[]): Promise<void>;
 

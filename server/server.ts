@@ -10,6 +10,7 @@ import { AttackLog, CheckQueue, LoginGuard, type LoginPolicy, makeUser, validate
 import type { ChunkStore } from "./chunk_store.ts";
 import { findDevice } from "./devices.ts";
 import { openServerChunks } from "./master_key.ts";
+import { syncEarlierUploads } from "./upload_recovery.ts";
 import { collectGarbage, type GcOptions } from "./gc.ts";
 import { Hub } from "./hub.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
@@ -263,6 +264,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // KV makes its file and its -wal/-shm companions with the process's umask: they go owner-only too.
   await makePrivate(options.dataDir, { deepOnlyIfOpen: ["chunks"] });
   for (const line of await store.repair()) log(line);
+  const recovered = await syncEarlierUploads(store, chunks);
+  if (recovered > 0) log(`made ${recovered} chunks uploaded before the last stop durable`);
   const fixed = await store.gcLock.shared(() => store.upgradeManifests((id) => chunks.size(id)));
   if (fixed !== null) {
     log(
@@ -399,6 +402,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     throw new UserError(`Cannot listen on ${host}:${options.port}: ${reason}`);
   }
   const addr = listener.addr;
+  if (opened.encryption) log(`chunks encrypted at rest with ${opened.encryption}`);
   log(`listening on ${addr.hostname}:${addr.port}`);
   return {
     port: addr.port,

@@ -17,6 +17,8 @@ Deno.test("the bundled build (deno task bundle) serves and syncs like the source
   Deno.env.set("FILESYNC_CMD", `${Deno.execPath()} run --allow-all --unstable-kv ${out}`);
   try {
     await using server = await startServer(tmp.join("server"));
+    // The bundle loads libcrypto through FFI as the source does (--allow-all includes --allow-ffi).
+    assert.match(server.output, /chunks encrypted at rest with AES-256-GCM through OpenSSL libcrypto/);
     await addUser(server.dataDir, "alice", "pw");
     await using a = await startConnectedClient({
       server,

@@ -81,6 +81,11 @@ async function syncedWorld(world: World): Promise<{ big: Uint8Array }> {
 Deno.test("a thief with the server's chunk files finds neither the content nor any chunk or file hash", async () => {
   await using world = await World.create();
   assert.match(world.server.output, /created master key .*keys\/master\.key: back it up apart from the data/);
+  // The server says what encrypts: libcrypto (AES-NI) when it loads, as it does here with --allow-all.
+  assert.match(
+    world.server.output,
+    /chunks encrypted at rest with AES-256-GCM through OpenSSL libcrypto\.so/,
+  );
   const { big } = await syncedWorld(world);
   await world.client("B");
   await waitForSameTree(world.dir("A"), world.dir("B"), 30_000);
@@ -278,3 +283,76 @@ Deno.test("a tampered stored chunk is never served: the server logs it, a new de
   assert.equal(got, null, "nothing is written from a damaged chunk");
   assert.doesNotMatch(world.server.output, /internal error/);
 });
+
+/** Runs `start` with filesync processes started by `command` (FILESYNC_CMD), as tests/bundle_test.ts does. */
+async function withCommand<T>(command: string, start: () => Promise<T>): Promise<T> {
+  const previous = Deno.env.get("FILESYNC_CMD");
+  Deno.env.set("FILESYNC_CMD", command);
+  try {
+    return await start();
+  } finally {
+    if (previous === undefined) Deno.env.delete("FILESYNC_CMD");
+    else Deno.env.set("FILESYNC_CMD", previous);
+  }
+}
+
+Deno.test("without the FFI permission the server encrypts through WebCrypto, and each backend reads what the other stored", async () => {
+  const root = new URL("..", import.meta.url).pathname;
+  // Every permission but FFI: libcrypto cannot load, WebCrypto does the work.
+  const noFfi = [
+    Deno.execPath(),
+    "run",
+    "--allow-all",
+    "--deny-ffi",
+    "--unstable-kv",
+    "--config",
+    join(root, "deno.json"),
+    join(root, "main.ts"),
+  ].join(" ");
+  // The data folder in the default temp folder even when FILESYNC_TEST_TMPDIR is /dev/shm: Deno lets only
+  // --allow-all touch /dev paths.
+  const own = await Deno.makeTempDir({ prefix: "filesync-test-" });
+  try {
+    await withoutFfi(noFfi, join(own, "server"));
+  } finally {
+    await Deno.remove(own, { recursive: true }).catch(() => {});
+  }
+});
+
+/** The body of the test above, on the data folder `data`. */
+async function withoutFfi(noFfi: string, data: string): Promise<void> {
+  await using world = new World();
+  world.server = await startServer(data);
+  await addUser(data, world.user, world.password);
+  assert.match(world.server.output, /chunks encrypted at rest with AES-256-GCM through OpenSSL libcrypto/);
+  const first = randomBytes(400_000, 91);
+  await world.client("A");
+  await Deno.writeFile(join(world.dir("A"), "first.bin"), first);
+  await waitFor(() => /upload first\.bin/.test(world.server.output));
+  await Promise.all(world.procs.map((p) => p.stop()));
+  await world.server.stop();
+
+  world.server = await withCommand(noFfi, () => startServer(data, [], world.server.port));
+  assert.match(
+    world.server.output,
+    /chunks encrypted at rest with AES-256-GCM through WebCrypto \(libcrypto not used: no FFI permission/,
+  );
+  await world.client("B");
+  await waitForSameTree(world.dir("A"), world.dir("B"), 30_000); // chunks libcrypto stored, read by WebCrypto
+  const second = randomBytes(400_000, 92);
+  await Deno.writeFile(join(world.dir("B"), "second.bin"), second);
+  await waitFor(() => /upload second\.bin/.test(world.server.output));
+  await Promise.all(world.procs.map((p) => p.stop()));
+  await world.server.stop();
+
+  world.server = await startServer(data, [], world.server.port);
+  await world.client("C");
+  await waitFor(async () => {
+    const tree = await readTree(world.dir("C"));
+    return tree.get("first.bin") === sha256Hex(first) && tree.get("second.bin") === sha256Hex(second);
+  }, { timeoutMs: 30_000 });
+  await Promise.all(world.procs.map((p) => p.stop()));
+  await world.server.stop();
+  const fsck = await run(["server", "fsck", "--data", data]);
+  assert.equal(fsck.code, 0, fsck.output);
+}
