@@ -5,6 +5,9 @@ import {
   type ChangeResult,
   commonEnds,
   encodeRows,
+  FETCH_INLINE_BYTES,
+  MAX_FETCH_BYTES,
+  MAX_FETCH_ITEMS,
   type WireEntry,
 } from "../protocol/messages.ts";
 import { BAD_NAME_CODE } from "../protocol/paths.ts";
@@ -16,13 +19,24 @@ import { type Action, actionPaths, type LocalEntry, type RemoteEntry } from "./r
 import { FileChangedError, type ScanEntry, type Scanner } from "./scanner.ts";
 import type { BaseRecord, ClientState } from "./state.ts";
 import { lstatInside } from "./safe_path.ts";
-import { fetchFile, type Progress, releaseTempFile, sendFile, StaleError } from "./transfer.ts";
+import {
+  type FetchedFile,
+  fetchFile,
+  fetchSmallFiles,
+  type Progress,
+  releaseTempFile,
+  sendFile,
+  StaleError,
+} from "./transfer.ts";
 
 /** Changes per COMMIT. */
 const COMMIT_BATCH = 200;
 /** Small files transferred at once, and the size up to which a file counts as small. */
 const PARALLEL_SMALL_FILES = 32;
 const SMALL_FILE_BYTES = 1024 * 1024;
+/** Most small downloads in one FETCH, and FETCHes in flight at once. */
+const FETCH_BATCH = 128;
+const PARALLEL_FETCHES = 4;
 /** Large files transferred at once (each keeps up to 32 MiB in flight). */
 const PARALLEL_LARGE_FILES = 2;
 /** How long small uploads wait to be committed together. */
@@ -68,6 +82,32 @@ export interface ExecutionReport {
 
 /** Refusals that only mean another device changed the path first. */
 const RACE_CODES = new Set(["conflict", "exists", "not_empty"]);
+
+/** A plan's download action. */
+type DownloadAction = Extract<Action, { type: "download" }>;
+
+/**
+ * Splits small downloads into FETCH batches: at most {@linkcode FETCH_BATCH} files and
+ * {@linkcode MAX_FETCH_BYTES} of content each, in plan order.
+ */
+export function fetchBatches<T extends { remote: { size: number } }>(actions: readonly T[]): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
+  let bytes = 0;
+  for (const action of actions) {
+    if (
+      current.length >= Math.min(FETCH_BATCH, MAX_FETCH_ITEMS) || bytes + action.remote.size > MAX_FETCH_BYTES
+    ) {
+      batches.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(action);
+    bytes += action.remote.size;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
 
 /** Thrown when a local path no longer holds what the plan expected. */
 class Changed extends Error {}
@@ -198,16 +238,24 @@ export class Executor {
   async #parallel(actions: Action[]): Promise<void> {
     const sizeOf = (a: Action) =>
       a.type === "upload" ? a.local.size : a.type === "download" ? a.remote.size : 0;
-    const small = actions.filter((a) => sizeOf(a) <= SMALL_FILE_BYTES);
+    const fetchable = (a: Action): a is DownloadAction =>
+      a.type === "download" && a.remote.kind === "file" && a.remote.size <= FETCH_INLINE_BYTES;
+    const batches = fetchBatches(actions.filter(fetchable));
+    const small = actions.filter((a) => !fetchable(a) && sizeOf(a) <= SMALL_FILE_BYTES);
     const large = actions.filter((a) => sizeOf(a) > SMALL_FILE_BYTES);
-    const pool = async (list: Action[], width: number) => {
+    const pool = async <T>(list: T[], width: number, run: (item: T) => Promise<void>) => {
       let next = 0;
       const worker = async () => {
-        while (next < list.length) await this.#guard(list[next++]);
+        while (next < list.length) await run(list[next++]);
       };
       await Promise.all(Array.from({ length: Math.min(width, list.length) }, worker));
     };
-    await Promise.all([pool(small, PARALLEL_SMALL_FILES), pool(large, PARALLEL_LARGE_FILES)]);
+    const guard = (action: Action) => this.#guard(action);
+    await Promise.all([
+      pool(batches, PARALLEL_FETCHES, (batch) => this.#fetchBatch(batch)),
+      pool(small, PARALLEL_SMALL_FILES, guard),
+      pool(large, PARALLEL_LARGE_FILES, guard),
+    ]);
   }
 
   async #guard(action: Action): Promise<void> {
@@ -449,23 +497,7 @@ export class Executor {
     }).finally(() => {
       for (const file of open.values()) file?.close();
     });
-    let written: Deno.FileInfo;
-    try {
-      // The local path may have changed during the download: check again just before the rename.
-      const info = this.#check(path, expect);
-      Deno.mkdirSync(dirname(this.#abs(path)), { recursive: true });
-      if (info?.isDirectory) Deno.removeSync(this.#abs(path)); // an emptied folder the file replaces
-      Deno.utimeSync(fetched.tmpPath, new Date(), new Date(fetched.entry.mtime));
-      // Stat before the rename: the user may remove the file (or its folder) right after it lands, and the base
-      // must still record what was put there, so that the next scan reads that as the user's delete.
-      written = Deno.lstatSync(fetched.tmpPath);
-      Deno.renameSync(fetched.tmpPath, this.#abs(path));
-    } catch (error) {
-      await Deno.remove(fetched.tmpPath).catch(() => {});
-      throw error;
-    } finally {
-      releaseTempFile(fetched.tmpPath);
-    }
+    const written = this.#place(path, expect, fetched);
     // The rename is durable before the base records it: a crash cannot leave a base entry for a file the
     // folder lost (the next scan would read that as a delete).
     await syncFolder(dirname(this.#abs(path)));
@@ -480,6 +512,118 @@ export class Executor {
       const note = fetched.received < size ? `, ${formatSize(fetched.received)} received` : "";
       this.#ctx.notify(`downloaded ${path} (${formatSize(size)}${note})`);
     }
+  }
+
+  /**
+   * Renames a verified, fsynced download into place after checking, just before, that the local path still holds
+   * what the plan expected (the user may have changed it meanwhile); the temp file goes on failure. Returns the
+   * stat of what was put there. The folder's fsync and the base record are the caller's.
+   */
+  #place(path: string, expect: LocalEntry | null, fetched: FetchedFile): Deno.FileInfo {
+    try {
+      const info = this.#check(path, expect);
+      Deno.mkdirSync(dirname(this.#abs(path)), { recursive: true });
+      if (info?.isDirectory) Deno.removeSync(this.#abs(path)); // an emptied folder the file replaces
+      Deno.utimeSync(fetched.tmpPath, new Date(), new Date(fetched.entry.mtime));
+      // Stat before the rename: the user may remove the file (or its folder) right after it lands, and the base
+      // must still record what was put there, so that the next scan reads that as the user's delete.
+      const written = Deno.lstatSync(fetched.tmpPath);
+      Deno.renameSync(fetched.tmpPath, this.#abs(path));
+      return written;
+    } catch (error) {
+      try {
+        Deno.removeSync(fetched.tmpPath);
+      } catch {
+        // gone already
+      }
+      throw error;
+    } finally {
+      releaseTempFile(fetched.tmpPath);
+    }
+  }
+
+  /** The server answered FETCH with "unknown_op" (it predates FETCH). */
+  #fetchUnknown = false;
+
+  /**
+   * Downloads small files with one FETCH per batch: each is checked, written and fsynced with the batch, renamed
+   * into place with the checks of {@linkcode Executor.#place}, then the batch's folders are fsynced once and only
+   * then are the bases recorded. Files the server does not send inline go the single-file way.
+   */
+  async #fetchBatch(actions: DownloadAction[]): Promise<void> {
+    if (this.#fetchUnknown) {
+      for (const action of actions) await this.#guard(action);
+      return;
+    }
+    const paths = actions.map((a) => a.path);
+    if (this.#pendingMoves.some((p) => paths.some((path) => p.paths.includes(path)))) {
+      await this.#settleMoves();
+    }
+    const { state } = this.#ctx;
+    const live: DownloadAction[] = [];
+    for (const action of actions) {
+      try {
+        if (action.expect !== null) this.#check(action.path, action.expect);
+        live.push(action);
+      } catch (error) {
+        this.#failed(action, error);
+      }
+    }
+    if (live.length === 0) return;
+    let fetched: (FetchedFile | StaleError | null)[];
+    try {
+      const wanted = live.map((a) => ({
+        path: a.path,
+        rev: a.remote.rev,
+        at: state.mounts.fromLocal(a.path),
+      }));
+      fetched = await fetchSmallFiles(this.#ctx.peer, state.tmpDir, wanted);
+    } catch (error) {
+      if ((error as { code?: string }).code === "unknown_op") {
+        // A server from before FETCH: every file goes the single-file way from now on.
+        this.#fetchUnknown = true;
+        for (const action of live) await this.#guard(action);
+        return;
+      }
+      for (const action of live) this.#failed(action, error);
+      return;
+    }
+    let placed: { action: DownloadAction; file: FetchedFile; written: Deno.FileInfo }[] = [];
+    const alone: DownloadAction[] = [];
+    for (const [i, action] of live.entries()) {
+      const file = fetched[i];
+      if (file === null) alone.push(action);
+      else if (file instanceof StaleError) this.#failed(action, file);
+      else {
+        try {
+          placed.push({ action, file, written: this.#place(action.path, action.expect, file) });
+        } catch (error) {
+          this.#failed(action, error);
+        }
+      }
+    }
+    // The renames are durable before the bases record them (as for a single download).
+    try {
+      const folders = new Set(placed.map((p) => dirname(this.#abs(p.action.path))));
+      await Promise.all([...folders].map(syncFolder));
+    } catch (error) {
+      for (const p of placed) this.#failed(p.action, error);
+      placed = [];
+    }
+    const before = this.#report.done;
+    for (const { action, file, written } of placed) {
+      this.#setLocalBase(
+        action.path,
+        { kind: "file", hash: file.entry.hash, rev: file.entry.rev },
+        file.rows,
+        written,
+      );
+      this.#ctx.notify(`downloaded ${action.path} (${formatSize(file.entry.size)})`);
+    }
+    this.#report.done += placed.length;
+    // Save progress now and then, as #guard does.
+    if (Math.floor(before / 500) !== Math.floor(this.#report.done / 500)) await state.flush();
+    for (const action of alone) await this.#guard(action);
   }
 
   async #upload(path: string, local: LocalEntry, baseRev: number, quiet = false): Promise<void> {

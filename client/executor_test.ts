@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { encodeRows, type WireEntry } from "../protocol/messages.ts";
 import type { RpcPeer } from "../protocol/rpc.ts";
-import { Executor, FolderSyncs } from "./executor.ts";
+import { Executor, fetchBatches, FolderSyncs } from "./executor.ts";
 import { MountTable } from "./mounts.ts";
 import { createIgnoreMatcher } from "./ignore.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
@@ -15,10 +15,32 @@ const CONTENT = new TextEncoder().encode("content from the server");
 const CHUNK = sha256Hex(CONTENT);
 const HASH = fileHashOfChunks([CHUNK]);
 
-/** A server that answers every DOWNLOAD with CONTENT inline, at rev 7; any other request fails the test. */
-function fakePeer(requests: string[]): RpcPeer {
+/** The FETCH reply of a server holding CONTENT at rev 7 at every path asked. */
+function fetchReply(message: Record<string, unknown>) {
+  const asked = message.items as { path: string; ns?: string }[];
+  const items = asked.map((item, i) => ({
+    ...item,
+    entry: { ...remoteFile(), path: item.path },
+    at: i * CONTENT.length,
+  }));
+  const data = new Uint8Array(CONTENT.length * asked.length);
+  for (let i = 0; i < asked.length; i++) data.set(CONTENT, i * CONTENT.length);
+  return { message: { items }, data };
+}
+
+/**
+ * A server that answers every DOWNLOAD and FETCH with CONTENT (inline), at rev 7; any other request fails the
+ * test. `beforeFetch` runs before a FETCH is answered (the user acting while the bytes travel).
+ */
+function fakePeer(requests: string[], beforeFetch: () => void = () => {}): RpcPeer {
   return {
     request: (op: string, message: Record<string, unknown> = {}) => {
+      if (op === "FETCH") {
+        const paths = (message.items as { path: string }[]).map((i) => i.path);
+        requests.push(`FETCH ${paths.join(" ")}`);
+        beforeFetch();
+        return Promise.resolve(fetchReply(message));
+      }
       requests.push(`${op} ${String(message.path ?? "")}`);
       if (op !== "DOWNLOAD") return Promise.reject(new Error(`unexpected ${op}`));
       const entry: WireEntry = {
@@ -157,7 +179,7 @@ Deno.test("Executor refuses every local write through a link, one line each, and
   assert.equal(Deno.readTextFileSync(join(t.root, "top.txt")), "top");
   assert.deepEqual(Deno.readDirSync(t.state.tmpDir).toArray(), [], "a temp file was left behind");
   // Only the download of a new path reaches the server; its result is refused before the rename.
-  assert.deepEqual(t.requests, ["DOWNLOAD docs/b.txt"]);
+  assert.deepEqual(t.requests, ["FETCH docs/b.txt"]);
 });
 
 Deno.test("Executor refuses to replace a link itself with a download or a folder", async () => {
@@ -212,11 +234,22 @@ Deno.test("Executor records a download whose folder the user removed just after 
   const folder = join(t.root, "real");
   await Deno.mkdir(folder);
   const open = Deno.open;
-  const deno = Deno as unknown as { open: typeof Deno.open };
+  const openSync = Deno.openSync;
+  const deno = Deno as unknown as { open: typeof Deno.open; openSync: typeof Deno.openSync };
+  let removed = false;
   // The user removes the folder between the rename into place and the fsync of the folder.
+  const remove = (path: string | URL) => {
+    if (String(path) !== folder) return;
+    Deno.removeSync(folder, { recursive: true });
+    removed = true;
+  };
   deno.open = (path, options) => {
-    if (String(path) === folder) Deno.removeSync(folder, { recursive: true });
+    remove(path);
     return open(path, options);
+  };
+  deno.openSync = (path, options) => {
+    remove(path);
+    return openSync(path, options);
   };
   let report;
   try {
@@ -228,7 +261,9 @@ Deno.test("Executor records a download whose folder the user removed just after 
     }]);
   } finally {
     deno.open = open;
+    deno.openSync = openSync;
   }
+  assert.ok(removed, "the folder was never opened for its fsync");
   assert.equal(report.done, 1, t.lines.join("\n"));
   assert.equal(
     t.state.base.get("real/b.txt")?.rev,
@@ -340,6 +375,11 @@ function namespacePeer(requests: string[]): RpcPeer {
         requests.push(`DOWNLOAD ${message.ns} ${message.path}`);
         return download.request(op, message);
       }
+      if (op === "FETCH") {
+        const items = message.items as { path: string; ns?: string }[];
+        requests.push(`FETCH ${items.map((i) => `${i.ns} ${i.path}`).join(", ")}`);
+        return download.request(op, message);
+      }
       if (op !== "COMMIT") return Promise.reject(new Error(`unexpected ${op}`));
       const changes = message.changes as { op: string; path: string }[];
       requests.push(`COMMIT ${message.ns} ${changes.map((c) => `${c.op} ${c.path}`).join(", ")}`);
@@ -380,7 +420,7 @@ Deno.test("Executor sends each change to the namespace its path is mounted in, w
     "COMMIT share:1 mkdir x",
     "COMMIT alice mkdir b",
     "COMMIT share:1 mkdir moved",
-    "DOWNLOAD share:1 doc.txt",
+    "FETCH share:1 doc.txt",
   ], "a mount folder itself is not sent");
   assert.equal(
     t.lines.filter((l) => l.includes("not a change inside one namespace")).length,
@@ -447,4 +487,47 @@ Deno.test("FolderSyncs with the real fsync: a folder gone meanwhile is not an er
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+Deno.test("Executor downloads small files in one FETCH and keeps local changes made while the bytes travel", async () => {
+  let root = "";
+  await using t = await setUp((requests) =>
+    fakePeer(requests, () => {
+      // While the FETCH is answered, the user creates one file and edits another that the plan replaces.
+      Deno.writeTextFileSync(join(root, "new-here.txt"), "the user's new file");
+      Deno.writeTextFileSync(join(root, "top.txt"), "the user's edit, longer than before");
+    })
+  );
+  root = t.root;
+  const top = localOf(join(t.root, "top.txt"));
+  const plan: Action[] = [
+    { type: "download", path: "a/one.txt", remote: remoteFile(), expect: null },
+    { type: "download", path: "new-here.txt", remote: remoteFile(), expect: null },
+    { type: "download", path: "top.txt", remote: remoteFile(), expect: top },
+    { type: "download", path: "a/two.txt", remote: remoteFile(), expect: null },
+  ];
+  const report = await t.executor.run(plan);
+  assert.deepEqual(t.requests, ["FETCH a/one.txt new-here.txt top.txt a/two.txt"], "one round trip");
+  assert.deepEqual(report, { done: 2, skipped: 2, again: false });
+  assert.equal(Deno.readTextFileSync(join(t.root, "new-here.txt")), "the user's new file");
+  assert.equal(Deno.readTextFileSync(join(t.root, "top.txt")), "the user's edit, longer than before");
+  assert.equal(t.state.base.has("new-here.txt"), false);
+  assert.equal(t.state.base.has("top.txt"), false);
+  for (const path of ["a/one.txt", "a/two.txt"]) {
+    assert.equal(Deno.readTextFileSync(join(t.root, path)), "content from the server");
+    assert.equal(t.state.base.get(path)?.rev, 7);
+    assert.equal(t.state.base.get(path)?.hash, HASH);
+  }
+  assert.deepEqual(Deno.readDirSync(t.state.tmpDir).toArray(), [], "a temp file was left behind");
+});
+
+Deno.test("fetchBatches splits small downloads by count and by bytes, in order", () => {
+  const of = (size: number) => ({ remote: { size } });
+  assert.deepEqual(fetchBatches([]), []);
+  const many = Array.from({ length: 300 }, () => of(1));
+  assert.deepEqual(fetchBatches(many).map((b) => b.length), [128, 128, 44]);
+  const big = Array.from({ length: 70 }, () => of(128 * 1024));
+  assert.deepEqual(fetchBatches(big).map((b) => b.length), [32, 32, 6], "4 MiB a batch");
+  const mixed = [of(4 * 1024 * 1024 - 10), of(10), of(11), of(0)];
+  assert.deepEqual(fetchBatches(mixed).map((b) => b.length), [2, 2]);
 });

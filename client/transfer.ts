@@ -494,6 +494,81 @@ function openBaseCopy(options: FetchOptions, tmpPath: string): { source: RawFile
   return { source, target };
 }
 
+/** One file asked of {@linkcode fetchSmallFiles}: its local path, the rev planned and where it is on the server. */
+export interface SmallFileWanted {
+  path: string;
+  rev: number;
+  at: { ns: string; path: string };
+}
+
+/**
+ * Downloads small files with one FETCH: verifies every file's bytes against its entry's hash before writing
+ * any (a reply that fails a check writes nothing and throws), writes each to its private temp file, then
+ * fsyncs them all at once. Per file, in the order asked: the fetched file, a {@linkcode StaleError} (gone or
+ * changed on the server), or null for one to download alone (not inline, or refused: DOWNLOAD says why).
+ */
+export async function fetchSmallFiles(
+  peer: RpcPeer,
+  tmpDir: string,
+  wanted: readonly SmallFileWanted[],
+): Promise<(FetchedFile | StaleError | null)[]> {
+  const reply = await peer.request("FETCH", {
+    items: wanted.map((w) => ({ path: w.at.path, ns: w.at.ns, rev: w.rev })),
+  });
+  // Paths, order, revs, offsets and sizes were checked on arrival (see checkReply); the content is checked here.
+  const items = reply.message.items as { entry?: WireEntry; at?: number; code?: string }[];
+  const data = reply.data ?? new Uint8Array();
+  const contents = items.map((item, i) => {
+    if (!item.entry) return null;
+    const bytes = data.subarray(item.at!, item.at! + item.entry.size);
+    const rows = bytes.length === 0 ? [] : [{ id: sha256Hex(bytes), size: bytes.length }];
+    if (fileHashOfChunks(rows.map((r) => r.id)) !== item.entry.hash) {
+      throw new Error(`FETCH reply: "${wanted[i].path}" does not match its hash`);
+    }
+    return { entry: item.entry, bytes, rows };
+  });
+  const results: (FetchedFile | StaleError | null)[] = [];
+  const open: { file: Deno.FsFile; tmpPath: string }[] = [];
+  try {
+    for (const [i, item] of items.entries()) {
+      const content = contents[i];
+      if (!content) {
+        const stale = item.code === "not_found" || item.code === "stale";
+        results.push(stale ? new StaleError(`"${wanted[i].path}" changed on the server`) : null);
+        continue;
+      }
+      const tmpPath = claimTempFile(tmpDir, content.entry.hash);
+      let file: Deno.FsFile;
+      try {
+        file = Deno.openSync(tmpPath, { write: true, create: true, truncate: true, mode: 0o600 });
+      } catch (error) {
+        releaseTempFile(tmpPath);
+        throw error;
+      }
+      open.push({ file, tmpPath });
+      let at = 0;
+      while (at < content.bytes.length) at += file.writeSync(content.bytes.subarray(at));
+      const received = content.bytes.length;
+      results.push({ tmpPath, entry: content.entry, rows: content.rows, received });
+    }
+    // One round of fsyncs for the whole batch instead of one wait per file.
+    await Promise.all(open.map(({ file }) => file.syncData()));
+  } catch (error) {
+    for (const { tmpPath } of open) {
+      try {
+        Deno.removeSync(tmpPath);
+      } catch {
+        // gone already
+      }
+      releaseTempFile(tmpPath);
+    }
+    throw error;
+  } finally {
+    for (const { file } of open) file.close();
+  }
+  return results;
+}
+
 /** Temp files (full paths) that a download of this process is writing or has not yet moved into place. */
 const tempInUse = new Set<string>();
 

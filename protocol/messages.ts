@@ -11,6 +11,18 @@ export const ALPN = "filesync/1";
 export const MAX_BATCH = 1000;
 /** Most hashes in one HAVE. */
 export const MAX_HAVE = 4096;
+/** Most files in one FETCH. */
+export const MAX_FETCH_ITEMS = 256;
+/** Largest file FETCH sends inline (it must also be one chunk at most). */
+export const FETCH_INLINE_BYTES = 128 * 1024;
+/** Most file bytes in one FETCH reply (within the server's reply budget of one largest chunk). */
+export const MAX_FETCH_BYTES = 4 * 1024 * 1024;
+/**
+ * Why a FETCH item carries no bytes: "not_found" (no such file now), "forbidden" (the caller may not read it),
+ * "stale" (the file is at another rev than asked: the journal will tell), "not_inline" (too large, more than one
+ * chunk, or past the reply's byte limit: use DOWNLOAD).
+ */
+export type FetchItemCode = "not_found" | "forbidden" | "stale" | "not_inline";
 /** Bytes of one manifest row on the wire: 32-byte SHA-256 then 4-byte big-endian size. */
 export const MANIFEST_ROW_BYTES = 36;
 
@@ -136,6 +148,15 @@ export const Requests = {
   UNSHARE: z.object({ ns, path, with: z.string().min(1).max(64).optional() }),
   /** What the caller shares (with whom, which access) and what is shared with the caller. */
   SHARES: z.object({}),
+  /**
+   * Small files in one round trip: each item is a file the caller expects at `rev` (its namespace `ns` and
+   * path there). The reply answers item by item, in order: the entry and its bytes for a file of at most one
+   * chunk and {@linkcode FETCH_INLINE_BYTES}, else a code (see {@linkcode FetchItemCode}); the caller downloads
+   * what is "not_inline" with DOWNLOAD.
+   */
+  FETCH: z.object({
+    items: z.array(z.object({ path, ns, rev })).min(1).max(MAX_FETCH_ITEMS),
+  }),
 } as const;
 /** Names of every op. */
 export type Op = keyof typeof Requests;

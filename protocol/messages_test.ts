@@ -8,6 +8,7 @@ import {
   encodeRows,
   MANIFEST_ROW_BYTES,
   MAX_BATCH,
+  MAX_FETCH_ITEMS,
   MAX_HAVE,
   type Op,
   Requests,
@@ -99,6 +100,7 @@ const examples: { [K in Op]: Record<string, unknown> } = {
   SHARE: { path: "Project", with: "bob", access: "write" },
   UNSHARE: { path: "Project", with: "bob" },
   SHARES: {},
+  FETCH: { items: [{ path: "a/b.txt", rev: 3 }, { path: "c.txt", ns: "share:1", rev: 1 }] },
 };
 
 function accepts(op: Op, message: Record<string, unknown>): boolean {
@@ -264,4 +266,23 @@ Deno.test("LOCK takes minutes within the lease limits, an optional renew flag, a
   }
   assert.equal(accepts("LOCK", { path: "../a.txt" }), false);
   assert.equal(accepts("UNLOCK", { path: "a.txt", force: "yes" }), false);
+});
+
+Deno.test("FETCH takes 1 to MAX_FETCH_ITEMS items, each a valid path, a rev and an optional namespace", () => {
+  const item = { path: "a.txt", rev: 1 };
+  assert.ok(accepts("FETCH", { items: Array(MAX_FETCH_ITEMS).fill(item) }));
+  assert.equal(accepts("FETCH", { items: Array(MAX_FETCH_ITEMS + 1).fill(item) }), false, "too many");
+  assert.equal(accepts("FETCH", { items: [] }), false, "none");
+  for (
+    const bad of [
+      { path: "../a", rev: 1 },
+      { path: "/etc/passwd", rev: 1 },
+      { path: "a.txt" },
+      { path: "a.txt", rev: -1 },
+      { path: "a.txt", rev: 1, ns: "../bob" },
+      "a.txt",
+    ]
+  ) {
+    assert.equal(accepts("FETCH", { items: [bad] }), false, JSON.stringify(bad));
+  }
 });

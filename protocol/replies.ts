@@ -1,7 +1,14 @@
 // Wire schema of what the server sends: every reply and push, checked by the client on arrival with zod.
 import { z } from "zod";
 import type { Frame } from "./frame.ts";
-import { MANIFEST_ROW_BYTES, MAX_HAVE, NamespaceId } from "./messages.ts";
+import {
+  FETCH_INLINE_BYTES,
+  MANIFEST_ROW_BYTES,
+  MAX_FETCH_BYTES,
+  MAX_FETCH_ITEMS,
+  MAX_HAVE,
+  NamespaceId,
+} from "./messages.ts";
 import { validatePath } from "./paths.ts";
 
 /** Largest chunk a server sends or accepts, in bytes (the server refuses larger PUTs). */
@@ -245,6 +252,16 @@ export const Replies = {
     mine: z.array(wireShare).max(MAX_NAMESPACES),
     withMe: z.array(wireShare).max(MAX_NAMESPACES),
   }),
+  /** Per item asked, in order: `entry` and `at` (its bytes are data[at, at + entry.size)), or a `code`. */
+  FETCH: z.looseObject({
+    items: z.array(z.looseObject({
+      path,
+      ns: NamespaceId.optional(),
+      entry: WireEntrySchema.optional(),
+      at: uint.optional(),
+      code: z.enum(["not_found", "forbidden", "stale", "not_inline"]).optional(),
+    })).max(MAX_FETCH_ITEMS),
+  }),
 } as const;
 
 /** Thrown for a reply or push that breaks its schema; the message names the op and the field. */
@@ -309,7 +326,8 @@ export function checkPush(message: Record<string, unknown>): Push {
  * bytes: a
  * DOWNLOAD's entry is the file asked for and its data is whole manifest rows (after one row and the chunk when
  * `inline`), each of 1 to {@linkcode MAX_CHUNK_BYTES} bytes; a GET carries a chunk of at most that size; a
- * COMMIT has one result per change; HAVE names only hashes asked about. Error replies (`ok: false`) keep their
+ * COMMIT has one result per change; HAVE names only hashes asked about; a FETCH answers each item asked, in order,
+ * with the entry of the file at the rev asked and its bytes laid end to end in the data, or a code. Error replies (`ok: false`) keep their
  * fields, with code and text made safe to log.
  *
  * @example
@@ -372,6 +390,8 @@ function replyProblem(
       }
       return null;
     }
+    case "FETCH":
+      return fetchProblem(request, body as z.infer<typeof Replies.FETCH>, data);
     case "GET":
       if (!data) return "no chunk data";
       if (data.length > MAX_CHUNK_BYTES) return `chunk of ${data.length} bytes is too large`;
@@ -396,4 +416,42 @@ function replyProblem(
     default:
       return null;
   }
+}
+
+/** What ties a FETCH reply to the items asked and to its data, or null when all holds (hashes: the caller). */
+function fetchProblem(
+  request: Record<string, unknown>,
+  reply: z.infer<typeof Replies.FETCH>,
+  data: Uint8Array | undefined,
+): string | null {
+  const asked = Array.isArray(request.items)
+    ? request.items as { path: string; ns?: string; rev: number }[]
+    : [];
+  if (reply.items.length !== asked.length) {
+    return `items: ${reply.items.length} items for ${asked.length} asked`;
+  }
+  let offset = 0;
+  for (const [i, item] of reply.items.entries()) {
+    const want = asked[i] as { path?: unknown; ns?: unknown; rev?: unknown } | null;
+    if (typeof want !== "object" || want === null || item.path !== want.path || item.ns !== want.ns) {
+      return `items.${i}: not the file asked for`;
+    }
+    if (item.code !== undefined) {
+      if (item.entry !== undefined || item.at !== undefined) return `items.${i}: a code and an entry`;
+      continue;
+    }
+    const entry = item.entry;
+    if (!entry || item.at === undefined) return `items.${i}: neither an entry nor a code`;
+    if (entry.path !== want.path) return `items.${i}.entry.path: not the file asked for`;
+    if (entry.kind !== "file" || entry.deleted) return `items.${i}.entry: not a file`;
+    if (entry.rev !== want.rev) return `items.${i}.entry.rev: not the rev asked for`;
+    if (entry.size > FETCH_INLINE_BYTES) {
+      return `items.${i}.entry.size: ${entry.size} is too large to be inline`;
+    }
+    if (item.at !== offset) return `items.${i}.at: ${item.at}, expected ${offset}`;
+    offset += entry.size;
+  }
+  if (offset > MAX_FETCH_BYTES) return `data: ${offset} bytes is more than a FETCH carries`;
+  const length = data?.length ?? 0;
+  return length === offset ? null : `data: ${length} bytes, the items hold ${offset}`;
 }

@@ -1,6 +1,6 @@
 // Table tests of the reply and push schemas the client checks on arrival.
 import assert from "node:assert/strict";
-import { encodeRows } from "./messages.ts";
+import { encodeRows, FETCH_INLINE_BYTES } from "./messages.ts";
 import { BadMessageError, checkPush, checkReply, MAX_CHUNK_BYTES, safeText } from "./replies.ts";
 import { memoryPipe, RpcError, RpcPeer } from "./rpc.ts";
 
@@ -266,5 +266,56 @@ Deno.test("share schemas: SHARE, UNSHARE and SHARES replies and the namespaces p
     ]
   ) {
     assert.throws(() => checkPush(hostile), BadMessageError, JSON.stringify(hostile));
+  }
+});
+
+Deno.test("checkReply() ties a FETCH reply to the items asked, in order, and its bytes to their entries", () => {
+  const request = { items: [{ path: "a.txt", rev: 1 }, { path: "b.txt", ns: "share:1", rev: 2 }] };
+  const b = { ...file, path: "b.txt", size: 3, rev: 2 };
+  const reply = (items: unknown[], data?: Uint8Array) => ({ message: { re: 1, ok: true, items }, data });
+  const good = [
+    { path: "a.txt", entry: file, at: 0 },
+    { path: "b.txt", ns: "share:1", entry: b, at: 5 },
+  ];
+  checkReply("FETCH", request, reply(good, new Uint8Array(8)));
+  checkReply(
+    "FETCH",
+    request,
+    reply([good[0], { path: "b.txt", ns: "share:1", code: "forbidden" }], new Uint8Array(5)),
+  );
+  checkReply(
+    "FETCH",
+    request,
+    reply([{ path: "a.txt", code: "not_inline" }, { ...good[1], at: 0 }], new Uint8Array(3)),
+  );
+  const big = { ...file, size: FETCH_INLINE_BYTES + 1 };
+  const bad: [string, unknown[], Uint8Array | undefined][] = [
+    ["one item missing", [good[0]], new Uint8Array(5)],
+    ["an extra item", [...good, { path: "c.txt", code: "not_found" }], new Uint8Array(8)],
+    ["order swapped", [good[1], good[0]], new Uint8Array(8)],
+    ["another namespace", [good[0], { ...good[1], ns: "bob" }], new Uint8Array(8)],
+    [
+      "entry for another path",
+      [{ ...good[0], entry: { ...file, path: "z.txt" } }, good[1]],
+      new Uint8Array(8),
+    ],
+    ["another rev", [{ ...good[0], entry: { ...file, rev: 9 } }, good[1]], new Uint8Array(8)],
+    ["a folder", [{ ...good[0], entry: { ...file, kind: "dir", hash: "" } }, good[1]], new Uint8Array(8)],
+    [
+      "too large to be inline",
+      [{ ...good[0], entry: big }, { ...good[1], at: big.size }],
+      new Uint8Array(big.size + 3),
+    ],
+    ["data short", good, new Uint8Array(7)],
+    ["data long", good, new Uint8Array(9)],
+    ["no data", good, undefined],
+    ["overlapping offsets", [good[0], { ...good[1], at: 2 }], new Uint8Array(8)],
+    ["code and entry", [{ ...good[0], code: "stale" }, good[1]], new Uint8Array(8)],
+    ["neither", [{ path: "a.txt" }, good[1]], new Uint8Array(8)],
+    ["unknown code", [{ path: "a.txt", code: "nope" }, { ...good[1], at: 0 }], new Uint8Array(3)],
+    ["bad path", [{ ...good[0], path: "../a.txt" }, good[1]], new Uint8Array(8)],
+  ];
+  for (const [name, items, data] of bad) {
+    assert.throws(() => checkReply("FETCH", request, reply(items, data)), BadMessageError, name);
   }
 });

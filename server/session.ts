@@ -8,8 +8,11 @@ import {
   commonEnds,
   DEVICE_REVOKED,
   encodeRows,
+  FETCH_INLINE_BYTES,
+  type FetchItemCode,
   FORBIDDEN_CODE,
   MANIFEST_ROW_BYTES,
+  MAX_FETCH_BYTES,
   PROTOCOL_VERSION,
   Requests,
   RESYNC_CODE,
@@ -275,6 +278,10 @@ export class Session {
       case "SHARES":
         this.#parse("SHARES", frame.message);
         return await this.#shares();
+      case "FETCH": {
+        const { items } = this.#parse("FETCH", frame.message);
+        return await this.#withinBudget(() => this.#fetch(items));
+      }
     }
   }
 
@@ -826,6 +833,80 @@ export class Session {
       }
     }
     return { body: { entry }, data: encodeRows(rows) };
+  }
+
+  /**
+   * FETCH: each item's file with its bytes when it is at most one chunk of {@linkcode FETCH_INLINE_BYTES} and the
+   * reply's bytes stay within {@linkcode MAX_FETCH_BYTES}, else a code. Access is checked per item as DOWNLOAD
+   * checks it: a refused item says "forbidden" and nothing of the file (not even whether it exists).
+   */
+  async #fetch(items: { path: string; ns?: string; rev: number }[]): Promise<Reply> {
+    const answers: Record<string, unknown>[] = [];
+    const parts: Uint8Array[] = [];
+    const refused: string[] = [];
+    let total = 0;
+    for (const item of items) {
+      const asked = item.ns === undefined ? { path: item.path } : { path: item.path, ns: item.ns };
+      const answer = (code: FetchItemCode) => answers.push({ ...asked, code });
+      const ns = this.#readableAt(item.ns, item.path);
+      if (ns === null) {
+        refused.push(`"${item.ns ?? this.#user}" at "${item.path}"`);
+        answer("forbidden");
+        continue;
+      }
+      const found = await this.#ctx.store.getEntry(ns, item.path);
+      if (!found || found.kind !== "file") {
+        answer("not_found");
+        continue;
+      }
+      const entry = wireOf(found);
+      if (entry.rev !== item.rev) {
+        answer("stale");
+        continue;
+      }
+      if (entry.size > FETCH_INLINE_BYTES || total + entry.size > MAX_FETCH_BYTES) {
+        answer("not_inline");
+        continue;
+      }
+      const rows = await this.#ctx.store.getManifest(entry.hash);
+      if (!rows || rows.length > 1) {
+        answer("not_inline"); // DOWNLOAD says what is wrong with a missing manifest
+        continue;
+      }
+      let chunk: Uint8Array | null = new Uint8Array();
+      if (rows.length === 1) {
+        this.#known.set(rows[0].id, this.#known.get(rows[0].id) ?? null);
+        chunk = await this.#readChunk(rows[0].id).catch(() => null); // a damaged chunk: DOWNLOAD reports it
+      }
+      if (!chunk || chunk.length !== entry.size) {
+        answer("not_inline");
+        continue;
+      }
+      answers.push({ ...asked, entry, at: total });
+      parts.push(chunk);
+      total += chunk.length;
+    }
+    if (refused.length > 0) {
+      // One line per request, however many items it was refused: a FETCH cannot flood the log.
+      const more = refused.length > 1 ? ` and ${refused.length - 1} more` : "";
+      this.#ctx.log(`${this.#user}@${this.#device}: refused read in namespace ${refused[0]}${more}`);
+    }
+    const data = new Uint8Array(total);
+    let at = 0;
+    for (const part of parts) {
+      data.set(part, at);
+      at += part.length;
+    }
+    return { body: { items: answers }, data };
+  }
+
+  /**
+   * The namespace of a FETCH item when the caller may read `path` there (as `#target` decides for DOWNLOAD),
+   * else null.
+   */
+  #readableAt(named: string | undefined, path: string): string | null {
+    const id = named ?? this.#user;
+    return allows(access(this.#user, this.#namespaces.get(id) ?? null, path), "read") ? id : null;
   }
 
   /**

@@ -6,7 +6,7 @@ import { ensureServerCertificate } from "../certs/ca.ts";
 import { openConnection } from "../client/connection.ts";
 import { MountTable } from "../client/mounts.ts";
 import { ClientState } from "../client/state.ts";
-import { fetchFile } from "../client/transfer.ts";
+import { fetchFile, fetchSmallFiles } from "../client/transfer.ts";
 import { encodeFrame, type Frame, FrameDecoder, FrameError } from "../protocol/frame.ts";
 import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { ALPN, encodeRows, PROTOCOL_VERSION, Requests } from "../protocol/messages.ts";
@@ -278,6 +278,17 @@ export function validRequests(token: string): { message: Record<string, unknown>
     { message: { op: "MONITOR", since: 0, ns: "other", path: "f" } },
     { message: { op: "CHANGES", since: 0, ns: "fuzz", path: "f" } },
     { message: { op: "LOCKS", ns: "other", path: "f" } },
+    // FETCH: the own file, another user's namespace (refused per item) and a path not there.
+    {
+      message: {
+        op: "FETCH",
+        items: [
+          { path: "a.txt", ns: "fuzz", rev: 1 },
+          { path: "a.txt", ns: "other", rev: 1 },
+          { path: "none.txt", rev: 1 },
+        ],
+      },
+    },
   ];
 }
 
@@ -429,6 +440,7 @@ export function validReplies(rev: number): Record<string, Reply> {
     SHARE: { body: { share, changed: "new" } },
     UNSHARE: { body: { removed: [share] } },
     SHARES: { body: { mine: [share], withMe: [{ ...share, owner: "other", user: "fuzz" }] } },
+    FETCH: { body: { items: [{ path: "a.txt", ns: "fuzz", entry, at: 0 }] }, data: CHUNK },
   };
 }
 
@@ -538,8 +550,19 @@ async function hostileServerCase(
       if (!(error instanceof Error)) problem ??= `rejected with ${String(error)}`;
     });
   for (let n = rng.int(3) + 1; n > 0; n--) {
-    const op = rng.pick([...ops, "DOWNLOAD", "DOWNLOAD", "DOWNLOAD"]);
-    if (op === "DOWNLOAD") {
+    const op = rng.pick([...ops, "DOWNLOAD", "DOWNLOAD", "DOWNLOAD", "FETCH"]);
+    if (op === "FETCH") {
+      const wanted = [{ path: "a.txt", rev, at: { ns: "fuzz", path: "a.txt" } }];
+      pending.push(expectError(
+        fetchSmallFiles(peer, tmpDir, wanted).then(async (results) => {
+          for (const fetched of results) {
+            if (!fetched || fetched instanceof Error) continue;
+            if (!fetched.tmpPath.startsWith(tmpDir + "/")) problem ??= `fetch wrote ${fetched.tmpPath}`;
+            await Deno.remove(fetched.tmpPath).catch(() => {});
+          }
+        }),
+      ));
+    } else if (op === "DOWNLOAD") {
       pending.push(expectError(
         fetchFile(peer, tmpDir, "a.txt", rev).then(async (fetched) => {
           const name = fetched.tmpPath.slice(tmpDir.length + 1);

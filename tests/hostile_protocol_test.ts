@@ -10,6 +10,7 @@ import {
   ALPN,
   type ChangeResult,
   encodeRows,
+  MAX_FETCH_ITEMS,
   PROTOCOL_VERSION,
   type WireEntry,
 } from "../protocol/messages.ts";
@@ -755,4 +756,85 @@ Deno.test("COMMIT with a stale baseRev gets ok:false code conflict and keeps the
   const entry = (await peer.request("DOWNLOAD", { path: "doc.txt" })).message.entry as WireEntry;
   assert.equal(entry.rev, rev2);
   assert.deepEqual((await changes(peer)).map((e) => e.rev), [rev1, rev2]);
+});
+
+// ---- FETCH: many small files in one request ----
+
+Deno.test("FETCH checks access per item: another user's files are forbidden and nothing of them is sent", async () => {
+  await using t = await TestServer.start();
+  const alice = await t.login(ALICE);
+  const secret = "alice's secret diary";
+  const [diary] = await upload(alice, "diary.txt", secret);
+  const [pub] = await upload(alice, "pub/notes.txt", "shared notes");
+  assert.ok(diary.ok && pub.ok);
+  const shared = await alice.request("SHARE", { path: "pub", with: BOB.user, access: "read" });
+  const ns = (shared.message.share as { ns: string }).ns;
+  const bob = await t.login(BOB);
+  const [mine] = await upload(bob, "mine.txt", "bob's own");
+  assert.ok(mine.ok);
+  const revOf = (r: ChangeResult) => r.ok ? r.entries.find((e) => e.kind === "file")!.rev : -1;
+  const asked = [
+    { path: "diary.txt", ns, rev: revOf(diary) }, // alice's namespace, outside what she shares
+    { path: "pub/notes.txt", ns, rev: revOf(pub) }, // shared with bob: sent
+    { path: "diary.txt", ns: "share:nobody", rev: 1 }, // no such namespace
+    { path: "diary.txt", rev: revOf(diary) }, // bob's own namespace: not there
+    { path: "mine.txt", rev: revOf(mine) + 1 }, // another rev than bob's file is at
+    { path: "mine.txt", rev: revOf(mine) },
+  ];
+  const reply = await bob.request("FETCH", { items: asked });
+  const items = reply.message.items as { path: string; code?: string; entry?: WireEntry; at?: number }[];
+  assert.deepEqual(items.map((i) => i.code ?? "sent"), [
+    "forbidden",
+    "sent",
+    "forbidden",
+    "not_found",
+    "stale",
+    "sent",
+  ]);
+  assert.deepEqual(items.map((i) => i.path), asked.map((a) => a.path));
+  assert.equal(items[0].entry, undefined);
+  assert.equal(new TextDecoder().decode(reply.data), "shared notesbob's own");
+  assert.ok(!JSON.stringify(reply.message).includes(sha256Hex(utf8(secret))), "the diary's chunk id leaked");
+  assert.ok(!JSON.stringify(reply.message).includes(fileHashOfChunks([sha256Hex(utf8(secret))])));
+});
+
+Deno.test("FETCH refuses too many items, no items, bad paths and bad namespace ids as a whole", async () => {
+  await using t = await TestServer.start();
+  const peer = await t.login(ALICE);
+  const item = { path: "a.txt", rev: 1 };
+  await rejectsWith(peer.request("FETCH", { items: Array(MAX_FETCH_ITEMS + 1).fill(item) }), "bad_request");
+  await rejectsWith(peer.request("FETCH", { items: [] }), "bad_request");
+  for (const path of ["../etc/passwd", "/etc/passwd", "a/../../b", ".filesync/state"]) {
+    await rejectsWith(
+      peer.request("FETCH", { items: [item, { path, rev: 1 }] }),
+      "bad_request",
+      /invalid path/,
+    );
+  }
+  await rejectsWith(peer.request("FETCH", { items: [{ ...item, ns: "../bob" }] }), "bad_request");
+  const full = await peer.request("FETCH", { items: Array(MAX_FETCH_ITEMS).fill(item) });
+  assert.equal((full.message.items as unknown[]).length, MAX_FETCH_ITEMS);
+  await peer.request("PING");
+});
+
+Deno.test("FETCH answers a file of more than one chunk with not_inline (for DOWNLOAD) and sends the others", async () => {
+  await using t = await TestServer.start();
+  const peer = await t.login(ALICE);
+  const a = crypto.getRandomValues(new Uint8Array(40_000));
+  const b = crypto.getRandomValues(new Uint8Array(40_000));
+  await peer.request("PUT", { hash: sha256Hex(a) }, a);
+  await peer.request("PUT", { hash: sha256Hex(b) }, b);
+  const [two] = await commitUpload(peer, "two.bin", [{ id: sha256Hex(a), size: a.length }, {
+    id: sha256Hex(b),
+    size: b.length,
+  }]);
+  const [one] = await commitUpload(peer, "one.bin", [{ id: sha256Hex(a), size: a.length }]);
+  assert.ok(two.ok && one.ok);
+  const rev = (r: ChangeResult) => r.ok ? r.entries.find((e) => e.kind === "file")!.rev : -1;
+  const reply = await peer.request("FETCH", {
+    items: [{ path: "two.bin", rev: rev(two) }, { path: "one.bin", rev: rev(one) }],
+  });
+  const items = reply.message.items as { code?: string }[];
+  assert.deepEqual(items.map((i) => i.code ?? "sent"), ["not_inline", "sent"]);
+  assert.deepEqual(reply.data, a);
 });

@@ -5,7 +5,9 @@ import { ensureServerCertificate } from "../certs/ca.ts";
 import type { Frame } from "../protocol/frame.ts";
 import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
 import { ALPN, encodeRows, PROTOCOL_VERSION } from "../protocol/messages.ts";
-import { type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
+import { checkReply } from "../protocol/replies.ts";
+import { memoryPipe, type Reply, RpcError, RpcPeer } from "../protocol/rpc.ts";
+import { fetchSmallFiles } from "../client/transfer.ts";
 import { type Proc, startClient, TempDir, waitFor } from "./harness.ts";
 
 const encoder = new TextEncoder();
@@ -227,6 +229,150 @@ Deno.test("a fake server's hostile paths and downloads are refused by a real cli
     }
     assert.equal(client.exitCode, null, "the client stopped");
     assert.ok(served >= 3, "the client asked for the downloads");
+  } finally {
+    await client.stop();
+  }
+});
+
+/** Two small files as a FETCH asks for them, and a server's honest answer. */
+function fetchCase() {
+  const files = [
+    { path: "a.txt", rev: 1, text: "first small file" },
+    { path: "b/c.txt", rev: 2, text: "second" },
+  ];
+  const wanted = files.map((f) => ({ path: f.path, rev: f.rev, at: { ns: "alice", path: f.path } }));
+  const bytes = files.map((f) => encoder.encode(f.text));
+  const data = new Uint8Array(bytes[0].length + bytes[1].length);
+  data.set(bytes[0]);
+  data.set(bytes[1], bytes[0].length);
+  const items = files.map((f, i) => ({
+    path: f.path,
+    ns: "alice",
+    entry: entry(f.path, f.rev, f.text),
+    at: i === 0 ? 0 : bytes[0].length,
+  }));
+  return { wanted, items, data };
+}
+
+Deno.test("a fake server's hostile FETCH replies write nothing and fail with a clear error", async () => {
+  await using tmp = new TempDir();
+  const tmpDir = tmp.join("tmp");
+  Deno.mkdirSync(tmpDir);
+  const { wanted, items, data } = fetchCase();
+  const flipped = data.slice();
+  flipped[3] ^= 1;
+  const other = entry("a.txt", 1, "other content of 16"); // a hash of other bytes
+  const cases: [string, Reply, RegExp][] = [
+    ["wrong bytes", { body: { items }, data: flipped }, /"a\.txt" does not match its hash/],
+    ["hash of other content", {
+      body: { items: [{ ...items[0], entry: { ...other, size: 16 } }, items[1]] },
+      data,
+    }, /"a\.txt" does not match its hash/],
+    ["bytes short", { body: { items }, data: data.subarray(1) }, /Invalid FETCH reply: data: 21 bytes/],
+    ["bytes long", { body: { items }, data: new Uint8Array([...data, 0]) }, /Invalid FETCH reply: data: 23/],
+    ["size lies", {
+      body: { items: [{ ...items[0], entry: { ...items[0].entry, size: 17 } }, items[1]] },
+      data,
+    }, /Invalid FETCH reply: items\.1\.at/],
+    ["an extra item", {
+      body: { items: [...items, { path: "evil.txt", ns: "alice", code: "not_found" }] },
+      data,
+    }, /Invalid FETCH reply: items: 3 items for 2 asked/],
+    ["an item missing", { body: { items: [items[0]] }, data }, /Invalid FETCH reply: items: 1 items for 2/],
+    [
+      "items swapped",
+      { body: { items: [items[1], items[0]] }, data },
+      /Invalid FETCH reply: items\.0: not the/,
+    ],
+    ["another path's entry", {
+      body: { items: [{ ...items[0], entry: { ...items[0].entry, path: "evil.txt" } }, items[1]] },
+      data,
+    }, /Invalid FETCH reply: items\.0\.entry\.path/],
+    ["an escaping path", {
+      body: { items: [{ ...items[0], entry: { ...items[0].entry, path: "../escape.txt" } }, items[1]] },
+      data,
+    }, /Invalid FETCH reply: items\.0\.entry\.path/],
+    ["another rev", {
+      body: { items: [{ ...items[0], entry: { ...items[0].entry, rev: 7 } }, items[1]] },
+      data,
+    }, /Invalid FETCH reply: items\.0\.entry\.rev/],
+    [
+      "another namespace",
+      { body: { items: [{ ...items[0], ns: "bob" }, items[1]] }, data },
+      /items\.0: not the/,
+    ],
+  ];
+  for (const [name, reply, error] of cases) {
+    const [c, s] = memoryPipe();
+    const client = new RpcPeer(c, { checkReply });
+    const fake = new RpcPeer(s, { onRequest: () => Promise.resolve(reply) });
+    try {
+      await assert.rejects(fetchSmallFiles(client, tmpDir, wanted), error, name);
+      assert.deepEqual([...Deno.readDirSync(tmpDir)], [], `${name}: a temp file was left`);
+    } finally {
+      client.close();
+      await Promise.all([client.closed, fake.closed]);
+    }
+  }
+  // The honest answer: both files, verified, in their temp files (and a code where the server has one).
+  const [c, s] = memoryPipe();
+  const client = new RpcPeer(c, { checkReply });
+  const fake = new RpcPeer(s, { onRequest: () => Promise.resolve({ body: { items }, data }) });
+  try {
+    const results = await fetchSmallFiles(client, tmpDir, wanted);
+    const texts = results.map((r) => r && !(r instanceof Error) ? Deno.readTextFileSync(r.tmpPath) : null);
+    assert.deepEqual(texts, ["first small file", "second"]);
+  } finally {
+    client.close();
+    await Promise.all([client.closed, fake.closed]);
+  }
+});
+
+Deno.test("a real client refuses a fake server's hostile FETCH, writes nothing, and keeps running", async () => {
+  await using tmp = new TempDir();
+  const dir = tmp.join("victim");
+  let fetches = 0;
+  const handler = baseHandler((frame, peer) => {
+    const m = frame.message;
+    if (m.op === "MONITOR") {
+      peer.push({ push: "events", events: [entry("one.txt", 1, "one"), entry("two.txt", 2, "two")] });
+      return { body: { cursor: 2 } };
+    }
+    if (m.op === "FETCH") {
+      fetches++;
+      // Right entries, but the bytes of two.txt are someone else's.
+      const ns = (m.items as { ns?: string }[])[0].ns;
+      const items = [
+        { path: "one.txt", ns, entry: entry("one.txt", 1, "one"), at: 0 },
+        { path: "two.txt", ns, entry: entry("two.txt", 2, "two"), at: 3 },
+      ];
+      return { body: { items }, data: encoder.encode("oneTWO") };
+    }
+    return null;
+  });
+  await using fake = await FakeServer.start(tmp.join("fake"), handler);
+  const client: Proc = startClient({
+    server: `127.0.0.1:${fake.port}`,
+    ca: fake.caPath,
+    user: "alice",
+    password: "whatever password",
+    dir,
+    device: "victim",
+  });
+  try {
+    for (const path of ["one.txt", "two.txt"]) {
+      const pattern = new RegExp(`could not download ${path.replace(".", "\\.")}: FETCH reply: "two\\.txt"`);
+      await waitFor(() => pattern.test(client.output), {
+        message: () => `no line matching ${pattern}; client said:\n${client.output}`,
+      });
+    }
+    assert.ok(fetches >= 1);
+    for (const path of ["one.txt", "two.txt"]) assert.equal(await exists(join(dir, path)), false, path);
+    const temps = [...Deno.readDirSync(join(dir, ".filesync", "tmp"))].filter((e) =>
+      e.name.endsWith(".partial")
+    );
+    assert.deepEqual(temps, []);
+    assert.equal(client.exitCode, null, "the client stopped");
   } finally {
     await client.stop();
   }
