@@ -46,9 +46,14 @@ Options:
   -h, --help   show this help
 `;
 
+/** The local time of the last line, and the second it belongs to: formatting a Date costs more than the line. */
+let logTime = { second: -1, text: "" };
+
 function log(line: string): void {
-  const time = new Date().toTimeString().slice(0, 8);
-  console.log(`${time} ${line}`);
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== logTime.second) logTime = { second, text: new Date(now).toTimeString().slice(0, 8) };
+  console.log(`${logTime.text} ${line}`);
 }
 
 /** Runs `filesync client ARGS`; resolves with the exit code. */

@@ -1,5 +1,5 @@
 // Runs a reconcile plan: checks that each path still holds what the plan saw, then writes locally or commits.
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import {
   type Change,
   type ChangeResult,
@@ -13,6 +13,8 @@ import {
 import { BAD_NAME_CODE } from "../protocol/paths.ts";
 import { LOCKED_CODE, type LockHolder } from "../protocol/locks.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
+import { commitBatchSize, UPLOADS_PER_COMMIT } from "./commit_batch.ts";
+import { type FolderMove, folderMoves, type MoveLocal } from "./folder_moves.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { MountTable } from "./mounts.ts";
 import { type Action, actionPaths, type LocalEntry, type RemoteEntry } from "./reconcile.ts";
@@ -29,8 +31,6 @@ import {
   StaleError,
 } from "./transfer.ts";
 
-/** Changes per COMMIT. */
-const COMMIT_BATCH = 200;
 /** Small files transferred at once, and the size up to which a file counts as small. */
 const PARALLEL_SMALL_FILES = 32;
 const SMALL_FILE_BYTES = 1024 * 1024;
@@ -221,7 +221,8 @@ export class Executor {
       const group = groupOf(plan[i]);
       let j = i;
       while (j < plan.length && groupOf(plan[j]) === group) j++;
-      const segment = plan.slice(i, j);
+      let segment = plan.slice(i, j);
+      if (group === "move") segment = await this.#moveFolders(segment);
       if (group === "transfer") await this.#parallel(segment);
       else for (const action of segment) await this.#guard(action);
       await this.#settleMoves();
@@ -447,6 +448,98 @@ export class Executor {
     if (info?.isFile) await Deno.remove(this.#abs(path));
     if (!info?.isDirectory) await Deno.mkdir(this.#abs(path), { recursive: true });
     this.#setLocalBase(path, { kind: "dir", hash: "", rev: remote.rev });
+  }
+
+  /**
+   * Replays remote renames that move all of a folder's files the same way ({@linkcode folderMoves}) as one rename
+   * of the folder; returns the actions left to run one by one (every move of a folder that fails its check).
+   */
+  async #moveFolders(actions: Action[]): Promise<Action[]> {
+    const moves = actions.filter((a): a is MoveLocal => a.type === "moveLocal");
+    if (moves.length === 0) return actions;
+    const done = new Set<Action>();
+    for (const group of folderMoves(moves, this.#ctx.local)) {
+      const { mounts } = this.#ctx.state;
+      if (mounts.isMountPoint(group.from) || mounts.isMountPoint(group.to)) continue;
+      let moved = false;
+      try {
+        moved = this.#renameFolder(group);
+        if (!moved) continue;
+        await Promise.all(
+          [...new Set([dirname(this.#abs(group.to)), dirname(this.#abs(group.from))])].map(syncFolder),
+        );
+      } catch (error) {
+        if (!moved) continue; // nothing moved: file by file
+        for (const move of group.moves) done.add(move);
+        this.#report.again = true; // on disk but not recorded: the next cycle finds the files where they are now
+        this.#ctx.notify(`could not move ${group.from} -> ${group.to}: ${(error as Error).message}`);
+        continue;
+      }
+      this.#recordFolderMove(group);
+      for (const move of group.moves) done.add(move);
+    }
+    return done.size === 0 ? actions : actions.filter((a) => !done.has(a));
+  }
+
+  /** The stat of each file a folder rename moves, taken by its check (the same inodes after the rename). */
+  #folderFiles = new Map<MoveLocal, Deno.FileInfo>();
+
+  /**
+   * Renames `from` to `to` if, on disk now, `from` holds exactly the files the moves take, each as the plan saw
+   * it, and `to` is absent or an empty folder; false (nothing done) otherwise. The old folder is made again,
+   * empty, as a file-by-file replay leaves it (the server's delete of it follows).
+   */
+  #renameFolder({ from, to, moves }: FolderMove): boolean {
+    this.#check(from, { kind: "dir", hash: "", size: 0, mtime: 0 }); // a folder, no link on the way
+    const target = lstatInside(this.#ctx.root, to);
+    if (target && (!target.isDirectory || !Deno.readDirSync(this.#abs(to))[Symbol.iterator]().next().done)) {
+      return false;
+    }
+    const byName = new Map(moves.map((m) => [basename(m.from), m]));
+    this.#folderFiles.clear();
+    for (const entry of Deno.readDirSync(this.#abs(from))) {
+      const move = byName.get(entry.name);
+      if (!move || !entry.isFile) return false; // something the plan did not see: file by file
+      const info = Deno.lstatSync(join(this.#abs(from), entry.name));
+      if (
+        !info.isFile || info.size !== move.expect.size || (info.mtime?.getTime() ?? 0) !== move.expect.mtime
+      ) {
+        return false;
+      }
+      this.#folderFiles.set(move, info);
+    }
+    if (this.#folderFiles.size !== moves.length) return false;
+    Deno.mkdirSync(dirname(this.#abs(to)), { recursive: true });
+    try {
+      // Over an empty folder where the system allows it (POSIX); where not, it throws and nothing moved.
+      Deno.renameSync(this.#abs(from), this.#abs(to));
+    } catch {
+      return false;
+    }
+    try {
+      Deno.mkdirSync(this.#abs(from));
+    } catch { /* made again meanwhile: it is there */ }
+    return true;
+  }
+
+  /** Records a folder rename's files (and both folders' new inodes) as the file-by-file replay would. */
+  #recordFolderMove({ from, to, moves }: FolderMove): void {
+    const { state } = this.#ctx;
+    for (const folder of [from, to]) {
+      const base = state.base.get(folder);
+      const info = lstatInside(this.#ctx.root, folder);
+      if (base?.kind === "dir" && info?.isDirectory) this.#setLocalBase(folder, base, undefined, info);
+    }
+    for (const move of moves) {
+      const rows = state.rows.get(move.from);
+      state.setBase(move.from, null);
+      this.#ctx.local.delete(move.from);
+      const entry = { kind: "file" as const, hash: move.remote.hash, rev: move.remote.rev };
+      this.#setLocalBase(move.to, entry, rows, this.#folderFiles.get(move)!);
+      this.#ctx.notify(`moved ${move.from} -> ${move.to} (from the server)`);
+      this.#report.done++;
+    }
+    this.#folderFiles.clear();
   }
 
   /**
@@ -677,7 +770,7 @@ export class Executor {
     });
     // Commit while other files are still transferring: a large file at once (the other devices can start on
     // it), small ones in batches (a full batch, or what gathered within a short wait).
-    if (stat.size > SMALL_FILE_BYTES || this.#queue.length >= COMMIT_BATCH) {
+    if (stat.size > SMALL_FILE_BYTES || this.#queue.length >= UPLOADS_PER_COMMIT) {
       this.#flushCommits().catch(() => {});
     } else if (this.#commitTimer === undefined) {
       this.#commitTimer = setTimeout(() => {
@@ -854,7 +947,7 @@ export class Executor {
 
   async #commitQueued(): Promise<void> {
     while (this.#queue.length > 0) {
-      const queued = this.#queue.splice(0, COMMIT_BATCH);
+      const queued = this.#queue.splice(0, commitBatchSize(this.#queue.map((q) => q.change)));
       // One COMMIT per run of changes in one namespace, in order.
       for (let start = 0; start < queued.length;) {
         const { ns } = this.#ctx.state.mounts.fromLocal(queued[start].change.path);

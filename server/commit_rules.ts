@@ -173,6 +173,11 @@ export function versionOf(entry: EntryRecord, until: number): VersionRecord {
  */
 export function planCommit(view: NamespaceView, changes: readonly Change[], ctx: CommitContext): CommitPlan {
   const overlay = new Map<string, EntryRecord | null>();
+  // The overlay's live paths by folder and folded name, so a name check costs the same for the 1,000th change
+  // of a batch as for the first (a folder of 1,000 files renamed is one batch of 1,000 moves into one folder).
+  const overlayFolded = new Map<string, Set<string>>();
+  const foldedKey = (folder: string, folded: string) => `${folder}\u0000${folded}`;
+  const keyOf = (path: string) => foldedKey(parentPath(path) ?? "", foldName(baseName(path)));
   const plan: CommitPlan = {
     results: [],
     steps: [],
@@ -189,9 +194,7 @@ export function planCommit(view: NamespaceView, changes: readonly Change[], ctx:
         manifest: (hash) => plan.manifests.get(hash)?.rows ?? view.manifest(hash),
         sameFolded: view.sameFolded && ((folder, folded) => {
           const paths = new Set(view.sameFolded!(folder, folded).filter((p) => overlay.get(p) !== null));
-          for (const [p, e] of overlay) {
-            if (e && (parentPath(p) ?? "") === folder && foldName(baseName(p)) === folded) paths.add(p);
-          }
+          for (const p of overlayFolded.get(foldedKey(folder, folded)) ?? []) paths.add(p);
           return [...paths];
         }),
       },
@@ -209,7 +212,14 @@ export function planCommit(view: NamespaceView, changes: readonly Change[], ctx:
       continue;
     }
     for (const step of decided.steps) {
-      for (const write of step.writes) overlay.set(write.path, write.entry);
+      for (const write of step.writes) {
+        overlay.set(write.path, write.entry);
+        const key = keyOf(write.path);
+        const same = overlayFolded.get(key) ?? new Set<string>();
+        if (write.entry) same.add(write.path);
+        else same.delete(write.path);
+        overlayFolded.set(key, same);
+      }
       plan.steps.push(step);
     }
     const entries = decided.steps.flatMap((s) => s.journal);

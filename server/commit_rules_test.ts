@@ -185,6 +185,18 @@ const CASES: [name: string, before: string, changes: Change[], expect: string, r
   ],
   ["a case clash of a folder made on the way is bad_name", "docs/@3", [up("Docs/a")], "!bad_name"],
   [
+    "a case clash with a name moved in earlier in the batch is bad_name",
+    "a@3 d/@4",
+    [mv("a", "d/Readme", 3), up("d/README")],
+    "-a@11 +d/Readme@12 ; !bad_name",
+  ],
+  [
+    "a name moved away earlier in the batch is no clash",
+    "d/@2 d/Readme@3",
+    [mv("d/Readme", "e", 3), up("d/README")],
+    "-d/Readme@11 +e@12 ; +d/README@13",
+  ],
+  [
     "the same name in another folder is no clash",
     "a/Readme.txt@3",
     [up("b/README.TXT")],

@@ -260,3 +260,50 @@ Deno.test("a file B downloaded is not uploaded back by B", async () => {
   assert.doesNotMatch(world.server.output, /alice@B: upload shared\.txt/);
   assert.doesNotMatch(clientB.output, /uploaded shared\.txt/);
 });
+
+Deno.test("a file B keeps out of sync under a folder stays where it is when A renames that folder", async () => {
+  // B renames the whole folder at once when every file in it moves: a file the plan never saw (ignored here)
+  // must keep it file by file.
+  const names = Array.from({ length: 20 }, (_, i) => `photos/img${i}.jpg`);
+  const { world, clientB } = await twoDevicesWith(names);
+  await using _world = world;
+  const a = world.dir("A");
+  const b = world.dir("B");
+  await Deno.writeTextFile(`${b}/photos/.DS_Store`, "only on B");
+  const markB = clientB.output.length;
+  await Deno.rename(`${a}/photos`, `${a}/albums`);
+  await waitFor(
+    () => count(since(clientB, markB), /moved photos\/\S+ -> albums\/\S+ \(from the server\)/) === 20,
+    {
+      message: () => `B did not report 20 moves:\n${since(clientB, markB)}`,
+    },
+  );
+  await waitFor(async () => (await readTree(`${b}/albums`)).size === 20, {
+    message: () => "B's albums/ does not hold the 20 files",
+  });
+  assert.equal(await Deno.readTextFile(`${b}/photos/.DS_Store`), "only on B");
+  assert.equal(await exists(`${b}/albums/.DS_Store`), false, "B's ignored file moved with the folder");
+});
+
+Deno.test("a folder of files renamed on A is one rename on B that keeps every file", async () => {
+  const names = Array.from({ length: 30 }, (_, i) => `photos/img${i}.jpg`);
+  const { world, clientB, contents } = await twoDevicesWith(names);
+  await using _world = world;
+  const a = world.dir("A");
+  const b = world.dir("B");
+  const inode = (await Deno.lstat(`${b}/photos`)).ino;
+  const markB = clientB.output.length;
+  await Deno.rename(`${a}/photos`, `${a}/albums`);
+  await waitFor(async () => !(await exists(`${b}/photos`)) && (await readTree(`${b}/albums`)).size === 30, {
+    message: () => `B did not rename the folder:\n${since(clientB, markB)}`,
+  });
+  // The folder itself moved (its inode), and every file is there with its content.
+  assert.equal((await Deno.lstat(`${b}/albums`)).ino, inode);
+  for (const [path, content] of contents) {
+    assert.deepEqual(await Deno.readFile(`${b}/${path.replace("photos/", "albums/")}`), content);
+  }
+  await Deno.writeTextFile(`${b}/marker.txt`, "after the rename");
+  await waitForFile(`${a}/marker.txt`, "after the rename");
+  await waitForSameTree(a, b);
+  assert.doesNotMatch(since(clientB, markB), /downloaded |uploaded (?!marker)/);
+});
