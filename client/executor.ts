@@ -582,6 +582,9 @@ export class Executor {
     const fetched = await fetchFile(this.#ctx.peer, state.tmpDir, path, remote.rev, {
       at: state.mounts.fromLocal(path),
       base: base?.kind === "file" && baseRows ? { hash: base.hash, rows: baseRows } : undefined,
+      baseFile: base?.kind === "file" && baseRows
+        ? { path: this.#abs(path), size: base.size, mtime: base.mtime, ino: base.ino }
+        : undefined,
       localChunk: (id, size) => Promise.resolve(this.#readLocalChunk(id, size, open)),
       progress: this.#ctx.progress,
     }).finally(() => {

@@ -1,6 +1,6 @@
 // Local snapshot: walks the synced folder, re-hashing only files whose size, mtime or inode changed.
 import { join } from "node:path";
-import { chunkFile, chunkLengths } from "../protocol/chunker.ts";
+import { chunkLengths, rechunkFile } from "../protocol/chunker.ts";
 import { FileHasher, sha256Hex } from "../protocol/hash.ts";
 import {
   isPlainChild,
@@ -49,6 +49,11 @@ export interface ScannerOptions {
   known: (path: string) => KnownHash | undefined;
   /** A hash known for a file with this inode at another path (it was moved), reused when the stat matches. */
   knownByIno?: (ino: number) => KnownHash | undefined;
+  /**
+   * The chunk rows of the path's last synced version (from the base snapshot): hints that let a changed big file
+   * be re-cut without scanning its unchanged parts (see {@linkcode rechunkFile}). @default none
+   */
+  knownRows?: (path: string) => readonly ChunkRow[] | undefined;
   /**
    * Whether a path is in sync already (in the base): a name other devices could not hold is skipped only when
    * it is not, so a file synced before the rule keeps syncing. @default never
@@ -404,9 +409,12 @@ export class Scanner {
         at += length;
       }
     } else {
-      for await (const chunk of chunkFile(join(this.#root, path))) {
-        hasher.addChunk(chunk.id);
-        rows.push({ id: chunk.id, size: chunk.data.length });
+      // One reused buffer, no copy of each chunk; the rows of an earlier version (if any) let the unchanged
+      // parts be hashed without the chunker's scan.
+      const hint = this.#hashed.get(path)?.rows ?? this.#options.knownRows?.(path) ?? [];
+      for (const row of await rechunkFile(join(this.#root, path), hint)) {
+        hasher.addChunk(row.id);
+        rows.push(row);
       }
     }
     const after = Deno.lstatSync(join(this.#root, path));

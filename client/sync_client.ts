@@ -224,6 +224,7 @@ export class SyncClient {
         return base?.kind === "file" && base.ino === ino ? base : undefined;
       },
       synced: (path) => this.#state.base.has(path),
+      knownRows: (path) => this.#state.rows.get(path),
       onSkip: (path, reason) => this.#o.log(`not syncing ${path}: ${reason}`),
       stopped: () => this.#stopped,
     });

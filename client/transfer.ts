@@ -7,6 +7,7 @@ import { decodeRows, MANIFEST_ROW_BYTES, MAX_HAVE, type WireEntry } from "../pro
 import type { RpcPeer } from "../protocol/rpc.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import { FileChangedError, type Scanner } from "./scanner.ts";
+import { RawFile } from "./copy_range.ts";
 
 /** Chunks requested ahead of the one being written, per download. */
 const DOWNLOAD_AHEAD = 32;
@@ -15,6 +16,8 @@ const DOWNLOAD_AHEAD = 32;
  * the server having acknowledged it (so after a server crash, at most this much is sent again).
  */
 export const WINDOW_BYTES = 8 * 1024 * 1024;
+/** Largest in-kernel copy from the base file done without letting the event loop run. */
+const COPY_STEP_BYTES = 32 * 1024 * 1024;
 /** Files up to this size are sent without a HAVE round trip. */
 const ASK_FIRST_BYTES = 128 * 1024;
 /** Largest read of adjacent chunks to send. */
@@ -66,9 +69,13 @@ export interface SentFile {
 
 /** Which of these ids the server lacks (for this user). */
 async function missingOf(peer: RpcPeer, ids: string[]): Promise<Set<string>> {
-  const missing = new Set<string>();
+  // All batches at once: a big file's questions cost one round trip, not one per batch.
+  const batches: Promise<{ message: Record<string, unknown> }>[] = [];
   for (let i = 0; i < ids.length; i += MAX_HAVE) {
-    const reply = await peer.request("HAVE", { hashes: ids.slice(i, i + MAX_HAVE) });
+    batches.push(peer.request("HAVE", { hashes: ids.slice(i, i + MAX_HAVE) }));
+  }
+  const missing = new Set<string>();
+  for (const reply of await Promise.all(batches)) {
     for (const id of reply.message.missing as string[]) missing.add(id);
   }
   return missing;
@@ -175,7 +182,8 @@ async function sendKnownRows(
     const pending: Promise<unknown>[] = [];
     let failure: Error | null = null;
     using file = Deno.openSync(join(root, path), { read: true });
-    // Runs of adjacent missing chunks are read with one read of up to 4 MiB and sent as views into it.
+    const blocks: Uint8Array[] = [];
+    // Runs of adjacent missing chunks are read with one read of up to RUN_BYTES and sent as views into it.
     const todo: { row: ChunkRow; at: number }[] = [];
     let offset = 0;
     for (const row of rows) {
@@ -195,7 +203,15 @@ async function sendKnownRows(
         j++;
       }
       await window.take(runBytes);
-      const block = new Uint8Array(runBytes);
+      if (failure) throw failure; // a PUT refused meanwhile: its bytes may still be queued, so no block is reused
+      // Long runs are read into reused blocks (a fresh MiB costs page faults); a block is reused once every
+      // PUT of its run has its reply, when its bytes are surely written. Short runs get buffers of their own.
+      const whole = runBytes > RUN_BYTES / 2 ? blocks.pop() ?? new Uint8Array(RUN_BYTES) : null;
+      const block = whole ? whole.subarray(0, runBytes) : new Uint8Array(runBytes);
+      let unanswered = j - i;
+      const answered = () => {
+        if (--unanswered === 0 && whole) blocks.push(whole);
+      };
       file.seekSync(todo[i].at, Deno.SeekMode.Start);
       let filled = 0;
       while (filled < block.length) {
@@ -211,7 +227,10 @@ async function sendKnownRows(
         pending.push(
           peer.request("PUT", { hash: row.id, ...nsField(options.ns) }, data).catch((error) => {
             failure ??= error;
-          }).finally(() => window.give(row.size)),
+          }).finally(() => {
+            answered();
+            window.give(row.size);
+          }),
         );
         options.progress?.(path, at + row.size, stat.size, "up");
       }
@@ -245,6 +264,40 @@ export interface FetchOptions {
   progress?: Progress;
   /** Where the file is on the server: its namespace and path there. @default `path` in the caller's own */
   at?: { ns: string; path: string };
+  /**
+   * The local file that holds `base` (absolute path) and its stat when the device last synced it. While the open
+   * file's stat still matches, the rows the new version shares with `base` are copied from it inside the kernel
+   * (copy_file_range) without reading or hashing them again: they are trusted as the base itself is, the same
+   * trust that lets the scanner skip hashing a file whose stat is unchanged.
+   */
+  baseFile?: { path: string; size: number; mtime: number; ino: number | null };
+}
+
+/** Whether an open file's stat is still the one the device recorded when it last synced it. */
+function statMatches(
+  info: Deno.FileInfo,
+  want: { size: number; mtime: number; ino: number | null },
+): boolean {
+  return info.isFile && info.size === want.size && (info.mtime?.getTime() ?? 0) === want.mtime &&
+    (want.ino === null || info.ino === want.ino);
+}
+
+/**
+ * Where each of `rows` can be copied from in the local base file: its offset there, or undefined (fetch it).
+ * A row is copied only when the base holds a row with the same id and size; runs of rows whose base offsets are
+ * contiguous become single copies.
+ */
+export function copyPlan(rows: readonly ChunkRow[], baseRows: readonly ChunkRow[]): (number | undefined)[] {
+  const at = new Map<string, { offset: number; size: number }>();
+  let offset = 0;
+  for (const row of baseRows) {
+    if (!at.has(row.id)) at.set(row.id, { offset, size: row.size });
+    offset += row.size;
+  }
+  return rows.map((row) => {
+    const found = at.get(row.id);
+    return found && found.size === row.size ? found.offset : undefined;
+  });
 }
 
 /**
@@ -302,6 +355,7 @@ export async function fetchFile(
     throw error;
   }
   let received = 0;
+  const cleanup: RawFile[] = [];
   try {
     const existing = file.statSync().size;
     let offset = 0;
@@ -322,12 +376,18 @@ export async function fetchFile(
     }
     if (existing > offset) file.truncateSync(offset);
     if (offset > 0) file.seekSync(offset, Deno.SeekMode.Start);
+    // Rows shared with the base are copied from the local base file while its stat holds (see `baseFile`).
+    const copy = openBaseCopy(options, tmpPath);
+    if (copy) cleanup.push(copy.source, copy.target);
+    const copyFrom = copy ? copyPlan(rows, options.base!.rows) : [];
     // At most DOWNLOAD_AHEAD chunks (8 MiB at the largest chunk size) requested ahead, written in order.
-    const requests: Promise<{ data: Uint8Array; remote: boolean }>[] = [];
+    const requests: (Promise<{ data: Uint8Array; remote: boolean }> | undefined)[] = [];
     let next = resumed;
     let written = resumed;
     const issue = () => {
-      const row = rows[next++];
+      const index = next++;
+      if (copyFrom[index] !== undefined) return;
+      const row = rows[index];
       const request = (async () => {
         const local = await options.localChunk?.(row.id, row.size);
         if (local && local.length === row.size && sha256Hex(local) === row.id) {
@@ -343,15 +403,38 @@ export async function fetchFile(
         return { data, remote: true };
       })();
       request.catch(() => {}); // awaited in order below; this only keeps an early failure from being "unhandled"
-      requests.push(request);
+      requests[index] = request;
     };
-    for (let i = 0; i < resumed; i++) {
-      requests.push(undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>);
-    }
     while (written < rows.length) {
+      if (next < written) next = written;
       while (next < rows.length && next - written < DOWNLOAD_AHEAD) issue();
-      const { data, remote } = await requests[written];
-      requests[written] = undefined as unknown as Promise<{ data: Uint8Array; remote: boolean }>;
+      const from = copyFrom[written];
+      if (copy && from !== undefined) {
+        // A run of rows that lie back to back in the base file: one in-kernel copy.
+        let end = written + 1;
+        let length = rows[written].size;
+        while (end < rows.length && copyFrom[end] === copyFrom[end - 1]! + rows[end - 1].size) {
+          length += rows[end].size;
+          end++;
+        }
+        // In steps, with the event loop let run between them (a copy blocks this thread while it lasts).
+        for (let done = 0; done < length; done += COPY_STEP_BYTES) {
+          if (done > 0) await new Promise((resolve) => setTimeout(resolve, 0));
+          const step = {
+            from: from + done,
+            to: offset + done,
+            length: Math.min(COPY_STEP_BYTES, length - done),
+          };
+          if (!copy.source.copyTo(copy.target, step)) throw new BaseCopyFailed();
+        }
+        offset += length;
+        written = end;
+        file.seekSync(offset, Deno.SeekMode.Start);
+        options.progress?.(path, offset, entry.size, "down");
+        continue;
+      }
+      const { data, remote } = await requests[written]!;
+      requests[written] = undefined;
       let at = 0;
       while (at < data.length) at += file.writeSync(data.subarray(at));
       offset += data.length;
@@ -359,18 +442,56 @@ export async function fetchFile(
       if (remote) received += data.length;
       options.progress?.(path, offset, entry.size, "down");
     }
+    // The copied bytes are the base's only if the base file did not change while they were copied.
+    if (copy && !statMatches(copy.source.stat(), options.baseFile!)) throw new BaseCopyFailed();
     if (offset !== entry.size) throw new Error(`"${path}" has ${offset} bytes, expected ${entry.size}`);
     await file.syncData();
   } catch (error) {
     file.close();
+    for (const raw of cleanup) raw.close();
     if (!(error as { code?: string }).code || (error as { code?: string }).code !== "closed") {
       await Deno.remove(tmpPath).catch(() => {});
     }
     releaseTempFile(tmpPath); // kept when the connection closed: the next download of this version resumes it
+    if (error instanceof BaseCopyFailed) {
+      // The base file changed under the copy (or the kernel refused it): download again, verifying every chunk.
+      return await fetchFile(peer, tmpDir, path, rev, { ...options, baseFile: undefined });
+    }
     throw error;
   }
   file.close();
+  for (const raw of cleanup) raw.close();
   return { tmpPath, entry, rows, received };
+}
+
+/** The base file changed while rows were copied from it, or the kernel refused the copy. */
+class BaseCopyFailed extends Error {
+  override name = "BaseCopyFailed";
+}
+
+/**
+ * The base file (whose stat must still be the synced one) and the temp file, opened for in-kernel copies; null
+ * when there is nothing to copy from or copies are not available.
+ */
+function openBaseCopy(options: FetchOptions, tmpPath: string): { source: RawFile; target: RawFile } | null {
+  if (!options.baseFile || !options.base) return null;
+  const source = RawFile.open(options.baseFile.path, "read");
+  if (!source) return null;
+  try {
+    if (!statMatches(source.stat(), options.baseFile)) {
+      source.close();
+      return null;
+    }
+  } catch {
+    source.close();
+    return null;
+  }
+  const target = RawFile.open(tmpPath, "write");
+  if (!target) {
+    source.close();
+    return null;
+  }
+  return { source, target };
 }
 
 /** One file asked of {@linkcode fetchSmallFiles}: its local path, the rev planned and where it is on the server. */

@@ -289,3 +289,107 @@ async function* readPieces(file: Deno.FsFile): AsyncGenerator<Uint8Array> {
     if (n > 0) yield buffer.subarray(0, n);
   }
 }
+
+/** One chunk of a file as {@linkcode rechunkFile} reports it: its id and size, without its bytes. */
+export interface ChunkRowOf {
+  id: string;
+  size: number;
+}
+
+/** Most bytes of the buffer {@linkcode rechunkFile} reads through. */
+const RECHUNK_BUFFER = 8 * 1024 * 1024;
+
+/**
+ * Whether a chunk of `data[start, end)` ends at a cut the chunker would accept there: it has `max` bytes, or
+ * the gear hash of its last bytes passes the mask that applies at its length. (The gear hash forgets a byte
+ * after 32 more, and restarts at `min` bytes, so only the last 32 bytes after `min` count.)
+ */
+function isCut(data: Uint8Array, start: number, end: number, p: Params): boolean {
+  const length = end - start;
+  if (length === p.max) return true;
+  if (length < p.min || length > p.max) return false;
+  const gear = GEAR;
+  let h = 0;
+  for (let i = Math.max(start + p.min, end - 32); i < end; i++) h = ((h << 1) + gear[data[i]]) | 0;
+  return (h & (end - 1 < start + p.avg ? p.maskS : p.maskL)) === 0;
+}
+
+/**
+ * Cuts and hashes the file at `path` into the rows {@linkcode chunkFile} would give, using the rows of an
+ * earlier version of it (`hint`) to skip the chunker's scan of unchanged parts: where a hinted row starts, its
+ * bytes are hashed directly, and if they still have its id (and it ends at a valid cut) the row is kept as it
+ * is, because the chunker's cut depends only on a chunk's own bytes. Elsewhere (changed bytes, until the cuts
+ * meet the hint again, by offset or by id) the chunker runs as usual. Every row returned is SHA-256 of the
+ * bytes read now; a hint only saves work, whatever it holds. Rows of `hint` that came from this chunker give
+ * exactly its cuts; forged rows could at worst give other valid cuts of the same bytes.
+ *
+ * @example
+ * ```ts
+ * const rows = await rechunkFile("big.iso", previousRows); // the 4 KiB that changed: one or two new rows
+ * ```
+ */
+export async function rechunkFile(
+  path: string,
+  hint: readonly ChunkRowOf[],
+  opts: ChunkerOptions = {},
+): Promise<ChunkRowOf[]> {
+  const p = resolve(opts);
+  const byOffset = new Map<number, number>();
+  const byId = new Map<string, number>();
+  let at = 0;
+  hint.forEach((row, i) => {
+    byOffset.set(at, i);
+    if (!byId.has(row.id)) byId.set(row.id, i);
+    at += row.size;
+  });
+  using file = await Deno.open(path, { read: true });
+  // Sized for the file (a fresh buffer costs page faults per MiB), at least two largest chunks.
+  const size = file.statSync().size;
+  const buffer = new Uint8Array(Math.max(2 * p.max, Math.min(RECHUNK_BUFFER, size + 1)));
+  let start = 0; // buffer[start, end) holds the file's bytes from `pos` on
+  let end = 0;
+  let eof = false;
+  /** Makes the buffer hold `want` bytes from `pos` on, or all that is left of the file. */
+  const fill = async (want: number) => {
+    if (end - start >= want || eof) return;
+    buffer.copyWithin(0, start, end);
+    end -= start;
+    start = 0;
+    while (end < buffer.length && !eof) {
+      const n = await file.read(buffer.subarray(end));
+      if (n === null) eof = true;
+      else end += n;
+    }
+  };
+  const rows: ChunkRowOf[] = [];
+  let pos = 0;
+  let next = hint.length > 0 ? 0 : -1; // the hinted row expected at `pos`
+  for (;;) {
+    await fill(p.max);
+    if (end === start) break;
+    const row = next >= 0 ? hint[next] : undefined;
+    const rest = end - start;
+    if (
+      row && row.size <= rest &&
+      (isCut(buffer, start, start + row.size, p) || (eof && row.size === rest && row.size <= p.max))
+    ) {
+      const id = sha256Hex(buffer.subarray(start, start + row.size));
+      if (id === row.id) {
+        rows.push({ id, size: row.size });
+        start += row.size;
+        pos += row.size;
+        next = next + 1 < hint.length ? next + 1 : -1;
+        continue;
+      }
+    }
+    const cut = scan(buffer, start, start, end, 0, p);
+    const length = (cut < 0 ? end : cut) - start;
+    const id = sha256Hex(buffer.subarray(start, start + length));
+    rows.push({ id, size: length });
+    start += length;
+    pos += length;
+    next = byOffset.get(pos) ?? ((byId.get(id) ?? -2) + 1);
+    if (next >= hint.length) next = -1;
+  }
+  return rows;
+}

@@ -12,6 +12,7 @@ import {
   findCut,
   MAX_CHUNK_SIZE,
   MIN_CHUNK_SIZE,
+  rechunkFile,
 } from "./chunker.ts";
 import { sha256Hex } from "./hash.ts";
 
@@ -377,4 +378,85 @@ Deno.test("chunkFile() closes the file when the caller stops early", async () =>
 Deno.test("chunkFile() rejects a missing file with NotFound on the first next()", async () => {
   const chunks = chunkFile("/nonexistent/filesync-chunker-test");
   await assert.rejects(chunks.next(), Deno.errors.NotFound);
+});
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** The rows (id, size) the chunker gives for a whole buffer. */
+function rowsOf(data: Uint8Array, opts: ChunkerOptions = {}): { id: string; size: number }[] {
+  let at = 0;
+  return chunkLengths(data, opts).map((size) => {
+    const row = { id: sha256Hex(data.subarray(at, at + size)), size };
+    at += size;
+    return row;
+  });
+}
+
+Deno.test("rechunkFile() gives the rows of chunkLengths() after random edits, hinted by the old rows", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "f.bin");
+    for (let seed = 1; seed <= 60; seed++) {
+      const rand = seededInts(seed);
+      const opts = seed % 2 === 0 ? SMALL : {};
+      const old = seededBytes(seed % 2 === 0 ? 20_000 + rand(200_000) : (1 << 20) + rand(1 << 20), seed);
+      let next: Uint8Array;
+      const at = rand(old.length);
+      const what = rand(6);
+      if (what === 0) { // overwrite a few bytes
+        next = old.slice();
+        next.set(seededBytes(Math.min(1 + rand(5000), old.length - at), seed + 1000), at);
+      } else if (what === 1) { // insert
+        const add = seededBytes(1 + rand(300), seed + 2000);
+        next = concat(old.subarray(0, at), add, old.subarray(at));
+      } else if (what === 2) { // delete a range
+        next = concat(old.subarray(0, at), old.subarray(Math.min(old.length, at + 1 + rand(9000))));
+      } else if (what === 3) { // append
+        next = concat(old, seededBytes(1 + rand(20000), seed + 3000));
+      } else if (what === 4) { // truncate
+        next = old.slice(0, at);
+      } else { // unchanged
+        next = old;
+      }
+      await Deno.writeFile(path, next);
+      const want = rowsOf(next, opts);
+      assert.deepEqual(await rechunkFile(path, rowsOf(old, opts), opts), want, `seed ${seed}, edit ${what}`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("rechunkFile() gives the true rows whatever the hint holds (none, wrong ids, wrong sizes)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "f.bin");
+    const data = seededBytes(600_000, 7);
+    await Deno.writeFile(path, data);
+    const want = rowsOf(data, SMALL);
+    const other = rowsOf(seededBytes(600_000, 8), SMALL);
+    const hints = [
+      [],
+      other,
+      want.map((r) => ({ ...r, id: "0".repeat(64) })),
+      want.map((r) => ({ ...r, size: r.size + 1 })),
+      [{ id: sha256Hex(data), size: data.length }], // the whole file as one row: larger than maxSize
+      [{ id: sha256Hex(data.subarray(0, 5000)), size: 5000 }], // true bytes, but not a cut
+    ];
+    for (const [i, hint] of hints.entries()) {
+      assert.deepEqual(await rechunkFile(path, hint, SMALL), want, `hint ${i}`);
+    }
+    await Deno.writeFile(path, new Uint8Array());
+    assert.deepEqual(await rechunkFile(path, want, SMALL), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -26,6 +26,9 @@ Deno.test("an edit in the middle and an insert at the front of a large file send
   await Deno.writeFile(a, data);
   await waitForFile(b, data, 30_000);
   assert.ok(await transferredBytes(clientA, "uploaded", "big.bin", 0) >= 8 * MiB - 1024);
+  // B logs a download after its rename and folder fsync: the line must be out before the mark, or it counts
+  // as part of the edit's.
+  await transferredBytes(clientB, "downloaded", "big.bin", 0);
 
   let [markA, markB] = [clientA.output.length, clientB.output.length];
   data.set(randomBytes(4096, 12), 4 * MiB);
