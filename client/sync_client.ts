@@ -81,6 +81,10 @@ const REVOKED_CANNOT_ASK =
 const WARN_EVERY_MS = 60_000;
 /** How often the folder's root is checked again, and a confirmation looked for, while a stop is in effect. */
 const STOP_POLL_MS = 1000;
+/** How often a LOGIN the server postponed is asked again before the client gives up. */
+const LOGIN_RETRIES = 5;
+/** Longest postponement of a LOGIN the client waits out (longer ones are reported as login failures). */
+const LOGIN_RETRY_MAX_MS = 10_000;
 /** How many example paths an "ignored now" line names. */
 const EXAMPLES = 3;
 
@@ -295,7 +299,7 @@ export class SyncClient {
       (this.#revoked ? await this.#passwordAfterRevocation() : await this.#o.password());
     this.#typedPassword = password;
     try {
-      const reply = await peer.request("LOGIN", { user: this.#o.user, password, device: this.#o.device });
+      const reply = await this.#loginWithPassword(peer, password);
       const info: DeviceInfo = {
         server: `${this.#o.hostname}:${this.#o.port}`,
         user: this.#o.user,
@@ -313,6 +317,28 @@ export class SyncClient {
         throw new UserError(`Login failed: ${error.message}`);
       }
       throw error;
+    }
+  }
+
+  /**
+   * Sends LOGIN; when the server postpones it for a short while (`rate_limited` with `retryMs`, as when several
+   * devices of this user log in from one address at the same moment), waits that long and asks again, up to
+   * {@linkcode LOGIN_RETRIES} times. A wrong password is never retried.
+   */
+  async #loginWithPassword(peer: RpcPeer, password: string) {
+    for (let attempt = 0;; attempt++) {
+      try {
+        return await peer.request("LOGIN", { user: this.#o.user, password, device: this.#o.device });
+      } catch (error) {
+        const waitMs = error instanceof RpcError && error.code === "rate_limited"
+          ? error.detail.retryMs
+          : null;
+        if (typeof waitMs !== "number" || waitMs > LOGIN_RETRY_MAX_MS || attempt >= LOGIN_RETRIES) {
+          throw error;
+        }
+        this.#o.log(`the server postponed this login: trying again in ${Math.ceil(waitMs / 1000)} s`);
+        await new Promise((resolve) => setTimeout(resolve, waitMs + Math.random() * 250));
+      }
     }
   }
 
