@@ -15,6 +15,7 @@ import {
   rechunkFile,
 } from "./chunker.ts";
 import { sha256Hex } from "./hash.ts";
+import { concatBytes } from "./bytes.ts";
 
 /** Small sizes so that short buffers hold many chunks. */
 const SMALL: Required<ChunkerOptions> = { minSize: 256, avgSize: 1024, maxSize: 4096 };
@@ -380,15 +381,8 @@ Deno.test("chunkFile() rejects a missing file with NotFound on the first next()"
   await assert.rejects(chunks.next(), Deno.errors.NotFound);
 });
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
+/** Joins byte arrays (the tests' shorthand for {@linkcode concatBytes}). */
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 /** The rows (id, size) the chunker gives for a whole buffer. */
 function rowsOf(data: Uint8Array, opts: ChunkerOptions = {}): { id: string; size: number }[] {

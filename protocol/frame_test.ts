@@ -11,6 +11,7 @@ import {
   MAX_FRAME_BYTES,
   MAX_JSON_DEPTH,
 } from "./frame.ts";
+import { concatBytes } from "./bytes.ts";
 
 /** A small seeded generator (mulberry32), so the random splits are repeatable. */
 function random(seed: number): () => number {
@@ -224,15 +225,8 @@ Deno.test("an invalid frame after a valid one in the same piece still throws", (
   assert.throws(() => decoder.push(concat(encodeFrame({ ok: 1 }), rawFrame([9]))), FrameError);
 });
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
+/** Joins byte arrays (the tests' shorthand for {@linkcode concatBytes}). */
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 Deno.test("JSON nested deeper than MAX_JSON_DEPTH is refused before parsing; brackets in strings do not count", () => {
   const nested = (depth: number) => `{"a":${"[".repeat(depth - 1)}${"]".repeat(depth - 1)}}`;

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import { FILE_HASH_PREFIX, FileHasher, fileHashOfChunks, isHashHex, sha256Hex, sha256Raw } from "./hash.ts";
+import { concatBytes } from "./bytes.ts";
 
 const encoder = new TextEncoder();
 const EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -11,15 +12,8 @@ function hexToBytes(hex: string): Uint8Array {
   return Uint8Array.from(hex.match(/../g) ?? [], (pair) => parseInt(pair, 16));
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
+/** Joins byte arrays (the tests' shorthand for {@linkcode concatBytes}). */
+const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 const IDS = ["a", "b", "c", "d"].map((s) => sha256Hex(encoder.encode(s)));
 

@@ -1,6 +1,7 @@
 // Encryption at rest of stored chunks: names that hide chunk ids, AES-256-GCM under per-chunk keys, a key check.
 import { createDecipheriv, createHmac, hkdfSync } from "node:crypto";
 import { loadOpenSslCrypto } from "./openssl_aead.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 
 /** Bytes of a master key (AES-256). */
 export const MASTER_KEY_BYTES = 32;
@@ -83,7 +84,7 @@ export const WEB_CRYPTO: ChunkCrypto = {
   synchronous: false,
   hmacSha256: (key) => (data) => new Uint8Array(createHmac("sha256", key).update(data).digest()),
   async gcmSeal(key, parts, out) {
-    const plain = parts.plain.length === 1 ? parts.plain[0] : concat(parts.plain);
+    const plain = parts.plain.length === 1 ? parts.plain[0] : concatBytes(parts.plain);
     const cryptoKey = await crypto.subtle.importKey("raw", key as Uint8Array<ArrayBuffer>, "AES-GCM", false, [
       "encrypt",
     ]);
@@ -121,16 +122,6 @@ export const WEB_CRYPTO: ChunkCrypto = {
   },
   ctr: (key, counter, data) => new Uint8Array(createDecipheriv("aes-256-ctr", key, counter).update(data)),
 };
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}
 
 let chosen: { crypto: ChunkCrypto; reason?: string } | undefined;
 

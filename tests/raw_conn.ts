@@ -2,6 +2,7 @@
 import { encodeFrame, type Frame, FrameDecoder } from "../protocol/frame.ts";
 import { ALPN, PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { waitFor } from "./harness.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 
 /** A hostile client's connection: raw frames out, decoded frames in. */
 export class RawConn {
@@ -55,15 +56,7 @@ export class RawConn {
 }
 
 /** The bytes of `parts` one after another. */
-export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
-}
+export const concat: (parts: Uint8Array[]) => Uint8Array = concatBytes;
 
 /** `count` LOGIN requests for `user` with wrong passwords, ids from `from`. */
 export function logins(user: string, from: number, count: number): Record<string, unknown>[] {
