@@ -308,6 +308,8 @@ Deno.test("a shared file: shown at the top under its name, edited both ways, the
   assert.equal(await exists(join(world.dir("b1"), "Project")), false, "only the file");
   await Deno.writeTextFile(join(world.dir("b1"), "plan.txt"), "bob's line");
   await waitForFile(join(world.dir("a2"), "Project", "plan.txt"), "bob's line");
+  // alice edits on a1 only once a1 has bob's line: an edit made before would rightly be a conflict.
+  await waitForFile(join(world.dir("a1"), "Project", "plan.txt"), "bob's line");
   await Deno.writeTextFile(join(world.dir("a1"), "Project", "plan.txt"), "alice's line");
   await waitForFile(join(world.dir("b1"), "plan.txt"), "alice's line");
   await ok(world.dir("a1"), "share", "Project/plan.txt", "--with", "bob");
