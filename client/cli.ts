@@ -8,6 +8,7 @@ import { askAtTerminal, readPassword } from "../cli/password.ts";
 import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
 import { forgetCa, saveCa } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
+import { EventBus } from "./events.ts";
 
 /** Help text of `filesync client`. */
 export const CLIENT_HELP = `Usage: filesync client --server HOST:PORT --user NAME --dir DIR [options]
@@ -117,6 +118,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     password: () => readPassword(`Password for ${values.user}: `),
     askPassword: askAtTerminal(`Password for ${values.user} (this device was revoked): `) ?? undefined,
     log,
+    events: new EventBus(),
     rescanSeconds: rescan,
     massDeletePercent,
     massDeleteMin,

@@ -1,4 +1,5 @@
 // Runs a reconcile plan: checks that each path still holds what the plan saw, then writes locally or commits.
+import type { EventBus } from "./events.ts";
 import { basename, dirname, join } from "node:path";
 import {
   type Change,
@@ -52,6 +53,8 @@ export interface ExecutorContext {
   local: Map<string, ScanEntry>;
   /** User-facing notifications: one line per upload, download, delete, move, conflict. */
   notify: (line: string) => void;
+  /** Where typed events go (see client/events.ts). @default nowhere */
+  events?: EventBus;
   progress?: Progress;
   /** Paths whose last commit lacked chunks the local index said the server had: ask about every chunk. */
   distrust: Set<string>;

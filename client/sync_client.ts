@@ -35,6 +35,7 @@ import {
 import { type FolderWatch, watchFolder } from "./watcher.ts";
 import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
+import type { EventBus } from "./events.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
@@ -57,6 +58,8 @@ export interface SyncClientOptions {
   askPassword?: () => Promise<string>;
   /** User-facing lines. */
   log: (line: string) => void;
+  /** Where the client's events go (printed, logged, streamed to `filesync status --follow`, notified). */
+  events: EventBus;
   /** Seconds between full scans. @default 10 */
   rescanSeconds?: number;
   /** First and largest reconnect delay in ms. @default 250 / 30000 */
@@ -947,6 +950,7 @@ export class SyncClient {
       peer,
       local: this.#local,
       notify: this.#o.log,
+      events: this.#o.events,
       progress: this.#progress(),
       distrust: this.#distrust,
       refused: this.#refused,
