@@ -9,6 +9,7 @@ import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
 import { forgetCa, saveCa } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
 import { EventBus } from "./events.ts";
+import { ProgressDisplay, progressModeOf } from "./progress.ts";
 
 /** Help text of `filesync client`. */
 export const CLIENT_HELP = `Usage: filesync client --server HOST:PORT --user NAME --dir DIR [options]
@@ -50,11 +51,11 @@ Options:
 /** The local time of the last line, and the second it belongs to: formatting a Date costs more than the line. */
 let logTime = { second: -1, text: "" };
 
-function log(line: string): void {
+function log(line: string, write: (line: string) => void = console.log): void {
   const now = Date.now();
   const second = Math.floor(now / 1000);
   if (second !== logTime.second) logTime = { second, text: new Date(now).toTimeString().slice(0, 8) };
-  console.log(`${logTime.text} ${line}`);
+  write(`${logTime.text} ${line}`);
 }
 
 /** Runs `filesync client ARGS`; resolves with the exit code. */
@@ -108,6 +109,9 @@ export async function clientCommand(args: string[]): Promise<number> {
     throw new UsageError(`Invalid --mass-delete-min "${min}": give a whole number of files`);
   }
   const device = (values.device ?? hostname()).trim() || "device";
+  const events = new EventBus();
+  const progress = new ProgressDisplay({ mode: progressModeOf({ terminal: Deno.stdout.isTerminal() }) });
+  events.subscribe(progress.sink);
   const client = new SyncClient({
     dir: values.dir!,
     hostname: host,
@@ -117,8 +121,8 @@ export async function clientCommand(args: string[]): Promise<number> {
     caPem,
     password: () => readPassword(`Password for ${values.user}: `),
     askPassword: askAtTerminal(`Password for ${values.user} (this device was revoked): `) ?? undefined,
-    log,
-    events: new EventBus(),
+    log: (line) => log(line, progress.write),
+    events,
     rescanSeconds: rescan,
     massDeletePercent,
     massDeleteMin,
@@ -131,12 +135,13 @@ export async function clientCommand(args: string[]): Promise<number> {
   // Commands such as `filesync versions` run in this folder must trust the same server.
   if (caPem) await saveCa(values.dir!, caPem);
   else await forgetCa(values.dir!);
-  log(`syncing ${values.dir} with ${values.server} as ${values.user} (device "${device}")`);
+  log(`syncing ${values.dir} with ${values.server} as ${values.user} (device "${device}")`, progress.write);
   try {
     await client.done;
   } finally {
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
+    progress.stop();
   }
   log("stopped");
   return 0;
