@@ -110,7 +110,10 @@ export async function clientCommand(args: string[]): Promise<number> {
   }
   const device = (values.device ?? hostname()).trim() || "device";
   const events = new EventBus();
-  const progress = new ProgressDisplay({ mode: progressModeOf({ terminal: Deno.stdout.isTerminal() }) });
+  const progress = new ProgressDisplay({
+    mode: progressModeOf({ terminal: Deno.stdout.isTerminal() }),
+    write: (line) => log(line),
+  });
   events.subscribe(progress.sink);
   const client = new SyncClient({
     dir: values.dir!,

@@ -19,7 +19,7 @@ Deno.test("a big initial sync shows a bar redrawn in place on a terminal, plain 
   await Deno.writeFile(join(world.dir("A"), "big.bin"), randomBytes(BIG, 7));
   const a = await world.client("A");
   await a.waitForOutput(/uploaded big\.bin/, 60_000);
-  assert.match(a.output, /progress: 0\/1 file, 0 B of 80\.0 MiB\n/);
+  assert.match(a.output, /\n\d\d:\d\d:\d\d progress: 0\/1 file, 0 B of 80\.0 MiB\n/);
   await a.waitForOutput(/progress: 1\/1 file, 80\.0 MiB of 80\.0 MiB/);
   assert.ok(!a.output.includes(ESC), `escape sequences in piped output:\n${a.output}`);
 
