@@ -164,7 +164,7 @@ export class ProgressDisplay {
   #startTimer(): void {
     if (this.#timer !== undefined) return;
     const timer = setInterval(() => this.tick(), TICK_MS);
-    Deno.unrefTimer(timer as unknown as number);
+    Deno.unrefTimer(timer);
     this.#timer = timer;
   }
 
