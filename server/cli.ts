@@ -10,6 +10,8 @@ import { validateUserName } from "./auth.ts";
 import { openServerChunks } from "./master_key.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
 import { ensureDataDir, kvLocation, runAdmin, startServer } from "./server.ts";
+import { loadServerConfig, SERVER_OPTIONS, storeOptions } from "./server_config.ts";
+import { blameConfig, CONFIG_FILE } from "../protocol/config_file.ts";
 
 /** Help text of `filesync server`. */
 export const SERVER_HELP = `Usage: filesync server --data DIR --port PORT [options]
@@ -39,6 +41,11 @@ Options:
                        seconds from connect to a finished TLS handshake (default 10)
   --password-checks N  password checks run at once (default: half the cores, at least 1)
   -h, --help           show this help
+
+Config file: DIR/config.json may hold any of these options but --data, as JSON with the long option
+names as keys, e.g. {"port": 8443, "keep-days": 90, "quota": "100G"}; relative paths in it are taken
+from DIR. The command line wins. It must be private to the server's user (chmod 600). "filesync gc",
+"filesync user" and "filesync server fsck" take --kv, --chunks and --master-key from it too.
 `;
 
 /** Help text of `filesync user`. */
@@ -62,38 +69,37 @@ Commands:
 Works whether or not the server is running (through the server's admin socket when it is).
 `;
 
+function parseServerArgs(args: string[]) {
+  return parseArgs({ args, options: SERVER_OPTIONS, strict: true, allowPositionals: false });
+}
+
+/** The values of the server's options. */
+type ServerValues = ReturnType<typeof parseServerArgs>["values"];
+
 /** Runs `filesync server ARGS` until SIGINT/SIGTERM. */
 export async function serverCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      data: { type: "string" },
-      port: { type: "string" },
-      host: { type: "string" },
-      cert: { type: "string" },
-      key: { type: "string" },
-      kv: { type: "string" },
-      chunks: { type: "string" },
-      "master-key": { type: "string" },
-      "keep-days": { type: "string" },
-      "keep-versions": { type: "string" },
-      "max-file-size": { type: "string" },
-      quota: { type: "string" },
-      "max-connections": { type: "string" },
-      "max-connections-per-address": { type: "string" },
-      "handshake-timeout": { type: "string" },
-      "password-checks": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
+  const parsed = parseServerArgs(args);
+  if (parsed.values.help) {
     console.log(SERVER_HELP);
     return 0;
   }
-  if (!values.data) throw new UsageError("Missing --data DIR (see filesync server --help)");
-  if (values.port === undefined) throw new UsageError("Missing --port PORT (see filesync server --help)");
+  // The config file is found through --data, so that one must be on the command line.
+  if (!parsed.values.data) throw new UsageError("Missing --data DIR (see filesync server --help)");
+  const config = await loadServerConfig(parsed.values.data, parsed.values);
+  try {
+    return await runServer(config.values as typeof parsed.values);
+  } catch (error) {
+    throw blameConfig(error, config);
+  }
+}
+
+/** Runs the server with its options merged from the command line and the config file. */
+async function runServer(values: ServerValues): Promise<number> {
+  if (values.port === undefined) {
+    throw new UsageError(
+      `Missing --port PORT (on the command line or in DATA/${CONFIG_FILE}; see filesync server --help)`,
+    );
+  }
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`Invalid --port "${values.port}"`);
@@ -119,7 +125,7 @@ export async function serverCommand(args: string[]): Promise<number> {
   // encryption costs. Not for production use (a plaintext server refuses a data folder with encrypted chunks).
   const plaintextChunks = Deno.env.get("FILESYNC_TEST_PLAINTEXT_CHUNKS") === "1";
   const server = await startServer({
-    dataDir: values.data,
+    dataDir: values.data!,
     port,
     host: values.host,
     certFile: values.cert,
@@ -221,6 +227,8 @@ export async function gcCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync gc --help)");
+  // The stores the server uses, when its config file names them.
+  Object.assign(values, await storeOptions(values.data, values));
   let reply = await adminRequest(values.data, { op: "gc" });
   if (!reply) {
     await ensureDataDir(values.data);
@@ -268,6 +276,8 @@ export async function userCommand(args: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync user --help)");
+  // The stores the server uses, when its config file names them.
+  Object.assign(values, await storeOptions(values.data, values));
   const [command, name, ...rest] = positionals;
   const quotaArg = command === "quota" ? rest.shift() : undefined;
   const deviceArg = command === "revoke" ? rest.shift() : undefined;
