@@ -17,7 +17,8 @@ export type AdminRequest =
   | { op: "user-devices"; name: string }
   | { op: "user-revoke"; name: string; device: string }
   | { op: "gc" }
-  | { op: "stats" }
+  /** The running server's statistics (`chunkStore`: with the chunk store's size, which may take a walk). */
+  | { op: "stats"; chunkStore?: boolean }
   | { op: "ping" };
 /** The answer to an {@linkcode AdminRequest}. */
 export type AdminReply =

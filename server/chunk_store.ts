@@ -33,6 +33,19 @@ export interface ChunkStore {
   delete(id: string): Promise<void>;
   /** Every stored chunk id. */
   list(): AsyncIterable<string>;
+  /**
+   * Optional: how many chunks are stored and the bytes they take in the store (encrypted, as stored). May take
+   * a walk of the whole store; callers cache it.
+   */
+  usage?(): Promise<ChunkUsage>;
+}
+
+/** What {@linkcode ChunkStore.usage} reports. */
+export interface ChunkUsage {
+  /** Stored chunks. */
+  chunks: number;
+  /** Their bytes as stored. */
+  bytes: number;
 }
 
 /** Options of {@linkcode ChunkStore.sync}. */
@@ -475,5 +488,40 @@ export class DiskChunkStore implements ChunkStore {
         if (id !== null) yield id;
       }
     }
+  }
+
+  /**
+   * Counts the stored chunk files and sums their sizes: a walk of the store, one folder (a 256th of it) at a
+   * time with a turn of the event loop in between, so other requests go on meanwhile.
+   */
+  async usage(): Promise<ChunkUsage> {
+    let chunks = 0;
+    let bytes = 0;
+    let dirs: Deno.DirEntry[];
+    try {
+      dirs = listDir(this.#root);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return { chunks, bytes };
+      throw error;
+    }
+    for (const dir of dirs) {
+      if (!dir.isDirectory) continue;
+      const folder = join(this.#root, dir.name);
+      let files: Deno.DirEntry[];
+      try {
+        files = listDir(folder);
+      } catch {
+        continue; // removed meanwhile
+      }
+      for (const file of files) {
+        if (!file.isFile || !HEX_NAME.test(file.name)) continue;
+        try {
+          bytes += Deno.lstatSync(join(folder, file.name)).size;
+          chunks++;
+        } catch { /* deleted meanwhile */ }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    return { chunks, bytes };
   }
 }
