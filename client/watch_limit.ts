@@ -6,6 +6,9 @@ import { STATE_DIR } from "./state.ts";
 /** Where the limit is read, under the proc root. */
 export const WATCH_LIMIT_FILE = "sys/fs/inotify/max_user_watches";
 
+/** The limit of the current user namespace (Linux 5.11+; smaller than the other inside some containers). */
+export const USER_NS_LIMIT_FILE = "sys/user/max_inotify_watches";
+
 /** The limit suggested to raise to (what most distributions and IDEs suggest), unless more is needed. */
 export const SUGGESTED_WATCHES = 524_288;
 
@@ -13,6 +16,8 @@ export const SUGGESTED_WATCHES = 524_288;
 export interface WatchFacts {
   /** fs.inotify.max_user_watches; null when unknown (not Linux, or unreadable). */
   limit: number | null;
+  /** The name of the limit, when it is not fs.inotify.max_user_watches (e.g. a user namespace's). */
+  limitName?: string;
   /** Watches this user's other processes hold now; null when unknown. */
   used: number | null;
   /** Folders to watch, the root included (one watch each); at most `limit + 1` are counted. */
@@ -21,9 +26,12 @@ export interface WatchFacts {
   watchError?: string;
 }
 
-/** True for the error of a watch that ran out of inotify watches ("No space left on device" on Linux). */
+/**
+ * True for the error of a watch that ran out of inotify watches: ENOSPC ("No space left on device") from
+ * inotify_add_watch, which Deno.watchFs reports as "OS file watch limit reached".
+ */
 export function isWatchLimitError(message: string): boolean {
-  return /No space left on device|ENOSPC|os error 28/i.test(message);
+  return /watch limit reached|No space left on device|ENOSPC|os error 28/i.test(message);
 }
 
 /** The limit to suggest for `needed` watches: {@linkcode SUGGESTED_WATCHES}, or a power of two of twice as many. */
@@ -62,7 +70,9 @@ export function watchLimitAdvice(
     : `${facts.folders}`;
   const parts = [`${options.dir} has ${counted} folders to watch`];
   if (facts.used !== null) parts.push(`your other programs hold ${facts.used} watches`);
-  if (facts.limit !== null) parts.push(`fs.inotify.max_user_watches is ${facts.limit}`);
+  if (facts.limit !== null) {
+    parts.push(`${facts.limitName ?? "fs.inotify.max_user_watches"} is ${facts.limit}`);
+  }
   const what = failed ? "cannot watch the folder: out of inotify watches" : "inotify watch limit too small";
   return `${what} (${parts.join(", ")}); changes are found by the scan every ${options.rescanSeconds} s ` +
     `instead of at once. Raise the limit with: ${raiseCommand(suggestedLimit(facts.folders + used))}`;
@@ -90,17 +100,27 @@ export async function readWatchFacts(
 ): Promise<Omit<WatchFacts, "watchError">> {
   // Test-only: FILESYNC_TEST_PROC_ROOT gives a fake /proc (e.g. a small limit), as a test cannot lower the real one.
   const procRoot = options.procRoot ?? Deno.env.get("FILESYNC_TEST_PROC_ROOT") ?? "/proc";
-  const limit = await readLimit(procRoot);
+  const [system, namespace] = [
+    await readLimit(procRoot, WATCH_LIMIT_FILE),
+    await readLimit(procRoot, USER_NS_LIMIT_FILE),
+  ];
+  const inNamespace = namespace !== null && (system === null || namespace < system);
+  const limit = inNamespace ? namespace : system;
   const used = limit === null
     ? null
     : await usedWatches(procRoot, options.uid ?? Deno.uid(), options.pid ?? Deno.pid);
   const folders = await countFolders(options.dir, limit === null ? Infinity : limit + 1);
-  return { limit, used, folders };
+  return {
+    limit,
+    used,
+    folders,
+    ...(inNamespace ? { limitName: "this user namespace's user.max_inotify_watches" } : {}),
+  };
 }
 
-async function readLimit(procRoot: string): Promise<number | null> {
+async function readLimit(procRoot: string, file: string): Promise<number | null> {
   try {
-    const n = Number((await Deno.readTextFile(join(procRoot, WATCH_LIMIT_FILE))).trim());
+    const n = Number((await Deno.readTextFile(join(procRoot, file))).trim());
     return Number.isSafeInteger(n) && n > 0 ? n : null;
   } catch {
     return null;

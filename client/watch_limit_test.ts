@@ -6,6 +6,7 @@ import {
   raiseCommand,
   readWatchFacts,
   suggestedLimit,
+  USER_NS_LIMIT_FILE,
   WATCH_LIMIT_FILE,
   type WatchFacts,
   watchLimitAdvice,
@@ -37,7 +38,12 @@ Deno.test("watchLimitAdvice() speaks only when the folder needs more watches tha
     { name: "limit unknown", facts: { limit: null, used: null, folders: 10_000_000 }, want: null },
     {
       name: "ENOSPC",
-      facts: { limit: 8192, used: 8000, folders: 300, watchError: "No space left on device (os error 28)" },
+      facts: {
+        limit: 8192,
+        used: 8000,
+        folders: 300,
+        watchError: 'OS file watch limit reached. about ["/x"]',
+      },
       want:
         "cannot watch the folder: out of inotify watches (/home/me/Sync has 300 folders to watch, your other " +
         `programs hold 8000 watches, fs.inotify.max_user_watches is 8192); ${LATER}. ${RAISE}`,
@@ -70,7 +76,8 @@ Deno.test("suggestedLimit() is 524288 unless twice the need is more, then the ne
 });
 
 Deno.test("isWatchLimitError() knows the ways ENOSPC is reported", () => {
-  for (const text of ["No space left on device (os error 28)", "ENOSPC: watch", "os error 28"]) {
+  const deno = 'OS file watch limit reached. about ["/home/me/Sync/a/b"]'; // what Deno.watchFs throws
+  for (const text of [deno, "No space left on device (os error 28)", "ENOSPC: watch", "os error 28"]) {
     assert.ok(isWatchLimitError(text), text);
   }
   for (const text of ["Permission denied (os error 13)", "No such file or directory", "os error 2"]) {
@@ -138,6 +145,22 @@ Deno.test("readWatchFacts() reads the limit, the other processes' watches and th
     assert.equal((await readWatchFacts({ dir, procRoot: proc, uid: other, pid: 1 })).used, 0);
     await Deno.writeTextFile(join(proc, WATCH_LIMIT_FILE), "not a number");
     assert.deepEqual(await readWatchFacts({ dir, procRoot: proc }), { limit: null, used: null, folders: 6 });
+    // Inside a user namespace with a smaller limit of its own, that one counts.
+    await Deno.writeTextFile(join(proc, WATCH_LIMIT_FILE), "8192");
+    await Deno.mkdir(join(proc, "sys/user"));
+    await Deno.writeTextFile(join(proc, USER_NS_LIMIT_FILE), "100\n");
+    assert.deepEqual(await readWatchFacts({ dir, procRoot: proc, pid: 200 }), {
+      limit: 100,
+      used: 7,
+      folders: 6,
+      limitName: "this user namespace's user.max_inotify_watches",
+    });
+    await Deno.writeTextFile(join(proc, USER_NS_LIMIT_FILE), "2147483647\n");
+    assert.deepEqual(await readWatchFacts({ dir, procRoot: proc, pid: 200 }), {
+      limit: 8192,
+      used: 7,
+      folders: 6,
+    });
   }, { limit: "8192\n", watches: { "100": [2, 4], "101": [1], "200": [50] } });
 });
 

@@ -86,7 +86,8 @@ export function mergeConfig(options: MergeConfigOptions): MergedConfig {
   const values = { ...options.values };
   const fromFile = new Set<string>();
   if (text === null) return { values, fromFile, file };
-  const parsed = parseJson(file, text);
+  // A byte order mark, as some Windows editors write, is not part of the JSON.
+  const parsed = parseJson(file, text.replace(/^\uFEFF/, ""));
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new UsageError(
       `${file}: must hold one JSON object ({"option": value, …}), not ${describe(parsed)}`,
