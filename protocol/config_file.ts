@@ -165,7 +165,8 @@ export async function loadConfig(options: LoadConfigOptions): Promise<MergedConf
     text = await Deno.readTextFile(file);
   } catch (error) {
     if (error instanceof UserError) throw error;
-    if (error instanceof Deno.errors.NotFound) text = null;
+    // No file, or a folder on the way that is not one: no config (the command says what is wrong with the folder).
+    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) text = null;
     else throw new UserError(`Cannot read config file ${file}: ${(error as Error).message}`);
   }
   return mergeConfig({ ...options, text });

@@ -132,6 +132,14 @@ Deno.test("loadConfig() reads the file, takes a missing one as empty, and refuse
     const load = (priv: boolean) =>
       loadConfig({ options: OPTIONS, values: {}, file, command: "filesync server", private: priv });
     assert.deepEqual({ ...(await load(true)).values }, {});
+    await Deno.writeTextFile(`${dir}/a-file`, "");
+    const under = await loadConfig({
+      options: OPTIONS,
+      values: {},
+      file: `${dir}/a-file/config.json`,
+      command: "c",
+    });
+    assert.deepEqual({ ...under.values }, {}, "a file where the folder should be: no config");
     await Deno.writeTextFile(file, '{"rescan": 4}', { mode: 0o644 });
     await Deno.chmod(file, 0o644);
     assert.deepEqual((await load(false)).values.rescan, "4");
