@@ -18,7 +18,8 @@ export const SERVER_HELP = `Usage: filesync server --data DIR --port PORT [optio
 
 Runs the server. DIR holds the metadata (Deno KV), the chunk store, the certificates and the admin socket.
 Without --cert/--key the first start creates a local CA in DIR/certs/ca.pem and prints its fingerprint;
-give that file to clients with --ca. "filesync server fsck --data DIR" checks a stopped server's data folder.
+give that file to clients with --ca. "filesync server fsck --data DIR" checks a stopped server's data folder;
+"filesync server status --data DIR" shows a running one's devices, counters and chunk store size.
 
 Options:
   --data DIR           data folder (created if missing)

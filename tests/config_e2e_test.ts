@@ -13,11 +13,12 @@ async function writeConfig(path: string, value: unknown): Promise<void> {
 Deno.test("server and client take their options from their config files; the command line wins; bad files are refused", async () => {
   await using tmp = new TempDir();
   const data = tmp.join("server");
-  // port 1 in the file loses to the harness's --port 0; keep-days 7 is the file's.
+  // keep-days is the file's; port 1 and 10M lose to the command line's --port 0 and --max-file-size 20M.
   await writeConfig(join(data, "config.json"), { "keep-days": 7, port: 1, "max-file-size": "10M" });
-  await using server = await startServer(data);
+  await using server = await startServer(data, ["--max-file-size", "20M"]);
   assert.match(server.output, /keeping earlier versions and the trash 7 days/);
-  assert.match(server.output, /largest file 10\.0 MiB/);
+  assert.match(server.output, /largest file 20\.0 MiB/);
+  assert.notEqual(server.port, 1);
   await addUser(data, "alice", "pw");
 
   const dir = tmp.join("laptop");
