@@ -5,6 +5,7 @@ import { UsageError, UserError } from "../protocol/user_error.ts";
 import { parseServerAddress } from "./connection.ts";
 import { confirmHeld, findSyncRoot } from "./held_deletes.ts";
 import { askAtTerminal, readPassword } from "../cli/password.ts";
+import { onStopSignals } from "../cli/stop_signals.ts";
 import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
 import { forgetCa, saveCa } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
@@ -124,9 +125,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     massDeleteMin,
     allowMassDelete: values["allow-mass-delete"] === true,
   });
-  const stop = () => client.stop();
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  const offStopSignals = onStopSignals(() => client.stop());
   await client.start();
   // Commands such as `filesync versions` run in this folder must trust the same server.
   if (caPem) await saveCa(values.dir!, caPem);
@@ -135,8 +134,7 @@ export async function clientCommand(args: string[]): Promise<number> {
   try {
     await client.done;
   } finally {
-    Deno.removeSignalListener("SIGINT", stop);
-    Deno.removeSignalListener("SIGTERM", stop);
+    offStopSignals();
   }
   log("stopped");
   return 0;
