@@ -5,7 +5,7 @@ import { UsageError, UserError } from "../protocol/user_error.ts";
 import { parseServerAddress } from "./connection.ts";
 import { confirmHeld, findSyncRoot } from "./held_deletes.ts";
 import { askAtTerminal, readPassword } from "../cli/password.ts";
-import { onStopSignals } from "../cli/stop_signals.ts";
+import { stopSignals } from "../cli/stop_signals.ts";
 import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
 import { forgetCa, saveCa } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
@@ -125,7 +125,9 @@ export async function clientCommand(args: string[]): Promise<number> {
     massDeleteMin,
     allowMassDelete: values["allow-mass-delete"] === true,
   });
-  const offStopSignals = onStopSignals(() => client.stop());
+  const stop = () => client.stop();
+  // SIGINT and SIGTERM; SIGBREAK on Windows (no SIGTERM there: removing that listener below does nothing).
+  for (const signal of stopSignals()) Deno.addSignalListener(signal, stop);
   await client.start();
   // Commands such as `filesync versions` run in this folder must trust the same server.
   if (caPem) await saveCa(values.dir!, caPem);
@@ -134,7 +136,8 @@ export async function clientCommand(args: string[]): Promise<number> {
   try {
     await client.done;
   } finally {
-    offStopSignals();
+    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", stop);
   }
   log("stopped");
   return 0;
