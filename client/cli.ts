@@ -7,6 +7,7 @@ import { blameConfig, CONFIG_FILE, loadConfig } from "../protocol/config_file.ts
 import { parseServerAddress } from "./connection.ts";
 import { confirmHeld, findSyncRoot } from "./held_deletes.ts";
 import { askAtTerminal, readPassword } from "../cli/password.ts";
+import { stopSignals } from "../cli/stop_signals.ts";
 import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
 import { forgetCa, saveCa, STATE_DIR } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
@@ -166,8 +167,8 @@ async function runClient(values: ClientValues): Promise<number> {
     allowMassDelete: values["allow-mass-delete"] === true,
   });
   const stop = () => client.stop();
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  // SIGINT and SIGTERM; SIGBREAK on Windows (no SIGTERM there: removing that listener below does nothing).
+  for (const signal of stopSignals()) Deno.addSignalListener(signal, stop);
   await client.start();
   // Commands such as `filesync versions` run in this folder must trust the same server.
   if (caPem) await saveCa(values.dir!, caPem);

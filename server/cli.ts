@@ -1,6 +1,7 @@
 // The `filesync server` and `filesync user` commands.
 import { parseArgs } from "node:util";
 import { readPassword } from "../cli/password.ts";
+import { onStopSignals } from "../cli/stop_signals.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { describeDevices } from "../protocol/devices.ts";
 import { safeText } from "../protocol/replies.ts";
@@ -152,11 +153,7 @@ async function runServer(values: ServerValues): Promise<number> {
     handshakeTimeoutMs: seconds("--handshake-timeout", values["handshake-timeout"]),
     passwordChecks: positive("--password-checks", values["password-checks"]),
   });
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
-  });
+  await new Promise<void>((resolve) => onStopSignals(resolve));
   console.log(`${new Date().toISOString()} stopping`);
   await server.close();
   return 0;

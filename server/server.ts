@@ -345,6 +345,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         quotaBytes: options.quotaBytes ?? null,
       }),
   );
+  if (!admin) log("no admin socket on this system: stop the server before running filesync user …");
   // Unreferenced chunks are collected a while after start and then every few hours.
   const gcEveryMs = (options.gcIntervalHours ?? 6) * 3600_000;
   const gcOptions = (): GcOptions => ({ now: now(), retention });
@@ -415,7 +416,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     clearInterval(gcTimer);
     clearInterval(attackTimer);
     await stopSweeping();
-    admin.close();
+    admin?.close();
     await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
     store.close();
     const code = (error as { code?: string }).code;
@@ -435,7 +436,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearInterval(attackTimer);
       attacks.flush();
       listener.close();
-      admin.close();
+      admin?.close();
       await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
       for (const session of sessions) session.peer.close();
       await Promise.all([...sessions].map((s) => s.peer.closed));
