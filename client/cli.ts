@@ -42,6 +42,9 @@ option names as keys, e.g. {"server": "host:8443", "user": "alice", "ca": "ca.pe
 
 Safety stop: if the folder is missing, unreadable or replaced by another folder, nothing is deleted
 anywhere; syncing resumes by itself when it is back.
+
+Progress: on a terminal a bar shows files, bytes, rate and time left while files transfer (the first
+sync at once, later work once it has run about 2 s); otherwise a "progress:" line every 5 s.
 `;
 
 /** Help text of `filesync confirm-deletes`. */
