@@ -154,6 +154,8 @@ export class ProgressDisplay {
         // leaves the terminal as it was).
         linewrap: true,
         hideCursor: false,
+        // Drawn again after each line printed above it, changed or not.
+        forceRedraw: true,
         fps: 10,
       }, Presets.shades_classic);
       this.#bar = this.#multi.create(1000, value, payload);

@@ -110,6 +110,10 @@ Deno.test("ProgressDisplay (bar): drawn in place, lines above it, cleared at the
     assert.ok(at > 0, JSON.stringify(stream.text));
     assert.ok(stream.text.slice(0, at).includes(`${ESC}[2K`), JSON.stringify(stream.text));
     assert.match(stream.text.slice(at), /50% \| 0\/1 file \| 5\.0 MiB of 10\.0 MiB \| 5\.0 MiB\/s/);
+    // Another line with nothing changed: the bar comes back below it all the same.
+    stream.text = "";
+    display.write("12:00:01 downloaded other.txt (5 B)");
+    assert.match(stream.text, /other\.txt \(5 B\)\n.*50% \| 0\/1 file/s);
     stream.text = "";
     clock.now = 1500;
     send(down("a", 10 * MiB, 10 * MiB));
