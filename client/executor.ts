@@ -54,6 +54,11 @@ export interface ExecutorContext {
   local: Map<string, ScanEntry>;
   /** Where what it does goes: one event per upload, download, delete, move, conflict (client/events.ts). */
   events?: EventBus;
+  /**
+   * Folders reported as renamed, kept by the caller from run to run (see client/move_report.ts): their deletes,
+   * which may come in a later run, are part of the rename. @default kept for one run only
+   */
+  renamedFolders?: Set<string>;
   progress?: Progress;
   /** Paths whose last commit lacked chunks the local index said the server had: ask about every chunk. */
   distrust: Set<string>;
@@ -240,12 +245,16 @@ export class Executor {
     if (this.#moves.length === 0 && this.#folderDeletes.length === 0) return;
     const { local, state } = this.#ctx;
     const emptiedHere = emptiedIn(() => local.keys(), { gone: true });
-    const emptiedThere = emptiedIn(() => state.remote.keys(), { gone: false });
-    const events = reportMoves(
-      this.#moves,
-      this.#folderDeletes,
-      (folder, where) => where === "server" ? emptiedHere(folder) : emptiedThere(folder),
-    );
+    // On the server, the old folder (and folders in it) may go in a later commit: what counts is that no file
+    // is left in it.
+    const remoteFiles = function* () {
+      for (const [path, entry] of state.remote) if (entry.kind === "file") yield path;
+    };
+    const emptiedThere = emptiedIn(remoteFiles, { gone: false });
+    const events = reportMoves(this.#moves, this.#folderDeletes, {
+      emptied: (folder, where) => where === "server" ? emptiedHere(folder) : emptiedThere(folder),
+      renamed: this.#ctx.renamedFolders,
+    });
     this.#moves = [];
     this.#folderDeletes = [];
     for (const event of events) this.#emit(event);

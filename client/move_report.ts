@@ -38,23 +38,43 @@ export function impliedFolders(from: string, to: string): { from: string; to: st
   return { from: a.slice(0, a.length - common).join("/"), to: b.slice(0, b.length - common).join("/") };
 }
 
+/** Options of {@linkcode reportMoves}. */
+export interface ReportOptions {
+  /** Whether `folder` holds nothing any more (here for `server` moves, on the server for `here` ones). */
+  emptied: (folder: string, where: Where) => boolean;
+  /**
+   * Folders reported as renamed (see {@linkcode renamedKey}), kept from run to run: the first delete of each
+   * (and deletes of folders in it) belong to that rename and are left out; a folder is forgotten once its own
+   * delete was. This run's renames are added. @default none kept
+   */
+  renamed?: Set<string>;
+}
+
+/** The key of a renamed folder in {@linkcode ReportOptions.renamed}. */
+export function renamedKey(where: Where, path: string): string {
+  return `${where}\u0000${path}`;
+}
+
 /**
  * The events of a run's moves and folder deletes. Moves of two or more files that {@linkcode impliedFolders}
  * puts under one folder pair, the same way, whose old folder `emptied` says holds nothing any more, are one
- * event of the folder; the deletes of that folder (and of folders in it) are left out: the folder was renamed.
- * Everything else is reported as it is, in order. Pure.
+ * event of the folder; the deletes of that folder (and of folders in it) are left out, in this run or a later
+ * one: the folder was renamed, not deleted. Everything else is reported as it is, in order. Pure but for
+ * `renamed`.
  *
  * @example
  * ```ts
- * reportMoves([{ from: "p/a", to: "q/a", where: "server" }, { from: "p/b", to: "q/b", where: "server" }], [], () => true);
+ * const moves = [{ from: "p/a", to: "q/a", where: "server" }, { from: "p/b", to: "q/b", where: "server" }];
+ * reportMoves(moves, [], { emptied: () => true });
  * // [{ type: "moved", from: "p", to: "q", where: "server", files: 2 }]
  * ```
  */
 export function reportMoves(
   moves: readonly MoveDone[],
   folderDeletes: readonly FolderDeleted[],
-  emptied: (folder: string, where: Where) => boolean,
+  options: ReportOptions,
 ): (MovedEvent | DeletedEvent)[] {
+  const renamed = options.renamed ?? new Set<string>();
   const groups = new Map<string, { from: string; to: string; where: Where; moves: MoveDone[] }>();
   for (const move of moves) {
     const folders = impliedFolders(move.from, move.to);
@@ -65,14 +85,13 @@ export function reportMoves(
     groups.set(key, group);
   }
   const folderOf = new Map<MoveDone, string>();
-  const renamed: { path: string; where: Where }[] = [];
   for (const [key, group] of groups) {
-    if (group.moves.length < 2 || !emptied(group.from, group.where)) {
+    if (group.moves.length < 2 || !options.emptied(group.from, group.where)) {
       groups.delete(key);
       continue;
     }
     for (const move of group.moves) folderOf.set(move, key);
-    renamed.push({ path: group.from, where: group.where });
+    renamed.add(renamedKey(group.where, group.from));
   }
   const events: (MovedEvent | DeletedEvent)[] = [];
   const told = new Set<string>();
@@ -92,12 +111,20 @@ export function reportMoves(
       });
     }
   }
-  for (const { path, where } of folderDeletes) {
-    if (renamed.some((r) => r.where === where && (path === r.path || path.startsWith(`${r.path}/`)))) {
-      continue;
+  const inRenamed = ({ path, where }: FolderDeleted) => {
+    if (renamed.has(renamedKey(where, path))) return true;
+    for (let i = path.indexOf("/"); i !== -1; i = path.indexOf("/", i + 1)) {
+      if (renamed.has(renamedKey(where, path.slice(0, i)))) return true;
     }
-    events.push({ type: "deleted", path, kind: "dir", where });
+    return false;
+  };
+  const leftOut = folderDeletes.filter(inRenamed);
+  for (const del of folderDeletes) {
+    if (!leftOut.includes(del)) {
+      events.push({ type: "deleted", path: del.path, kind: "dir", where: del.where });
+    }
   }
+  for (const del of leftOut) renamed.delete(renamedKey(del.where, del.path));
   return events;
 }
 

@@ -124,6 +124,8 @@ export class SyncClient {
   /** A password given for a LOGIN that did not get its answer (the connection dropped); used for the next. */
   #typedPassword: string | null = null;
   #dirty = new Set<string>();
+  /** Folders whose rename was reported: their later deletes are part of it (see client/move_report.ts). */
+  #renamedFolders = new Set<string>();
   #distrust = new Set<string>();
   /** Changes the server refused for good (too large, over quota, bad name), by path: left out until they change. */
   #refused = new Map<string, { hash: string; code: string }>();
@@ -975,6 +977,7 @@ export class SyncClient {
       peer,
       local: this.#local,
       events: this.#o.events,
+      renamedFolders: this.#renamedFolders,
       progress: this.#progress(),
       distrust: this.#distrust,
       refused: this.#refused,
