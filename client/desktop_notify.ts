@@ -72,6 +72,15 @@ export interface NotifierOptions {
   available?: boolean;
   /** @default DOWNLOAD_SUMMARY_MS */
   summaryMs?: number;
+  /** Runs `fn` after `ms`; returns what cancels it. @default an unref'd setTimeout */
+  schedule?: (fn: () => void, ms: number) => () => void;
+}
+
+/** A timer that does not keep the process alive. */
+function unrefTimeout(fn: () => void, ms: number): () => void {
+  const timer = setTimeout(fn, ms);
+  Deno.unrefTimer(timer);
+  return () => clearTimeout(timer);
 }
 
 /** Runs notify-send with the notification as arguments; resolves when it exited. */
@@ -93,11 +102,12 @@ async function runNotifySend(n: Notification): Promise<void> {
 export function desktopNotifier(options: NotifierOptions): { sink: EventSink; stop: () => void } {
   const show = options.show ?? runNotifySend;
   const summaryMs = options.summaryMs ?? DOWNLOAD_SUMMARY_MS;
+  const schedule = options.schedule ?? unrefTimeout;
   let enabled = options.available ?? onPath(NOTIFY_PROGRAM);
   if (!enabled) options.onMissing(NOTIFY_MISSING);
   let running = 0;
   let downloads: string[] = [];
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let cancel: (() => void) | undefined;
   const send = (n: Notification) => {
     if (!enabled || running >= MAX_RUNNING) return;
     running++;
@@ -109,7 +119,7 @@ export function desktopNotifier(options: NotifierOptions): { sink: EventSink; st
     }).finally(() => running--);
   };
   const summarise = () => {
-    timer = undefined;
+    cancel = undefined;
     if (downloads.length > 0) send(downloadSummary(downloads));
     downloads = [];
   };
@@ -117,10 +127,7 @@ export function desktopNotifier(options: NotifierOptions): { sink: EventSink; st
     if (!enabled) return;
     if (event.type === "downloaded") {
       downloads.push(event.path);
-      if (timer === undefined) {
-        timer = setTimeout(summarise, summaryMs);
-        Deno.unrefTimer(timer);
-      }
+      cancel ??= schedule(summarise, summaryMs);
       return;
     }
     const n = notificationOf(event);
@@ -129,8 +136,8 @@ export function desktopNotifier(options: NotifierOptions): { sink: EventSink; st
   return {
     sink,
     stop: () => {
-      clearTimeout(timer);
-      timer = undefined;
+      cancel?.();
+      cancel = undefined;
       downloads = [];
     },
   };

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { EventBus } from "./events.ts";
 import {
   desktopNotifier,
+  DOWNLOAD_SUMMARY_MS,
   downloadSummary,
   type Notification,
   notificationOf,
@@ -30,8 +31,9 @@ Deno.test("downloadSummary() names one file, counts several", () => {
   assert.equal(downloadSummary(["a", "b", "c"]).body, "downloaded 3 files");
 });
 
-Deno.test("desktopNotifier() summarises downloads once per interval and shows a conflict at once", async () => {
+Deno.test("desktopNotifier() summarises downloads once per interval and shows a conflict at once", () => {
   const shown: Notification[] = [];
+  const timers: { fn: () => void; ms: number }[] = [];
   const notifier = desktopNotifier({
     available: true,
     onMissing: () => assert.fail("not missing"),
@@ -39,15 +41,23 @@ Deno.test("desktopNotifier() summarises downloads once per interval and shows a 
       shown.push(n);
       return Promise.resolve();
     },
-    summaryMs: 30,
+    schedule: (fn, ms) => {
+      timers.push({ fn, ms });
+      return () => {};
+    },
   });
   const bus = new EventBus();
   bus.subscribe(notifier.sink);
   for (const path of ["a", "b", "c"]) bus.emit({ type: "downloaded", path, size: 1 });
   bus.emit({ type: "conflict", path: "n", copy: "c", device: "B" });
   assert.deepEqual(shown.map((n) => n.title), ["filesync: conflict"]);
-  await new Promise((r) => setTimeout(r, 60));
+  assert.deepEqual(timers.map((t) => t.ms), [DOWNLOAD_SUMMARY_MS], "one summary timer for the burst");
+  timers[0].fn();
   assert.deepEqual(shown.map((n) => n.body).slice(1), ["downloaded 3 files"]);
+  bus.emit({ type: "downloaded", path: "d", size: 1 });
+  assert.equal(timers.length, 2, "the next download starts the next interval");
+  timers[1].fn();
+  assert.equal(shown.at(-1)!.body, "downloaded d");
   notifier.stop();
 });
 

@@ -39,14 +39,17 @@ Deno.test("--json reports every kind of event with its fields; --quiet keeps the
   world.server = await startServer(world.tmp.join("server"), ["--max-file-size", "1K"]);
   await addUser(world.server.dataDir, world.user, world.password);
   await addUser(world.server.dataDir, "bob", BOB_PASSWORD);
+  // A asks for desktop notifications where notify-send cannot be found.
   const a = await world.client("A", {
-    extraArgs: ["--json", "--mass-delete-min", "3", "--mass-delete-percent", "10"],
+    extraArgs: ["--json", "--notify", "--mass-delete-min", "3", "--mass-delete-percent", "10"],
+    env: { PATH: "/nonexistent" },
   });
   let b = await world.client("B", { extraArgs: ["--json"] });
   const bob = await world.client("bob1", { user: "bob", password: BOB_PASSWORD, extraArgs: ["--json"] });
   const [dirA, dirB] = [world.dir("A"), world.dir("B")];
   const server = world.server.address;
   await waitForEvent(a, "connected", { server, user: "alice", device: "A" });
+  await waitForEvent(a, "notice", { message: "notify-send not found: no desktop notifications" });
 
   // Uploaded here, downloaded there.
   await Deno.writeTextFile(join(dirA, "notes.txt"), "hello");
@@ -131,6 +134,7 @@ Deno.test("--json reports every kind of event with its fields; --quiet keeps the
   // Every line A printed is an event (JSON); the error log holds the errors, owner-only.
   const lines = a.output.split("\n").filter((l) => l.trim() !== "");
   assert.deepEqual(lines.filter((l) => !l.startsWith("{")), []);
+  assert.equal(eventsOf(a).filter((e) => /notify-send/.test(e.message)).length, 1, "said more than once");
   const logFile = join(dirA, ".filesync", "client.log");
   await waitFor(async () => /safety stop/.test(await Deno.readTextFile(logFile).catch(() => "")), {
     message: () => "the safety stop is not in A's client.log",
