@@ -660,7 +660,11 @@ export class Executor {
       written,
     );
     if (!quiet) {
-      this.#emit({ type: "downloaded", path, size: fetched.entry.size, fetched: fetched.received });
+      this.#emit(
+        remote.restored
+          ? { type: "restored", path, version: remote.restored }
+          : { type: "downloaded", path, size: fetched.entry.size, fetched: fetched.received },
+      );
     }
   }
 
@@ -768,7 +772,11 @@ export class Executor {
         file.rows,
         written,
       );
-      this.#emit({ type: "downloaded", path: action.path, size: file.entry.size });
+      this.#emit(
+        action.remote.restored
+          ? { type: "restored", path: action.path, version: action.remote.restored }
+          : { type: "downloaded", path: action.path, size: file.entry.size },
+      );
     }
     this.#report.done += placed.length;
     // Save progress now and then, as #guard does.

@@ -275,6 +275,7 @@ export class ClientState {
           mtime: event.mtime,
           rev: event.rev,
           device: event.device,
+          ...(event.restored ? { restored: event.restored } : {}),
         });
       }
       this.#dirty.set("r" + path, pathKey("remote", path));

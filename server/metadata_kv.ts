@@ -788,6 +788,7 @@ export class KvMetadataStore implements MetadataStore {
         usage,
         locks,
         holder: options.holder,
+        restored: options.restored,
       },
     );
     const journal = plan.steps.flatMap((s) => s.journal);

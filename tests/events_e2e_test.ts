@@ -76,6 +76,14 @@ Deno.test("--json reports every kind of event with its fields; --quiet keeps the
     assert.ok(!eventsOf(proc).some((e) => e.type === "deleted" && e.path === "photos"), proc.output);
   }
 
+  // Restored (from the trash, by `filesync restore` on A): said so on every device.
+  await ok(dirA, "restore", "notes.txt");
+  for (const proc of [a, b]) {
+    const restored = await waitForEvent(proc, "restored", { path: "notes.txt" });
+    assert.equal(typeof restored.version, "string");
+  }
+  await waitForFile(join(dirB, "notes.txt"), "hello");
+
   // A share arrives; a lock of another device comes and goes.
   await ok(dirA, "share", "pictures", "--with", "bob");
   await waitForEvent(bob, "share", {
