@@ -38,6 +38,9 @@ export function impliedFolders(from: string, to: string): { from: string; to: st
   return { from: a.slice(0, a.length - common).join("/"), to: b.slice(0, b.length - common).join("/") };
 }
 
+/** Most renamed folders {@linkcode ReportOptions.renamed} keeps (the oldest go first). */
+export const MAX_RENAMED = 1000;
+
 /** Options of {@linkcode reportMoves}. */
 export interface ReportOptions {
   /** Whether `folder` holds nothing any more (here for `server` moves, on the server for `here` ones). */
@@ -92,6 +95,11 @@ export function reportMoves(
     }
     for (const move of group.moves) folderOf.set(move, key);
     renamed.add(renamedKey(group.where, group.from));
+    // Renames whose delete never came (the old folder kept a file no move took) are not kept forever.
+    for (const old of renamed) {
+      if (renamed.size <= MAX_RENAMED) break;
+      renamed.delete(old);
+    }
   }
   const events: (MovedEvent | DeletedEvent)[] = [];
   const told = new Set<string>();

@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { emptiedIn, impliedFolders, type MoveDone, renamedKey, reportMoves } from "./move_report.ts";
+import {
+  emptiedIn,
+  impliedFolders,
+  MAX_RENAMED,
+  type MoveDone,
+  renamedKey,
+  reportMoves,
+} from "./move_report.ts";
 
 Deno.test("impliedFolders() finds the folders a move of a file that kept its name implies", () => {
   const table: [string, string, { from: string; to: string } | null][] = [
@@ -76,4 +83,12 @@ Deno.test("emptiedIn() says whether a folder (or, with gone, the folder itself) 
   assert.deepEqual(["a", "a/b", "d", "e", "x"].map(children), [false, false, true, false, true]);
   const gone = emptiedIn(() => paths, { gone: true });
   assert.deepEqual(["a", "d", "e/f", "x"].map(gone), [false, false, false, true]);
+});
+
+Deno.test("reportMoves() keeps at most MAX_RENAMED renamed folders, dropping the oldest", () => {
+  const renamed = new Set(Array.from({ length: MAX_RENAMED }, (_, i) => renamedKey("here", `old${i}`)));
+  reportMoves([move("p/a", "q/a", "here"), move("p/b", "q/b", "here")], [], { emptied: () => true, renamed });
+  assert.equal(renamed.size, MAX_RENAMED);
+  assert.ok(!renamed.has(renamedKey("here", "old0")));
+  assert.ok(renamed.has(renamedKey("here", "p")));
 });
