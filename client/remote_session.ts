@@ -4,8 +4,7 @@ import { DEVICE_REVOKED } from "../protocol/messages.ts";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { UserError } from "../protocol/user_error.ts";
 import { openConnection } from "./connection.ts";
-import { loginFileName, loginsDir, readStoredLogin, type StoredLogin, storeLogin } from "./token_store.ts";
-import { join } from "node:path";
+import { readStoredLogin, type StoredLogin, storeLogin } from "./token_store.ts";
 
 /** How often a LOGIN the server postponed is asked again before giving up (as `filesync client` does). */
 const LOGIN_RETRIES = 5;
@@ -138,14 +137,6 @@ export async function openRemote(options: RemoteOptions): Promise<RemoteSession>
     }
     throw new UserError(`Cannot log in to ${options.hostname}:${options.port}: ${(error as Error).message}`);
   }
-}
-
-/** Where the login of a server and user is kept (for messages and tests). */
-export function storedLoginPath(
-  config: string,
-  key: { hostname: string; port: number; user: string },
-): string {
-  return join(loginsDir(config), loginFileName(key));
 }
 
 /** Sends LOGIN, waiting out short postponements (`rate_limited` with `retryMs`); a wrong password is not retried. */

@@ -50,8 +50,9 @@ export function loginsDir(config: string): string {
 }
 
 /**
- * The file name of a login: `HOST_PORT_USER.json`, the host with every character other than letters, digits,
- * `.` and `-` written as `%XX` (so `_` only separates, and no two logins share a file).
+ * The file name of a login: `HOST_PORT_USER.json`, host and user with every character other than letters,
+ * digits, `.` and `-` written as `%XX` (so `_` only separates, no two logins share a file, and none leaves the
+ * folder).
  *
  * @example
  * ```ts
@@ -59,11 +60,15 @@ export function loginsDir(config: string): string {
  * ```
  */
 export function loginFileName(key: LoginKey): string {
-  const host = [...new TextEncoder().encode(key.hostname.toLowerCase())].map((b) => {
+  return `${fileSafe(key.hostname.toLowerCase())}_${key.port}_${fileSafe(key.user)}.json`;
+}
+
+/** Text with every character other than letters, digits, `.` and `-` as `%XX` (UTF-8 bytes). */
+function fileSafe(text: string): string {
+  return [...new TextEncoder().encode(text)].map((b) => {
     const c = String.fromCharCode(b);
     return /[A-Za-z0-9.-]/.test(c) ? c : `%${b.toString(16).toUpperCase().padStart(2, "0")}`;
   }).join("");
-  return `${host}_${key.port}_${key.user}.json`;
 }
 
 /**
