@@ -183,11 +183,14 @@ async function withSession<T>(
       throw new UserError(`--ca "${values.ca}" holds no PEM certificate`);
     }
   }
-  const device = typeof values.device === "string" ? values.device.trim() : defaultDevice(hostname());
-  if (device === "" || device.length > 64) throw new UsageError("--device must be 1 to 64 characters");
+  const device = typeof values.device === "string" ? values.device.trim() : undefined;
+  if (device !== undefined && (device === "" || device.length > 64)) {
+    throw new UsageError("--device must be 1 to 64 characters");
+  }
   const session = await openRemote({
     ...target,
     device,
+    defaultDevice: defaultDevice(hostname()),
     config,
     caPem,
     password: () => readPassword(`Password for ${target.user}: `),

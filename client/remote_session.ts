@@ -16,8 +16,10 @@ export interface RemoteOptions {
   hostname: string;
   port: number;
   user: string;
-  /** Device name of a new login. */
-  device: string;
+  /** Device name of a new login (`--device`); absent: the kept login's, else `defaultDevice`. */
+  device?: string;
+  /** Device name of a first login without `--device`. */
+  defaultDevice: string;
   /** The config folder that keeps logins (see `configDir`). */
   config: string;
   /** PEM of the CA given with `--ca` (kept with the login); without it the kept one, else the system's CAs. */
@@ -52,6 +54,7 @@ export async function openRemote(options: RemoteOptions): Promise<RemoteSession>
   const key = { hostname: options.hostname, port: options.port, user: options.user };
   const stored = await readStoredLogin(options.config, key);
   const caPem = options.caPem ?? stored?.ca;
+  const device = options.device ?? stored?.device ?? options.defaultDevice;
   let pushes: Record<string, unknown>[] = [];
   const connect = async () => {
     try {
@@ -106,28 +109,21 @@ export async function openRemote(options: RemoteOptions): Promise<RemoteSession>
         }
       }
     }
-    const reply = await loginWithPassword(peer, {
-      user: options.user,
-      device: options.device,
-      password: password!,
-    })
-      .catch(async (error) => {
-        if (!(error instanceof RpcError) || error.code !== "closed") throw error;
-        peer.close();
-        peer = await connect();
-        return await loginWithPassword(peer, {
-          user: options.user,
-          device: options.device,
-          password: password!,
-        });
-      });
+    const credentials = { user: options.user, device, password: password! };
+    const reply = await loginWithPassword(peer, credentials).catch(async (error) => {
+      // The connection dropped before the answer (the server gives 10 s to log in): once more on a new one.
+      if (!(error instanceof RpcError) || error.code !== "closed") throw error;
+      peer.close();
+      peer = await connect();
+      return await loginWithPassword(peer, credentials);
+    });
     const file = await keep({
       ...key,
-      device: options.device,
+      device,
       deviceId: String(reply.message.deviceId),
       token: String(reply.message.token),
     });
-    options.log(`logged in as ${options.user} on device "${options.device}" (token kept in ${file})`);
+    options.log(`logged in as ${options.user} on device "${device}" (token kept in ${file})`);
     return session(peer);
   } catch (error) {
     peer.close();

@@ -74,6 +74,11 @@ Deno.test("ls, get, put and rm round-trip files that a synced device receives, w
   assert.equal(missing.code, 1, missing.output);
   assert.match(missing.output, /^filesync: No file "Docs\/nothing\.txt" on the server \(see filesync ls\)$/m);
 
+  // put of what is there already: nothing to commit.
+  const same = await cli(["put", copy, "Docs/big.bin"]);
+  assert.equal(same.code, 0, same.output);
+  assert.match(same.output, /Docs\/big\.bin is already on the server with the same content/);
+
   // rm: a folder with something in it needs -r; the file goes, from B too.
   const refused = await cli(["rm", "Docs"]);
   assert.equal(refused.code, 1, refused.output);
@@ -108,6 +113,40 @@ Deno.test("ls, get, put and rm round-trip files that a synced device receives, w
     `resumed put sent ${sent} bytes of ${large.length}`,
   );
 
+  // get resumes too: a get killed half-way, run again, receives only what it lacked.
+  const downloads = world.tmp.join("downloads");
+  await Deno.mkdir(downloads);
+  const partialDir = join(downloads, ".filesync-get.filesync-tmp");
+  const partial = async () => {
+    let total = 0;
+    try {
+      for await (const item of Deno.readDir(partialDir)) {
+        total += (await Deno.stat(join(partialDir, item.name))).size;
+      }
+    } catch { /* not there yet */ }
+    return total;
+  };
+  const firstGet = new Proc("get", ["get", "large.bin", downloads], { env });
+  try {
+    await waitFor(async () => (await partial()) > 8 * MiB, { timeoutMs: 60_000 });
+    firstGet.kill("SIGKILL");
+    await firstGet.exited();
+  } finally {
+    await firstGet.stop();
+  }
+  const had = await partial();
+  assert.ok(had < large.length, "the get was cut short before the whole file arrived");
+  const secondGet = await cli(["get", "large.bin", downloads]);
+  assert.equal(secondGet.code, 0, secondGet.output);
+  const [, amount, unit] = /, ([\d.]+) (B|KiB|MiB) received\)/.exec(secondGet.output) ?? [];
+  const received = Number(amount) * { B: 1, KiB: 1024, MiB }[unit as "B" | "KiB" | "MiB"];
+  assert.ok(
+    received <= large.length - had + 2 * DEFAULT_CHUNKING.maxSize,
+    `resumed get received ${received}`,
+  );
+  assert.deepEqual(await Deno.readFile(join(downloads, "large.bin")), large);
+  await assert.rejects(Deno.lstat(partialDir), Deno.errors.NotFound);
+
   // A changed password: the kept token is refused, and the command logs in again with the new password.
   const passwd = await run(["user", "passwd", world.user, "--data", world.server.dataDir], {
     env: { FILESYNC_PASSWORD: "a new password" },
@@ -116,6 +155,7 @@ Deno.test("ls, get, put and rm round-trip files that a synced device receives, w
   const relogin = await cli(["ls", "large.bin"], { password: "a new password" });
   assert.equal(relogin.code, 0, relogin.output);
   assert.match(relogin.output, /logging in again with the password/);
+  assert.match(relogin.output, /logged in as alice on device "cli-test"/, "the kept login's device name");
   assert.match(relogin.output, /^file +48\.0 MiB .* large\.bin$/m);
 
   // A revoked device logs in again only with a password typed at a terminal; without one: a clear line, and the
