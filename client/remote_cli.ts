@@ -21,7 +21,7 @@ import {
 import { openRemote, type RemoteSession } from "./remote_session.ts";
 import { FileChangedError } from "./scanner.ts";
 import { configDir, listStoredLogins, type StoredLogin } from "./token_store.ts";
-import { fetchFile, releaseTempFile, sendFile, StaleError } from "./transfer.ts";
+import { fetchFile, type Progress, releaseTempFile, sendFile, StaleError } from "./transfer.ts";
 
 const CONNECTION_OPTIONS =
   `Options to reach the server (the first use needs --server and --user; later, with one login kept,
@@ -293,7 +293,9 @@ export async function getCommand(args: string[], options: RemoteCommandOptions =
     await Deno.mkdir(tmpDir, { recursive: true, mode: 0o700 });
     let fetched;
     try {
-      fetched = await fetchFile(session.peer, tmpDir, path, entry.rev);
+      fetched = await fetchFile(session.peer, tmpDir, path, entry.rev, {
+        progress: progressLines(options.log ?? console.error),
+      });
     } catch (error) {
       if (error instanceof StaleError) {
         throw new UserError(`"${path}" changed on the server while it was downloaded: run the command again`);
@@ -373,7 +375,9 @@ export async function putCommand(args: string[], options: RemoteCommandOptions =
     const stat = { size: info.size, mtime: info.mtime?.getTime() ?? 0, ino: info.ino ?? null };
     let sent;
     try {
-      sent = await sendFile(session.peer, dirname(local), NO_HASHED_ROWS, basename(local), stat);
+      sent = await sendFile(session.peer, dirname(local), NO_HASHED_ROWS, basename(local), stat, {
+        progress: progressLines(options.log ?? console.error),
+      });
     } catch (error) {
       if (error instanceof FileChangedError) throw new UserError(`${error.message}: run the command again`);
       throw error;
@@ -460,6 +464,32 @@ export async function rmCommand(args: string[], options: RemoteCommandOptions = 
     print(`deleted ${path}${what} (kept in the server's trash: filesync trash, filesync restore)`);
     return 0;
   });
+}
+
+/** When the first progress line of a transfer is printed, and how often the next ones. */
+const PROGRESS_FIRST_MS = 2000;
+const PROGRESS_EVERY_MS = 5000;
+
+/**
+ * Plain progress lines for a transfer that lasts (`uploading big.bin: 45% of 1.00 GiB`): none in its first two
+ * seconds, then one every five seconds, so a quick command prints only its result.
+ *
+ * @example
+ * ```ts
+ * const progress = progressLines(console.error);
+ * await sendFile(peer, root, scanner, path, stat, { progress });
+ * ```
+ */
+export function progressLines(log: (line: string) => void, now: () => number = Date.now): Progress {
+  const start = now();
+  let next = start + PROGRESS_FIRST_MS;
+  return (path, done, total, direction) => {
+    const at = now();
+    if (at < next || done >= total) return;
+    next = at + PROGRESS_EVERY_MS;
+    const percent = total > 0 ? Math.floor((done / total) * 100) : 100;
+    log(`${direction === "up" ? "uploading" : "downloading"} ${path}: ${percent}% of ${formatSize(total)}`);
+  };
 }
 
 /** A scanner that has hashed nothing: `put` reads and hashes the file as it sends it. */

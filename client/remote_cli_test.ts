@@ -7,6 +7,7 @@ import {
   getCommand,
   lsCommand,
   pickTarget,
+  progressLines,
   putCommand,
   rmCommand,
   type Target,
@@ -115,4 +116,24 @@ Deno.test("every command prints its help with --help", async () => {
     assert.match(lines.join("\n"), new RegExp(`Usage: filesync ${word} `));
     assert.match(lines.join("\n"), /--server HOST:PORT/);
   }
+});
+
+Deno.test("progressLines() is quiet for two seconds, then prints a line every five", () => {
+  let clock = 1000;
+  const lines: string[] = [];
+  const progress = progressLines((l) => lines.push(l), () => clock);
+  const total = 1024 * 1024 * 1024;
+  progress("big.bin", 1, total, "up");
+  clock += 1999;
+  progress("big.bin", 2, total, "up");
+  assert.deepEqual(lines, []);
+  clock += 1;
+  progress("big.bin", total / 4, total, "up");
+  clock += 4999;
+  progress("big.bin", total / 2, total, "up");
+  clock += 1;
+  progress("big.bin", total / 2, total, "down");
+  clock += 10_000;
+  progress("big.bin", total, total, "up"); // done: the result line says the rest
+  assert.deepEqual(lines, ["uploading big.bin: 25% of 1.00 GiB", "downloading big.bin: 50% of 1.00 GiB"]);
 });
