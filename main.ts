@@ -2,11 +2,13 @@
 import { clientCommand, confirmDeletesCommand } from "./client/cli.ts";
 import { devicesCommand } from "./client/devices_cli.ts";
 import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
+import { getCommand, lsCommand, putCommand, rmCommand } from "./client/remote_cli.ts";
 import { lockCommand, locksCommand, unlockCommand } from "./client/lock_cli.ts";
 import { shareCommand, sharesCommand, unshareCommand } from "./client/share_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 import { fsckCommand } from "./server/fsck.ts";
+import { serverStatusCommand } from "./server/status_cli.ts";
 
 /** Version printed by --version. */
 export const VERSION = "0.1.0";
@@ -16,6 +18,7 @@ const HELP = `filesync ${VERSION}: self-hosted file sync
 Usage:
   filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
   filesync server fsck --data DIR [--json]
+  filesync server status --data DIR [--json]
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync user devices NAME [--json] --data DIR
   filesync user revoke NAME DEVICE --data DIR
@@ -32,6 +35,10 @@ Usage:
   filesync share PATH --with USER [--write] [--dir DIR]
   filesync unshare PATH [--with USER] [--dir DIR]
   filesync shares [--json] [--dir DIR]
+  filesync ls [REMOTE_PATH] [--json] [--server HOST:PORT --user NAME] [--ca FILE]
+  filesync get REMOTE_PATH [LOCAL] [--force] [--server HOST:PORT --user NAME] [--ca FILE]
+  filesync put LOCAL [REMOTE_PATH] [--server HOST:PORT --user NAME] [--ca FILE]
+  filesync rm REMOTE_PATH [-r] [--server HOST:PORT --user NAME] [--ca FILE]
 
 Run "filesync COMMAND --help" for a command's options. Passwords are never taken on the command line:
 set FILESYNC_PASSWORD, pipe them on standard input, or type them when asked.
@@ -42,6 +49,7 @@ async function main(args: string[]): Promise<number> {
   switch (command) {
     case "server":
       if (rest[0] === "fsck") return await fsckCommand(rest.slice(1));
+      if (rest[0] === "status") return await serverStatusCommand(rest.slice(1));
       return await serverCommand(rest);
     case "user":
       return await userCommand(rest);
@@ -71,6 +79,14 @@ async function main(args: string[]): Promise<number> {
       return await unshareCommand(rest);
     case "shares":
       return await sharesCommand(rest);
+    case "ls":
+      return await lsCommand(rest);
+    case "get":
+      return await getCommand(rest);
+    case "put":
+      return await putCommand(rest);
+    case "rm":
+      return await rmCommand(rest);
     case "--version":
     case "-V":
       console.log(`filesync ${VERSION}`);
@@ -83,7 +99,7 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, devices, lock, unlock, locks, share, unshare, shares; ` +
+        `Unknown command "${command}" (server, server status, user, client, gc, versions, restore, trash, confirm-deletes, devices, lock, unlock, locks, share, unshare, shares, ls, get, put, rm; ` +
           "see filesync --help)",
       );
   }
