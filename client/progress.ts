@@ -43,6 +43,8 @@ export interface ProgressDisplayOptions {
   mode: ProgressMode;
   /** Where lines go in the `lines` and `off` modes. @default console.log */
   write?: (line: string) => void;
+  /** Dresses the display's own lines (the time in front, say); lines given to `write` go as they are. @default as is */
+  stamp?: (line: string) => string;
   /** Where the bar and the lines go in the `bar` mode. @default process.stdout */
   stream?: BarStream;
   /** @default Date.now */
@@ -71,6 +73,7 @@ export class ProgressDisplay {
   #now: () => number;
   #lineEveryMs: number;
   #writeLine: (line: string) => void;
+  #stamp: (line: string) => string;
   #stream: BarStream;
   #timer: ReturnType<typeof setInterval> | undefined;
   #multi: MultiBar | null = null;
@@ -84,6 +87,7 @@ export class ProgressDisplay {
     this.#now = options.now ?? Date.now;
     this.#lineEveryMs = options.lineEveryMs ?? LINE_EVERY_MS;
     this.#writeLine = options.write ?? console.log;
+    this.#stamp = options.stamp ?? ((line) => line);
     this.#stream = options.stream ?? process.stdout;
   }
 
@@ -129,7 +133,7 @@ export class ProgressDisplay {
   #showLine(snapshot: ProgressSnapshot, now: number): void {
     if (this.#lines.run === snapshot.startedAt && now - this.#lines.at < this.#lineEveryMs) return;
     this.#lines = { run: snapshot.startedAt, at: now };
-    this.#writeLine(progressLine(snapshot));
+    this.#writeLine(this.#stamp(progressLine(snapshot)));
   }
 
   #showBar(snapshot: ProgressSnapshot | null): void {

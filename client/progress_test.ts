@@ -152,3 +152,20 @@ Deno.test("ProgressDisplay (off): prints lines as they come and no progress", ()
     display.stop();
   }
 });
+
+Deno.test("ProgressDisplay (lines): its own lines are stamped, the client's go as they are", () => {
+  const lines: string[] = [];
+  const display = new ProgressDisplay({
+    mode: "lines",
+    now: () => 0,
+    write: (l) => lines.push(l),
+    stamp: (l) => `12:00:00 ${l}`,
+  });
+  try {
+    display.write("12:00:00 connected to h:1");
+    display.sink({ ...plan(1, MiB), time: 0 } as TimedEvent);
+    assert.deepEqual(lines, ["12:00:00 connected to h:1", "12:00:00 progress: 0/1 file, 0 B of 1.0 MiB"]);
+  } finally {
+    display.stop();
+  }
+});
