@@ -33,13 +33,17 @@ export function progressModeOf(flags: { json?: boolean; quiet?: boolean; termina
 
 /** What the display writes the bar to: a Node-style stream (`process.stdout`). */
 export interface BarStream {
+  /** Writes text as it is. */
   write(text: string): unknown;
+  /** True for a terminal (the bar is drawn only there). */
   isTTY?: boolean;
+  /** The terminal's width (lines are cut to it). @default 80 */
   columns?: number;
 }
 
 /** Options of {@linkcode ProgressDisplay}. */
 export interface ProgressDisplayOptions {
+  /** What to show. */
   mode: ProgressMode;
   /** Where lines go in the `lines` and `off` modes. @default console.log */
   write?: (line: string) => void;
@@ -47,9 +51,9 @@ export interface ProgressDisplayOptions {
   stamp?: (line: string) => string;
   /** Where the bar and the lines go in the `bar` mode. @default process.stdout */
   stream?: BarStream;
-  /** @default Date.now */
+  /** The clock. @default Date.now */
   now?: () => number;
-  /** @default LINE_EVERY_MS */
+  /** Time between two plain lines. @default LINE_EVERY_MS */
   lineEveryMs?: number;
   /** The model behind it. @default a new one */
   model?: ProgressModel;
@@ -68,6 +72,7 @@ export interface ProgressDisplayOptions {
  * ```
  */
 export class ProgressDisplay {
+  /** What it shows. */
   readonly mode: ProgressMode;
   #model: ProgressModel;
   #now: () => number;
@@ -81,6 +86,7 @@ export class ProgressDisplay {
   /** The run the plain lines are about (its start), and when the last line was printed. */
   #lines = { run: -1, at: 0 };
 
+  /** A display; nothing shows until events come. */
   constructor(options: ProgressDisplayOptions) {
     this.mode = options.mode;
     this.#model = options.model ?? new ProgressModel();

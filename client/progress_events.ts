@@ -53,11 +53,11 @@ export function transfersAny(totals: PlanTotals): boolean {
 
 /** Options of {@linkcode transferReporter}. */
 export interface TransferReporterOptions {
-  /** @default Date.now */
+  /** The clock. @default Date.now */
   now?: () => number;
-  /** @default TRANSFER_EVERY_MS */
+  /** Least time between two events of one file. @default TRANSFER_EVERY_MS */
   everyMs?: number;
-  /** @default TRANSFER_MIN_BYTES */
+  /** Smaller files get no events. @default TRANSFER_MIN_BYTES */
   minBytes?: number;
 }
 

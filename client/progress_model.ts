@@ -16,7 +16,9 @@ const SAMPLE_MS = 100;
 
 /** Where a run of transfers stands. */
 export interface ProgressSnapshot {
+  /** Files finished, of the files planned. */
   files: { done: number; total: number };
+  /** Bytes moved (of files finished and under way), of the bytes planned. */
   bytes: { done: number; total: number };
   /** Bytes per second over the last {@linkcode RATE_WINDOW_MS}; null until there is enough to tell. */
   rate: number | null;
@@ -30,11 +32,11 @@ export interface ProgressSnapshot {
 
 /** Options of {@linkcode ProgressModel}. */
 export interface ProgressModelOptions {
-  /** @default RATE_WINDOW_MS */
+  /** The window the rate is measured over. @default RATE_WINDOW_MS */
   rateWindowMs?: number;
-  /** @default SHOW_AFTER_MS */
+  /** Later work shows once it ran this long. @default SHOW_AFTER_MS */
   showAfterMs?: number;
-  /** @default IDLE_MS */
+  /** A run without progress for this long is over. @default IDLE_MS */
   idleMs?: number;
 }
 
@@ -77,6 +79,7 @@ export class ProgressModel {
   #showAfterMs: number;
   #idleMs: number;
 
+  /** A model with no run under way. */
   constructor(options: ProgressModelOptions = {}) {
     this.#rateWindowMs = options.rateWindowMs ?? RATE_WINDOW_MS;
     this.#showAfterMs = options.showAfterMs ?? SHOW_AFTER_MS;
