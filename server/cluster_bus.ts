@@ -1,6 +1,7 @@
 // What one server node tells the others (commits, share changes, revocations, lock changes), and a bus in-process.
 import type { ShareChange } from "./hub.ts";
 import type { LockChangeNote } from "./lock_service.ts";
+import type { LoginOutcome } from "./auth.ts";
 
 /**
  * A note from one node to the others. The journal stays the source of truth: a `journal` note only says how far
@@ -16,7 +17,9 @@ export type ClusterNote =
   /** The account of `user` changed (password, removal): log its sessions out. */
   | { kind: "logout"; user: string }
   /** The locks of namespace `ns` changed. */
-  | { kind: "locks"; ns: string; change: LockChangeNote };
+  | { kind: "locks"; ns: string; change: LockChangeNote }
+  /** A login was checked (the login rate limits count it on every node). */
+  | ({ kind: "login" } & LoginOutcome);
 
 /**
  * Largest encoded note, in UTF-8 bytes: under PostgreSQL's NOTIFY limit of 8000 bytes, with room for the
@@ -85,6 +88,11 @@ export function decodeNote(text: string): { from: string; note: ClusterNote } | 
       break;
     case "logout":
       if (!str(note.user)) return null;
+      break;
+    case "login":
+      if (!str(note.user) || !str(note.address) || !["success", "failure"].includes(note.outcome as string)) {
+        return null;
+      }
       break;
     case "locks":
       if (!str(note.ns) || typeof note.change !== "object" || note.change === null) return null;

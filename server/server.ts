@@ -361,8 +361,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const closed = closeSessions(name, deviceId);
     log(`revoked device ${deviceId} of ${name}: ${closed} connection${closed === 1 ? "" : "s"} closed`);
   };
+  // Login limits count the logins of every node (approximately: see LoginGuard.heard).
+  const logins = new LoginGuard({ now, ...options.loginPolicy }, {
+    announce: tell && ((login) => tell({ kind: "login", ...login })),
+  });
   const stopHearing = bus.listen((note) => {
     if (note.kind === "journal" || note.kind === "share") hub.hear(note);
+    else if (note.kind === "login") logins.heard(note);
     else if (note.kind === "logout") logOutHere(note.user);
     else if (note.kind === "locks") {
       locks.hear(note.ns, note.change).catch((e) =>
@@ -421,7 +426,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     epoch: await store.journalEpoch(),
     chunks,
     hub,
-    logins: new LoginGuard({ now, ...options.loginPolicy }),
+    logins,
     passwordChecks: new CheckQueue({ concurrency: options.passwordChecks }),
     attacks,
     log,
