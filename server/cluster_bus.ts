@@ -18,6 +18,9 @@ export type ClusterNote =
   | { kind: "logout"; user: string }
   /** The locks of namespace `ns` changed. */
   | { kind: "locks"; ns: string; change: LockChangeNote }
+  /** Garbage collection starts (the other nodes pause their uploads and commits) or ended (they forget what
+   * they cached about stored chunks). */
+  | { kind: "gc"; phase: "start" | "done" }
   /** A login was checked (the login rate limits count it on every node). */
   | ({ kind: "login" } & LoginOutcome);
 
@@ -88,6 +91,9 @@ export function decodeNote(text: string): { from: string; note: ClusterNote } | 
       break;
     case "logout":
       if (!str(note.user)) return null;
+      break;
+    case "gc":
+      if (note.phase !== "start" && note.phase !== "done") return null;
       break;
     case "login":
       if (!str(note.user) || !str(note.address) || !["success", "failure"].includes(note.outcome as string)) {

@@ -1,6 +1,7 @@
 // The cluster bus contract on the in-process bus always, and on PostgreSQL when FILESYNC_TEST_POSTGRES is set.
 import assert from "node:assert/strict";
 import postgres from "postgres";
+import { freshDatabase, TEST_POSTGRES } from "./cluster_bus_test_db.ts";
 import { decodeNote, encodeNote, InProcessNetwork, singleNodeBus } from "./cluster_bus.ts";
 import { PgClusterBus } from "./cluster_bus_pg.ts";
 import { busContract, until } from "./cluster_bus_contract.ts";
@@ -44,26 +45,6 @@ Deno.test("decodeNote: anything but a well-formed note is ignored", () => {
     ]
   ) assert.equal(decodeNote(text), null, text);
 });
-
-const TEST_POSTGRES = Deno.env.get("FILESYNC_TEST_POSTGRES") || undefined;
-
-/** A fresh database on the test server, dropped when disposed. */
-async function freshDatabase(): Promise<{ url: string } & AsyncDisposable> {
-  const name = `filesync_bus_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const admin = postgres(TEST_POSTGRES!, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  await admin.end();
-  const url = new URL(TEST_POSTGRES!);
-  url.pathname = `/${name}`;
-  return {
-    url: url.href,
-    async [Symbol.asyncDispose]() {
-      const admin = postgres(TEST_POSTGRES!, { max: 1, onnotice: () => {} });
-      await admin.unsafe(`drop database if exists ${name} with (force)`);
-      await admin.end();
-    },
-  };
-}
 
 if (TEST_POSTGRES) {
   busContract("PgClusterBus", async () => {

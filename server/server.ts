@@ -13,6 +13,7 @@ import { openServerChunks } from "./master_key.ts";
 import { syncEarlierUploads } from "./upload_recovery.ts";
 import { collectGarbage, type GcOptions } from "./gc.ts";
 import { Hub } from "./hub.ts";
+import { PgGcLock } from "./gc_lock_pg.ts";
 import { CATCH_UP_MS, type ClusterBus, type ClusterNote, singleNodeBus } from "./cluster_bus.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
 import type { MetadataStore, RetentionPolicy } from "./metadata_store.ts";
@@ -368,6 +369,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const stopHearing = bus.listen((note) => {
     if (note.kind === "journal" || note.kind === "share") hub.hear(note);
     else if (note.kind === "login") logins.heard(note);
+    else if (note.kind === "gc" && note.phase === "start") void store.gcLock.pause();
+    else if (note.kind === "gc") store.gcLock.generation++;
     else if (note.kind === "logout") logOutHere(note.user);
     else if (note.kind === "locks") {
       locks.hear(note.ns, note.change).catch((e) =>
@@ -383,8 +386,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       }
     }
   });
-  // Notes lost while the bus was away are caught up from the journal, as are any missed between checks.
-  const stopResume = bus.onResume(() => void hub.catchUpAll());
+  // A collection here pauses the other nodes' uploads and commits (the advisory lock alone would let their
+  // steady uploads starve it) and, once done, makes them forget what they cached about stored chunks.
+  if (store.gcLock instanceof PgGcLock && tell) {
+    store.gcLock.onCollect = () => tell({ kind: "gc", phase: "start" });
+    store.gcLock.onCollected = () => tell({ kind: "gc", phase: "done" });
+  }
+  // Notes lost while the bus was away are caught up from the journal, as are any missed between checks; a
+  // collection's end may be among them.
+  const stopResume = bus.onResume(() => {
+    store.gcLock.generation++;
+    void hub.catchUpAll();
+  });
   const stopCatchingUp = hub.startCatchingUp(CATCH_UP_MS);
   const stopCluster = async () => {
     stopHearing();
