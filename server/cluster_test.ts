@@ -6,16 +6,45 @@ import { openConnection } from "../client/connection.ts";
 import type { RpcPeer } from "../protocol/rpc.ts";
 import { adminRequest } from "./admin.ts";
 import { makeUser } from "./auth.ts";
-import { InProcessNetwork } from "./cluster_bus.ts";
+import postgres from "postgres";
+import { type ClusterBus, InProcessNetwork } from "./cluster_bus.ts";
+import { PgClusterBus } from "./cluster_bus_pg.ts";
+import { freshDatabase, TEST_POSTGRES } from "./cluster_bus_test_db.ts";
 import { until } from "./cluster_bus_contract.ts";
 import { type RunningServer, startServer } from "./server.ts";
 
-/** Two nodes on one metadata file and one chunk folder; disposing stops both and removes the folder. */
-async function twoNodes(): Promise<
-  { nodes: RunningServer[]; dirs: string[]; logs: string[][] } & AsyncDisposable
-> {
-  const tmp = await Deno.makeTempDir({ prefix: "filesync-cluster-" });
+/** Two buses joined to each other, and how to let go of what they need. */
+type BusMaker = () => Promise<{ buses: ClusterBus[] } & AsyncDisposable>;
+
+const inProcess: BusMaker = () => {
   const network = new InProcessNetwork();
+  return Promise.resolve({
+    buses: [network.node(), network.node()],
+    [Symbol.asyncDispose]: () => Promise.resolve(),
+  });
+};
+
+/** Two PostgreSQL buses on a fresh database (the metadata stays in KV: the bus alone is under test). */
+const onPostgres: BusMaker = async () => {
+  const db = await freshDatabase();
+  const pools = [postgres(db.url, { onnotice: () => {} }), postgres(db.url, { onnotice: () => {} })];
+  const buses = pools.map((sql) => new PgClusterBus(sql));
+  await Promise.all(buses.map((b) => b.ready()));
+  return {
+    buses,
+    async [Symbol.asyncDispose]() {
+      for (const sql of pools) await sql.end({ timeout: 1 });
+      await db[Symbol.asyncDispose]();
+    },
+  };
+};
+
+/** Two nodes on one metadata file and one chunk folder; disposing stops both and removes the folder. */
+async function twoNodes(
+  makeBuses: BusMaker,
+): Promise<{ nodes: RunningServer[]; dirs: string[]; logs: string[][] } & AsyncDisposable> {
+  const tmp = await Deno.makeTempDir({ prefix: "filesync-cluster-" });
+  const made = await makeBuses();
   const nodes: RunningServer[] = [];
   const logs: string[][] = [[], []];
   const dirs = [join(tmp, "node1"), join(tmp, "node2")];
@@ -29,7 +58,7 @@ async function twoNodes(): Promise<
         chunks: join(tmp, "chunks"),
         plaintextChunks: true,
         gcIntervalHours: 0,
-        clusterBus: network.node(),
+        clusterBus: made.buses[i],
         log: (line) => logs[i].push(line),
       }),
     );
@@ -40,6 +69,7 @@ async function twoNodes(): Promise<
     logs,
     async [Symbol.asyncDispose]() {
       for (const node of nodes) await node.close();
+      await made[Symbol.asyncDispose]();
       await Deno.remove(tmp, { recursive: true });
     },
   };
@@ -62,51 +92,57 @@ async function device(
   return { peer, pushes };
 }
 
-Deno.test("two nodes: a commit through one reaches the other's devices live; a revocation closes them there", async () => {
-  await using cluster = await twoNodes();
-  const [node1, node2] = cluster.nodes;
-  await node1.store.addUser(await makeUser("alice", "pw"));
-  const writer = await device(node1, cluster.dirs[0], "writer");
-  const watcher = await device(node2, cluster.dirs[1], "watcher");
-  try {
-    await watcher.peer.request("MONITOR", { since: 0 });
-    const events = () =>
-      watcher.pushes.filter((p) => p.push === "events").flatMap((p) => p.events as { path: string }[]);
-    for (const path of ["a", "b", "c"]) {
-      const started = Date.now();
-      const reply = await writer.peer.request("COMMIT", { changes: [{ op: "mkdir", path, baseRev: 0 }] });
-      assert.equal((reply.message.results as { ok: boolean }[])[0].ok, true);
-      await until(() => events().some((e) => e.path === path), `node 2's device hears ${path}`);
-      // The note is in-process here: the read of the journal is what it costs (PostgreSQL adds the NOTIFY).
-      assert.ok(Date.now() - started < 1000, `${path} took ${Date.now() - started} ms`);
+const buses = [
+  ["in-process", inProcess],
+  ...(TEST_POSTGRES ? [["PostgreSQL", onPostgres] as const] : []),
+] as const;
+for (const [name, makeBuses] of buses) {
+  Deno.test(`two nodes (${name} bus): a commit through one reaches the other's devices live; a revocation closes them there`, async () => {
+    await using cluster = await twoNodes(makeBuses);
+    const [node1, node2] = cluster.nodes;
+    await node1.store.addUser(await makeUser("alice", "pw"));
+    const writer = await device(node1, cluster.dirs[0], "writer");
+    const watcher = await device(node2, cluster.dirs[1], "watcher");
+    try {
+      await watcher.peer.request("MONITOR", { since: 0 });
+      const events = () =>
+        watcher.pushes.filter((p) => p.push === "events").flatMap((p) => p.events as { path: string }[]);
+      for (const path of ["a", "b", "c"]) {
+        const started = Date.now();
+        const reply = await writer.peer.request("COMMIT", { changes: [{ op: "mkdir", path, baseRev: 0 }] });
+        assert.equal((reply.message.results as { ok: boolean }[])[0].ok, true);
+        await until(() => events().some((e) => e.path === path), `node 2's device hears ${path}`);
+        // The note is in-process here: the read of the journal is what it costs (PostgreSQL adds the NOTIFY).
+        assert.ok(Date.now() - started < 1000, `${path} took ${Date.now() - started} ms`);
+      }
+      assert.deepEqual(events().map((e) => e.path), ["a", "b", "c"]);
+      // Revoked through node 1's admin socket: node 2 closes the device's session, telling it why.
+      const devices = await node1.store.listDevices("alice");
+      const watcherId = devices.find((d) => d.device === "watcher")!.deviceId;
+      const reply = await adminRequest(cluster.dirs[0], {
+        op: "user-revoke",
+        name: "alice",
+        device: "watcher",
+      });
+      assert.equal(reply?.ok, true, JSON.stringify(reply));
+      await until(() => watcher.peer.isClosed, "node 2 closed the revoked device's session");
+      assert.ok(
+        watcher.pushes.some((p) => p.push === "error" && p.reason === "revoked"),
+        JSON.stringify(watcher.pushes),
+      );
+      assert.ok(
+        cluster.logs[1].some((l) =>
+          l.includes(`device ${watcherId} of alice was revoked on another node: 1 connection`)
+        ),
+        cluster.logs[1].join("\n"),
+      );
+      // The writer on node 1 is untouched.
+      assert.equal(writer.peer.isClosed, false);
+    } finally {
+      for (const d of [writer, watcher]) {
+        d.peer.close();
+        await d.peer.closed;
+      }
     }
-    assert.deepEqual(events().map((e) => e.path), ["a", "b", "c"]);
-    // Revoked through node 1's admin socket: node 2 closes the device's session, telling it why.
-    const devices = await node1.store.listDevices("alice");
-    const watcherId = devices.find((d) => d.device === "watcher")!.deviceId;
-    const reply = await adminRequest(cluster.dirs[0], {
-      op: "user-revoke",
-      name: "alice",
-      device: "watcher",
-    });
-    assert.equal(reply?.ok, true, JSON.stringify(reply));
-    await until(() => watcher.peer.isClosed, "node 2 closed the revoked device's session");
-    assert.ok(
-      watcher.pushes.some((p) => p.push === "error" && p.reason === "revoked"),
-      JSON.stringify(watcher.pushes),
-    );
-    assert.ok(
-      cluster.logs[1].some((l) =>
-        l.includes(`device ${watcherId} of alice was revoked on another node: 1 connection`)
-      ),
-      cluster.logs[1].join("\n"),
-    );
-    // The writer on node 1 is untouched.
-    assert.equal(writer.peer.isClosed, false);
-  } finally {
-    for (const d of [writer, watcher]) {
-      d.peer.close();
-      await d.peer.closed;
-    }
-  }
-});
+  });
+}
