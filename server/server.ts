@@ -316,7 +316,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       traffic: Object.fromEntries(traffic),
     };
   };
-  // The one place the bus to the other nodes is chosen.
+  // The one place the bus to the other nodes is chosen; with metadata on PostgreSQL it is to be
+  // `new PgClusterBus(store.sql, { log })` (cluster_bus_pg.ts), on the store's own database.
   const bus = options.clusterBus ?? singleNodeBus();
   const tell = bus.shared
     ? (note: ClusterNote) => {
