@@ -4,6 +4,7 @@ import { devicesCommand } from "./client/devices_cli.ts";
 import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
 import { lockCommand, locksCommand, unlockCommand } from "./client/lock_cli.ts";
 import { shareCommand, sharesCommand, unshareCommand } from "./client/share_cli.ts";
+import { pauseCommand, statusCommand } from "./client/status_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 import { fsckCommand } from "./server/fsck.ts";
@@ -21,6 +22,9 @@ Usage:
   filesync user revoke NAME DEVICE --data DIR
   filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
   filesync confirm-deletes [--dir DIR]
+  filesync status [--dir DIR] [--json] [--follow]
+  filesync pause [--dir DIR]
+  filesync resume [--dir DIR]
   filesync gc --data DIR
   filesync versions PATH [--json] [--dir DIR]
   filesync restore PATH [--version ID] [--as NEWPATH] [--dir DIR]
@@ -49,6 +53,11 @@ async function main(args: string[]): Promise<number> {
       return await clientCommand(rest);
     case "confirm-deletes":
       return await confirmDeletesCommand(rest);
+    case "status":
+      return await statusCommand(rest);
+    case "pause":
+    case "resume":
+      return await pauseCommand(command, rest);
     case "gc":
       return await gcCommand(rest);
     case "versions":
@@ -83,7 +92,7 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, devices, lock, unlock, locks, share, unshare, shares; ` +
+        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, status, pause, resume, devices, lock, unlock, locks, share, unshare, shares; ` +
           "see filesync --help)",
       );
   }

@@ -9,6 +9,7 @@ import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
 import { forgetCa, saveCa } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
 import { EventBus } from "./events.ts";
+import { startClientControl } from "./control.ts";
 
 /** Help text of `filesync client`. */
 export const CLIENT_HELP = `Usage: filesync client --server HOST:PORT --user NAME --dir DIR [options]
@@ -108,6 +109,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     throw new UsageError(`Invalid --mass-delete-min "${min}": give a whole number of files`);
   }
   const device = (values.device ?? hostname()).trim() || "device";
+  const events = new EventBus();
   const client = new SyncClient({
     dir: values.dir!,
     hostname: host,
@@ -118,7 +120,7 @@ export async function clientCommand(args: string[]): Promise<number> {
     password: () => readPassword(`Password for ${values.user}: `),
     askPassword: askAtTerminal(`Password for ${values.user} (this device was revoked): `) ?? undefined,
     log,
-    events: new EventBus(),
+    events,
     rescanSeconds: rescan,
     massDeletePercent,
     massDeleteMin,
@@ -128,6 +130,11 @@ export async function clientCommand(args: string[]): Promise<number> {
   Deno.addSignalListener("SIGINT", stop);
   Deno.addSignalListener("SIGTERM", stop);
   await client.start();
+  // `filesync status`, `pause`, `resume` and the history, share and lock commands reach the client here.
+  const control = await startClientControl({ dir: values.dir!, events, client }).catch(async (error) => {
+    await client.stop();
+    throw error;
+  });
   // Commands such as `filesync versions` run in this folder must trust the same server.
   if (caPem) await saveCa(values.dir!, caPem);
   else await forgetCa(values.dir!);
@@ -135,6 +142,7 @@ export async function clientCommand(args: string[]): Promise<number> {
   try {
     await client.done;
   } finally {
+    await control.close();
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
   }

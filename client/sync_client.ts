@@ -1,5 +1,5 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { DEVICE_REVOKED, RESYNC_CODE, type ResyncReason, type WireNamespace } from "../protocol/messages.ts";
 import { BadMessageError, checkPush, type Push } from "../protocol/replies.ts";
@@ -36,6 +36,8 @@ import { type FolderWatch, watchFolder } from "./watcher.ts";
 import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
 import type { EventBus } from "./events.ts";
+import { isConflictCopy } from "./conflict_name.ts";
+import { type PendingWork, type StatusFacts, summarizePlan } from "./status.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
@@ -169,6 +171,14 @@ export class SyncClient {
   #shareChain: Promise<void> = Promise.resolve();
   /** Size, mtime and inode of `.filesyncignore` when its rules were loaded ("" when absent). */
   #ignoreStamp = "";
+  /** Paused by `filesync pause`: plans are made (to show what waits) but none runs. Not kept over a restart. */
+  #paused = false;
+  /** What the last plan made while paused would do. */
+  #heldPlan: PendingWork | null = null;
+  /** Files whose delete the mass-delete stop holds now. */
+  #heldFiles = 0;
+  /** A `synced` event was sent and nothing ran since. */
+  #syncedSaid = false;
   #done: Promise<void>;
   #resolveDone!: () => void;
   #rejectDone!: (e: Error) => void;
@@ -273,6 +283,70 @@ export class SyncClient {
     await this.#state?.close();
     if (this.#fatal) this.#rejectDone(this.#fatal);
     else this.#resolveDone();
+  }
+
+  /** Pauses syncing (`filesync pause`): no plan runs; the folder is still watched. False if paused already. */
+  pause(): boolean {
+    if (this.#paused) return false;
+    this.#paused = true;
+    this.#o.events.emit({ type: "paused" });
+    return true;
+  }
+
+  /** Resumes syncing with a full scan at once. False if it was not paused. */
+  resume(): boolean {
+    if (!this.#paused) return false;
+    this.#paused = false;
+    this.#heldPlan = null;
+    this.#syncedSaid = false;
+    this.#planPending = true;
+    this.#fullScanDue = true;
+    this.#o.events.emit({ type: "resumed" });
+    this.#kick();
+    return true;
+  }
+
+  /** What `filesync status` needs to know from the client now (see client/status.ts). */
+  facts(): StatusFacts {
+    const inSync = { files: 0, bytes: 0 };
+    for (const entry of this.#state.base.values()) {
+      if (entry.kind !== "file") continue;
+      inSync.files++;
+      inSync.bytes += entry.size;
+    }
+    const conflicts = [...this.#local].filter(([path, e]) => e.kind === "file" && isConflictCopy(path))
+      .map(([path]) => path);
+    const root = this.#rootStop;
+    return {
+      server: `${this.#o.hostname}:${this.#o.port}`,
+      user: this.#o.user,
+      device: this.#o.device,
+      folder: resolve(this.#o.dir),
+      connected: this.#peer !== null,
+      paused: this.#paused,
+      inSync,
+      pending: this.#paused ? this.#heldPlan : null,
+      massStop: this.#massStop ? { held: this.#heldFiles } : null,
+      rootStop: root === null
+        ? null
+        : decideSafety({ plan: [], baseFiles: 0, root }, { dir: this.#o.dir }).message ?? root.kind,
+      conflicts,
+    };
+  }
+
+  /** Where the namespaces show in the folder now. */
+  get mounts(): readonly Mount[] {
+    return this.#state.mounts.list;
+  }
+
+  /**
+   * Sends one server request over this client's connection (for commands run while it runs) and returns the
+   * reply's message; {@linkcode RpcError} code `offline` when it is not connected.
+   */
+  async forward(op: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const peer = this.#peer;
+    if (!peer) throw new RpcError("offline", "not connected to the server");
+    return (await peer.request(op, body)).message;
   }
 
   async #fail(error: Error): Promise<void> {
@@ -768,6 +842,7 @@ export class SyncClient {
         const again = await this.#cycle();
         if (again && rounds++ < 5) this.#cycleAgain = true;
       } while (this.#cycleAgain && !this.#stopped && this.#peer);
+      this.#saySynced();
     } catch (error) {
       if (!(error instanceof RpcError && error.code === "closed") && !(error instanceof ScanStopped)) {
         this.#o.log(`sync error: ${(error as Error).message}`);
@@ -775,6 +850,17 @@ export class SyncClient {
     } finally {
       this.#cycleRunning = false;
     }
+  }
+
+  /** Sends `synced` once the folder and the server agree after a full scan, if nothing ran since the last one. */
+  #saySynced(): void {
+    if (
+      this.#syncedSaid || this.#planPending || this.#dirty.size > 0 || this.#fullScanDue || this.#paused ||
+      this.#rootStop !== null || this.#stopped || !this.#peer
+    ) return;
+    this.#syncedSaid = true;
+    const { files, bytes } = this.facts().inSync;
+    this.#o.events.emit({ type: "synced", files, bytes });
   }
 
   /** One scan–reconcile–execute round. Returns true if another round is needed. */
@@ -889,6 +975,16 @@ export class SyncClient {
       }
       setTimeout(() => this.#kick(), 100);
     }
+    if (this.#paused) {
+      // Paused: nothing runs (nor moves out of read-only shares). What waits is counted over the whole folder.
+      this.#planPending = true;
+      if (!full) {
+        this.#fullScanDue = true;
+        return true;
+      }
+      this.#heldPlan = summarizePlan(plan);
+      return false;
+    }
     plan = this.#readOnlyShares(plan);
     if (!full && plan.some((action) => action.type === "deleteRemote" && action.kind === "file")) {
       // A file gone from where the watcher looked may have moved somewhere it did not report (into a folder
@@ -957,6 +1053,7 @@ export class SyncClient {
       locked: (path, holder) => this.#locks?.refused(path, holder),
     });
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
+    this.#syncedSaid = false;
     const report = await executor.run(plan);
     // A download may have replaced a file another device locks: the new file is made read-only too.
     this.#locks?.protect();
@@ -1006,6 +1103,7 @@ export class SyncClient {
   ): Promise<void> {
     const was = this.#massStop;
     this.#massStop = held.length > 0;
+    this.#heldFiles = heldFiles;
     const paths = held.map((a) => a.path);
     const key = paths.join("\n");
     if (key !== this.#heldWritten) {
