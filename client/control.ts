@@ -277,9 +277,10 @@ export async function startClientControl(
   const tracker = new StatusTracker();
   const unsubscribe = events.subscribe((event) => tracker.observe(event));
   let forwarded = 0;
-  const status = () => ({ ...tracker.report(client.facts()), forwarded });
+  let server: ControlServer | null = null;
+  const status = () => ({ ...tracker.report(client.facts()), forwarded, followers: server?.followers ?? 0 });
   try {
-    return await ControlServer.start({
+    return server = await ControlServer.start({
       dir: options.dir,
       events,
       handlers: {
@@ -292,7 +293,10 @@ export async function startClientControl(
           try {
             return await client.forward(op, body);
           } catch (error) {
-            if (!(error instanceof RpcError) || error.code !== "offline") throw error;
+            // Not connected, or the connection dropped under the request: the server cannot be reached.
+            if (!(error instanceof RpcError) || (error.code !== "offline" && error.code !== "closed")) {
+              throw error;
+            }
             const report = status();
             throw new RpcError("offline", unreachableLine(report.server, report.offlineReason));
           }

@@ -73,6 +73,8 @@ export interface StatusReport {
   safetyStops: SafetyStopReport[];
   /** Server requests that commands sent through the control socket since the client started. */
   forwarded?: number;
+  /** `filesync status --follow` streams connected now. */
+  followers?: number;
 }
 
 const none = (): PendingWork => ({ uploads: { files: 0, bytes: 0 }, downloads: { files: 0, bytes: 0 } });
