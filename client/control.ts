@@ -25,6 +25,8 @@ export interface ControlHandlers {
   resume(): boolean;
   /** Where the namespaces show in the folder now. */
   mounts(): readonly Mount[];
+  /** Whether the client is connected to the server now (else commands connect by themselves). */
+  connected(): boolean;
   /** Sends one server request over the client's connection; throws {@linkcode RpcError} (code `offline` too). */
   rpc(op: string, body: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
@@ -181,7 +183,7 @@ export class ControlServer {
         case "resume":
           return { ok: true, changed: handlers.resume() };
         case "mounts":
-          return { ok: true, mounts: handlers.mounts() };
+          return { ok: true, mounts: handlers.mounts(), connected: handlers.connected() };
         case "rpc":
           return { ok: true, message: await handlers.rpc(request.request, request.body) };
       }
@@ -288,6 +290,7 @@ export async function startClientControl(
         pause: () => client.pause(),
         resume: () => client.resume(),
         mounts: () => client.mounts,
+        connected: () => client.facts().connected,
         rpc: async (op, body) => {
           forwarded++;
           try {

@@ -105,7 +105,9 @@ export async function followEvents(
 
 /**
  * A link to the server through the client running for `root` (its own live connection), with the mounts it
- * shows; null when no client runs there. Error replies come back as {@linkcode RpcError}, as from the server.
+ * shows; null when no client runs there or it is not connected now (it may be waiting to reconnect to a server
+ * that is back: the command then connects by itself). Error replies come back as {@linkcode RpcError}, as
+ * from the server.
  */
 export async function clientLink(root: string): Promise<{ peer: ServerLink; mounts: MountTable } | null> {
   const reply = await controlRequest(root, { op: "mounts" });
@@ -113,6 +115,7 @@ export async function clientLink(root: string): Promise<{ peer: ServerLink; moun
   if (reply.ok !== true || !Array.isArray(reply.mounts)) {
     throw new Error(`The running client did not list its mounts: ${String(reply.error ?? "no list")}`);
   }
+  if (reply.connected === false) return null;
   const mounts = new MountTable(reply.mounts as Mount[]);
   const peer: ServerLink = {
     async request(op, body = {}) {

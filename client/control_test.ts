@@ -14,6 +14,7 @@ const handlers = (over: Partial<ControlHandlers> = {}): ControlHandlers => ({
   pause: () => true,
   resume: () => false,
   mounts: () => [{ ns: "alice", mount: "" }],
+  connected: () => true,
   rpc: (op, body) => Promise.resolve({ op, body }),
   ...over,
 });
@@ -212,6 +213,22 @@ Deno.test("ControlServer: followers get every event; a slow one is dropped witho
     assert.ok(performance.now() - started < 5_000);
     while (server.followers > 0) await new Promise((r) => setTimeout(r, 5));
     slow.close();
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("clientLink(): a client that is not connected now leaves the command to connect by itself", async () => {
+  const dir = await folder();
+  const server = await ControlServer.start({
+    dir,
+    events: new EventBus(),
+    handlers: handlers({ connected: () => false }),
+  });
+  try {
+    assert.equal(await clientLink(dir), null);
+    assert.equal(await clientLink(await Deno.makeTempDir({ dir })), null); // no client at all
   } finally {
     await server.close();
     await Deno.remove(dir, { recursive: true });
