@@ -264,6 +264,7 @@ export interface ControlledClient {
   pause(): boolean;
   resume(): boolean;
   readonly mounts: readonly Mount[];
+  readonly connected: boolean;
   forward(op: string, body: Record<string, unknown>): Promise<Record<string, unknown>>;
 }
 
@@ -290,7 +291,7 @@ export async function startClientControl(
         pause: () => client.pause(),
         resume: () => client.resume(),
         mounts: () => client.mounts,
-        connected: () => client.facts().connected,
+        connected: () => client.connected,
         rpc: async (op, body) => {
           forwarded++;
           try {

@@ -322,7 +322,7 @@ export class SyncClient {
       user: this.#o.user,
       device: this.#o.device,
       folder: resolve(this.#o.dir),
-      connected: this.#peer !== null,
+      connected: this.connected,
       paused: this.#paused,
       inSync,
       pending: this.#paused ? this.#heldPlan : null,
@@ -332,6 +332,11 @@ export class SyncClient {
         : decideSafety({ plan: [], baseFiles: 0, root }, { dir: this.#o.dir }).message ?? root.kind,
       conflicts,
     };
+  }
+
+  /** Whether a connection to the server is up and logged in now. */
+  get connected(): boolean {
+    return this.#peer !== null;
   }
 
   /** Where the namespaces show in the folder now. */
