@@ -8,6 +8,7 @@ import { pauseCommand, statusCommand } from "./client/status_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 import { fsckCommand } from "./server/fsck.ts";
+import { serverStatusCommand } from "./server/status_cli.ts";
 
 /** Version printed by --version. */
 export const VERSION = "0.1.0";
@@ -17,6 +18,7 @@ const HELP = `filesync ${VERSION}: self-hosted file sync
 Usage:
   filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
   filesync server fsck --data DIR [--json]
+  filesync server status --data DIR [--json]
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync user devices NAME [--json] --data DIR
   filesync user revoke NAME DEVICE --data DIR
@@ -46,6 +48,7 @@ async function main(args: string[]): Promise<number> {
   switch (command) {
     case "server":
       if (rest[0] === "fsck") return await fsckCommand(rest.slice(1));
+      if (rest[0] === "status") return await serverStatusCommand(rest.slice(1));
       return await serverCommand(rest);
     case "user":
       return await userCommand(rest);
@@ -92,7 +95,7 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, user, client, gc, versions, restore, trash, confirm-deletes, status, pause, resume, devices, lock, unlock, locks, share, unshare, shares; ` +
+        `Unknown command "${command}" (server, server status, user, client, gc, versions, restore, trash, confirm-deletes, status, pause, resume, devices, lock, unlock, locks, share, unshare, shares; ` +
           "see filesync --help)",
       );
   }

@@ -1,12 +1,15 @@
 // The `filesync client` command: options, password, and running the sync until stopped.
 import { parseArgs } from "node:util";
 import { hostname } from "node:os";
+import { join } from "node:path";
 import { UsageError, UserError } from "../protocol/user_error.ts";
+import { blameConfig, CONFIG_FILE, loadConfig } from "../protocol/config_file.ts";
 import { parseServerAddress } from "./connection.ts";
 import { confirmHeld, findSyncRoot } from "./held_deletes.ts";
 import { askAtTerminal, readPassword } from "../cli/password.ts";
+import { stopSignals } from "../cli/stop_signals.ts";
 import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
-import { forgetCa, saveCa } from "./state.ts";
+import { forgetCa, saveCa, STATE_DIR } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
 import { EventBus } from "./events.ts";
 import { startClientControl } from "./control.ts";
@@ -30,8 +33,12 @@ Options:
                        (default ${MASS_DELETE_PERCENT}) ...
   --mass-delete-min N  ... and at least N files (default ${MASS_DELETE_MIN}) sends no delete until
                        "filesync confirm-deletes"; everything else keeps syncing
-  --allow-mass-delete  let such deletes through without asking
+  --allow-mass-delete  let such deletes through without asking (--no-allow-mass-delete: do not)
   -h, --help           show this help
+
+Config file: DIR/.filesync/config.json may hold any of these options but --dir, as JSON with the long
+option names as keys, e.g. {"server": "host:8443", "user": "alice", "ca": "ca.pem", "rescan": 5}
+(a relative "ca" is taken from DIR/.filesync/). The command line wins. Never a password.
 
 Safety stop: if the folder is missing, unreadable or replaced by another folder, nothing is deleted
 anywhere; syncing resumes by itself when it is back.
@@ -58,31 +65,66 @@ function log(line: string): void {
   console.log(`${logTime.text} ${line}`);
 }
 
-/** Runs `filesync client ARGS`; resolves with the exit code. */
-export async function clientCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+/** The options of `filesync client`, as parseArgs takes them (and the keys its config file may hold). */
+export const CLIENT_OPTIONS = {
+  server: { type: "string" },
+  user: { type: "string" },
+  dir: { type: "string" },
+  ca: { type: "string" },
+  device: { type: "string" },
+  rescan: { type: "string" },
+  "mass-delete-percent": { type: "string" },
+  "mass-delete-min": { type: "string" },
+  "allow-mass-delete": { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function parseClientArgs(args: string[]) {
+  return parseArgs({
     args,
-    options: {
-      server: { type: "string" },
-      user: { type: "string" },
-      dir: { type: "string" },
-      ca: { type: "string" },
-      device: { type: "string" },
-      rescan: { type: "string" },
-      "mass-delete-percent": { type: "string" },
-      "mass-delete-min": { type: "string" },
-      "allow-mass-delete": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
-    },
+    options: CLIENT_OPTIONS,
     allowPositionals: false,
+    allowNegative: true,
     strict: true,
   });
-  if (values.help) {
+}
+
+/** The values of the client's options. */
+type ClientValues = ReturnType<typeof parseClientArgs>["values"];
+
+/** Runs `filesync client ARGS`; resolves with the exit code. */
+export async function clientCommand(args: string[]): Promise<number> {
+  const parsed = parseClientArgs(args);
+  if (parsed.values.help) {
     console.log(CLIENT_HELP);
     return 0;
   }
-  for (const name of ["server", "user", "dir"] as const) {
-    if (!values[name]) throw new UsageError(`Missing --${name} (see filesync client --help)`);
+  // The config file is found through --dir, so that one must be on the command line.
+  if (!parsed.values.dir) throw new UsageError(`Missing --dir (see filesync client --help)`);
+  const config = await loadConfig({
+    options: CLIENT_OPTIONS,
+    values: parsed.values,
+    file: join(parsed.values.dir, STATE_DIR, CONFIG_FILE),
+    command: "filesync client",
+    refuse: { dir: "the file is found through --dir, which goes on the command line" },
+    paths: ["ca"],
+  });
+  const values = config.values as typeof parsed.values;
+  try {
+    return await runClient(values);
+  } catch (error) {
+    throw blameConfig(error, config);
+  }
+}
+
+/** Runs the client with its options merged from the command line and the config file. */
+async function runClient(values: ClientValues): Promise<number> {
+  for (const name of ["server", "user"] as const) {
+    if (!values[name]) {
+      throw new UsageError(
+        `Missing --${name} (give it on the command line or in DIR/.filesync/${CONFIG_FILE}; see filesync client --help)`,
+      );
+    }
   }
   const { hostname: host, port } = parseServerAddress(values.server!);
   let caPem: string | undefined;
@@ -127,8 +169,8 @@ export async function clientCommand(args: string[]): Promise<number> {
     allowMassDelete: values["allow-mass-delete"] === true,
   });
   const stop = () => client.stop();
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  // SIGINT and SIGTERM; SIGBREAK on Windows (no SIGTERM there: removing that listener below does nothing).
+  for (const signal of stopSignals()) Deno.addSignalListener(signal, stop);
   await client.start();
   // `filesync status`, `pause`, `resume` and the history, share and lock commands reach the client here.
   const control = await startClientControl({ dir: values.dir!, events, client }).catch(async (error) => {
@@ -142,7 +184,7 @@ export async function clientCommand(args: string[]): Promise<number> {
   try {
     await client.done;
   } finally {
-    await control.close();
+    await control?.close();
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
   }

@@ -43,6 +43,7 @@ export interface ControlOptions {
 }
 
 const encoder = new TextEncoder();
+const windows = Deno.build.os === "windows";
 
 async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
   for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
@@ -85,8 +86,11 @@ export class ControlServer {
     this.#accept();
   }
 
-  /** Makes the socket and serves it; {@linkcode UserError} when another client answers there. */
-  static async start(options: ControlOptions): Promise<ControlServer> {
+  /**
+   * Makes the socket and serves it; {@linkcode UserError} when another client answers there. Resolves null on
+   * Windows when the runtime cannot listen on a Unix socket there (the client then runs without one).
+   */
+  static async start(options: ControlOptions): Promise<ControlServer | null> {
     const { path, fallbackDir } = await socketPathOf(options.dir);
     if (fallbackDir) await makeFallbackDir(fallbackDir);
     const existing = await Deno.lstat(path).catch(() => null);
@@ -101,8 +105,14 @@ export class ControlServer {
       }
       await Deno.remove(path); // left by a client that died
     }
-    const listener = Deno.listen({ transport: "unix", path });
-    await Deno.chmod(path, 0o600);
+    let listener: Deno.Listener;
+    try {
+      listener = Deno.listen({ transport: "unix", path });
+    } catch (error) {
+      if (windows) return null;
+      throw error;
+    }
+    if (!windows) await Deno.chmod(path, 0o600);
     return new ControlServer(path, listener, options);
   }
 
@@ -271,11 +281,11 @@ export interface ControlledClient {
 /**
  * Serves the control socket of a running client: status from a {@linkcode StatusTracker} following its events,
  * pause and resume, and forwarded requests (while offline: an error saying the server cannot be reached, as a
- * command's own connection would).
+ * command's own connection would). Null where there is no Unix socket (see {@linkcode ControlServer.start}).
  */
 export async function startClientControl(
   options: { dir: string; events: EventBus; client: ControlledClient },
-): Promise<ControlServer> {
+): Promise<ControlServer | null> {
   const { client, events } = options;
   const tracker = new StatusTracker();
   const unsubscribe = events.subscribe((event) => tracker.observe(event));

@@ -72,6 +72,7 @@ export async function socketPathOf(dir: string): Promise<SocketPath> {
  */
 export async function makeFallbackDir(dir: string): Promise<void> {
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
+  if (Deno.build.os === "windows") return; // no file modes there
   const info = await Deno.lstat(dir);
   const why = privateFolderProblem(info, Deno.uid());
   if (why) throw new UserError(`Cannot make the control socket in "${dir}": ${why}`);

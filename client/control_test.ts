@@ -19,6 +19,13 @@ const handlers = (over: Partial<ControlHandlers> = {}): ControlHandlers => ({
   ...over,
 });
 
+/** Starts a control server (never null on the systems the tests run on). */
+async function start(options: Parameters<typeof ControlServer.start>[0]): Promise<ControlServer> {
+  const server = await ControlServer.start(options);
+  assert.ok(server, "no Unix socket on this system");
+  return server;
+}
+
 async function folder(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "filesync-control-" });
   await Deno.mkdir(join(dir, STATE_DIR), { mode: 0o700 });
@@ -45,7 +52,7 @@ async function raw(path: string, bytes: Uint8Array, lines: number): Promise<stri
 
 Deno.test("ControlServer: socket 0600 in DIR/.filesync, answers requests, removed at close", async () => {
   const dir = await folder();
-  const server = await ControlServer.start({ dir, events: new EventBus(), handlers: handlers() });
+  const server = await start({ dir, events: new EventBus(), handlers: handlers() });
   try {
     assert.equal(server.path, join(await Deno.realPath(dir), STATE_DIR, "control.sock"));
     const info = await Deno.lstat(server.path);
@@ -67,7 +74,7 @@ Deno.test("ControlServer: socket 0600 in DIR/.filesync, answers requests, remove
 
 Deno.test("ControlServer: malformed and oversized requests get an error reply and break nothing", async () => {
   const dir = await folder();
-  const server = await ControlServer.start({ dir, events: new EventBus(), handlers: handlers() });
+  const server = await start({ dir, events: new EventBus(), handlers: handlers() });
   try {
     const lines = await raw(
       server.path,
@@ -104,7 +111,7 @@ Deno.test("ControlServer: a stale socket is replaced, a live one refused", async
   stale.close();
   await Deno.rename(`${path}.keep`, path);
   assert.ok((await Deno.lstat(path)).isSocket);
-  const server = await ControlServer.start({ dir, events: new EventBus(), handlers: handlers() });
+  const server = await start({ dir, events: new EventBus(), handlers: handlers() });
   try {
     assert.deepEqual(await controlRequest(dir, { op: "resume" }), { ok: true, changed: false });
     await assert.rejects(
@@ -126,7 +133,7 @@ Deno.test("ControlServer: a long folder path puts the socket in the private fall
   const before = Deno.env.get("XDG_RUNTIME_DIR");
   Deno.env.set("XDG_RUNTIME_DIR", runtime);
   try {
-    const server = await ControlServer.start({ dir, events: new EventBus(), handlers: handlers() });
+    const server = await start({ dir, events: new EventBus(), handlers: handlers() });
     try {
       assert.match(server.path, new RegExp(`^${runtime}/filesync/[0-9a-f]{16}\\.sock$`));
       assert.equal((await Deno.lstat(join(runtime, "filesync"))).mode! & 0o777, 0o700);
@@ -150,7 +157,7 @@ Deno.test("ControlServer: a long folder path puts the socket in the private fall
 
 Deno.test("ControlServer: forwarded requests come back as replies or as RpcError", async () => {
   const dir = await folder();
-  const server = await ControlServer.start({
+  const server = await start({
     dir,
     events: new EventBus(),
     handlers: handlers({
@@ -185,7 +192,7 @@ Deno.test("ControlServer: forwarded requests come back as replies or as RpcError
 Deno.test("ControlServer: followers get every event; a slow one is dropped without slowing emit", async () => {
   const dir = await folder();
   const events = new EventBus({ now: () => 5 });
-  const server = await ControlServer.start({
+  const server = await start({
     dir,
     events,
     handlers: handlers(),
@@ -221,7 +228,7 @@ Deno.test("ControlServer: followers get every event; a slow one is dropped witho
 
 Deno.test("clientLink(): a client that is not connected now leaves the command to connect by itself", async () => {
   const dir = await folder();
-  const server = await ControlServer.start({
+  const server = await start({
     dir,
     events: new EventBus(),
     handlers: handlers({ connected: () => false }),

@@ -33,6 +33,7 @@ import {
   saveShownMounts,
 } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
+import { WatchLimitAdvisor } from "./watch_limit.ts";
 import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
 import type { EventBus } from "./events.ts";
@@ -119,6 +120,8 @@ export class SyncClient {
   #local = new Map<string, ScanEntry>();
   #peer: RpcPeer | null = null;
   #watch: FolderWatch | null = null;
+  /** Says once when the inotify watch limit is too small for the folder. */
+  #watchLimit: WatchLimitAdvisor | null = null;
   #stopped = false;
   #fatal: Error | null = null;
   /** The server said this device was revoked (and no login has happened since). */
@@ -257,14 +260,23 @@ export class SyncClient {
     this.#watch?.stop();
     this.#watch = null;
     if (this.#o.watch === false) return;
+    const limit = this.#watchLimit ??= new WatchLimitAdvisor({
+      dir: this.#o.dir,
+      rescanSeconds: this.#o.rescanSeconds ?? 10,
+      say: (line) => this.#o.log(line),
+    });
     try {
       this.#watch = watchFolder(this.#o.dir, (paths, full) => {
         if (full) this.#fullScanDue = true;
         for (const p of paths) this.#dirty.add(p);
         this.#kick();
-      });
+      }, { onError: (error) => void limit.watchFailed(error).catch(() => {}) });
+      limit.check().catch(() => {});
     } catch (error) {
-      this.#o.log(`cannot watch ${this.#o.dir} (${(error as Error).message}); relying on periodic scans`);
+      limit.watchFailed(error).catch(() => false).then((told) => {
+        if (told) return;
+        this.#o.log(`cannot watch ${this.#o.dir} (${(error as Error).message}); relying on periodic scans`);
+      });
     }
   }
 

@@ -13,6 +13,8 @@ export interface WatchOptions {
   maxDelayMs?: number;
   /** Longest time a file still open for writing is held back. @default 1000 */
   openWriteMaxMs?: number;
+  /** Told when the watch ends with an error (e.g. out of inotify watches); the periodic scan carries on. */
+  onError?: (error: unknown) => void;
 }
 
 /** A running watch. */
@@ -143,8 +145,9 @@ export function watchFolder(root: string, onChange: ChangeHandler, options: Watc
         }
         schedule();
       }
-    } catch {
-      // The watch ended (folder removed or watcher closed); the periodic scan carries on.
+    } catch (error) {
+      // The watch ended (folder removed, watcher closed, or out of watches); the periodic scan carries on.
+      options.onError?.(error);
     }
   })();
   return {

@@ -17,7 +17,8 @@ export type AdminRequest =
   | { op: "user-devices"; name: string }
   | { op: "user-revoke"; name: string; device: string }
   | { op: "gc" }
-  | { op: "stats" }
+  /** The running server's statistics (`chunkStore`: with the chunk store's size, which may take a walk). */
+  | { op: "stats"; chunkStore?: boolean }
   | { op: "ping" };
 /** The answer to an {@linkcode AdminRequest}. */
 export type AdminReply =
@@ -38,19 +39,26 @@ export type AdminReply =
 /**
  * Serves admin requests on a unix socket until closed. The socket is made inside a folder of mode 0700 that
  * belongs to this process's user, so no other local user can reach it even in the instant between its
- * creation (with the process's umask) and its chmod to 0600.
+ * creation (with the process's umask) and its chmod to 0600. Resolves null on Windows when the runtime cannot
+ * listen on a unix socket there: the server then runs without one (`filesync user …` only while it is stopped).
  */
 export async function serveAdmin(
   dataDir: string,
   handle: (request: AdminRequest) => Promise<AdminReply>,
-): Promise<Deno.Listener> {
+): Promise<Deno.Listener | null> {
   const path = adminSocketPath(dataDir);
   await makePrivateFolder(dirname(path));
   // A socket left by a version that kept it in the data folder itself.
   await Deno.remove(join(dataDir, "admin.sock")).catch(() => {});
   await Deno.remove(path).catch(() => {});
-  const listener = Deno.listen({ transport: "unix", path });
-  await Deno.chmod(path, 0o600);
+  let listener: Deno.Listener;
+  try {
+    listener = Deno.listen({ transport: "unix", path });
+  } catch (error) {
+    if (Deno.build.os === "windows") return null;
+    throw error;
+  }
+  if (Deno.build.os !== "windows") await Deno.chmod(path, 0o600);
   (async () => {
     for await (const conn of listener) {
       (async () => {
@@ -85,7 +93,7 @@ async function makePrivateFolder(dir: string): Promise<void> {
   if (uid !== null && info.uid !== uid) {
     throw new Error(`Cannot make the admin socket: "${dir}" belongs to another user (uid ${info.uid})`);
   }
-  if (((info.mode ?? 0) & 0o777) !== 0o700) await Deno.chmod(dir, 0o700);
+  if (Deno.build.os !== "windows" && ((info.mode ?? 0) & 0o777) !== 0o700) await Deno.chmod(dir, 0o700);
 }
 
 async function readAll(conn: Deno.Conn): Promise<string> {

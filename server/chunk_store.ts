@@ -33,6 +33,19 @@ export interface ChunkStore {
   delete(id: string): Promise<void>;
   /** Every stored chunk id. */
   list(): AsyncIterable<string>;
+  /**
+   * Optional: how many chunks are stored and the bytes they take in the store (encrypted, as stored). May take
+   * a walk of the whole store; callers cache it.
+   */
+  usage?(): Promise<ChunkUsage>;
+}
+
+/** What {@linkcode ChunkStore.usage} reports. */
+export interface ChunkUsage {
+  /** Stored chunks. */
+  chunks: number;
+  /** Their bytes as stored. */
+  bytes: number;
 }
 
 /** Options of {@linkcode ChunkStore.sync}. */
@@ -282,8 +295,7 @@ export class DiskChunkStore implements ChunkStore {
     using file = await Deno.open(tmp, { read: true });
     await file.syncData();
     await Deno.rename(tmp, path);
-    using dir = await Deno.open(this.#root, { read: true });
-    await dir.sync().catch(() => {});
+    await syncFolder(this.#root);
   }
 
   /** Encrypts and renames every plaintext chunk (a file whose content hashes to its name); the rest stays. */
@@ -328,10 +340,7 @@ export class DiskChunkStore implements ChunkStore {
     if (migrated > 0) {
       // The removals too are durable before the record says "all encrypted": no plaintext copy comes back.
       const dirs = new Set(files.map((file) => file.dir));
-      await Promise.all([...dirs].map(async (dir) => {
-        using handle = await Deno.open(join(this.#root, dir), { read: true });
-        await handle.sync().catch(() => {});
-      }));
+      await Promise.all([...dirs].map((dir) => syncFolder(join(this.#root, dir))));
     }
     return { migrated, unreadable, ours };
   }
@@ -431,10 +440,7 @@ export class DiskChunkStore implements ChunkStore {
     };
     await Promise.all(Array.from({ length: Math.min(32, todo.length) }, worker));
     // The renames live in the folders: sync those too, so a synced chunk cannot vanish after a crash.
-    await Promise.all([...dirs].map(async (dir) => {
-      using handle = Deno.openSync(join(this.#root, dir), { read: true });
-      await handle.sync().catch(() => {}); // not every platform can sync a folder
-    }));
+    await Promise.all([...dirs].map((dir) => syncFolder(join(this.#root, dir))));
     for (const id of todo) this.#unsynced.delete(id);
   }
 
@@ -476,4 +482,49 @@ export class DiskChunkStore implements ChunkStore {
       }
     }
   }
+
+  /**
+   * Counts the stored chunk files and sums their sizes: a walk of the store, one folder (a 256th of it) at a
+   * time with a turn of the event loop in between, so other requests go on meanwhile.
+   */
+  async usage(): Promise<ChunkUsage> {
+    let chunks = 0;
+    let bytes = 0;
+    let dirs: Deno.DirEntry[];
+    try {
+      dirs = listDir(this.#root);
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) return { chunks, bytes };
+      throw error;
+    }
+    for (const dir of dirs) {
+      if (!dir.isDirectory) continue;
+      const folder = join(this.#root, dir.name);
+      let files: Deno.DirEntry[];
+      try {
+        files = listDir(folder);
+      } catch {
+        continue; // removed meanwhile
+      }
+      for (const file of files) {
+        if (!file.isFile || !HEX_NAME.test(file.name)) continue;
+        try {
+          bytes += Deno.lstatSync(join(folder, file.name)).size;
+          chunks++;
+        } catch { /* deleted meanwhile */ }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    return { chunks, bytes };
+  }
+}
+
+/**
+ * fsync of a folder, so that renames into it survive a crash. Windows cannot open a folder to sync it (NTFS
+ * journals the rename itself): nothing to do there; elsewhere a platform that refuses the sync is not an error.
+ */
+async function syncFolder(path: string): Promise<void> {
+  if (Deno.build.os === "windows") return;
+  using dir = await Deno.open(path, { read: true });
+  await dir.sync().catch(() => {});
 }

@@ -143,6 +143,19 @@ function chunkStoreContract(
       assert.deepEqual(await collect(store.list()), all.slice(25).map((c) => c.id).sort());
     });
   });
+  Deno.test(`${name}: usage() counts the stored chunks and at least their bytes`, async () => {
+    await withStore(async (store) => {
+      assert.ok(store.usage, "a store without usage() shows no size in server status");
+      assert.deepEqual(await store.usage(), { chunks: 0, bytes: 0 });
+      const all = Array.from({ length: 5 }, (_, i) => chunk(`usage ${i}`.repeat(i + 1)));
+      await Promise.all(all.map((c) => store.put(c.id, c.data)));
+      const usage = await store.usage();
+      assert.equal(usage.chunks, 5);
+      assert.ok(usage.bytes >= all.reduce((sum, c) => sum + c.data.length, 0), `${usage.bytes} bytes`);
+      await store.delete(all[0].id);
+      assert.equal((await store.usage()).chunks, 4);
+    });
+  });
 }
 
 chunkStoreContract("DiskChunkStore (plaintext, tests only)", (fn) => withDiskStore((store) => fn(store)));

@@ -1,6 +1,7 @@
 // The `filesync server` and `filesync user` commands.
 import { parseArgs } from "node:util";
 import { readPassword } from "../cli/password.ts";
+import { onStopSignals } from "../cli/stop_signals.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { describeDevices } from "../protocol/devices.ts";
 import { safeText } from "../protocol/replies.ts";
@@ -10,13 +11,16 @@ import { validateUserName } from "./auth.ts";
 import { openServerChunks } from "./master_key.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
 import { ensureDataDir, kvLocation, runAdmin, startServer } from "./server.ts";
+import { loadServerConfig, SERVER_OPTIONS, storeOptions } from "./server_config.ts";
+import { blameConfig, CONFIG_FILE } from "../protocol/config_file.ts";
 
 /** Help text of `filesync server`. */
 export const SERVER_HELP = `Usage: filesync server --data DIR --port PORT [options]
 
 Runs the server. DIR holds the metadata (Deno KV), the chunk store, the certificates and the admin socket.
 Without --cert/--key the first start creates a local CA in DIR/certs/ca.pem and prints its fingerprint;
-give that file to clients with --ca. "filesync server fsck --data DIR" checks a stopped server's data folder.
+give that file to clients with --ca. "filesync server fsck --data DIR" checks a stopped server's data folder;
+"filesync server status --data DIR" shows a running one's devices, counters and chunk store size.
 
 Options:
   --data DIR           data folder (created if missing)
@@ -39,6 +43,11 @@ Options:
                        seconds from connect to a finished TLS handshake (default 10)
   --password-checks N  password checks run at once (default: half the cores, at least 1)
   -h, --help           show this help
+
+Config file: DIR/config.json may hold any of these options but --data, as JSON with the long option
+names as keys, e.g. {"port": 8443, "keep-days": 90, "quota": "100G"}; relative paths in it are taken
+from DIR. The command line wins. It must be private to the server's user (chmod 600). "filesync gc",
+"filesync user" and "filesync server fsck" take --kv, --chunks and --master-key from it too.
 `;
 
 /** Help text of `filesync user`. */
@@ -62,38 +71,37 @@ Commands:
 Works whether or not the server is running (through the server's admin socket when it is).
 `;
 
+function parseServerArgs(args: string[]) {
+  return parseArgs({ args, options: SERVER_OPTIONS, strict: true, allowPositionals: false });
+}
+
+/** The values of the server's options. */
+type ServerValues = ReturnType<typeof parseServerArgs>["values"];
+
 /** Runs `filesync server ARGS` until SIGINT/SIGTERM. */
 export async function serverCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      data: { type: "string" },
-      port: { type: "string" },
-      host: { type: "string" },
-      cert: { type: "string" },
-      key: { type: "string" },
-      kv: { type: "string" },
-      chunks: { type: "string" },
-      "master-key": { type: "string" },
-      "keep-days": { type: "string" },
-      "keep-versions": { type: "string" },
-      "max-file-size": { type: "string" },
-      quota: { type: "string" },
-      "max-connections": { type: "string" },
-      "max-connections-per-address": { type: "string" },
-      "handshake-timeout": { type: "string" },
-      "password-checks": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
+  const parsed = parseServerArgs(args);
+  if (parsed.values.help) {
     console.log(SERVER_HELP);
     return 0;
   }
-  if (!values.data) throw new UsageError("Missing --data DIR (see filesync server --help)");
-  if (values.port === undefined) throw new UsageError("Missing --port PORT (see filesync server --help)");
+  // The config file is found through --data, so that one must be on the command line.
+  if (!parsed.values.data) throw new UsageError("Missing --data DIR (see filesync server --help)");
+  const config = await loadServerConfig(parsed.values.data, parsed.values);
+  try {
+    return await runServer(config.values as typeof parsed.values);
+  } catch (error) {
+    throw blameConfig(error, config);
+  }
+}
+
+/** Runs the server with its options merged from the command line and the config file. */
+async function runServer(values: ServerValues): Promise<number> {
+  if (values.port === undefined) {
+    throw new UsageError(
+      `Missing --port PORT (on the command line or in DATA/${CONFIG_FILE}; see filesync server --help)`,
+    );
+  }
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`Invalid --port "${values.port}"`);
@@ -119,7 +127,7 @@ export async function serverCommand(args: string[]): Promise<number> {
   // encryption costs. Not for production use (a plaintext server refuses a data folder with encrypted chunks).
   const plaintextChunks = Deno.env.get("FILESYNC_TEST_PLAINTEXT_CHUNKS") === "1";
   const server = await startServer({
-    dataDir: values.data,
+    dataDir: values.data!,
     port,
     host: values.host,
     certFile: values.cert,
@@ -145,11 +153,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     handshakeTimeoutMs: seconds("--handshake-timeout", values["handshake-timeout"]),
     passwordChecks: positive("--password-checks", values["password-checks"]),
   });
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    Deno.addSignalListener("SIGINT", stop);
-    Deno.addSignalListener("SIGTERM", stop);
-  });
+  await new Promise<void>((resolve) => onStopSignals(resolve));
   console.log(`${new Date().toISOString()} stopping`);
   await server.close();
   return 0;
@@ -221,6 +225,8 @@ export async function gcCommand(args: string[]): Promise<number> {
     return 0;
   }
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync gc --help)");
+  // The stores the server uses, when its config file names them.
+  Object.assign(values, await storeOptions(values.data, values));
   let reply = await adminRequest(values.data, { op: "gc" });
   if (!reply) {
     await ensureDataDir(values.data);
@@ -268,6 +274,8 @@ export async function userCommand(args: string[]): Promise<number> {
     return values.help ? 0 : 2;
   }
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync user --help)");
+  // The stores the server uses, when its config file names them.
+  Object.assign(values, await storeOptions(values.data, values));
   const [command, name, ...rest] = positionals;
   const quotaArg = command === "quota" ? rest.shift() : undefined;
   const deviceArg = command === "revoke" ? rest.shift() : undefined;

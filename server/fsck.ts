@@ -10,6 +10,7 @@ import { openServerChunks } from "./master_key.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
 import type { ChunkRow, MetadataStore } from "./metadata_store.ts";
 import { kvLocation } from "./server.ts";
+import { storeOptions } from "./server_config.ts";
 
 /** One thing fsck found wrong. */
 export interface FsckProblem {
@@ -236,6 +237,8 @@ export async function fsckCommand(args: string[]): Promise<number> {
     if (error instanceof UserError) throw error;
     throw new UserError(`Cannot read data folder "${values.data}": ${(error as Error).message}`);
   }
+  // The stores the server uses, when its config file names them.
+  Object.assign(values, await storeOptions(values.data, values));
   if (values.kv === undefined) {
     try {
       await Deno.stat(kvLocation(values.data));

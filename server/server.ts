@@ -19,6 +19,7 @@ import { DEFAULT_RETENTION } from "./retention.ts";
 import { formatSize } from "../protocol/sizes.ts";
 import { ConnectionCaps } from "./connection_caps.ts";
 import { Session } from "./session.ts";
+import { ChunkUsageCache, ServerCounters, type ServerStatus } from "./server_stats.ts";
 import { LockService } from "./lock_service.ts";
 
 /** Options of {@linkcode startServer}. */
@@ -123,7 +124,8 @@ export async function runAdmin(
   request: AdminRequest,
   options: {
     chunks?: ChunkStore;
-    stats?: () => Record<string, unknown>;
+    /** The running server's statistics; `chunkStore` asks for the chunk store's size too. */
+    stats?: (options: { chunkStore: boolean }) => Promise<Record<string, unknown>>;
     onUserChanged?: (name: string) => void;
     /** Clock and retention for garbage collection. */
     gc?: () => GcOptions;
@@ -144,7 +146,7 @@ export async function runAdmin(
       return { ok: true, report: { ...await collectGarbage(store, chunks, options.gc?.()) } };
     }
     case "stats":
-      return { ok: true, stats: stats?.() ?? {} };
+      return { ok: true, stats: await stats?.({ chunkStore: request.chunkStore === true }) ?? {} };
     case "user-add": {
       validateUserName(request.name);
       const added = await store.addUser(await makeUser(request.name, request.password));
@@ -287,8 +289,26 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   const attacks = new AttackLog(log, { now });
   const traffic = new Map<string, { in: number; out: number }>();
-  const stats = () => ({ traffic: Object.fromEntries(traffic) });
+  const counters = new ServerCounters(Date.now());
+  const chunkUsage = new ChunkUsageCache(chunks);
   const sessions = new Set<Session>();
+  const stats = async (asked: { chunkStore: boolean }): Promise<ServerStatus & Record<string, unknown>> => {
+    const usage = asked.chunkStore ? await chunkUsage.get() : null;
+    return {
+      ...counters,
+      now: Date.now(),
+      connections: sessions.size,
+      devices: [...sessions].filter((s) => s.user !== "").map((s) => ({
+        user: s.user,
+        device: s.device,
+        deviceId: s.deviceId,
+        address: s.remote,
+        since: s.connectedAt,
+      })).sort((a, b) => a.user < b.user ? -1 : a.user > b.user ? 1 : a.since - b.since),
+      ...(usage ? { chunkStore: usage } : {}),
+      traffic: Object.fromEntries(traffic),
+    };
+  };
   // A removed user, or one whose password changed, is logged out everywhere at once.
   const logOut = (name: string) => {
     for (const session of sessions) {
@@ -325,6 +345,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         quotaBytes: options.quotaBytes ?? null,
       }),
   );
+  if (!admin) log("no admin socket on this system: stop the server before running filesync user …");
   // Unreferenced chunks are collected a while after start and then every few hours.
   const gcEveryMs = (options.gcIntervalHours ?? 6) * 3600_000;
   const gcOptions = (): GcOptions => ({ now: now(), retention });
@@ -356,6 +377,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     loginTimeoutMs: options.loginTimeoutMs,
     idleTimeoutMs: options.idleTimeoutMs,
     traffic,
+    counters,
     maxFileBytes,
     quotaBytes: options.quotaBytes,
   };
@@ -394,7 +416,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     clearInterval(gcTimer);
     clearInterval(attackTimer);
     await stopSweeping();
-    admin.close();
+    admin?.close();
     await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
     store.close();
     const code = (error as { code?: string }).code;
@@ -414,7 +436,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       clearInterval(attackTimer);
       attacks.flush();
       listener.close();
-      admin.close();
+      admin?.close();
       await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
       for (const session of sessions) session.peer.close();
       await Promise.all([...sessions].map((s) => s.peer.closed));

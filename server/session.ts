@@ -38,6 +38,7 @@ import { access, allows, type Need } from "./access.ts";
 import type { ChunkStore } from "./chunk_store.ts";
 import { ChunkDamagedError } from "./chunk_cipher.ts";
 import type { CommitLimits } from "./commit_rules.ts";
+import type { ServerCounters } from "./server_stats.ts";
 import type { Hub } from "./hub.ts";
 import { keptVersions, restore, trashList, versionList } from "./history.ts";
 import { type DeviceCursor, resyncReason } from "./journal_check.ts";
@@ -101,6 +102,8 @@ export interface SessionContext {
   quotaBytes?: number;
   /** Locks: LOCK, UNLOCK, LOCKS and their pushes. @default one service per store, on `now` */
   locks?: LockService;
+  /** Counters since start, for `filesync server status`. */
+  counters?: ServerCounters;
 }
 
 type State = "new" | "hello" | "ready";
@@ -132,6 +135,18 @@ export class Session {
   #shareChain: Promise<void> = Promise.resolve();
   #loginBusy = false;
   #failedLogins = 0;
+  /** When the connection was made (ms since 1970). */
+  readonly connectedAt: number = Date.now();
+
+  /** The peer's address and port. */
+  get remote(): string {
+    return this.#remote;
+  }
+
+  /** The logged-in device's name ("" before login). */
+  get device(): string {
+    return this.#device;
+  }
 
   /** The logged-in user ("" before login). */
   get user(): string {
@@ -142,6 +157,7 @@ export class Session {
   constructor(duplex: Duplex, remote: string, ctx: SessionContext) {
     this.#ctx = ctx;
     this.#remote = remote;
+    if (ctx.counters) ctx.counters.sessions++;
     this.peer = new RpcPeer(duplex, {
       onRequest: (frame) => this.#handle(frame),
       maxFrameBytes: PRELOGIN_FRAME_BYTES,
@@ -504,6 +520,7 @@ export class Session {
     const reservation = await this.peer.reserve(MAX_CHUNK_BYTES);
     try {
       const reply = await run();
+      if (this.#ctx.counters) this.#ctx.counters.downloadedBytes += reply.data?.length ?? 0;
       reservation.resize((reply.data?.length ?? 0) + 1024);
       return { ...reply, onSent: () => reservation.release() };
     } catch (error) {
@@ -783,6 +800,7 @@ export class Session {
     // references of concurrent PUTs share one KV write (group commit).
     await this.#ctx.store.addPendingChunk(ns, id);
     this.#known.set(id, data.length);
+    if (this.#ctx.counters) this.#ctx.counters.uploadedBytes += data.length;
     return {};
   }
 
@@ -941,6 +959,7 @@ export class Session {
       holder: this.#holder,
     });
     this.#logCommit(ns, changes, results);
+    if (this.#ctx.counters) this.#ctx.counters.commits += results.filter((r) => r.ok).length;
     this.#ctx.hub.publish(ns, journal);
     return { body: { results } };
   }

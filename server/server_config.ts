@@ -1,0 +1,62 @@
+// The server's config file, DATA/config.json: any option of `filesync server` (the command line wins); the
+// store locations in it (--kv, --chunks, --master-key) also serve `filesync gc`, `user` and `server fsck`.
+import { join } from "node:path";
+import { CONFIG_FILE, loadConfig, type MergedConfig, type OptionValue } from "../protocol/config_file.ts";
+
+/** The options of `filesync server`, as parseArgs takes them (and the keys DATA/config.json may hold). */
+export const SERVER_OPTIONS = {
+  data: { type: "string" },
+  port: { type: "string" },
+  host: { type: "string" },
+  cert: { type: "string" },
+  key: { type: "string" },
+  kv: { type: "string" },
+  chunks: { type: "string" },
+  "master-key": { type: "string" },
+  "keep-days": { type: "string" },
+  "keep-versions": { type: "string" },
+  "max-file-size": { type: "string" },
+  quota: { type: "string" },
+  "max-connections": { type: "string" },
+  "max-connections-per-address": { type: "string" },
+  "handshake-timeout": { type: "string" },
+  "password-checks": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+/** Path of the server's config file in a data folder. */
+export function serverConfigPath(dataDir: string): string {
+  return join(dataDir, CONFIG_FILE);
+}
+
+/**
+ * Merges `DATA/config.json` (if any) into command-line `values` that hold `data`. The file is refused when other
+ * users may read or change it: it may hold credentials (of a database or object store) later.
+ */
+export async function loadServerConfig(
+  dataDir: string,
+  values: Record<string, OptionValue>,
+): Promise<MergedConfig> {
+  return await loadConfig({
+    options: SERVER_OPTIONS,
+    values,
+    file: serverConfigPath(dataDir),
+    command: "filesync server",
+    refuse: { data: "the file is found through --data, which goes on the command line" },
+    paths: ["cert", "key", "kv", "chunks", "master-key"],
+    private: true,
+  });
+}
+
+/**
+ * The store locations for a command that opens the data folder without the server (gc, user, fsck): its own
+ * options, else the server's config file's.
+ */
+export async function storeOptions(
+  dataDir: string,
+  values: { kv?: string; chunks?: string; "master-key"?: string },
+): Promise<{ kv?: string; chunks?: string; "master-key"?: string }> {
+  const merged = await loadServerConfig(dataDir, { ...values }).then((c) => c.values);
+  const pick = (name: "kv" | "chunks" | "master-key") => merged[name] as string | undefined;
+  return { kv: pick("kv"), chunks: pick("chunks"), "master-key": pick("master-key") };
+}
