@@ -2,11 +2,11 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { RpcError } from "../protocol/rpc.ts";
-import { type ControlHandlers, ControlServer, unreachableLine } from "./control.ts";
+import { type ControlHandlers, ControlServer, startClientControl, unreachableLine } from "./control.ts";
 import { clientLink, controlRequest, followEvents } from "./control_client.ts";
 import { MAX_REQUEST_BYTES } from "./control_protocol.ts";
 import { EventBus } from "./events.ts";
-import type { StatusReport } from "./status.ts";
+import type { StatusFacts, StatusReport } from "./status.ts";
 import { STATE_DIR } from "./state.ts";
 
 const handlers = (over: Partial<ControlHandlers> = {}): ControlHandlers => ({
@@ -236,6 +236,65 @@ Deno.test("clientLink(): a client that is not connected now leaves the command t
   try {
     assert.equal(await clientLink(dir), null);
     assert.equal(await clientLink(await Deno.makeTempDir({ dir })), null); // no client at all
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("startClientControl(): status from events and facts; offline forwards say the server is unreachable", async () => {
+  const dir = await folder();
+  const events = new EventBus();
+  let connected = true;
+  const facts: StatusFacts = {
+    server: "h:1",
+    user: "alice",
+    device: "laptop",
+    folder: dir,
+    connected: true,
+    paused: false,
+    inSync: { files: 1, bytes: 2 },
+    pending: null,
+    massStop: null,
+    rootStop: null,
+    conflicts: [],
+  };
+  const server = await startClientControl({
+    dir,
+    events,
+    client: {
+      facts: () => ({ ...facts, connected }),
+      pause: () => true,
+      resume: () => true,
+      mounts: [{ ns: "alice", mount: "" }],
+      get connected() {
+        return connected;
+      },
+      forward: (op) =>
+        connected ? Promise.resolve({ op }) : Promise.reject(new RpcError("offline", "not connected")),
+    },
+  });
+  assert.ok(server);
+  try {
+    events.emit({ type: "synced", files: 1, bytes: 2 });
+    const status = (await controlRequest(dir, { op: "status" }))!.status as StatusReport;
+    assert.equal(status.state, "connected");
+    assert.equal(typeof status.lastSync, "number");
+    assert.equal(status.forwarded, 0);
+    assert.deepEqual(await controlRequest(dir, { op: "rpc", request: "TRASH", body: {} }), {
+      ok: true,
+      message: { op: "TRASH" },
+    });
+    connected = false;
+    events.emit({ type: "offline", server: "h:1", reason: "Cannot reach server h:1: connection refused" });
+    assert.deepEqual(await controlRequest(dir, { op: "rpc", request: "TRASH", body: {} }), {
+      ok: false,
+      error: "Cannot reach server h:1: connection refused",
+      code: "offline",
+    });
+    const after = (await controlRequest(dir, { op: "status" }))!.status as StatusReport;
+    assert.equal(after.state, "offline");
+    assert.equal(after.forwarded, 2);
   } finally {
     await server.close();
     await Deno.remove(dir, { recursive: true });

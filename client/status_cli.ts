@@ -188,6 +188,7 @@ async function follow(
       }
     }, signal);
     if (!running) throw noClient(root);
+    if (!signal.aborted && !options.json) options.print(`the client for ${root} stopped`);
     return 0;
   } finally {
     stopListening();
