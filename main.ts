@@ -2,6 +2,7 @@
 import { clientCommand, confirmDeletesCommand } from "./client/cli.ts";
 import { devicesCommand } from "./client/devices_cli.ts";
 import { restoreCommand, trashCommand, versionsCommand } from "./client/history_cli.ts";
+import { getCommand, lsCommand, putCommand, rmCommand } from "./client/remote_cli.ts";
 import { lockCommand, locksCommand, unlockCommand } from "./client/lock_cli.ts";
 import { shareCommand, sharesCommand, unshareCommand } from "./client/share_cli.ts";
 import { pauseCommand, statusCommand } from "./client/status_cli.ts";
@@ -38,6 +39,10 @@ Usage:
   filesync share PATH --with USER [--write] [--dir DIR]
   filesync unshare PATH [--with USER] [--dir DIR]
   filesync shares [--json] [--dir DIR]
+  filesync ls [REMOTE_PATH] [--json] [--server HOST:PORT --user NAME] [--ca FILE]
+  filesync get REMOTE_PATH [LOCAL] [--force] [--server HOST:PORT --user NAME] [--ca FILE]
+  filesync put LOCAL [REMOTE_PATH] [--server HOST:PORT --user NAME] [--ca FILE]
+  filesync rm REMOTE_PATH [-r] [--server HOST:PORT --user NAME] [--ca FILE]
 
 Run "filesync COMMAND --help" for a command's options. Passwords are never taken on the command line:
 set FILESYNC_PASSWORD, pipe them on standard input, or type them when asked.
@@ -83,6 +88,14 @@ async function main(args: string[]): Promise<number> {
       return await unshareCommand(rest);
     case "shares":
       return await sharesCommand(rest);
+    case "ls":
+      return await lsCommand(rest);
+    case "get":
+      return await getCommand(rest);
+    case "put":
+      return await putCommand(rest);
+    case "rm":
+      return await rmCommand(rest);
     case "--version":
     case "-V":
       console.log(`filesync ${VERSION}`);
@@ -95,7 +108,7 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, server status, user, client, gc, versions, restore, trash, confirm-deletes, status, pause, resume, devices, lock, unlock, locks, share, unshare, shares; ` +
+        `Unknown command "${command}" (server, server status, user, client, gc, versions, restore, trash, confirm-deletes, status, pause, resume, devices, lock, unlock, locks, share, unshare, shares, ls, get, put, rm; ` +
           "see filesync --help)",
       );
   }

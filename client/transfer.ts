@@ -98,7 +98,7 @@ export interface SendOptions {
 export async function sendFile(
   peer: RpcPeer,
   root: string,
-  scanner: Scanner,
+  scanner: Pick<Scanner, "hashedRows">,
   path: string,
   stat: { size: number; mtime: number; ino: number | null },
   options: SendOptions = {},
