@@ -4,7 +4,7 @@ import { formatSize } from "../protocol/sizes.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { controlRequest, followEvents } from "./control_client.ts";
 import { eventLevel, shown } from "./events.ts";
-import { formatEvent, timedLine, toJsonLine } from "./follow_format.ts";
+import { formatEvent, timedLine, toJsonLine } from "./event_format.ts";
 import { findSyncRoot } from "./held_deletes.ts";
 import { formatTime } from "./history_cli.ts";
 import type { PendingWork, StatusReport } from "./status.ts";

@@ -50,7 +50,7 @@ Deno.test("control socket: status, follow, pause/resume, lock and versions throu
   await using follower = new Proc("follow", ["status", "--follow", "--json", "--dir", dirA]);
   await waitFor(async () => (await status(dirA))?.followers === 1);
   await Deno.writeTextFile(join(dirA, "two.txt"), "second");
-  await follower.waitForOutput(/"type":"(uploaded","[^\n]*two\.txt|synced","[^\n]*"files":2)/);
+  await follower.waitForOutput(/"type":"uploaded",[^\n]*"path":"two\.txt"/);
 
   // Paused: a new file on A stays there, and status says so.
   const paused = await run(["pause", "--dir", dirA]);
@@ -93,6 +93,10 @@ Deno.test("control socket: status, follow, pause/resume, lock and versions throu
 
   // The server gone: a command through the client says it cannot be reached, as it would by itself.
   await world.server.stop();
+  await waitFor(async () => (last = await status(dirA))?.state === "offline", {
+    message: () => `status: ${JSON.stringify(last)}`,
+  });
+  assert.match(last!.offlineReason!, /./);
   const offline = await run(["locks", "--dir", dirA]);
   assert.equal(offline.code, 1);
   assert.match(offline.output, /^filesync: Cannot reach server 127\.0\.0\.1:\d+/);
