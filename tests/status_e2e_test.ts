@@ -32,7 +32,7 @@ Deno.test("control socket: status, follow, pause/resume, lock and versions throu
   await Deno.writeTextFile(join(dirA, "one.txt"), "hello");
   await waitForFile(join(dirB, "one.txt"), "hello");
   let last: StatusReport | null = null;
-  await waitFor(async () => (last = await status(dirA))?.inSync.files === 1, {
+  await waitFor(async () => (last = await status(dirA))?.inSync.files === 1 && last!.lastSync !== null, {
     message: () => `status: ${JSON.stringify(last)}`,
   });
   assert.equal(last!.state, "connected");
