@@ -578,7 +578,11 @@ export class SyncClient {
         const [path, entry] of adjustBase(reason, { base: mine(state.base), remote: mine(state.remote) })
       ) {
         state.setBase(path, entry);
-        if (entry === null) dropped++;
+        if (entry === null) {
+          dropped++;
+          // This server may lack the chunks another one had: upload them rather than trust the local index.
+          this.#distrust.add(path);
+        }
         this.#dirty.add(path);
       }
       if (dropped > 0) this.#notice(`resync: ${dropped} paths to compare again with the server`);
