@@ -1,7 +1,7 @@
 // End-to-end test of a client with several servers: node certificates from one CA, and the move to the next
 // node when the one in use is killed.
 import assert from "node:assert/strict";
-import { addUser, run, startClient, startServer, TempDir, waitFor } from "./harness.ts";
+import { addUser, Proc, run, startServer, TempDir, waitFor } from "./harness.ts";
 
 const USER = "alice";
 const PASSWORD = "correct horse battery";
@@ -36,15 +36,15 @@ Deno.test("a client with two servers moves to the second when the first is kille
   assert.match(node2.output, /using certificate .*node2\.pem/);
   await Promise.all([addUser(node1.dataDir, USER, PASSWORD), addUser(node2.dataDir, USER, PASSWORD)]);
 
+  // The two servers as a list in the folder's config file.
   const dir = tmp.join("laptop");
-  await using client = startClient({
-    server: node1.address,
-    ca: node1.caPath,
-    user: USER,
-    password: PASSWORD,
-    dir,
-    device: "laptop",
-    extraArgs: ["--server", node2.address],
+  await Deno.mkdir(`${dir}/.filesync`, { recursive: true });
+  await Deno.writeTextFile(
+    `${dir}/.filesync/config.json`,
+    JSON.stringify({ server: [node1.address, node2.address], ca: node1.caPath, user: USER, rescan: 2 }),
+  );
+  await using client = new Proc("client laptop", ["client", "--dir", dir, "--device", "laptop"], {
+    env: { FILESYNC_PASSWORD: PASSWORD },
   });
   await client.waitForOutput(new RegExp(`connected to ${node1.address}`));
   assert.match(client.output, new RegExp(`syncing ${dir} with ${node1.address}, ${node2.address} as alice`));
