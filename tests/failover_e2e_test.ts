@@ -79,4 +79,29 @@ Deno.test("a client with two servers moves to the second when the first is kille
   for await (const entry of Deno.readDir(dir)) names.push(entry.name);
   assert.deepEqual(names.sort(), [".filesync", "a.txt", "b.txt"]);
   assert.doesNotMatch(client.output, /refused/);
+
+  // Started again with one --server, which replaces the file's list: the folder now names that one alone, and
+  // carries on with node 2's journal (no resync).
+  assert.equal(await client.stop(), 0);
+  await using again = new Proc("client laptop", [
+    "client",
+    "--dir",
+    dir,
+    "--device",
+    "laptop",
+    "--server",
+    node2.address,
+  ], {
+    env: { FILESYNC_PASSWORD: PASSWORD },
+  });
+  await again.waitForOutput(new RegExp(`connected to ${node2.address}`));
+  assert.match(
+    again.output,
+    new RegExp(
+      `note: this folder was last synced with ${node1.address}, ${node2.address}; now using ${node2.address}`,
+    ),
+  );
+  assert.doesNotMatch(again.output, /resynchroniz/);
+  const updated = JSON.parse(await Deno.readTextFile(`${dir}/.filesync/device.json`));
+  assert.deepEqual([updated.server, updated.servers], [node2.address, undefined]);
 });
