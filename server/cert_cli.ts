@@ -1,6 +1,6 @@
 // The `filesync server cert` command: a certificate for another server node, signed by this data folder's CA.
 import { parseArgs } from "node:util";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { issueNodeCertificate } from "../certs/ca.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 
@@ -69,6 +69,11 @@ export async function certCommand(args: string[]): Promise<number> {
       throw new UsageError(bad ? `Invalid --name "${bad[1]}": ${bad[2]}` : error.message);
     }
     throw new UserError((error as Error).message);
+  }
+  try {
+    await Deno.mkdir(dirname(paths.key), { recursive: true });
+  } catch (error) {
+    throw new UserError(`Cannot create folder "${dirname(paths.key)}": ${(error as Error).message}`);
   }
   // The key first, the certificate last: a certificate on disk always has its key beside it.
   await writeNew(paths.key, node.keyPem, 0o600);

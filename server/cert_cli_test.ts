@@ -59,6 +59,10 @@ Deno.test("filesync server cert writes a CA-signed certificate and a 0600 key, a
         error.message === `"${out}.pem" already exists: remove it first, or give another --out`,
     );
     assert.equal(await Deno.readTextFile(`${out}-key.pem`), before);
+    // A folder (a path ending in /) is made if missing; the files are named after the first --name.
+    assert.equal(await certCommand(["--data", data, "--name", "node3.lan", "--out", `${dir}/nodes/`]), 0);
+    assert.ok((await Deno.stat(join(dir, "nodes", "node3.lan.pem"))).isFile);
+    assert.ok((await Deno.stat(join(dir, "nodes", "node3.lan-key.pem"))).isFile);
   });
 });
 
