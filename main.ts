@@ -10,6 +10,7 @@ import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 import { fsckCommand } from "./server/fsck.ts";
 import { serverStatusCommand } from "./server/status_cli.ts";
+import { certCommand } from "./server/cert_cli.ts";
 
 /** Version printed by --version. */
 export const VERSION = "0.1.0";
@@ -20,10 +21,11 @@ Usage:
   filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
   filesync server fsck --data DIR [--json]
   filesync server status --data DIR [--json]
+  filesync server cert --data DIR --name HOST [--name HOST …] --out PREFIX
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync user devices NAME [--json] --data DIR
   filesync user revoke NAME DEVICE --data DIR
-  filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
+  filesync client --server HOST:PORT [--server HOST:PORT …] --user NAME --dir DIR [--ca FILE] [--device NAME]
   filesync confirm-deletes [--dir DIR]
   filesync status [--dir DIR] [--json] [--follow]
   filesync pause [--dir DIR]
@@ -54,6 +56,7 @@ async function main(args: string[]): Promise<number> {
     case "server":
       if (rest[0] === "fsck") return await fsckCommand(rest.slice(1));
       if (rest[0] === "status") return await serverStatusCommand(rest.slice(1));
+      if (rest[0] === "cert") return await certCommand(rest.slice(1));
       return await serverCommand(rest);
     case "user":
       return await userCommand(rest);

@@ -32,7 +32,7 @@ export type SafetyStopReport =
 
 /** What the SyncClient knows when status is asked (the rest comes from events). */
 export interface StatusFacts {
-  /** `HOST:PORT`. */
+  /** `HOST:PORT` of the first server of the list (the one connected to comes from its `connected` event). */
   server: string;
   user: string;
   device: string;
@@ -58,6 +58,7 @@ export interface StatusFacts {
  */
 export interface StatusReport {
   state: ClientStateName;
+  /** `HOST:PORT`: the server connected to, else the first of the list. */
   server: string;
   user: string;
   device: string;
@@ -120,6 +121,8 @@ function less(totals: Totals, bytes: number): void {
  */
 export class StatusTracker {
   #offline: string | null = null;
+  /** The server of the last `connected` event. */
+  #server: string | null = null;
   #pending = none();
   #transfers = new Map<string, TransferProgress>();
   #lastSync: number | null = null;
@@ -130,6 +133,7 @@ export class StatusTracker {
     switch (event.type) {
       case "connected":
         this.#offline = null;
+        this.#server = event.server;
         break;
       case "offline":
         this.#offline = event.reason;
@@ -198,7 +202,7 @@ export class StatusTracker {
     const pending = facts.paused && facts.pending ? facts.pending : this.#pending;
     return {
       state,
-      server: facts.server,
+      server: facts.connected && this.#server !== null ? this.#server : facts.server,
       user: facts.user,
       device: facts.device,
       folder: facts.folder,
