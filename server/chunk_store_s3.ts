@@ -113,8 +113,9 @@ export function parseS3Spec(spec: string): S3Location {
  * environment wins), else the config file's. Both or neither; none at all is a one-line error.
  */
 export function s3Credentials(fromConfig: Partial<S3Credentials> = {}): S3Credentials {
-  const envId = Deno.env.get("AWS_ACCESS_KEY_ID");
-  const envSecret = Deno.env.get("AWS_SECRET_ACCESS_KEY");
+  // Set but empty counts as unset.
+  const envId = Deno.env.get("AWS_ACCESS_KEY_ID") || undefined;
+  const envSecret = Deno.env.get("AWS_SECRET_ACCESS_KEY") || undefined;
   if (envId !== undefined || envSecret !== undefined) {
     if (!envId || !envSecret) {
       throw new UserError("Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the S3 chunk store");
