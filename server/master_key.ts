@@ -3,7 +3,7 @@
 import { dirname, join } from "node:path";
 import { UserError } from "../protocol/user_error.ts";
 import { ChunkCipher, defaultChunkCrypto, MASTER_KEY_BYTES } from "./chunk_cipher.ts";
-import { type ChunkStore, chunkStoreRecord, openChunkStore, WrongKeyError } from "./chunk_store.ts";
+import { type ChunkStore, chunkStoreRecord, isS3Spec, openChunkStore, WrongKeyError } from "./chunk_store.ts";
 import type { S3Credentials } from "./chunk_store_s3.ts";
 
 /** Where the master key lives unless `--master-key FILE` says otherwise: `DIR/keys/master.key`. */
@@ -169,6 +169,7 @@ export async function openServerChunks(
         `they are (fsck reports the chunks they should hold)`,
     );
   }
+  if (isS3Spec(spec)) lines.push(`chunks in ${root}`);
   const { reason } = defaultChunkCrypto();
   const encryption = `AES-256-GCM through ${cipher.crypto.name}` +
     (reason ? ` (libcrypto not used: ${reason})` : "");

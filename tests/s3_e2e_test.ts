@@ -33,6 +33,7 @@ if (s3) {
       const content = randomBytes(3 * 1024 * 1024 + 12345, 11);
       {
         await using server = await startServer(data, [], 0, env);
+        assert.match(server.output, new RegExp(`chunks in s3://${s3.bucket}/${prefix}\n`));
         assert.ok(!server.output.includes(s3.secretAccessKey), "the secret is not logged");
         await addUser(data, "alice", "pw");
         const login = { server, user: "alice", password: "pw" };
@@ -123,4 +124,16 @@ Deno.test("filesync server refuses an S3 chunk store URL that carries keys, in o
   assert.equal(code, 1, output);
   assert.match(output, /^filesync: .*The chunk store URL must not carry keys .*AWS_ACCESS_KEY_ID.*\n$/);
   assert.ok(!output.includes(secret), output);
+  const flag = await run([
+    "server",
+    "--data",
+    tmp.join("server"),
+    "--port",
+    "0",
+    "--s3-secret-access-key",
+    secret,
+  ]);
+  assert.equal(flag.code, 2, "the keys are no command-line option: " + flag.output);
+  assert.match(flag.output, /Unknown option '--s3-secret-access-key'/);
+  assert.ok(!flag.output.includes(secret), flag.output);
 });

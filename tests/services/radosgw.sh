@@ -19,7 +19,7 @@ STEP_TIMEOUT=60
 export CEPH_CONF=$CONF
 
 START=$(date +%s.%N)
-log() { printf '[radosgw.sh %5.1fs] %s\n' "$(echo "$(date +%s.%N) - $START" | bc)" "$*" >&2; }
+log() { printf "[radosgw.sh %5.1fs] %s\n" "$(awk -v a="$(date +%s.%N)" -v b="$START" "BEGIN { print a - b }")" "$*" >&2; }
 die() {
   log "ERROR: $*"
   exit 1
@@ -63,8 +63,8 @@ up) ;;
 esac
 
 # ---------------------------------------------------------------- up: from scratch
-for b in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool ceph curl bc; do
-  command -v "$b" >/dev/null || die "$b is missing: apt-get install radosgw ceph-mon ceph-osd ceph-common"
+for b in ceph-mon ceph-osd radosgw radosgw-admin monmaptool ceph-authtool ceph curl; do
+  command -v "$b" >/dev/null || die "$b is missing: apt-get install radosgw ceph-mon ceph-osd ceph-common curl"
 done
 [[ -e $DIR ]] && down
 mkdir -p "$DIR"/{run,log,crash,rgw}
