@@ -298,24 +298,36 @@ export class S3ChunkStore implements ChunkStore {
       null,
       2,
     );
-    try {
-      await this.#send((c) =>
-        c.send(
-          new PutObjectCommand({
-            Bucket: this.#location.bucket,
-            Key: this.#location.prefix + ENCRYPTION_FILE,
-            Body: new TextEncoder().encode(text + "\n"),
-            ContentType: "application/json",
-            IfNoneMatch: "*",
-          }),
-        )
-      );
-    } catch (error) {
-      if (statusOf(error) !== 412 && statusOf(error) !== 409) throw error;
-      // Another node wrote it first: it must be the same key.
-      return await this.open(options);
+    for (let attempt = 0;; attempt++) {
+      try {
+        await this.#send((c) =>
+          c.send(
+            new PutObjectCommand({
+              Bucket: this.#location.bucket,
+              Key: this.#location.prefix + ENCRYPTION_FILE,
+              Body: new TextEncoder().encode(text + "\n"),
+              ContentType: "application/json",
+              IfNoneMatch: "*",
+            }),
+          )
+        );
+        return report;
+      } catch (error) {
+        const status = statusOf(error);
+        if (status !== 412 && status !== 409) throw error;
+        // Another node is writing it or wrote it first: it must be the same key.
+        const theirs = await this.readRecord();
+        if (theirs === null && attempt < 5) continue; // 409: their write has not landed yet
+        if (theirs?.keyCheck !== cipher.keyCheck) {
+          throw new WrongKeyError(
+            `The master key does not match the chunks in "${this.where}": another server just stored them ` +
+              `with another key`,
+          );
+        }
+        report.firstEncrypted = false;
+        return report;
+      }
     }
-    return report;
   }
 
   /** The chunk name an object key holds (`PREFIX/ab/ab…`), or null for any other object. */

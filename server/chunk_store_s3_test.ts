@@ -235,6 +235,28 @@ function registerS3Tests(s3: TestS3) {
     }, new ChunkCipher(KEY));
   });
 
+  Deno.test("S3ChunkStore: nodes opening a new prefix at once write one key check; another key loses", async () => {
+    const prefix = freshPrefix("race");
+    const stores = [KEY, KEY, KEY, OTHER_KEY].map((key) =>
+      new S3ChunkStore(location(prefix), { credentials, cipher: new ChunkCipher(key) })
+    );
+    try {
+      const results = await Promise.allSettled(stores.map((store) => store.open()));
+      // Either the three with KEY open and OTHER_KEY is refused, or OTHER_KEY won and the three are refused.
+      const otherWon = results[3].status === "fulfilled";
+      for (const [i, result] of results.entries()) {
+        const shouldOpen = otherWon ? i === 3 : i < 3;
+        assert.equal(result.status, shouldOpen ? "fulfilled" : "rejected", `store ${i}`);
+        if (result.status === "rejected") {
+          assert.ok(result.reason instanceof WrongKeyError, String(result.reason));
+        }
+      }
+    } finally {
+      for (const store of stores) store.close();
+      await removePrefix(s3, prefix);
+    }
+  });
+
   Deno.test("S3ChunkStore: chunks of another key without a key check are refused, not adopted", async () => {
     await withS3Store(async (store, prefix) => {
       const a = chunk("another key's");
