@@ -45,6 +45,8 @@ export interface S3Credentials {
   accessKeyId: string;
   /** AWS_SECRET_ACCESS_KEY or the config file's `s3-secret-access-key`. */
   secretAccessKey: string;
+  /** AWS_SESSION_TOKEN, for temporary keys (environment only). */
+  sessionToken?: string;
 }
 
 /** How many requests one store has in flight at most (radosgw on 2 cores is saturated by 16). */
@@ -109,8 +111,8 @@ export function parseS3Spec(spec: string): S3Location {
 }
 
 /**
- * The keys of an S3 store: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY when set (like the command line, the
- * environment wins), else the config file's. Both or neither; none at all is a one-line error.
+ * The keys of an S3 store: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) when set (like the
+ * command line, the environment wins), else the config file's. Both or neither; none at all is a one-line error.
  */
 export function s3Credentials(fromConfig: Partial<S3Credentials> = {}): S3Credentials {
   // Set but empty counts as unset.
@@ -120,10 +122,11 @@ export function s3Credentials(fromConfig: Partial<S3Credentials> = {}): S3Creden
     if (!envId || !envSecret) {
       throw new UserError("Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the S3 chunk store");
     }
-    return { accessKeyId: envId, secretAccessKey: envSecret };
+    const sessionToken = Deno.env.get("AWS_SESSION_TOKEN") || undefined;
+    return { accessKeyId: envId, secretAccessKey: envSecret, ...(sessionToken ? { sessionToken } : {}) };
   }
   const { accessKeyId, secretAccessKey } = fromConfig;
-  if (accessKeyId && secretAccessKey) return { accessKeyId, secretAccessKey };
+  if (accessKeyId && secretAccessKey) return { accessKeyId, secretAccessKey }; // a session token expires: not in a file
   if (accessKeyId || secretAccessKey) {
     throw new UserError("DATA/config.json needs both s3-access-key-id and s3-secret-access-key");
   }

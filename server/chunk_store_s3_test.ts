@@ -24,17 +24,19 @@ const OTHER_KEY = Uint8Array.from({ length: 32 }, (_, i) => 255 - i);
 const SECRET = "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY";
 
 /** Runs `fn` with the AWS key variables set as given (unset when undefined), restoring them afterwards. */
-async function withAwsEnv(env: { id?: string; secret?: string }, fn: () => unknown): Promise<void> {
-  const saved = [Deno.env.get("AWS_ACCESS_KEY_ID"), Deno.env.get("AWS_SECRET_ACCESS_KEY")];
+async function withAwsEnv(
+  env: { id?: string; secret?: string; token?: string },
+  fn: () => unknown,
+): Promise<void> {
+  const names = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+  const saved = names.map((name) => Deno.env.get(name));
   const set = (name: string, value: string | undefined) =>
     value === undefined ? Deno.env.delete(name) : Deno.env.set(name, value);
-  set("AWS_ACCESS_KEY_ID", env.id);
-  set("AWS_SECRET_ACCESS_KEY", env.secret);
+  [env.id, env.secret, env.token].forEach((value, i) => set(names[i], value));
   try {
     await fn();
   } finally {
-    set("AWS_ACCESS_KEY_ID", saved[0]);
-    set("AWS_SECRET_ACCESS_KEY", saved[1]);
+    saved.forEach((value, i) => set(names[i], value));
   }
 }
 
@@ -89,6 +91,13 @@ Deno.test("s3Credentials(): the environment wins, the config file otherwise, bot
     });
     assert.throws(() => s3Credentials({}), /needs keys: set AWS_ACCESS_KEY_ID/);
     assert.throws(() => s3Credentials({ accessKeyId: "FILEID" }), /needs both s3-access-key-id/);
+  });
+  await withAwsEnv({ id: "ENVID", secret: "envsecret", token: "tok" }, () => {
+    assert.deepEqual(s3Credentials({}), {
+      accessKeyId: "ENVID",
+      secretAccessKey: "envsecret",
+      sessionToken: "tok",
+    });
   });
   await withAwsEnv({ id: "ENVID" }, () => {
     assert.throws(() => s3Credentials({}), /Set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/);
