@@ -2,7 +2,7 @@
 import { join } from "node:path";
 import { sha256Hex } from "../protocol/hash.ts";
 import { type ChunkCipher, SEAL_OVERHEAD, SEALED_HEAD_BYTES } from "./chunk_cipher.ts";
-import type { S3Credentials } from "./chunk_store_s3.ts";
+import { parseS3Spec, type S3Credentials, s3Credentials } from "./s3_location.ts";
 
 /**
  * Where chunk bytes live, addressed by their SHA-256 (lowercase hex). `put` is atomic (a chunk is absent or
@@ -108,10 +108,10 @@ export async function chunkStoreRecord(
     const root = chunkStoreRoot(spec);
     return { where: root, record: readEncryptionRecord(root) };
   }
-  const s3 = await import("./chunk_store_s3.ts");
-  const store = new s3.S3ChunkStore(s3.parseS3Spec(spec), {
-    credentials: s3.s3Credentials(options.s3Credentials),
-  });
+  const location = parseS3Spec(spec);
+  const credentials = s3Credentials(options.s3Credentials);
+  const { S3ChunkStore } = await import("./chunk_store_s3.ts");
+  const store = new S3ChunkStore(location, { credentials });
   try {
     return { where: store.where, record: await store.readRecord() };
   } finally {
@@ -134,11 +134,10 @@ export async function openChunkStore(
   options: OpenChunkStoreOptions,
 ): Promise<{ store: ChunkStore; report: OpenReport }> {
   if (isS3Spec(spec)) {
-    const s3 = await import("./chunk_store_s3.ts");
-    const store = new s3.S3ChunkStore(s3.parseS3Spec(spec), {
-      credentials: s3.s3Credentials(options.s3Credentials),
-      cipher: options.cipher ?? undefined,
-    });
+    const location = parseS3Spec(spec);
+    const credentials = s3Credentials(options.s3Credentials);
+    const { S3ChunkStore } = await import("./chunk_store_s3.ts");
+    const store = new S3ChunkStore(location, { credentials, cipher: options.cipher ?? undefined });
     try {
       return { store, report: await store.open({ readOnly: options.readOnly }) };
     } catch (error) {

@@ -1,4 +1,4 @@
-// The contract every ChunkStore meets (disk always, S3 when FILESYNC_TEST_S3 names a server): put, get, list, delete.
+// The contract every ChunkStore meets (disk always, S3 when FILESYNC_TEST_S3 names one): put, get, list, delete.
 
 import assert from "node:assert/strict";
 import { sha256Hex } from "../protocol/hash.ts";

@@ -1,5 +1,5 @@
-// Tests for the S3 chunk store: URL and key parsing always; the ChunkStore contract and S3 details against a real
-// S3 server (radosgw) when FILESYNC_TEST_S3 names one (tests/services/radosgw.sh).
+// Tests for the S3 chunk store: URL and key parsing (s3_location.ts) always; the ChunkStore contract and S3
+// details against a real S3 server (radosgw) when FILESYNC_TEST_S3 names one (tests/services/radosgw.sh).
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -8,7 +8,8 @@ import { UserError } from "../protocol/user_error.ts";
 import { ChunkCipher, ChunkDamagedError } from "./chunk_cipher.ts";
 import { DiskChunkStore, ENCRYPTION_FILE, openChunkStore, WrongKeyError } from "./chunk_store.ts";
 import { chunk, chunkStoreContract, collect } from "./chunk_store_contract.ts";
-import { parseS3Spec, S3ChunkStore, s3Credentials, type S3Location } from "./chunk_store_s3.ts";
+import { S3ChunkStore } from "./chunk_store_s3.ts";
+import { parseS3Spec, s3Credentials, type S3Location } from "./s3_location.ts";
 import {
   freshPrefix,
   keysBelow,

@@ -4,7 +4,7 @@ import { dirname, join } from "node:path";
 import { UserError } from "../protocol/user_error.ts";
 import { ChunkCipher, defaultChunkCrypto, MASTER_KEY_BYTES } from "./chunk_cipher.ts";
 import { type ChunkStore, chunkStoreRecord, isS3Spec, openChunkStore, WrongKeyError } from "./chunk_store.ts";
-import type { S3Credentials } from "./chunk_store_s3.ts";
+import type { S3Credentials } from "./s3_location.ts";
 
 /** Where the master key lives unless `--master-key FILE` says otherwise: `DIR/keys/master.key`. */
 export function defaultMasterKeyPath(dataDir: string): string {

@@ -1,5 +1,5 @@
-// End-to-end: a server with its chunks in a real S3 bucket (radosgw; only when FILESYNC_TEST_S3 names one) syncs,
-// stores only ciphertext there, serves again after a restart, and gc and fsck work on the bucket.
+// End-to-end: a server with its chunks in a real S3 bucket (radosgw; only when FILESYNC_TEST_S3 names one)
+// syncs, stores only ciphertext there, serves again after a restart, and gc and fsck work on the bucket.
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { GetObjectCommand, type GetObjectCommandOutput } from "@aws-sdk/client-s3";
