@@ -5,10 +5,12 @@ import { restoreCommand, trashCommand, versionsCommand } from "./client/history_
 import { getCommand, lsCommand, putCommand, rmCommand } from "./client/remote_cli.ts";
 import { lockCommand, locksCommand, unlockCommand } from "./client/lock_cli.ts";
 import { shareCommand, sharesCommand, unshareCommand } from "./client/share_cli.ts";
+import { pauseCommand, statusCommand } from "./client/status_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 import { fsckCommand } from "./server/fsck.ts";
 import { serverStatusCommand } from "./server/status_cli.ts";
+import { certCommand } from "./server/cert_cli.ts";
 
 /** Version printed by --version. */
 export const VERSION = "0.1.0";
@@ -19,11 +21,15 @@ Usage:
   filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
   filesync server fsck --data DIR [--json]
   filesync server status --data DIR [--json]
+  filesync server cert --data DIR --name HOST [--name HOST …] --out PREFIX
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync user devices NAME [--json] --data DIR
   filesync user revoke NAME DEVICE --data DIR
-  filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
+  filesync client --server HOST:PORT [--server HOST:PORT …] --user NAME --dir DIR [--ca FILE] [--device NAME]
   filesync confirm-deletes [--dir DIR]
+  filesync status [--dir DIR] [--json] [--follow]
+  filesync pause [--dir DIR]
+  filesync resume [--dir DIR]
   filesync gc --data DIR
   filesync versions PATH [--json] [--dir DIR]
   filesync restore PATH [--version ID] [--as NEWPATH] [--dir DIR]
@@ -50,6 +56,7 @@ async function main(args: string[]): Promise<number> {
     case "server":
       if (rest[0] === "fsck") return await fsckCommand(rest.slice(1));
       if (rest[0] === "status") return await serverStatusCommand(rest.slice(1));
+      if (rest[0] === "cert") return await certCommand(rest.slice(1));
       return await serverCommand(rest);
     case "user":
       return await userCommand(rest);
@@ -57,6 +64,11 @@ async function main(args: string[]): Promise<number> {
       return await clientCommand(rest);
     case "confirm-deletes":
       return await confirmDeletesCommand(rest);
+    case "status":
+      return await statusCommand(rest);
+    case "pause":
+    case "resume":
+      return await pauseCommand(command, rest);
     case "gc":
       return await gcCommand(rest);
     case "versions":
@@ -99,7 +111,7 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, server status, user, client, gc, versions, restore, trash, confirm-deletes, devices, lock, unlock, locks, share, unshare, shares, ls, get, put, rm; ` +
+        `Unknown command "${command}" (server, server status, user, client, gc, versions, restore, trash, confirm-deletes, status, pause, resume, devices, lock, unlock, locks, share, unshare, shares, ls, get, put, rm; ` +
           "see filesync --help)",
       );
   }

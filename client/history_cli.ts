@@ -5,7 +5,8 @@ import type { WireNamespace, WireTrashItem, WireVersion } from "../protocol/mess
 import { PathError, validatePath } from "../protocol/paths.ts";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
-import { openConnection, parseServerAddress } from "./connection.ts";
+import { openFirstReachable, parseServerAddress } from "./connection.ts";
+import { clientLink, type ServerLink } from "./control_client.ts";
 import { formatSize } from "./executor.ts";
 import { mountableViews, MountTable } from "./mounts.ts";
 import {
@@ -15,6 +16,7 @@ import {
   readDeviceInfo,
   readShownMounts,
   readToken,
+  savedServers,
   STATE_DIR,
 } from "./state.ts";
 
@@ -139,24 +141,38 @@ export function savedAddress(saved: string): { hostname: string; port: number } 
  * invalid saved address, or a server that cannot be reached or trusted. The caller closes the peer.
  */
 export async function connect(folder: SyncedFolder): Promise<RpcPeer> {
-  return (await connectMounted(folder)).peer;
+  return (await connectDirect(folder)).peer;
+}
+
+/**
+ * A link to the folder's server and where its namespaces show in the folder: through the client running for
+ * the folder when there is one (its own connection; see client/control.ts), else a connection of its own
+ * ({@linkcode connect}). Errors are the same either way.
+ */
+export async function connectMounted(
+  folder: SyncedFolder,
+): Promise<{ peer: ServerLink; mounts: MountTable }> {
+  const viaClient = await clientLink(folder.root).catch(() => null);
+  return viaClient ?? await connectDirect(folder);
 }
 
 /** {@linkcode connect}, and where the namespaces the server lists show in the folder. */
-export async function connectMounted(folder: SyncedFolder): Promise<{ peer: RpcPeer; mounts: MountTable }> {
+async function connectDirect(folder: SyncedFolder): Promise<{ peer: RpcPeer; mounts: MountTable }> {
   const token = await readToken(folder.root);
   if (!token) {
     throw new UserError(
       `This device has no token in ${join(folder.root, STATE_DIR)}: start filesync client there to log in`,
     );
   }
-  const address = savedAddress(folder.device.server);
-  if (!address) {
-    throw new UserError(
-      `Saved server address "${folder.device.server}" is invalid: start filesync client again`,
-    );
-  }
-  const peer = await openConnection({ ...address, caPem: (await readCa(folder.root)) ?? undefined })
+  const addresses = savedServers(folder.device).map((saved) => {
+    const address = savedAddress(saved);
+    if (!address) {
+      throw new UserError(`Saved server address "${saved}" is invalid: start filesync client again`);
+    }
+    return address;
+  });
+  // Nodes of one cluster: the first that answers.
+  const peer = await openFirstReachable(addresses, { caPem: (await readCa(folder.root)) ?? undefined })
     .catch((error) => {
       if (error instanceof UserError) throw error;
       throw new UserError((error as Error).message);

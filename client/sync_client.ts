@@ -1,5 +1,5 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { DEVICE_REVOKED, RESYNC_CODE, type ResyncReason, type WireNamespace } from "../protocol/messages.ts";
 import { BadMessageError, checkPush, type Push } from "../protocol/replies.ts";
@@ -29,7 +29,9 @@ import {
   forgetToken,
   readDeviceInfo,
   readToken,
+  savedServers,
   saveLogin,
+  saveServers,
   saveShownMounts,
 } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
@@ -37,14 +39,17 @@ import { WatchLimitAdvisor } from "./watch_limit.ts";
 import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
 import type { ClientEvent, EventBus } from "./events.ts";
+import { isConflictCopy } from "./conflict_name.ts";
+import { type PendingWork, type StatusFacts, summarizePlan } from "./status.ts";
+import { sameServerNames, type ServerAddress, serverName, ServerRotation } from "./server_list.ts";
 import { planTotals, transferReporter, transfersAny } from "./progress_events.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
   /** The synced folder (created if missing). */
   dir: string;
-  hostname: string;
-  port: number;
+  /** The servers of the cluster, tried in this order (see {@linkcode ServerRotation}); at least one. */
+  servers: ServerAddress[];
   user: string;
   /** Name of this device. @default the host name */
   device: string;
@@ -64,7 +69,7 @@ export interface SyncClientOptions {
   events: EventBus;
   /** Seconds between full scans. @default 10 */
   rescanSeconds?: number;
-  /** First and largest reconnect delay in ms. @default 250 / 30000 */
+  /** First and largest wait between rounds of connection attempts, in ms. @default 250 / 30000 */
   backoffMs?: [number, number];
   /** Whether to use Deno.watchFs. @default true */
   watch?: boolean;
@@ -177,6 +182,12 @@ export class SyncClient {
   #shareChain: Promise<void> = Promise.resolve();
   /** Size, mtime and inode of `.filesyncignore` when its rules were loaded ("" when absent). */
   #ignoreStamp = "";
+  /** Paused by `filesync pause`: plans are made (to show what waits) but none runs. Not kept over a restart. */
+  #paused = false;
+  /** What the last plan made while paused would do. */
+  #heldPlan: PendingWork | null = null;
+  /** Files whose delete the mass-delete stop holds now. */
+  #heldFiles = 0;
   #done: Promise<void>;
   #resolveDone!: () => void;
   #rejectDone!: (e: Error) => void;
@@ -202,7 +213,7 @@ export class SyncClient {
   async start(): Promise<void> {
     await ensureSyncFolder(this.#o.dir);
     const saved = await readDeviceInfo(this.#o.dir);
-    const server = `${this.#o.hostname}:${this.#o.port}`;
+    const servers = this.#o.servers.map(serverName);
     if (saved && saved.user !== this.#o.user) {
       throw new UserError(
         `"${this.#o.dir}" is synced for user "${saved.user}", not "${this.#o.user}": use another folder`,
@@ -218,9 +229,14 @@ export class SyncClient {
       renew: (path) => this.#renewLock(path),
     });
     this.#locks.load();
-    if (saved && saved.server !== server) {
-      this.#notice(`note: this folder was last synced with ${saved.server}; now using ${server}`);
+    if (saved && !sameServerNames(savedServers(saved), servers)) {
+      this.#notice(
+        `note: this folder was last synced with ${savedServers(saved).join(", ")}; now using ${
+          servers.join(", ")
+        }`,
+      );
     }
+    if (saved && savedServers(saved).join(" ") !== servers.join(" ")) await saveServers(this.#o.dir, servers);
     this.#rootId = rootIdentity(this.#o.dir);
     this.#ignoreStamp = this.#ignoreFileStamp();
     this.#ignore = await loadIgnoreRules(this.#o.dir);
@@ -307,6 +323,75 @@ export class SyncClient {
     else this.#resolveDone();
   }
 
+  /** Pauses syncing (`filesync pause`): no plan runs; the folder is still watched. False if paused already. */
+  pause(): boolean {
+    if (this.#paused) return false;
+    this.#paused = true;
+    this.#o.events.emit({ type: "paused" });
+    return true;
+  }
+
+  /** Resumes syncing with a full scan at once. False if it was not paused. */
+  resume(): boolean {
+    if (!this.#paused) return false;
+    this.#paused = false;
+    this.#heldPlan = null;
+    this.#inSync = false; // the full scan at once says `synced` again when it finds nothing to do
+    this.#planPending = true;
+    this.#fullScanDue = true;
+    this.#o.events.emit({ type: "resumed" });
+    this.#kick();
+    return true;
+  }
+
+  /** What `filesync status` needs to know from the client now (see client/status.ts). */
+  facts(): StatusFacts {
+    const inSync = { files: 0, bytes: 0 };
+    for (const entry of this.#state.base.values()) {
+      if (entry.kind !== "file") continue;
+      inSync.files++;
+      inSync.bytes += entry.size;
+    }
+    const conflicts = [...this.#local].filter(([path, e]) => e.kind === "file" && isConflictCopy(path))
+      .map(([path]) => path);
+    const root = this.#rootStop;
+    return {
+      server: serverName(this.#o.servers[0]),
+      user: this.#o.user,
+      device: this.#o.device,
+      folder: resolve(this.#o.dir),
+      connected: this.connected,
+      paused: this.#paused,
+      inSync,
+      pending: this.#paused ? this.#heldPlan : null,
+      massStop: this.#massStop ? { held: this.#heldFiles } : null,
+      rootStop: root === null
+        ? null
+        : decideSafety({ plan: [], baseFiles: 0, root }, { dir: this.#o.dir }).message ?? root.kind,
+      conflicts,
+    };
+  }
+
+  /** Whether a connection to the server is up and logged in now. */
+  get connected(): boolean {
+    return this.#peer !== null;
+  }
+
+  /** Where the namespaces show in the folder now. */
+  get mounts(): readonly Mount[] {
+    return this.#state.mounts.list;
+  }
+
+  /**
+   * Sends one server request over this client's connection (for commands run while it runs) and returns the
+   * reply's message; {@linkcode RpcError} code `offline` when it is not connected.
+   */
+  async forward(op: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const peer = this.#peer;
+    if (!peer) throw new RpcError("offline", "not connected to the server");
+    return (await peer.request(op, body)).message;
+  }
+
   async #fail(error: Error): Promise<void> {
     this.#fatal = error;
     await this.stop();
@@ -336,7 +421,8 @@ export class SyncClient {
     try {
       const reply = await this.#loginWithPassword(peer, password);
       const info: DeviceInfo = {
-        server: `${this.#o.hostname}:${this.#o.port}`,
+        server: serverName(this.#o.servers[0]),
+        ...(this.#o.servers.length > 1 ? { servers: this.#o.servers.map(serverName) } : {}),
         user: this.#o.user,
         device: this.#o.device,
         deviceId: String(reply.message.deviceId),
@@ -401,19 +487,38 @@ export class SyncClient {
     await this.#fail(new UserError(REVOKED_CANNOT_ASK));
   }
 
+  /**
+   * Connects to the first server of the list that can be reached, follows the journals and waits for the
+   * connection to drop; then moves on to the next server (see {@linkcode ServerRotation}). The journal positions
+   * are the cluster's: its nodes share one journal (one epoch), so moving between them needs no resync, and a
+   * server with another epoch is another server (MONITOR says so, and the device resyncs with it).
+   */
   async #connectLoop(): Promise<void> {
-    const [firstDelay, maxDelay] = this.#o.backoffMs ?? [250, 30_000];
-    let delay = firstDelay;
+    const rotation = new ServerRotation(this.#o.servers, { backoffMs: this.#o.backoffMs });
     let announced = false;
     let reconnecting = false;
-    const server = `${this.#o.hostname}:${this.#o.port}`;
     while (!this.#stopped) {
+      const attempt = rotation.next();
+      const server = serverName(attempt.server);
+      if (attempt.waitMs > 0) {
+        // Said once per time offline (not before every try).
+        if (reconnecting) this.#emit({ type: "reconnecting", server, inMs: attempt.waitMs });
+        reconnecting = false;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, attempt.waitMs);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = null;
+        if (this.#stopped) return;
+      }
       let peer: RpcPeer | null = null;
       try {
         let epoch: string | null = null;
         peer = await openConnection({
-          hostname: this.#o.hostname,
-          port: this.#o.port,
+          ...attempt.server,
           caPem: this.#o.caPem,
           rpc: { onPush: (frame) => this.#onPush(frame.message) },
           onHello: (reply) => epoch = typeof reply.epoch === "string" ? reply.epoch : null,
@@ -431,7 +536,7 @@ export class SyncClient {
         this.#peer = peer;
         this.#emit({ type: "connected", server, user: this.#o.user, device: this.#o.device });
         announced = false;
-        delay = firstDelay;
+        rotation.connected();
         this.#pingTimer = setInterval(() => peer?.request("PING").catch(() => {}), 20_000);
         this.#fullScanDue = true;
         this.#kick();
@@ -442,6 +547,7 @@ export class SyncClient {
         if (this.#stopped) return;
         if (!this.#revoked) this.#emit({ type: "offline", server, reason: reason.message, lost: true });
         reconnecting = true;
+        rotation.dropped();
       } catch (error) {
         peer?.close();
         this.#peer = null;
@@ -456,20 +562,8 @@ export class SyncClient {
           announced = true;
           reconnecting = true;
         }
+        rotation.failed();
       }
-      const jittered = delay * (0.75 + Math.random() * 0.5);
-      // Said once per time offline (not before every try).
-      if (reconnecting) this.#emit({ type: "reconnecting", server, inMs: Math.round(jittered) });
-      reconnecting = false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, jittered);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = null;
-      delay = Math.min(maxDelay, delay * 2);
     }
   }
 
@@ -564,7 +658,11 @@ export class SyncClient {
         const [path, entry] of adjustBase(reason, { base: mine(state.base), remote: mine(state.remote) })
       ) {
         state.setBase(path, entry);
-        if (entry === null) dropped++;
+        if (entry === null) {
+          dropped++;
+          // This server may lack the chunks another one had: upload them rather than trust the local index.
+          this.#distrust.add(path);
+        }
         this.#dirty.add(path);
       }
       if (dropped > 0) this.#notice(`resync: ${dropped} paths to compare again with the server`);
@@ -931,6 +1029,16 @@ export class SyncClient {
       }
       setTimeout(() => this.#kick(), 100);
     }
+    if (this.#paused) {
+      // Paused: nothing runs (nor moves out of read-only shares). What waits is counted over the whole folder.
+      this.#planPending = true;
+      if (!full) {
+        this.#fullScanDue = true;
+        return true;
+      }
+      this.#heldPlan = summarizePlan(plan);
+      return false;
+    }
     plan = this.#readOnlyShares(plan);
     if (!full && plan.some((action) => action.type === "deleteRemote" && action.kind === "file")) {
       // A file gone from where the watcher looked may have moved somewhere it did not report (into a folder
@@ -1053,6 +1161,7 @@ export class SyncClient {
   ): Promise<void> {
     const was = this.#massStop;
     this.#massStop = held.length > 0;
+    this.#heldFiles = heldFiles;
     const paths = held.map((a) => a.path);
     const key = paths.join("\n");
     if (key !== this.#heldWritten) {

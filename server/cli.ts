@@ -11,7 +11,7 @@ import { validateUserName } from "./auth.ts";
 import { openServerChunks } from "./master_key.ts";
 import { KvMetadataStore } from "./metadata_kv.ts";
 import { ensureDataDir, kvLocation, runAdmin, startServer } from "./server.ts";
-import { loadServerConfig, SERVER_OPTIONS, storeOptions } from "./server_config.ts";
+import { loadServerConfig, s3ConfigCredentials, SERVER_OPTIONS, storeOptions } from "./server_config.ts";
 import { blameConfig, CONFIG_FILE } from "../protocol/config_file.ts";
 
 /** Help text of `filesync server`. */
@@ -29,7 +29,9 @@ Options:
   --cert FILE          PEM certificate chain (with --key), e.g. from a public CA
   --key FILE           PEM private key
   --kv PATH_OR_URL     metadata store: a file path (default DIR/metadata.kv) or a KV Connect URL
-  --chunks PATH        chunk store: a folder path or file: URL (default DIR/chunks)
+  --chunks PATH_OR_URL chunk store: a folder path or file: URL (default DIR/chunks), or an S3 bucket
+                       s3://BUCKET/PREFIX?endpoint=URL&region=REGION, its keys from AWS_ACCESS_KEY_ID
+                       and AWS_SECRET_ACCESS_KEY or the config file (never in the URL)
   --master-key FILE    key the chunks are encrypted with (default DIR/keys/master.key, created on
                        first start); keep a copy apart from the data: without it the content is lost
   --keep-days N        keep replaced and deleted versions and the trash N days (default 30)
@@ -47,7 +49,8 @@ Options:
 Config file: DIR/config.json may hold any of these options but --data, as JSON with the long option
 names as keys, e.g. {"port": 8443, "keep-days": 90, "quota": "100G"}; relative paths in it are taken
 from DIR. The command line wins. It must be private to the server's user (chmod 600). "filesync gc",
-"filesync user" and "filesync server fsck" take --kv, --chunks and --master-key from it too.
+"filesync user" and "filesync server fsck" take --kv, --chunks and --master-key from it too. Only
+there: "s3-access-key-id" and "s3-secret-access-key", the keys of an s3: chunk store.
 `;
 
 /** Help text of `filesync user`. */
@@ -134,6 +137,7 @@ async function runServer(values: ServerValues): Promise<number> {
     keyFile: values.key,
     kv: values.kv,
     chunks: values.chunks,
+    s3Credentials: s3ConfigCredentials(values),
     masterKeyFile: values["master-key"],
     plaintextChunks,
     retention: { keepDays, ...(keepVersions === undefined ? {} : { keepVersions }) },
@@ -198,7 +202,8 @@ function count(option: string, text: string): number {
 }
 
 /** Help text of `filesync gc`. */
-export const GC_HELP = `Usage: filesync gc --data DIR [--kv PATH_OR_URL] [--chunks PATH] [--master-key FILE]
+export const GC_HELP =
+  `Usage: filesync gc --data DIR [--kv PATH_OR_URL] [--chunks PATH_OR_URL] [--master-key FILE]
 
 Drops versions and trash items older than the server's retention, then removes stored chunks and manifests
 that no file, kept version or pending upload needs (the server also does this every 6 hours).
@@ -226,13 +231,15 @@ export async function gcCommand(args: string[]): Promise<number> {
   }
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync gc --help)");
   // The stores the server uses, when its config file names them.
-  Object.assign(values, await storeOptions(values.data, values));
+  const stores = await storeOptions(values.data, values);
+  Object.assign(values, stores);
   let reply = await adminRequest(values.data, { op: "gc" });
   if (!reply) {
     await ensureDataDir(values.data);
     const opened = await openServerChunks({
       dataDir: values.data,
       chunks: values.chunks,
+      s3Credentials: stores.s3Credentials,
       masterKeyFile: values["master-key"],
     });
     for (const line of opened.lines) console.log(line);

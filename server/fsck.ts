@@ -238,7 +238,8 @@ export async function fsckCommand(args: string[]): Promise<number> {
     throw new UserError(`Cannot read data folder "${values.data}": ${(error as Error).message}`);
   }
   // The stores the server uses, when its config file names them.
-  Object.assign(values, await storeOptions(values.data, values));
+  const stores = await storeOptions(values.data, values);
+  Object.assign(values, stores);
   if (values.kv === undefined) {
     try {
       await Deno.stat(kvLocation(values.data));
@@ -254,6 +255,7 @@ export async function fsckCommand(args: string[]): Promise<number> {
   const { store: chunks } = await openServerChunks({
     dataDir: values.data,
     chunks: values.chunks,
+    s3Credentials: stores.s3Credentials,
     masterKeyFile: values["master-key"],
     readOnly: true,
   });

@@ -24,6 +24,15 @@ export const SERVER_OPTIONS = {
   help: { type: "boolean", short: "h" },
 } as const;
 
+/**
+ * Keys only DATA/config.json may hold, never the command line (where `ps` shows them): an S3 chunk store's keys
+ * (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY win when set).
+ */
+export const SERVER_FILE_SECRETS = {
+  "s3-access-key-id": { type: "string" },
+  "s3-secret-access-key": { type: "string" },
+} as const;
+
 /** Path of the server's config file in a data folder. */
 export function serverConfigPath(dataDir: string): string {
   return join(dataDir, CONFIG_FILE);
@@ -38,7 +47,7 @@ export async function loadServerConfig(
   values: Record<string, OptionValue>,
 ): Promise<MergedConfig> {
   return await loadConfig({
-    options: SERVER_OPTIONS,
+    options: { ...SERVER_OPTIONS, ...SERVER_FILE_SECRETS },
     values,
     file: serverConfigPath(dataDir),
     command: "filesync server",
@@ -55,8 +64,34 @@ export async function loadServerConfig(
 export async function storeOptions(
   dataDir: string,
   values: { kv?: string; chunks?: string; "master-key"?: string },
-): Promise<{ kv?: string; chunks?: string; "master-key"?: string }> {
+): Promise<StoreOptions> {
   const merged = await loadServerConfig(dataDir, { ...values }).then((c) => c.values);
   const pick = (name: "kv" | "chunks" | "master-key") => merged[name] as string | undefined;
-  return { kv: pick("kv"), chunks: pick("chunks"), "master-key": pick("master-key") };
+  return {
+    kv: pick("kv"),
+    chunks: pick("chunks"),
+    "master-key": pick("master-key"),
+    s3Credentials: s3ConfigCredentials(merged),
+  };
+}
+
+/** What {@linkcode storeOptions} resolves with. */
+export interface StoreOptions {
+  /** --kv. */
+  kv?: string;
+  /** --chunks. */
+  chunks?: string;
+  /** --master-key. */
+  "master-key"?: string;
+  /** The S3 chunk store's keys from the config file. */
+  s3Credentials: { accessKeyId?: string; secretAccessKey?: string };
+}
+
+/** The S3 chunk store's keys a merged config holds (from DATA/config.json only; see {@linkcode SERVER_FILE_SECRETS}). */
+export function s3ConfigCredentials(
+  values: Record<string, unknown>,
+): { accessKeyId?: string; secretAccessKey?: string } {
+  const pick = (name: keyof typeof SERVER_FILE_SECRETS) =>
+    typeof values[name] === "string" ? values[name] as string : undefined;
+  return { accessKeyId: pick("s3-access-key-id"), secretAccessKey: pick("s3-secret-access-key") };
 }
