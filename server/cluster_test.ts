@@ -4,6 +4,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { openConnection } from "../client/connection.ts";
 import type { RpcPeer } from "../protocol/rpc.ts";
+import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
+import { encodeRows } from "../protocol/messages.ts";
 import { adminRequest } from "./admin.ts";
 import { makeUser } from "./auth.ts";
 import postgres from "postgres";
@@ -97,7 +99,7 @@ const buses = [
   ...(TEST_POSTGRES ? [["PostgreSQL", onPostgres] as const] : []),
 ] as const;
 for (const [name, makeBuses] of buses) {
-  Deno.test(`two nodes (${name} bus): a commit through one reaches the other's devices live; a revocation closes them there`, async () => {
+  Deno.test(`two nodes (${name} bus): a commit through one reaches the other node's devices live, as does a lock; a revocation closes them there`, async () => {
     await using cluster = await twoNodes(makeBuses);
     const [node1, node2] = cluster.nodes;
     await node1.store.addUser(await makeUser("alice", "pw"));
@@ -116,6 +118,35 @@ for (const [name, makeBuses] of buses) {
         assert.ok(Date.now() - started < 1000, `${path} took ${Date.now() - started} ms`);
       }
       assert.deepEqual(events().map((e) => e.path), ["a", "b", "c"]);
+      // A lock taken through node 1 is pushed to node 2's device (the lock itself is in the store).
+      const content = new TextEncoder().encode("locked text");
+      const id = sha256Hex(content);
+      await writer.peer.request("PUT", { hash: id }, content);
+      const upload = {
+        op: "upload",
+        path: "doc.txt",
+        baseRev: 0,
+        size: content.length,
+        mtime: 1_700_000_000_000,
+        hash: fileHashOfChunks([id]),
+        rows: { offset: 0, count: 1 },
+      };
+      const uploaded = await writer.peer.request(
+        "COMMIT",
+        { changes: [upload] },
+        encodeRows([{ id, size: content.length }]),
+      );
+      assert.equal(
+        (uploaded.message.results as { ok: boolean }[])[0].ok,
+        true,
+        JSON.stringify(uploaded.message),
+      );
+      await writer.peer.request("LOCK", { path: "doc.txt" });
+      await until(
+        () =>
+          watcher.pushes.some((p) => p.push === "locks" && (p.change as { what: string }).what === "taken"),
+        "node 2's device hears of the lock",
+      );
       // Revoked through node 1's admin socket: node 2 closes the device's session, telling it why.
       const devices = await node1.store.listDevices("alice");
       const watcherId = devices.find((d) => d.device === "watcher")!.deviceId;
