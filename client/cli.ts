@@ -200,7 +200,6 @@ async function runClient(values: ClientValues): Promise<number> {
     caPem,
     password: () => readPassword(`Password for ${values.user}: `),
     askPassword: askAtTerminal(`Password for ${values.user} (this device was revoked): `) ?? undefined,
-    log: notice,
     events,
     rescanSeconds: rescan,
     massDeletePercent,
