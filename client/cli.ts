@@ -1,4 +1,5 @@
 // The `filesync client` command: options, password, and running the sync until stopped.
+import { readCaFile } from "./ca_file.ts";
 import { parseArgs } from "node:util";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -148,17 +149,7 @@ async function runClient(values: ClientValues): Promise<number> {
     }
   }
   const servers = parseServerList(values.server!);
-  let caPem: string | undefined;
-  if (values.ca) {
-    try {
-      caPem = await Deno.readTextFile(values.ca);
-    } catch (error) {
-      throw new UserError(`Cannot read --ca "${values.ca}": ${(error as Error).message}`);
-    }
-    if (!caPem.includes("BEGIN CERTIFICATE")) {
-      throw new UserError(`--ca "${values.ca}" holds no PEM certificate`);
-    }
-  }
+  const caPem = values.ca ? await readCaFile(values.ca as string) : undefined;
   const rescan = values.rescan ? Number(values.rescan) : 10;
   if (!(rescan > 0)) throw new UsageError(`Invalid --rescan "${values.rescan}": give a number of seconds`);
   const percent = values["mass-delete-percent"] ?? String(MASS_DELETE_PERCENT);
@@ -200,7 +191,6 @@ async function runClient(values: ClientValues): Promise<number> {
     caPem,
     password: () => readPassword(`Password for ${values.user}: `),
     askPassword: askAtTerminal(`Password for ${values.user} (this device was revoked): `) ?? undefined,
-    log: notice,
     events,
     rescanSeconds: rescan,
     massDeletePercent,

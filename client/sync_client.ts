@@ -63,8 +63,6 @@ export interface SyncClientOptions {
    * standard input), and without it the client stops with a {@linkcode UserError}.
    */
   askPassword?: () => Promise<string>;
-  /** Not used any more: everything the client reports goes to `events`, progress too (kept for callers). */
-  log: (line: string) => void;
   /** Where the client's events go (printed, logged, streamed to `filesync status --follow`, notified). */
   events: EventBus;
   /** Seconds between full scans. @default 10 */
