@@ -9,9 +9,16 @@ import { formatSize, parseSize } from "../protocol/sizes.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
 import { openServerChunks } from "./master_key.ts";
-import { KvMetadataStore } from "./metadata_kv.ts";
-import { ensureDataDir, kvLocation, runAdmin, startServer } from "./server.ts";
-import { loadServerConfig, SERVER_OPTIONS, storeOptions } from "./server_config.ts";
+import { closeMetadata, openMetadata } from "./metadata_open.ts";
+import type { MetadataStore } from "./metadata_store.ts";
+import { ensureDataDir, runAdmin, startServer } from "./server.ts";
+import {
+  loadServerConfig,
+  refuseSecretOptions,
+  SERVER_OPTIONS,
+  type StoreOptions,
+  storeOptions,
+} from "./server_config.ts";
 import { blameConfig, CONFIG_FILE } from "../protocol/config_file.ts";
 
 /** Help text of `filesync server`. */
@@ -20,7 +27,8 @@ export const SERVER_HELP = `Usage: filesync server --data DIR --port PORT [optio
 Runs the server. DIR holds the metadata (Deno KV), the chunk store, the certificates and the admin socket.
 Without --cert/--key the first start creates a local CA in DIR/certs/ca.pem and prints its fingerprint;
 give that file to clients with --ca. "filesync server fsck --data DIR" checks a stopped server's data folder;
-"filesync server status --data DIR" shows a running one's devices, counters and chunk store size.
+"filesync server status --data DIR" shows a running one's devices, counters and chunk store size;
+"filesync server migrate --metadata URL" creates or updates a PostgreSQL metadata schema.
 
 Options:
   --data DIR           data folder (created if missing)
@@ -28,7 +36,11 @@ Options:
   --host HOST          address to listen on (default 0.0.0.0)
   --cert FILE          PEM certificate chain (with --key), e.g. from a public CA
   --key FILE           PEM private key
-  --kv PATH_OR_URL     metadata store: a file path (default DIR/metadata.kv) or a KV Connect URL
+  --metadata LOCATION  metadata store: a Deno KV file path (default DIR/metadata.kv), a KV Connect URL,
+                       or postgres://USER@HOST:PORT/DB (password from PGPASSWORD, ~/.pgpass or
+                       "metadata-password" in DIR/config.json; never in the URL). The schema is
+                       created and migrated on start ("filesync server migrate" does it alone)
+  --kv PATH_OR_URL     the older name of --metadata, for Deno KV
   --chunks PATH        chunk store: a folder path or file: URL (default DIR/chunks)
   --master-key FILE    key the chunks are encrypted with (default DIR/keys/master.key, created on
                        first start); keep a copy apart from the data: without it the content is lost
@@ -47,11 +59,12 @@ Options:
 Config file: DIR/config.json may hold any of these options but --data, as JSON with the long option
 names as keys, e.g. {"port": 8443, "keep-days": 90, "quota": "100G"}; relative paths in it are taken
 from DIR. The command line wins. It must be private to the server's user (chmod 600). "filesync gc",
-"filesync user" and "filesync server fsck" take --kv, --chunks and --master-key from it too.
+"filesync user" and "filesync server fsck" take --metadata (or --kv), metadata-password, --chunks and
+--master-key from it too.
 `;
 
 /** Help text of `filesync user`. */
-export const USER_HELP = `Usage: filesync user COMMAND [NAME] --data DIR [--kv PATH_OR_URL]
+export const USER_HELP = `Usage: filesync user COMMAND [NAME] --data DIR [--metadata LOCATION]
 
 Commands:
   add NAME      create a user; the password comes from FILESYNC_PASSWORD or standard input
@@ -85,6 +98,7 @@ export async function serverCommand(args: string[]): Promise<number> {
     console.log(SERVER_HELP);
     return 0;
   }
+  refuseSecretOptions(parsed.values);
   // The config file is found through --data, so that one must be on the command line.
   if (!parsed.values.data) throw new UsageError("Missing --data DIR (see filesync server --help)");
   const config = await loadServerConfig(parsed.values.data, parsed.values);
@@ -132,7 +146,9 @@ async function runServer(values: ServerValues): Promise<number> {
     host: values.host,
     certFile: values.cert,
     keyFile: values.key,
+    metadata: values.metadata,
     kv: values.kv,
+    metadataPassword: values["metadata-password"],
     chunks: values.chunks,
     masterKeyFile: values["master-key"],
     plaintextChunks,
@@ -198,7 +214,8 @@ function count(option: string, text: string): number {
 }
 
 /** Help text of `filesync gc`. */
-export const GC_HELP = `Usage: filesync gc --data DIR [--kv PATH_OR_URL] [--chunks PATH] [--master-key FILE]
+export const GC_HELP =
+  `Usage: filesync gc --data DIR [--metadata LOCATION] [--chunks PATH] [--master-key FILE]
 
 Drops versions and trash items older than the server's retention, then removes stored chunks and manifests
 that no file, kept version or pending upload needs (the server also does this every 6 hours).
@@ -212,6 +229,7 @@ export async function gcCommand(args: string[]): Promise<number> {
     args,
     options: {
       data: { type: "string" },
+      metadata: { type: "string" },
       kv: { type: "string" },
       chunks: { type: "string" },
       "master-key": { type: "string" },
@@ -237,12 +255,12 @@ export async function gcCommand(args: string[]): Promise<number> {
     });
     for (const line of opened.lines) console.log(line);
     const chunks = opened.store;
-    const store = await KvMetadataStore.open(kvLocation(values.data, values.kv));
+    const store = await openStore(values.data, values);
     try {
       for (const line of await store.repair()) console.log(line);
       reply = await runAdmin(store, { op: "gc" }, { chunks });
     } finally {
-      store.close();
+      await closeMetadata(store);
     }
   }
   if (!reply.ok) throw new UserError(reply.error);
@@ -262,6 +280,7 @@ export async function userCommand(args: string[]): Promise<number> {
     args,
     options: {
       data: { type: "string" },
+      metadata: { type: "string" },
       kv: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -329,11 +348,11 @@ export async function userCommand(args: string[]): Promise<number> {
   if (!reply) {
     // No server running: open the KV directly (only one process may own it).
     await ensureDataDir(values.data);
-    const store = await KvMetadataStore.open(kvLocation(values.data, values.kv));
+    const store = await openStore(values.data, values);
     try {
       reply = await runAdmin(store, request);
     } finally {
-      store.close();
+      await closeMetadata(store);
     }
   }
   if (!reply.ok) throw new UserError(reply.error);
@@ -379,4 +398,14 @@ async function newPassword(name: string): Promise<string> {
   const password = await readPassword(`New password for ${name}: `);
   if (password.length < 1) throw new UserError("Empty password");
   return password;
+}
+
+/** Opens the metadata store a command without the server uses (its options merged with the config file's). */
+export async function openStore(dataDir: string, values: StoreOptions): Promise<MetadataStore> {
+  return await openMetadata({
+    dataDir,
+    metadata: values.metadata,
+    kv: values.kv,
+    password: values["metadata-password"],
+  });
 }

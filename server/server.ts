@@ -1,5 +1,4 @@
 // The filesync server: TLS listener, sessions, metadata KV, chunk store, admin socket.
-import { join } from "node:path";
 import { certificateFingerprint, ensureServerCertificate } from "../certs/ca.ts";
 import { ALPN } from "../protocol/messages.ts";
 import { formatRemote, listenTls, type TlsListener } from "./tls_listener.ts";
@@ -13,7 +12,7 @@ import { openServerChunks } from "./master_key.ts";
 import { syncEarlierUploads } from "./upload_recovery.ts";
 import { collectGarbage, type GcOptions } from "./gc.ts";
 import { Hub } from "./hub.ts";
-import { KvMetadataStore } from "./metadata_kv.ts";
+import { closeMetadata, openMetadata } from "./metadata_open.ts";
 import type { MetadataStore, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
 import { formatSize } from "../protocol/sizes.ts";
@@ -33,8 +32,12 @@ export interface ServerOptions {
   /** PEM certificate chain and key files; both or neither. Without them a local CA is used. */
   certFile?: string;
   keyFile?: string;
-  /** KV file path or KV Connect URL. @default "DIR/metadata.kv" */
+  /** Metadata store: a postgres:// URL, or a KV file path or KV Connect URL. @default "DIR/metadata.kv" */
+  metadata?: string;
+  /** The older name of `metadata` (KV only); not both. */
   kv?: string;
+  /** The PostgreSQL password from the config file (else PGPASSWORD or ~/.pgpass). */
+  metadataPassword?: string;
   /** Chunk store: a folder path or a `file:` URL. @default "DIR/chunks" */
   chunks?: string;
   /** The master key file chunks are encrypted with. @default "DIR/keys/master.key", created on first start */
@@ -111,11 +114,6 @@ export async function ensureDataDir(dir: string): Promise<void> {
       : (error as Error).message;
     throw new UserError(`Cannot create data folder "${dir}": ${reason}`);
   }
-}
-
-/** The KV location for a data folder. */
-export function kvLocation(dataDir: string, kv?: string): string {
-  return kv ?? join(dataDir, "metadata.kv");
 }
 
 /** Runs admin requests against a metadata store (used by the admin socket and by offline commands). */
@@ -259,9 +257,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   const now = options.now ?? Date.now;
   const retention = options.retention ?? DEFAULT_RETENTION;
-  const store = await KvMetadataStore.open(kvLocation(options.dataDir, options.kv), {
+  const store = await openMetadata({
+    dataDir: options.dataDir,
+    metadata: options.metadata,
+    kv: options.kv,
+    password: options.metadataPassword,
     now,
     beforeAtomic: options.beforeCommitAtomic,
+    log,
   });
   // KV makes its file and its -wal/-shm companions with the process's umask: they go owner-only too.
   await makePrivate(options.dataDir, { deepOnlyIfOpen: ["chunks"] });
@@ -418,7 +421,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await stopSweeping();
     admin?.close();
     await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
-    store.close();
+    await closeMetadata(store);
     const code = (error as { code?: string }).code;
     const reason = code === "EADDRINUSE" ? "address already in use" : (error as Error).message;
     throw new UserError(`Cannot listen on ${host}:${options.port}: ${reason}`);
@@ -441,7 +444,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       for (const session of sessions) session.peer.close();
       await Promise.all([...sessions].map((s) => s.peer.closed));
       await stopSweeping();
-      store.close();
+      await closeMetadata(store);
     },
   };
 }

@@ -1,7 +1,9 @@
 // The server's config file, DATA/config.json: any option of `filesync server` (the command line wins); the
-// store locations in it (--kv, --chunks, --master-key) also serve `filesync gc`, `user` and `server fsck`.
+// store locations in it (--metadata/--kv, metadata-password, --chunks, --master-key) also serve `filesync gc`,
+// `user`, `server fsck` and `server migrate`.
 import { join } from "node:path";
 import { CONFIG_FILE, loadConfig, type MergedConfig, type OptionValue } from "../protocol/config_file.ts";
+import { UsageError } from "../protocol/user_error.ts";
 
 /** The options of `filesync server`, as parseArgs takes them (and the keys DATA/config.json may hold). */
 export const SERVER_OPTIONS = {
@@ -10,7 +12,10 @@ export const SERVER_OPTIONS = {
   host: { type: "string" },
   cert: { type: "string" },
   key: { type: "string" },
+  metadata: { type: "string" },
   kv: { type: "string" },
+  /** Config file only (refused on the command line): the PostgreSQL password of `--metadata`. */
+  "metadata-password": { type: "string" },
   chunks: { type: "string" },
   "master-key": { type: "string" },
   "keep-days": { type: "string" },
@@ -43,7 +48,7 @@ export async function loadServerConfig(
     file: serverConfigPath(dataDir),
     command: "filesync server",
     refuse: { data: "the file is found through --data, which goes on the command line" },
-    paths: ["cert", "key", "kv", "chunks", "master-key"],
+    paths: ["cert", "key", "metadata", "kv", "chunks", "master-key"],
     private: true,
   });
 }
@@ -54,9 +59,35 @@ export async function loadServerConfig(
  */
 export async function storeOptions(
   dataDir: string,
-  values: { kv?: string; chunks?: string; "master-key"?: string },
-): Promise<{ kv?: string; chunks?: string; "master-key"?: string }> {
+  values: StoreOptions,
+): Promise<StoreOptions> {
+  refuseSecretOptions(values);
   const merged = await loadServerConfig(dataDir, { ...values }).then((c) => c.values);
-  const pick = (name: "kv" | "chunks" | "master-key") => merged[name] as string | undefined;
-  return { kv: pick("kv"), chunks: pick("chunks"), "master-key": pick("master-key") };
+  const pick = (name: keyof StoreOptions) => merged[name] as string | undefined;
+  return {
+    metadata: pick("metadata"),
+    kv: pick("kv"),
+    "metadata-password": pick("metadata-password"),
+    chunks: pick("chunks"),
+    "master-key": pick("master-key"),
+  };
+}
+
+/** The store locations (and the metadata password) a command takes from its options and the config file. */
+export interface StoreOptions {
+  metadata?: string;
+  kv?: string;
+  "metadata-password"?: string;
+  chunks?: string;
+  "master-key"?: string;
+}
+
+/** Refuses a credential given on the command line (it would show in the process list). */
+export function refuseSecretOptions(values: { "metadata-password"?: unknown }): void {
+  if (values["metadata-password"] !== undefined) {
+    throw new UsageError(
+      `--metadata-password is refused on the command line (it would show in the process list): put ` +
+        `"metadata-password" in DATA/${CONFIG_FILE} (chmod 600), or use PGPASSWORD or ~/.pgpass`,
+    );
+  }
 }
