@@ -9,7 +9,8 @@ import { formatSize, parseSize } from "../protocol/sizes.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
 import { openServerChunks } from "./master_key.ts";
-import { closeMetadata, openMetadata } from "./metadata_open.ts";
+import { closeMetadata, metadataSpec, openMetadata } from "./metadata_open.ts";
+import { isPostgresUrl, parsePostgresUrl } from "./pg_connect.ts";
 import type { MetadataStore } from "./metadata_store.ts";
 import { ensureDataDir, runAdmin, startServer } from "./server.ts";
 import {
@@ -116,6 +117,9 @@ async function runServer(values: ServerValues): Promise<number> {
       `Missing --port PORT (on the command line or in DATA/${CONFIG_FILE}; see filesync server --help)`,
     );
   }
+  // The metadata location is checked before anything is made in the data folder.
+  const metadata = metadataSpec(values.data!, values);
+  if (isPostgresUrl(metadata)) parsePostgresUrl(metadata);
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`Invalid --port "${values.port}"`);
