@@ -48,7 +48,11 @@ if (TEST_POSTGRES) {
       await Deno.writeTextFile(tmp.join("a", "two.txt"), "while the server was down");
       server = await startServer(data, [], port);
       await waitForFile(tmp.join("b", "two.txt"), "while the server was down", 30_000);
-      await waitFor(() => (b.output.match(/connected to /g) ?? []).length >= 2);
+      for (const client of [a, b]) {
+        await waitFor(() => (client.output.match(/connected to /g) ?? []).length >= 2, {
+          message: () => `${client.name} did not reconnect:\n${client.output}`,
+        });
+      }
     } finally {
       await server.stop();
     }
