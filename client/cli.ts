@@ -12,6 +12,9 @@ import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
 import { forgetCa, saveCa, STATE_DIR } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
 import { EventBus } from "./events.ts";
+import { eventPrinter, type Verbosity } from "./event_printer.ts";
+import { ErrorLog, errorLogPath } from "./error_log.ts";
+import { desktopNotifier } from "./desktop_notify.ts";
 
 /** Help text of `filesync client`. */
 export const CLIENT_HELP = `Usage: filesync client --server HOST:PORT --user NAME --dir DIR [options]
@@ -33,7 +36,14 @@ Options:
   --mass-delete-min N  ... and at least N files (default ${MASS_DELETE_MIN}) sends no delete until
                        "filesync confirm-deletes"; everything else keeps syncing
   --allow-mass-delete  let such deletes through without asking (--no-allow-mass-delete: do not)
+  --json               print events as JSON lines (one object per line; schema in README, "Events")
+  --quiet              print errors and conflicts only
+  --verbose            print detail as well (plans, transfers, "in sync")
+  --notify             desktop notifications (notify-send) for conflicts, errors, safety stops, shares,
+                       locks by other devices, and downloads (summarised every few seconds)
   -h, --help           show this help
+
+Errors and conflicts are also appended to DIR/.filesync/client.log (rotated at 1 MiB to client.log.1).
 
 Config file: DIR/.filesync/config.json may hold any of these options but --dir, as JSON with the long
 option names as keys, e.g. {"server": "host:8443", "user": "alice", "ca": "ca.pem", "rescan": 5}
@@ -54,14 +64,12 @@ Options:
   -h, --help   show this help
 `;
 
-/** The local time of the last line, and the second it belongs to: formatting a Date costs more than the line. */
-let logTime = { second: -1, text: "" };
-
-function log(line: string): void {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== logTime.second) logTime = { second, text: new Date(now).toTimeString().slice(0, 8) };
-  console.log(`${logTime.text} ${line}`);
+/** The verbosity `--quiet` / `--verbose` ask for; both at once is a usage error. */
+export function verbosityOf(values: { quiet?: boolean; verbose?: boolean }): Verbosity {
+  if (values.quiet && values.verbose) {
+    throw new UsageError("--quiet and --verbose cannot be used together (see filesync client --help)");
+  }
+  return values.quiet ? "quiet" : values.verbose ? "verbose" : "normal";
 }
 
 /** The options of `filesync client`, as parseArgs takes them (and the keys its config file may hold). */
@@ -75,6 +83,10 @@ export const CLIENT_OPTIONS = {
   "mass-delete-percent": { type: "string" },
   "mass-delete-min": { type: "string" },
   "allow-mass-delete": { type: "boolean" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean" },
+  verbose: { type: "boolean" },
+  notify: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -149,7 +161,18 @@ async function runClient(values: ClientValues): Promise<number> {
   if (!/^\d+$/.test(min) || !Number.isSafeInteger(massDeleteMin)) {
     throw new UsageError(`Invalid --mass-delete-min "${min}": give a whole number of files`);
   }
+  const verbosity = verbosityOf(values);
   const device = (values.device ?? hostname()).trim() || "device";
+  const events = new EventBus();
+  const notice = (message: string) => events.emit({ type: "notice", message });
+  events.subscribe(eventPrinter({ json: values.json === true, verbosity }));
+  const errorLog = new ErrorLog(errorLogPath(values.dir!), {
+    onError: (error) =>
+      notice(`cannot write ${errorLogPath(values.dir!)}: ${error.message} (errors are still printed)`),
+  });
+  events.subscribe(errorLog.sink());
+  const notifier = values.notify ? desktopNotifier({ onMissing: notice }) : null;
+  if (notifier) events.subscribe(notifier.sink);
   const client = new SyncClient({
     dir: values.dir!,
     hostname: host,
@@ -159,8 +182,8 @@ async function runClient(values: ClientValues): Promise<number> {
     caPem,
     password: () => readPassword(`Password for ${values.user}: `),
     askPassword: askAtTerminal(`Password for ${values.user} (this device was revoked): `) ?? undefined,
-    log,
-    events: new EventBus(),
+    log: notice,
+    events,
     rescanSeconds: rescan,
     massDeletePercent,
     massDeleteMin,
@@ -173,14 +196,20 @@ async function runClient(values: ClientValues): Promise<number> {
   // Commands such as `filesync versions` run in this folder must trust the same server.
   if (caPem) await saveCa(values.dir!, caPem);
   else await forgetCa(values.dir!);
-  log(`syncing ${values.dir} with ${values.server} as ${values.user} (device "${device}")`);
+  notice(`syncing ${values.dir} with ${values.server} as ${values.user} (device "${device}")`);
   try {
     await client.done;
+  } catch (error) {
+    // The reason the client stopped is printed by the command's caller; the log keeps it too.
+    errorLog.append(`${new Date().toISOString()} ${(error as Error).message}`);
+    throw error;
   } finally {
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
+    notifier?.stop();
+    await errorLog.flush();
   }
-  log("stopped");
+  notice("stopped");
   return 0;
 }
 

@@ -21,7 +21,15 @@ export type ClientEvent =
   /** A file or folder was moved (a folder's move is one event; `files` counts what it held). */
   | { type: "moved"; from: string; to: string; where: Where; files?: number; note?: string }
   /** Two devices changed one path: `path` keeps the winner, `copy` holds the other side. */
-  | { type: "conflict"; path: string; copy: string; device?: string; note?: string }
+  | {
+    type: "conflict";
+    path: string;
+    copy: string;
+    device?: string;
+    note?: string;
+    /** Whose version the copy holds: this device's (`here`) or the other device's (`there`). */
+    copyHolds?: "here" | "there";
+  }
   /** An earlier version or a trash item came back (by `filesync restore` on some device). */
   | { type: "restored"; path: string; version?: string }
   /** A share of another user's file or folder arrived, changed access or went. */
@@ -35,17 +43,23 @@ export type ClientEvent =
   }
   /** A path was locked (by this or another device) or its lock ended. */
   | { type: "locked"; path: string; user: string; device: string }
-  | { type: "unlocked"; path: string }
+  /**
+   * `how` the lock ended (`ended` by its holder, `expired`, `forced` open); `mine` when it was this device's
+   * lock (then `by` names the device that forced it open).
+   */
+  | { type: "unlocked"; path: string; how?: "ended" | "expired" | "forced"; mine?: boolean; by?: string }
   /** The connection to the server came up, went, or is being tried again. */
   | { type: "connected"; server: string; user: string; device: string }
-  | { type: "offline"; server: string; reason: string }
+  /** `lost`: a connection that was up dropped (else connecting failed). */
+  | { type: "offline"; server: string; reason: string; lost?: boolean }
   | { type: "reconnecting"; server: string; inMs: number }
   /** Syncing was paused or resumed (`filesync pause` / `resume`). */
   | { type: "paused" }
   | { type: "resumed" }
   /** The safety stop holds deletes back, or the folder is unusable; `lifted` when syncing goes on as usual. */
   | { type: "safety_stop"; reason: "mass_delete" | "root"; held?: number; detail: string }
-  | { type: "safety_lifted"; reason: "mass_delete" | "root" }
+  /** `dir`: the synced folder, for a root that is back. */
+  | { type: "safety_lifted"; reason: "mass_delete" | "root"; dir?: string }
   /** Something failed; `path` when it concerns one path. */
   | { type: "error"; message: string; path?: string }
   /** Anything else a person should read (login, ignore rules, skipped names, …). */

@@ -1,5 +1,5 @@
 // Runs a reconcile plan: checks that each path still holds what the plan saw, then writes locally or commits.
-import type { EventBus } from "./events.ts";
+import type { ClientEvent, EventBus } from "./events.ts";
 import { basename, dirname, join } from "node:path";
 import {
   type Change,
@@ -16,6 +16,7 @@ import { LOCKED_CODE, type LockHolder } from "../protocol/locks.ts";
 import { type RpcPeer } from "../protocol/rpc.ts";
 import { commitBatchSize, UPLOADS_PER_COMMIT } from "./commit_batch.ts";
 import { type FolderMove, folderMoves, type MoveLocal } from "./folder_moves.ts";
+import { emptiedIn, type FolderDeleted, type MoveDone, reportMoves } from "./move_report.ts";
 import type { ChunkRow } from "../protocol/messages.ts";
 import type { MountTable } from "./mounts.ts";
 import { type Action, actionPaths, type LocalEntry, type RemoteEntry } from "./reconcile.ts";
@@ -51,10 +52,13 @@ export interface ExecutorContext {
   peer: RpcPeer;
   /** The current local snapshot (updated as the executor writes). */
   local: Map<string, ScanEntry>;
-  /** User-facing notifications: one line per upload, download, delete, move, conflict. */
-  notify: (line: string) => void;
-  /** Where typed events go (see client/events.ts). @default nowhere */
+  /** Where what it does goes: one event per upload, download, delete, move, conflict (client/events.ts). */
   events?: EventBus;
+  /**
+   * Folders reported as renamed, kept by the caller from run to run (see client/move_report.ts): their deletes,
+   * which may come in a later run, are part of the rename. @default kept for one run only
+   */
+  renamedFolders?: Set<string>;
   progress?: Progress;
   /** Paths whose last commit lacked chunks the local index said the server had: ask about every chunk. */
   distrust: Set<string>;
@@ -220,6 +224,44 @@ export class Executor {
   /** Runs the plan in order; consecutive actions of one kind run together. */
   async run(plan: Action[]): Promise<ExecutionReport> {
     this.#report = { done: 0, skipped: 0, again: false };
+    this.#moves = [];
+    this.#folderDeletes = [];
+    try {
+      await this.#runSegments(plan);
+    } finally {
+      this.#reportMoves();
+    }
+    return this.#report;
+  }
+
+  #emit(event: ClientEvent): void {
+    this.#ctx.events?.emit(event);
+  }
+
+  /** Moves and folder deletes of this run, reported together at its end (a folder rename is one event). */
+  #moves: MoveDone[] = [];
+  #folderDeletes: FolderDeleted[] = [];
+
+  #reportMoves(): void {
+    if (this.#moves.length === 0 && this.#folderDeletes.length === 0) return;
+    const { local, state } = this.#ctx;
+    const emptiedHere = emptiedIn(() => local.keys(), { gone: true });
+    // On the server, the old folder (and folders in it) may go in a later commit: what counts is that no file
+    // is left in it.
+    const remoteFiles = function* () {
+      for (const [path, entry] of state.remote) if (entry.kind === "file") yield path;
+    };
+    const emptiedThere = emptiedIn(remoteFiles, { gone: false });
+    const events = reportMoves(this.#moves, this.#folderDeletes, {
+      emptied: (folder, where) => where === "server" ? emptiedHere(folder) : emptiedThere(folder),
+      renamed: this.#ctx.renamedFolders,
+    });
+    this.#moves = [];
+    this.#folderDeletes = [];
+    for (const event of events) this.#emit(event);
+  }
+
+  async #runSegments(plan: Action[]): Promise<void> {
     let i = 0;
     while (i < plan.length) {
       const group = groupOf(plan[i]);
@@ -236,7 +278,6 @@ export class Executor {
       await this.#ctx.state.flush();
       i = j;
     }
-    return this.#report;
   }
 
   /** Transfers: many small files at once (their cost is round trips and syncs), a few large ones. */
@@ -282,7 +323,12 @@ export class Executor {
     this.#report.skipped++;
     if (error instanceof Changed || error instanceof StaleError || error instanceof FileChangedError) return;
     if ((error as { code?: string }).code === "closed") throw error;
-    this.#ctx.notify(`could not ${describe(action)}: ${(error as Error).message}`);
+    const path = "path" in action ? action.path : action.from;
+    this.#emit({
+      type: "error",
+      message: `could not ${describe(action)}: ${(error as Error).message}`,
+      path,
+    });
   }
 
   /**
@@ -320,7 +366,12 @@ export class Executor {
       (r) => {
         if (!r.ok) return;
         state.setBase(action.from, null);
-        this.#ctx.notify(`moved ${action.from} -> ${action.to} (on the server: into another namespace)`);
+        this.#moves.push({
+          from: action.from,
+          to: action.to,
+          where: "server",
+          note: "into another namespace",
+        });
       },
     );
   }
@@ -373,7 +424,7 @@ export class Executor {
               state.setBase(action.to, record, rows);
             }
             this.#recordRemoteDir(r.entries);
-            this.#ctx.notify(`moved ${action.from} -> ${action.to} (on the server)`);
+            this.#moves.push({ from: action.from, to: action.to, where: "server" });
           },
         );
         return;
@@ -396,7 +447,8 @@ export class Executor {
           (r) => {
             if (!r.ok) return;
             state.setBase(action.path, null);
-            this.#ctx.notify(`deleted ${action.path} (on the server)`);
+            if (action.kind === "dir") this.#folderDeletes.push({ path: action.path, where: "server" });
+            else this.#emit({ type: "deleted", path: action.path, kind: "file", where: "server" });
           },
         );
         return;
@@ -476,7 +528,11 @@ export class Executor {
         if (!moved) continue; // nothing moved: file by file
         for (const move of group.moves) done.add(move);
         this.#report.again = true; // on disk but not recorded: the next cycle finds the files where they are now
-        this.#ctx.notify(`could not move ${group.from} -> ${group.to}: ${(error as Error).message}`);
+        this.#emit({
+          type: "error",
+          message: `could not move ${group.from} -> ${group.to}: ${(error as Error).message}`,
+          path: group.from,
+        });
         continue;
       }
       this.#recordFolderMove(group);
@@ -540,7 +596,7 @@ export class Executor {
       this.#ctx.local.delete(move.from);
       const entry = { kind: "file" as const, hash: move.remote.hash, rev: move.remote.rev };
       this.#setLocalBase(move.to, entry, rows, this.#folderFiles.get(move)!);
-      this.#ctx.notify(`moved ${move.from} -> ${move.to} (from the server)`);
+      this.#moves.push({ from: move.from, to: move.to, where: "here" });
       this.#report.done++;
     }
     this.#folderFiles.clear();
@@ -562,7 +618,7 @@ export class Executor {
       this.#ctx.state.setBase(from, null);
       this.#ctx.local.delete(from);
       this.#setLocalBase(to, { kind: "file", hash: remote.hash, rev: remote.rev }, rows, moved);
-      this.#ctx.notify(`moved ${from} -> ${to} (from the server)`);
+      this.#moves.push({ from, to, where: "here" });
     }).catch((error) => {
       this.#report.done--;
       this.#failed(action, error);
@@ -605,9 +661,11 @@ export class Executor {
       written,
     );
     if (!quiet) {
-      const size = fetched.entry.size;
-      const note = fetched.received < size ? `, ${formatSize(fetched.received)} received` : "";
-      this.#ctx.notify(`downloaded ${path} (${formatSize(size)}${note})`);
+      this.#emit(
+        remote.restored
+          ? { type: "restored", path, version: remote.restored }
+          : { type: "downloaded", path, size: fetched.entry.size, fetched: fetched.received },
+      );
     }
   }
 
@@ -715,7 +773,11 @@ export class Executor {
         file.rows,
         written,
       );
-      this.#ctx.notify(`downloaded ${action.path} (${formatSize(file.entry.size)})`);
+      this.#emit(
+        action.remote.restored
+          ? { type: "restored", path: action.path, version: action.remote.restored }
+          : { type: "downloaded", path: action.path, size: file.entry.size },
+      );
     }
     this.#report.done += placed.length;
     // Save progress now and then, as #guard does.
@@ -768,8 +830,7 @@ export class Executor {
       this.#recordRemoteDir(r.entries);
       this.#ctx.scanner.forget(path);
       if (!quiet) {
-        const note = sent.sent < stat.size ? `, ${formatSize(sent.sent)} sent` : "";
-        this.#ctx.notify(`uploaded ${path} (${formatSize(stat.size)}${note})`);
+        this.#emit({ type: "uploaded", path, size: stat.size, sent: sent.sent });
       }
     });
     // Commit while other files are still transferring: a large file at once (the other devices can start on
@@ -834,7 +895,8 @@ export class Executor {
     }
     this.#ctx.state.setBase(path, null);
     this.#ctx.local.delete(path);
-    this.#ctx.notify(`deleted ${path} (from the server)`);
+    if (expect.kind === "dir") this.#folderDeletes.push({ path, where: "here" });
+    else this.#emit({ type: "deleted", path, kind: "file", where: "here" });
   }
 
   /**
@@ -895,9 +957,7 @@ export class Executor {
       await syncFolder(dirname(this.#abs(copyPath)));
       this.#ctx.local.delete(path);
       this.#report.again = true;
-      this.#ctx.notify(
-        `conflict: ${path} changed here and on "${remote.device}"; kept this device's version as ${copyPath}`,
-      );
+      this.#emit({ type: "conflict", path, copy: copyPath, device: remote.device, copyHolds: "here" });
       if (remote.kind === "dir") await this.#mkdirLocal(path, remote, null);
       else await this.#download(path, remote, null, true);
       return;
@@ -910,9 +970,7 @@ export class Executor {
     await this.#download(copyPath, { ...remote, rev: entry.rev }, null, true).catch(() => {
       this.#report.again = true; // it arrives with the journal instead
     });
-    this.#ctx.notify(
-      `conflict: ${path} changed here and on "${remote.device}"; kept their version as ${copyPath}`,
-    );
+    this.#emit({ type: "conflict", path, copy: copyPath, device: remote.device, copyHolds: "there" });
     if (local.kind === "dir") {
       const made = await this.#commitNow({ op: "mkdir", path, baseRev: 0 });
       if (made.ok) this.#recordRemoteDir(made.entries);
@@ -1015,15 +1073,24 @@ export class Executor {
         const lockedPath = change.op === "move" ? change.from : change.path;
         this.#ctx.locked?.(lockedPath, result.holder);
         if (change.op === "move") this.#ctx.locked?.(change.path);
-        this.#ctx.notify(`${result.error}: the change made here is kept and sent when the lock ends`);
+        this.#emit({
+          type: "notice",
+          message: `${result.error}: the change made here is kept and sent when the lock ends`,
+        });
       } else if (!result.ok && result.code === BAD_NAME_CODE) {
-        this.#ctx.notify(`not syncing ${change.path}: ${result.error} (it stays here as it is)`);
+        this.#emit({
+          type: "error",
+          message: `not syncing ${change.path}: ${result.error} (it stays here as it is)`,
+          path: change.path,
+        });
       } else if (!result.ok && !RACE_CODES.has(result.code)) {
         // (Another device getting there first — a race code — is not worth a line: the next cycle decides again.)
         const final = FINAL_REFUSALS.has(result.code) ? " (not tried again until the file changes)" : "";
-        this.#ctx.notify(
-          `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}${final}`,
-        );
+        this.#emit({
+          type: "error",
+          message: `server refused ${batch[k].change.op} of ${batch[k].change.path}: ${result.error}${final}`,
+          path: batch[k].change.path,
+        });
       }
       // Worth another try with what the server has now; a refusal that would only repeat (a bad request)
       // stays counted as done, so it is not sent again at once.

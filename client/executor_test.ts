@@ -10,6 +10,15 @@ import { createIgnoreMatcher } from "./ignore.ts";
 import type { Action, LocalEntry, RemoteEntry } from "./reconcile.ts";
 import { type ScanEntry, Scanner } from "./scanner.ts";
 import { ClientState } from "./state.ts";
+import { EventBus } from "./events.ts";
+import { formatEvent } from "./event_format.ts";
+
+/** An event bus that keeps the readable line of every event in `lines`. */
+function linesOf(lines: string[]): EventBus {
+  const bus = new EventBus();
+  bus.subscribe((event) => lines.push(formatEvent(event)));
+  return bus;
+}
 
 const CONTENT = new TextEncoder().encode("content from the server");
 const CHUNK = sha256Hex(CONTENT);
@@ -103,7 +112,7 @@ async function setUp(makePeer: (requests: string[]) => RpcPeer = fakePeer) {
     scanner: new Scanner(root, { ignore: createIgnoreMatcher(null), known: () => undefined }),
     peer: makePeer(requests),
     local,
-    notify: (line) => lines.push(line),
+    events: linesOf(lines),
     distrust: new Set(),
   });
   return {
@@ -335,7 +344,7 @@ Deno.test("Executor keeps a change refused as locked: not retried at once, not r
     scanner: new Scanner(t.root, { ignore: createIgnoreMatcher(null), known: () => undefined }),
     peer: lockedPeer(t.requests),
     local: new Map(),
-    notify: (line) => t.lines.push(line),
+    events: linesOf(t.lines),
     distrust: new Set(),
     refused,
     locked: (path, holder) => locked.push([path, holder?.device]),

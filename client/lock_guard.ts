@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { describeHolder, type LockHolder, type WireLock } from "../protocol/locks.ts";
 import { lstatInside } from "./safe_path.ts";
 import type { Action } from "./reconcile.ts";
+import type { ClientEvent } from "./events.ts";
 import { STATE_DIR } from "./state.ts";
 
 /** File in the state folder that remembers which files this device made read-only, and their modes before. */
@@ -80,8 +81,8 @@ interface ReadOnlyRecord {
 export interface LockGuardOptions {
   /** The synced folder. */
   root: string;
-  /** User-facing lines. */
-  log: (line: string) => void;
+  /** Where what it sees and does is reported (locked, unlocked, errors). */
+  emit: (event: ClientEvent) => void;
   /**
    * Sends a renewal of an own lock: resolves "renewed", "gone" (refused for good: the lock ended or was
    * forced open), or "retry" (it could not be sent: not connected).
@@ -133,7 +134,10 @@ export class LockGuard {
       Deno.writeTextFileSync(tmp, JSON.stringify(Object.fromEntries(this.#readonly)), { mode: 0o600 });
       Deno.renameSync(tmp, this.#file);
     } catch (error) {
-      this.#o.log(`cannot record the read-only files: ${(error as Error).message}`);
+      this.#o.emit({
+        type: "error",
+        message: `cannot record the read-only files: ${(error as Error).message}`,
+      });
     }
   }
 
@@ -155,25 +159,21 @@ export class LockGuard {
       if (
         !this.#others.has(path) && (change === undefined || (change.path === path && change.what === "taken"))
       ) {
-        this.#o.log(`${path} is locked by ${describeHolder(lock)}: read-only here until the lock ends`);
+        this.#o.emit({ type: "locked", path, user: lock.user, device: lock.device });
       }
     }
     const mine = new Set(locks.filter((l) => l.mine).map((l) => l.path));
     for (const path of this.#mine) {
       if (!mine.has(path) && change?.path === path && change.what !== "released") {
-        const how = change.what === "expired" ? "ran out" : `was forced open on device "${change.by ?? "?"}"`;
-        this.#o.log(`this device's lock on ${path} ${how}`);
+        const how = change.what === "expired" ? "expired" : "forced";
+        this.#o.emit({ type: "unlocked", path, how, mine: true, ...(change.by ? { by: change.by } : {}) });
       }
     }
     this.#mine = mine;
     for (const path of ended) {
       if (change === undefined || change.path === path) {
-        const how = change?.what === "expired"
-          ? "ran out"
-          : change?.what === "forced"
-          ? "was forced open"
-          : "ended";
-        this.#o.log(`the lock on ${path} ${how}: it can be changed here again`);
+        const how = change?.what === "expired" ? "expired" : change?.what === "forced" ? "forced" : "ended";
+        this.#o.emit({ type: "unlocked", path, how });
       }
     }
     this.#others = others;
@@ -210,11 +210,12 @@ export class LockGuard {
       for (const p of "from" in action ? [action.from, action.to] : [action.path]) this.#held.add(p);
       if (this.#told.has(path)) continue;
       this.#told.add(path);
-      this.#o.log(
-        `${path} is locked by ${
+      this.#o.emit({
+        type: "notice",
+        message: `${path} is locked by ${
           describeHolder(lock)
         }: the change made here is kept and sent when the lock ends`,
-      );
+      });
     }
     return allowed;
   }
@@ -260,7 +261,11 @@ export class LockGuard {
         this.#readonly.set(path, { ino: info.ino ?? null, mode, previous });
       } catch (error) {
         // Said once per file: recorded as left as it was, so it is neither tried again nor "restored" after.
-        this.#o.log(`cannot make ${path} read-only: ${(error as Error).message}`);
+        this.#o.emit({
+          type: "error",
+          message: `cannot make ${path} read-only: ${(error as Error).message}`,
+          path,
+        });
         this.#readonly.set(path, { ino: info.ino ?? null, mode: previous, previous });
       }
       changed = true;
@@ -280,7 +285,11 @@ export class LockGuard {
       try {
         Deno.chmodSync(join(this.#o.root, path), record.previous);
       } catch (error) {
-        this.#o.log(`cannot restore the mode of ${path}: ${(error as Error).message}`);
+        this.#o.emit({
+          type: "error",
+          message: `cannot restore the mode of ${path}: ${(error as Error).message}`,
+          path,
+        });
       }
     }
     for (const path of this.#told) if (this.#coveredBy(path) === undefined) this.#told.delete(path);

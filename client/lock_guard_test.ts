@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { WireLock } from "../protocol/locks.ts";
 import { holdBackLocked, LockGuard } from "./lock_guard.ts";
+import { formatEvent } from "./event_format.ts";
 import type { Action } from "./reconcile.ts";
 
 const local = { kind: "file" as const, hash: "h", size: 1, mtime: 0 };
@@ -87,7 +88,7 @@ async function withFolder(fn: (root: string, guard: LockGuard, lines: string[]) 
   const lines: string[] = [];
   const guard = new LockGuard({
     root,
-    log: (l) => lines.push(l),
+    emit: (event) => lines.push(formatEvent(event)),
     renew: () => Promise.resolve("renewed" as const),
   });
   try {
@@ -109,7 +110,7 @@ Deno.test("LockGuard makes another device's locked file read-only and restores t
     assert.equal(modeOf(file), 0o444);
     assert.match(lines.join("\n"), /a\.txt is locked by u on device "there": read-only here/);
     // A new run reads what the earlier one changed, and restores it once the lock is gone.
-    const again = new LockGuard({ root, log: () => {}, renew: () => Promise.resolve("renewed" as const) });
+    const again = new LockGuard({ root, emit: () => {}, renew: () => Promise.resolve("renewed" as const) });
     again.load();
     assert.deepEqual(again.update([]), []);
     assert.equal(modeOf(file), 0o664);
@@ -157,7 +158,7 @@ Deno.test("LockGuard renews its own locks halfway through the lease, whatever ot
   const done = new Promise<void>((r) => resolve = r);
   const guard = new LockGuard({
     root,
-    log: () => {},
+    emit: () => {},
     renew: (path) => {
       renewed.push(path);
       if (renewed.length === 2) resolve();

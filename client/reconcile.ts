@@ -42,6 +42,8 @@ export interface RemoteEntry {
   rev: number;
   /** Name of the device that wrote this entry. */
   device: string;
+  /** This entry was written by a `filesync restore` of that version (see WireEntry). */
+  restored?: string;
 }
 
 /** The three snapshots reconcile compares, keyed by relative "/"-separated NFC path. */

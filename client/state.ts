@@ -43,7 +43,7 @@ export interface JournalPosition {
 /** Options of {@linkcode ClientState.open}. */
 export interface StateOptions {
   /** Hears a warning when the state folder's modes had to be made private. */
-  log?: (line: string) => void;
+  warn?: (message: string) => void;
   /**
    * The id of the user's own namespace (the user name), mounted at the folder root: a state written before
    * namespaces kept one cursor, which becomes this namespace's position. @default the user of device.json
@@ -95,14 +95,14 @@ export class ClientState {
 
   /**
    * Opens (creating) the state of the synced folder `root`. The state folder is made 0700 and its files 0600
-   * whatever they were before; `log` hears a warning when that had to change anything.
+   * whatever they were before; `warn` hears a warning when that had to change anything.
    */
   static async open(root: string, options: StateOptions = {}): Promise<ClientState> {
     const dir = join(root, STATE_DIR);
     await Deno.mkdir(join(dir, "tmp"), { recursive: true, mode: 0o700 });
     const privacy = await makePrivate(dir);
     if (privacy.fixed > 0) {
-      options.log?.(
+      options.warn?.(
         `warning: ${dir} was readable by other local users` +
           (privacy.openMode !== null ? ` (mode ${privacy.openMode.toString(8)})` : "") +
           `: made it 0700 and ${privacy.fixed} files and folders owner-only`,
@@ -275,6 +275,7 @@ export class ClientState {
           mtime: event.mtime,
           rev: event.rev,
           device: event.device,
+          ...(event.restored ? { restored: event.restored } : {}),
         });
       }
       this.#dirty.set("r" + path, pathKey("remote", path));

@@ -133,3 +133,18 @@ Deno.test("each namespace keeps its own cursor and mirror part, its paths under 
     }
   });
 });
+
+Deno.test("applyEvents keeps the version a restore brought back on the mirror entry, and only then", async () => {
+  await withFolder(async (root) => {
+    const state = await ClientState.open(root, { ownNamespace: "alice" });
+    try {
+      state.applyEvents([{ ...event("r.txt", 1), restored: "7" }, event("plain.txt", 2)]);
+      assert.equal(state.remote.get("r.txt")?.restored, "7");
+      assert.ok(!("restored" in state.remote.get("plain.txt")!));
+      state.applyEvents([event("r.txt", 3)]);
+      assert.ok(!("restored" in state.remote.get("r.txt")!), "a later version is no restore");
+    } finally {
+      await state.close();
+    }
+  });
+});

@@ -36,7 +36,7 @@ import { type FolderWatch, watchFolder } from "./watcher.ts";
 import { WatchLimitAdvisor } from "./watch_limit.ts";
 import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
-import type { EventBus } from "./events.ts";
+import type { ClientEvent, EventBus } from "./events.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
@@ -57,7 +57,7 @@ export interface SyncClientOptions {
    * standard input), and without it the client stops with a {@linkcode UserError}.
    */
   askPassword?: () => Promise<string>;
-  /** User-facing lines. */
+  /** The progress lines of large transfers (everything else the client reports goes to `events`). */
   log: (line: string) => void;
   /** Where the client's events go (printed, logged, streamed to `filesync status --follow`, notified). */
   events: EventBus;
@@ -127,6 +127,8 @@ export class SyncClient {
   /** A password given for a LOGIN that did not get its answer (the connection dropped); used for the next. */
   #typedPassword: string | null = null;
   #dirty = new Set<string>();
+  /** Folders whose rename was reported: their later deletes are part of it (see client/move_report.ts). */
+  #renamedFolders = new Set<string>();
   #distrust = new Set<string>();
   /** Changes the server refused for good (too large, over quota, bad name), by path: left out until they change. */
   #refused = new Map<string, { hash: string; code: string }>();
@@ -203,15 +205,18 @@ export class SyncClient {
         `"${this.#o.dir}" is synced for user "${saved.user}", not "${this.#o.user}": use another folder`,
       );
     }
-    this.#state = await ClientState.open(this.#o.dir, { log: this.#o.log, ownNamespace: this.#o.user });
+    this.#state = await ClientState.open(this.#o.dir, {
+      warn: (message) => this.#notice(message),
+      ownNamespace: this.#o.user,
+    });
     this.#locks = new LockGuard({
       root: this.#o.dir,
-      log: this.#o.log,
+      emit: (event) => this.#emit(event),
       renew: (path) => this.#renewLock(path),
     });
     this.#locks.load();
     if (saved && saved.server !== server) {
-      this.#o.log(`note: this folder was last synced with ${saved.server}; now using ${server}`);
+      this.#notice(`note: this folder was last synced with ${saved.server}; now using ${server}`);
     }
     this.#rootId = rootIdentity(this.#o.dir);
     this.#ignoreStamp = this.#ignoreFileStamp();
@@ -235,7 +240,7 @@ export class SyncClient {
       },
       synced: (path) => this.#state.base.has(path),
       knownRows: (path) => this.#state.rows.get(path),
-      onSkip: (path, reason) => this.#o.log(`not syncing ${path}: ${reason}`),
+      onSkip: (path, reason) => this.#notice(`not syncing ${path}: ${reason}`),
       stopped: () => this.#stopped,
     });
     this.#startWatch();
@@ -253,7 +258,7 @@ export class SyncClient {
     const limit = this.#watchLimit ??= new WatchLimitAdvisor({
       dir: this.#o.dir,
       rescanSeconds: this.#o.rescanSeconds ?? 10,
-      say: (line) => this.#o.log(line),
+      say: (line) => this.#error(line),
     });
     try {
       this.#watch = watchFolder(this.#o.dir, (paths, full) => {
@@ -265,9 +270,21 @@ export class SyncClient {
     } catch (error) {
       limit.watchFailed(error).catch(() => false).then((told) => {
         if (told) return;
-        this.#o.log(`cannot watch ${this.#o.dir} (${(error as Error).message}); relying on periodic scans`);
+        this.#error(`cannot watch ${this.#o.dir} (${(error as Error).message}); relying on periodic scans`);
       });
     }
+  }
+
+  #emit(event: ClientEvent): void {
+    this.#o.events.emit(event);
+  }
+
+  #notice(message: string): void {
+    this.#emit({ type: "notice", message });
+  }
+
+  #error(message: string, path?: string): void {
+    this.#emit(path === undefined ? { type: "error", message } : { type: "error", message, path });
   }
 
   /** Stops syncing and saves state. */
@@ -304,7 +321,7 @@ export class SyncClient {
         if (!(error instanceof RpcError) || error.code !== "auth_token") throw error;
         await forgetToken(this.#o.dir);
         if (error.detail.reason === DEVICE_REVOKED) password = await this.#passwordAfterRevocation();
-        else this.#o.log(`${error.message}: logging in again with the password`);
+        else this.#notice(`${error.message}: logging in again with the password`);
       }
     }
     // A password typed for a LOGIN whose connection then dropped (the server allows 10 s from connect to login,
@@ -324,7 +341,7 @@ export class SyncClient {
       this.#typedPassword = null;
       await saveLogin(this.#o.dir, info, String(reply.message.token));
       this.#revoked = false;
-      this.#o.log(`logged in as ${this.#o.user} on device "${this.#o.device}"`);
+      this.#notice(`logged in as ${this.#o.user} on device "${this.#o.device}"`);
       return namespacesOf(reply.message);
     } catch (error) {
       if (error instanceof RpcError && (error.code === "auth" || error.code === "rate_limited")) {
@@ -351,7 +368,7 @@ export class SyncClient {
         if (typeof waitMs !== "number" || waitMs > LOGIN_RETRY_MAX_MS || attempt >= LOGIN_RETRIES) {
           throw error;
         }
-        this.#o.log(`the server postponed this login: trying again in ${Math.ceil(waitMs / 1000)} s`);
+        this.#notice(`the server postponed this login: trying again in ${Math.ceil(waitMs / 1000)} s`);
         await new Promise((resolve) => setTimeout(resolve, waitMs + Math.random() * 250));
       }
     }
@@ -367,7 +384,7 @@ export class SyncClient {
   #announceRevocation(): void {
     if (this.#revoked) return;
     this.#revoked = true;
-    this.#o.log(
+    this.#error(
       "this device was revoked on the server: it no longer syncs until you log in again with the password " +
         "(nothing here is deleted; changes made meanwhile upload after the login)",
     );
@@ -385,6 +402,8 @@ export class SyncClient {
     const [firstDelay, maxDelay] = this.#o.backoffMs ?? [250, 30_000];
     let delay = firstDelay;
     let announced = false;
+    let reconnecting = false;
+    const server = `${this.#o.hostname}:${this.#o.port}`;
     while (!this.#stopped) {
       let peer: RpcPeer | null = null;
       try {
@@ -407,7 +426,7 @@ export class SyncClient {
         for (const mount of this.#state.mounts.list) await this.#follow(connection, mount);
         this.#applyLocks();
         this.#peer = peer;
-        this.#o.log(`connected to ${this.#o.hostname}:${this.#o.port}`);
+        this.#emit({ type: "connected", server, user: this.#o.user, device: this.#o.device });
         announced = false;
         delay = firstDelay;
         this.#pingTimer = setInterval(() => peer?.request("PING").catch(() => {}), 20_000);
@@ -418,7 +437,8 @@ export class SyncClient {
         this.#peer = null;
         this.#connection = null;
         if (this.#stopped) return;
-        if (!this.#revoked) this.#o.log(`disconnected from server (${reason.message}); reconnecting`);
+        if (!this.#revoked) this.#emit({ type: "offline", server, reason: reason.message, lost: true });
+        reconnecting = true;
       } catch (error) {
         peer?.close();
         this.#peer = null;
@@ -429,11 +449,15 @@ export class SyncClient {
           return;
         }
         if (!announced || !(error instanceof UnreachableError)) {
-          this.#o.log(`${(error as Error).message}; will keep trying (working offline meanwhile)`);
+          this.#emit({ type: "offline", server, reason: (error as Error).message });
           announced = true;
+          reconnecting = true;
         }
       }
       const jittered = delay * (0.75 + Math.random() * 0.5);
+      // Said once per time offline (not before every try).
+      if (reconnecting) this.#emit({ type: "reconnecting", server, inMs: Math.round(jittered) });
+      reconnecting = false;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, jittered);
         this.#wake = () => {
@@ -460,7 +484,7 @@ export class SyncClient {
     for (const n of listed) {
       if (list.includes(n) || this.#told.has(`clash:${viewKey(n.ns, n.path)}`)) continue;
       this.#told.add(`clash:${viewKey(n.ns, n.path)}`);
-      this.#o.log(
+      this.#notice(
         `share: ${n.owner ?? n.ns}'s "${
           n.path ?? n.name
         }" cannot show as "${n.mount}": this device has a file ` +
@@ -528,7 +552,7 @@ export class SyncClient {
     } catch (error) {
       if (!(error instanceof RpcError) || error.code !== RESYNC_CODE) throw error;
       const reason: ResyncReason = isResyncReason(error.detail.reason) ? error.detail.reason : "diverged";
-      this.#o.log(describeResync(reason));
+      this.#notice(describeResync(reason));
       state.resetRemote(ns);
       // The snapshot arrives as pushes before the reply, so the mirror is complete when the request returns.
       await peer.request("MONITOR", { since: 0, ...where });
@@ -540,7 +564,7 @@ export class SyncClient {
         if (entry === null) dropped++;
         this.#dirty.add(path);
       }
-      if (dropped > 0) this.#o.log(`resync: ${dropped} paths to compare again with the server`);
+      if (dropped > 0) this.#notice(`resync: ${dropped} paths to compare again with the server`);
     }
     position.epoch = epoch;
     await state.flush();
@@ -552,7 +576,7 @@ export class SyncClient {
       push = checkPush(message);
     } catch (error) {
       if (!(error instanceof BadMessageError)) throw error;
-      this.#o.log(`refused a message from the server (nothing written): ${error.message}`);
+      this.#error(`refused a message from the server (nothing written): ${error.message}`);
       return;
     }
     if (push.push === "namespaces") {
@@ -563,7 +587,7 @@ export class SyncClient {
     // share of that part of the namespace: its mount's key names it here.
     const ns = push.push === "error" ? "" : viewKey(push.ns ?? this.#state.mounts.root, push.path);
     if (push.push !== "error" && !this.#state.mounts.has(ns)) {
-      this.#o.log(`refused a message from the server (nothing written): ${push.push} of namespace "${ns}"`);
+      this.#error(`refused a message from the server (nothing written): ${push.push} of namespace "${ns}"`);
       return;
     }
     if (push.push === "events") {
@@ -582,7 +606,7 @@ export class SyncClient {
       this.#kick();
     } else if (push.push === "error") {
       if (push.code === "auth_token" && push.reason === DEVICE_REVOKED) void this.#revokedNow();
-      else this.#o.log(`server: ${push.error}`);
+      else this.#error(`server: ${push.error}`);
     } else if (push.push === "locks") {
       this.#lockLists.set(ns, push.locks);
       const change = push.change &&
@@ -620,7 +644,7 @@ export class SyncClient {
       return "renewed";
     } catch (error) {
       if (!(error instanceof RpcError) || error.code === "closed") return "retry";
-      this.#o.log(`cannot renew the lock on ${path}: ${error.message}`);
+      this.#error(`cannot renew the lock on ${path}: ${error.message}`, path);
       return "gone";
     }
   }
@@ -639,7 +663,7 @@ export class SyncClient {
     const whole = keepShareRoots(plan, gone);
     for (const root of whole.restore) {
       const { ns } = mounts.fromLocal(root);
-      this.#o.log(
+      this.#notice(
         `${root} is shared with you by ${ns}: deleting or renaming it here deletes nothing of it on the server, ` +
           `so it comes back (to take it off your devices, run filesync unshare "${root}")`,
       );
@@ -671,8 +695,9 @@ export class SyncClient {
         Deno.mkdirSync(dirname(abs(to)), { recursive: true });
         Deno.renameSync(abs(from), abs(to));
       } catch (error) {
-        this.#o.log(
+        this.#error(
           `cannot move ${from} out of the read-only share: ${(error as Error).message} (left as it is)`,
+          from,
         );
         continue;
       }
@@ -681,18 +706,18 @@ export class SyncClient {
       this.#dirty.add(from);
       this.#dirty.add(to);
       if (ro.restore.includes(from)) {
-        this.#o.log(
+        this.#notice(
           `${from} is in a share you may only read: your change is not uploaded, it is kept as your own file ` +
             `"${to}"` + (state.remote.has(from) ? `; ${from} goes back to the owner's version` : ""),
         );
-      } else this.#o.log(`${from} is in a share you may only read: moved back to ${to} (not uploaded)`);
+      } else this.#notice(`${from} is in a share you may only read: moved back to ${to} (not uploaded)`);
     }
     for (const path of ro.restore) {
       const keptOut = ro.keep.some((k) => k.from === path);
       if (keptOut && !moved.has(path)) continue;
       if (!keptOut && !this.#told.has(`restore:${path}`)) {
         this.#told.add(`restore:${path}`);
-        this.#o.log(
+        this.#notice(
           `${path} is in a share you may only read: it comes back (only the owner deletes or renames it)`,
         );
       }
@@ -701,7 +726,7 @@ export class SyncClient {
     for (const path of ro.localOnly) {
       if (this.#told.has(`local:${path}`)) continue;
       this.#told.add(`local:${path}`);
-      this.#o.log(`${path} is in a share you may only read: the folder stays on this device only`);
+      this.#notice(`${path} is in a share you may only read: the folder stays on this device only`);
     }
     if (ro.keep.length > 0 || ro.restore.length > 0) {
       this.#fullScanDue = true;
@@ -725,18 +750,20 @@ export class SyncClient {
    */
   #onShareChange(push: Extract<Push, { push: "namespaces" }>): void {
     const { share, change } = push;
-    const what = `${share.owner}'s "${share.path}"`;
-    const how = share.access === "write" ? "read-write" : "read-only";
-    if (change === "new") {
-      this.#o.log(`share: ${what} is shared with you (${how}), shown as "${share.mount}"`);
-    } else if (change === "access") this.#o.log(`share: ${what} is now ${how} for you ("${share.mount}")`);
-    else this.#o.log(`share: ${what} is no longer shared with you ("${share.mount}")`);
+    this.#emit({
+      type: "share",
+      change: change === "new" ? "added" : change === "access" ? "access" : "removed",
+      owner: share.owner,
+      path: share.path,
+      mount: share.mount,
+      access: share.access === "write" ? "write" : "read",
+    });
     const connection = this.#connection;
     if (connection) connection.pushed = push.namespaces;
     this.#shareChain = this.#shareChain.then(() => this.#remount(push.namespaces, connection)).catch(
       (error) => {
         if (error instanceof RpcError && error.code === "closed") return; // the next connection lists them again
-        this.#o.log(`cannot follow the change of shares: ${(error as Error).message}`);
+        this.#error(`cannot follow the change of shares: ${(error as Error).message}`);
       },
     );
   }
@@ -782,7 +809,7 @@ export class SyncClient {
       } while (this.#cycleAgain && !this.#stopped && this.#peer);
     } catch (error) {
       if (!(error instanceof RpcError && error.code === "closed") && !(error instanceof ScanStopped)) {
-        this.#o.log(`sync error: ${(error as Error).message}`);
+        this.#error(`sync error: ${(error as Error).message}`);
       }
     } finally {
       this.#cycleRunning = false;
@@ -950,7 +977,7 @@ export class SyncClient {
       .filter((p) => ignored(p, this.#state.base.get(p)!.kind));
     if (dropped.length > 0) {
       const what = `${dropped.length} ${dropped.length === 1 ? "path" : "paths"}`;
-      this.#o.log(
+      this.#notice(
         `no longer syncing ${what} that ${IGNORE_FILE} now matches (${examplesOf(dropped)}); ` +
           "they stay as they are here, on the server and on other devices",
       );
@@ -961,8 +988,8 @@ export class SyncClient {
       scanner: this.#scanner,
       peer,
       local: this.#local,
-      notify: this.#o.log,
       events: this.#o.events,
+      renamedFolders: this.#renamedFolders,
       progress: this.#progress(),
       distrust: this.#distrust,
       refused: this.#refused,
@@ -993,7 +1020,7 @@ export class SyncClient {
     if (status.kind === "ok") {
       if (this.#rootStop !== null) {
         this.#rootStop = null;
-        this.#o.log(`the synced folder is back (${this.#o.dir}); syncing resumes`);
+        this.#emit({ type: "safety_lifted", reason: "root", dir: this.#o.dir });
         this.#lastWarning = { message: "", at: 0 };
         this.#fullScanDue = true;
         this.#startWatch();
@@ -1004,7 +1031,7 @@ export class SyncClient {
     this.#rootStop = status;
     this.#fullScanDue = true;
     const decision = decideSafety({ plan: [], baseFiles: 0, root: status }, { dir: this.#o.dir });
-    this.#warn(decision.message!);
+    this.#warn({ type: "safety_stop", reason: "root", detail: decision.message! });
     this.#updateStopTimer();
     return false;
   }
@@ -1025,28 +1052,28 @@ export class SyncClient {
         await writeHeld(this.#o.dir, { paths, files: heldFiles });
         this.#heldWritten = key;
       } catch (error) {
-        this.#o.log(`cannot record the held deletes: ${(error as Error).message}`);
+        this.#error(`cannot record the held deletes: ${(error as Error).message}`);
       }
     }
     if (confirmed > 0) {
-      this.#o.log(
+      this.#notice(
         `deletes confirmed: deleting ${confirmed} ${confirmed === 1 ? "entry" : "entries"} on the server`,
       );
     }
-    if (message !== null) this.#warn(message);
-    else if (was === true && confirmed === 0) {
-      this.#o.log("safety stop lifted: no mass delete is pending any more; syncing as usual");
-    }
+    if (message !== null) {
+      this.#warn({ type: "safety_stop", reason: "mass_delete", held: heldFiles, detail: message });
+    } else if (was === true && confirmed === 0) this.#emit({ type: "safety_lifted", reason: "mass_delete" });
     if (!this.#massStop) this.#lastWarning = { message: "", at: 0 };
     this.#updateStopTimer();
   }
 
-  /** Prints a warning, but the same one again only after {@linkcode WARN_EVERY_MS}. */
-  #warn(message: string): void {
+  /** Reports a safety stop, but the same one again only after {@linkcode WARN_EVERY_MS}. */
+  #warn(event: Extract<ClientEvent, { type: "safety_stop" }>): void {
     const now = Date.now();
+    const message = event.detail;
     if (!warningDue(this.#lastWarning, message, now, WARN_EVERY_MS)) return;
     this.#lastWarning = { message, at: now };
-    this.#o.log(message);
+    this.#emit(event);
   }
 
   /** While a stop is in effect, looks again every second: for the root coming back, or a confirmation. */

@@ -208,6 +208,8 @@ export interface WireEntry {
   deleted?: boolean;
   /** Journal entries only: random id of the commit that wrote it (see MONITOR's `tag`). */
   tag?: string;
+  /** Journal entries only: written by a RESTORE, which brought back this version (its id, as VERSIONS gives). */
+  restored?: string;
 }
 
 /**

@@ -50,6 +50,7 @@ export const WireEntrySchema = z.looseObject({
   device,
   deleted: z.boolean().optional(),
   tag: text(64).optional(),
+  restored: text(64).optional(),
 }).refine((e) => e.deleted === true || e.kind === "dir" || e.hash !== "", {
   message: "a file entry needs a content hash",
   path: ["hash"],

@@ -52,6 +52,8 @@ export interface CommitContext {
   now: number;
   /** Random id of this commit call, carried by every journal entry it writes. */
   tag: string;
+  /** The commit is a RESTORE of this version: the journal entries of what it writes say so. @default none */
+  restored?: string;
   /** The COMMIT's data: manifest rows. */
   rows: Uint8Array;
   /**
@@ -296,7 +298,7 @@ export function decideChange(view: NamespaceView, change: Change, ctx: CommitCon
     step.usage = usage += record.size;
     const { time: _time, ...wire } = record;
     step.writes.push({ path, entry: record });
-    step.journal.push({ ...wire, tag: ctx.tag });
+    step.journal.push({ ...wire, tag: ctx.tag, ...(ctx.restored ? { restored: ctx.restored } : {}) });
     staged.set(path, record);
   };
   const remove = (step: Step, current: EntryRecord) => {

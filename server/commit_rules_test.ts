@@ -300,6 +300,32 @@ Deno.test("planCommit() records versions and trash with the device and times the
   assert.deepEqual([...plan.manifests.keys()], [EMPTY]);
 });
 
+Deno.test("planCommit() of a RESTORE marks the journal entries it writes (not the deletes) as restored", () => {
+  const plan = planCommit(viewOf(namespace("a@3 d/@4")), [up("a", 3), del("d", 4, "dir")], {
+    device: "dev",
+    seq: 10,
+    now: 1000,
+    tag: "abcd",
+    rows: new Uint8Array(),
+    sizes: new Map(),
+    restored: "3",
+  });
+  const journal = plan.steps.flatMap((s) => s.journal);
+  assert.deepEqual(journal.map((j) => [j.path, j.deleted ?? false, j.restored]), [
+    ["a", false, "3"],
+    ["d", true, undefined],
+  ]);
+  const plain = planCommit(viewOf(namespace("a@3")), [up("a", 3)], {
+    device: "dev",
+    seq: 10,
+    now: 1000,
+    tag: "abcd",
+    rows: new Uint8Array(),
+    sizes: new Map(),
+  });
+  assert.ok(plain.steps.every((s) => s.journal.every((j) => !("restored" in j))));
+});
+
 Deno.test("planCommit() treats a folder with uncounted children as not empty", () => {
   const view = viewOf(namespace("d/@2"));
   const plan = planCommit(

@@ -300,6 +300,7 @@ export async function restore(options: RestoreOptions): Promise<RestoreResult> {
     checkChunks: options.chunkSizes,
     limits: options.limits,
     holder: options.holder,
+    restored: versionId,
   });
   const first = outcome.results[0];
   if (!first.ok) throw new RpcError(first.code, `Cannot restore "${path}" at "${target}": ${first.error}`);

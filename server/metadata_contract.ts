@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
+import { BAD_NAME_CODE } from "../protocol/paths.ts";
 import { type Change, type ChangeResult, encodeRows, type WireEntry } from "../protocol/messages.ts";
 import type {
   ChunkCheck,
@@ -322,6 +323,14 @@ export function metadataContract(label: string, open: OpenStore): void {
       accepted((await new Batch().delete("c", 5).commit(store)).results[0]);
       assert.equal(await store.usage(NS), 5, "a deleted file no longer counts (its kept version does not)");
       assert.equal(await store.usage("bob"), 0, "other namespaces are apart");
+    });
+  });
+
+  test("a name differing only in case from one an earlier commit wrote is refused as a bad name", async () => {
+    await withStore(async (store) => {
+      accepted((await new Batch().upload("docs/README.TXT", [chunk("r")]).commit(store)).results[0]);
+      const { results } = await new Batch().upload("docs/Readme.txt", [chunk("m")]).commit(store);
+      assert.match(refused(results[0], BAD_NAME_CODE).error, /differs only in case from "docs\/README\.TXT"/);
     });
   });
 

@@ -760,6 +760,8 @@ export class KvMetadataStore implements MetadataStore {
         ) {
           const key = foldName(baseName(child.value.path));
           byName.set(key, [...byName.get(key) ?? [], child.value.path]);
+          // The rule reads the siblings it finds: they are fetched here, with the listing.
+          if (!fetched.has(child.value.path)) fetched.set(child.value.path, child.value);
         }
         folded.set(folder, byName);
       }
@@ -788,6 +790,7 @@ export class KvMetadataStore implements MetadataStore {
         usage,
         locks,
         holder: options.holder,
+        restored: options.restored,
       },
     );
     const journal = plan.steps.flatMap((s) => s.journal);

@@ -132,6 +132,8 @@ export interface CommitOptions {
    * `checkLocks` in commit_rules.ts). @default no lock is checked (server-internal commits)
    */
   holder?: LockHolder;
+  /** The commit is a RESTORE of this version: its journal entries say so (`restored`). @default none */
+  restored?: string;
 }
 
 /** What {@linkcode MetadataStore.changeLock}'s decision writes: a lock, null to remove it, or nothing. */
