@@ -710,14 +710,18 @@ export class PgMetadataStore implements MetadataStore {
             as f(folder text, lim int)
           cross join lateral (select path from entries
             where ns = ${ns} and parent = fs_key(f.folder) limit f.lim) e`,
-        names.size === 0 ? Promise.resolve([]) : tx`select f.folder, f.folded, e.path
+        names.size === 0 ? Promise.resolve([]) : tx`select f.folder, f.folded, e.path, e.rec
           from jsonb_to_recordset(${json([...names.values()])}::text::jsonb) as f(folder text, folded text)
           join entries e on e.ns = ${ns} and e.parent = fs_key(f.folder) and e.folded = f.folded`,
       ]);
       const children = new Map<string, string[]>([...folders.keys()].map((f) => [f, []]));
       for (const r of childRows) children.get(r.folder)!.push(r.path);
       const folded = new Map<string, string[]>([...names.keys()].map((k) => [k, []]));
-      for (const r of foldedRows) folded.get(`${r.folder}\u0000${r.folded}`)!.push(r.path);
+      for (const r of foldedRows) {
+        folded.get(`${r.folder}\u0000${r.folded}`)!.push(r.path);
+        // The rules read a clashing sibling's entry too.
+        if (!fetched.has(r.path)) fetched.set(r.path, r.rec as EntryRecord);
+      }
 
       const plan = planCommit(
         {
