@@ -37,6 +37,7 @@ import { WatchLimitAdvisor } from "./watch_limit.ts";
 import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
 import type { ClientEvent, EventBus } from "./events.ts";
+import { planTotals, transferReporter, transfersAny } from "./progress_events.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
@@ -57,7 +58,7 @@ export interface SyncClientOptions {
    * standard input), and without it the client stops with a {@linkcode UserError}.
    */
   askPassword?: () => Promise<string>;
-  /** The progress lines of large transfers (everything else the client reports goes to `events`). */
+  /** Not used any more: everything the client reports goes to `events`, progress too (kept for callers). */
   log: (line: string) => void;
   /** Where the client's events go (printed, logged, streamed to `filesync status --follow`, notified). */
   events: EventBus;
@@ -136,6 +137,8 @@ export class SyncClient {
   #inoIndex: Map<number, string> | null = null;
   /** The last plan was not empty: the next full scan must reconcile even if the disk looks unchanged. */
   #planPending = true;
+  /** `synced` was said and no plan ran since. */
+  #inSync = false;
   #fullScanDue = true;
   #cycleRunning = false;
   #cycleAgain = false;
@@ -970,6 +973,7 @@ export class SyncClient {
       : this.#planPending || plan.length > 0;
     if (plan.length === 0) {
       await this.#state.flush();
+      if (full && unfinished.length === 0) this.#reportSynced();
       return false;
     }
     const dropped = plan.filter((a) => a.type === "sync" && a.base === null && this.#state.base.has(a.path))
@@ -996,6 +1000,9 @@ export class SyncClient {
       locked: (path, holder) => this.#locks?.refused(path, holder),
     });
     trace(`plan ${plan.map((p) => p.type).join(",")}`);
+    const totals = planTotals(plan);
+    if (transfersAny(totals)) this.#o.events.emit({ type: "plan", ...totals });
+    this.#inSync = false;
     const report = await executor.run(plan);
     // A download may have replaced a file another device locks: the new file is made read-only too.
     this.#locks?.protect();
@@ -1009,6 +1016,7 @@ export class SyncClient {
       for (const action of plan) for (const path of actionPaths(action)) this.#dirty.add(path);
       return true;
     }
+    if (full && unfinished.length === 0) this.#reportSynced();
     return false;
   }
 
@@ -1127,20 +1135,21 @@ export class SyncClient {
   }
 
   #progress() {
-    const last = new Map<string, number>();
-    return (path: string, done: number, total: number, direction: "up" | "down") => {
-      if (total < 16 * 1024 * 1024) return;
-      const now = Date.now();
-      if (done < total && now - (last.get(path) ?? 0) < 1000) return;
-      last.set(path, now);
-      if (done >= total) last.delete(path);
-      const percent = Math.floor((done / total) * 100);
-      this.#o.log(
-        `${direction === "up" ? "uploading" : "downloading"} ${path}: ${percent}% of ${
-          Math.round(total / 1048576)
-        } MiB`,
-      );
-    };
+    return transferReporter((event) => this.#o.events.emit(event));
+  }
+
+  /** Says `synced` once when a full cycle leaves nothing to do (again after the next plan that ran). */
+  #reportSynced(): void {
+    if (this.#inSync || this.#massStop === true || this.#rootStop !== null) return;
+    this.#inSync = true;
+    let files = 0;
+    let bytes = 0;
+    for (const entry of this.#state.base.values()) {
+      if (entry.kind !== "file") continue;
+      files++;
+      bytes += entry.size;
+    }
+    this.#o.events.emit({ type: "synced", files, bytes });
   }
 }
 
