@@ -1,6 +1,8 @@
 // The metadata contract on PostgreSQL (when FILESYNC_TEST_POSTGRES is set), plus two stores racing on one database.
 import assert from "node:assert/strict";
-import { accepted, Batch, chunk, metadataContract, NS, refused } from "./metadata_contract.ts";
+import { accepted, Batch, chunk, metadataContract, NS, presentAs, refused } from "./metadata_contract.ts";
+import { encodeRows } from "../protocol/messages.ts";
+import { fileHashOfChunks } from "../protocol/hash.ts";
 import { connectPostgres } from "./pg_connect.ts";
 import { migrate } from "./pg_schema.ts";
 import { PgMetadataStore } from "./metadata_pg.ts";
@@ -43,6 +45,57 @@ if (TEST_POSTGRES) {
       assert.equal(await a.latestSeq(NS), 5);
       const journal = await b.changesSince(NS, 0, 100);
       assert.deepEqual(journal.map((e) => e.rev), [1, 2, 3, 4, 5], "one journal, no gaps, no duplicates");
+    } finally {
+      await a.end();
+      await b.end();
+    }
+  });
+
+  Deno.test("PgMetadataStore: a commit whose chunks cannot be made durable writes nothing: entries, journal, manifests, counter", async () => {
+    await using db = await freshDatabase();
+    const store = await storeOn(db);
+    try {
+      accepted((await new Batch().upload("kept.txt", [chunk("k")]).commit(store)).results[0]);
+      const batch = new Batch().upload("d/new.txt", [chunk("n")]).delete("kept.txt", 1);
+      await assert.rejects(
+        () =>
+          store.commit(NS, {
+            device: "laptop",
+            changes: batch.changes,
+            rows: encodeRows(batch.rows),
+            checkChunks: presentAs(batch.rows),
+            syncChunks: () => Promise.reject(new Error("disk gone")),
+          }),
+        /disk gone/,
+      );
+      assert.equal(await store.latestSeq(NS), 1);
+      assert.deepEqual((await store.changesSince(NS, 0, 10)).map((e) => e.path), ["kept.txt"]);
+      assert.equal(await store.getEntry(NS, "d/new.txt"), null);
+      assert.ok(await store.getEntry(NS, "kept.txt"));
+      assert.equal(await store.getManifest(fileHashOfChunks([chunk("n").id])), null);
+      assert.deepEqual(await store.listTrash(NS), []);
+    } finally {
+      await store.end();
+    }
+  });
+
+  Deno.test("PgMetadataStore: a lock taken through one store stops another store's commit", async () => {
+    await using db = await freshDatabase();
+    const [a, b] = [await storeOn(db), await storeOn(db)];
+    try {
+      const [entry] = accepted((await new Batch().upload("doc.txt", [chunk("d")]).commit(a)).results[0]);
+      const holder = { user: NS, deviceId: "dev-a", device: "laptop" };
+      const lock = { path: "doc.txt", ...holder, taken: 1, expires: Date.now() + 60_000, leaseMs: 60_000 };
+      await a.changeLock(NS, "doc.txt", () => ({ write: lock, result: null }));
+      const change = new Batch().delete("doc.txt", entry.rev);
+      const { results } = await b.commit(NS, {
+        device: "desktop",
+        changes: change.changes,
+        rows: new Uint8Array(),
+        checkChunks: presentAs([]),
+        holder: { user: NS, deviceId: "dev-b", device: "desktop" },
+      });
+      refused(results[0], "locked");
     } finally {
       await a.end();
       await b.end();

@@ -56,6 +56,16 @@ if (TEST_POSTGRES) {
     } finally {
       await server.stop();
     }
+    // The offline commands open the same database through the config file.
+    const fsck = await run(["server", "fsck", "--data", data]);
+    assert.equal(fsck.code, 0, fsck.output);
+    assert.match(
+      fsck.output,
+      /^fsck: clean \(2 entries, 0 versions, 0 trash items, 2 journal entries, 2 chunks\)/m,
+    );
+    const gc = await run(["gc", "--data", data]);
+    assert.equal(gc.code, 0, gc.output);
+    assert.match(gc.output, /2 chunks in use/);
   });
 
   Deno.test("a server on PostgreSQL refuses a password in the URL, a wrong password and a missing database in one line", async () => {
@@ -85,12 +95,23 @@ if (TEST_POSTGRES) {
     try {
       await admin.unsafe(`drop role if exists filesync_pw`);
       await admin.unsafe(`create role filesync_pw login password 'right-one'`);
+      await admin.unsafe(`grant all on schema public to filesync_pw`);
       const url = `postgres://filesync_pw@${host}/${db.target.database}`;
       const wrong = await run([...base, "--metadata", url], { env: { PGPASSWORD: "wrong" } });
       assert.equal(wrong.code, 1);
       assert.ok(oneLine(wrong.output, /refused user "filesync_pw": wrong password$/), wrong.output);
+
+      // The right password from DATA/config.json (private), with the URL there too.
+      const data = tmp.join("with-password");
+      await Deno.mkdir(data, { recursive: true });
+      const config = { metadata: url, "metadata-password": "right-one" };
+      await Deno.writeTextFile(join(data, "config.json"), JSON.stringify(config), { mode: 0o600 });
+      await using server = await startServer(data);
+      assert.match(server.output, /metadata in PostgreSQL filesync_pw@/);
     } finally {
-      await admin.unsafe(`drop role if exists filesync_pw`).catch(() => {});
+      // The role owns the tables the server made: they go first, then the role.
+      await admin.unsafe(`drop owned by filesync_pw`);
+      await admin.unsafe(`drop role filesync_pw`);
       await admin.end();
     }
   });
