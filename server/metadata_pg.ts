@@ -6,7 +6,7 @@ import { ancestorsOf, baseName, foldName, parentPath } from "../protocol/paths.t
 import { type ChunkRow, decodeRows, encodeRows, type WireEntry } from "../protocol/messages.ts";
 import { insertedRows, planCommit, Refusal } from "./commit_rules.ts";
 import { access } from "./access.ts";
-import { SharedExclusiveLock } from "./gc_lock.ts";
+import { PgGcLock } from "./pg_gc_lock.ts";
 import type {
   ChunkRef,
   CommitOptions,
@@ -73,13 +73,14 @@ function parentOf(path: string): string {
  */
 export class PgMetadataStore implements MetadataStore {
   readonly sql: Sql;
-  readonly gcLock = new SharedExclusiveLock();
+  readonly gcLock: PgGcLock;
   #locks = new Map<string, Mutex>();
   #now: () => number;
 
   /** Wraps a connected client whose database has the current schema. */
   constructor(sql: Sql, options: PgMetadataOptions = {}) {
     this.sql = sql;
+    this.gcLock = new PgGcLock(sql);
     this.#now = options.now ?? Date.now;
   }
 
@@ -100,10 +101,14 @@ export class PgMetadataStore implements MetadataStore {
     return lock;
   }
 
-  /** Runs `fn` in a transaction holding the namespace's lock (in this process and in the database). */
-  #inNamespace<T>(ns: string, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in a transaction holding the namespace's lock (in this process and in the database); with
+   * `gc`, first the garbage collection lock shared (a commit).
+   */
+  #inNamespace<T>(ns: string, fn: (tx: TransactionSql) => Promise<T>, gc = false): Promise<T> {
     return this.#mutex(ns).run(() =>
       this.sql.begin(async (tx) => {
+        if (gc) await this.gcLock.sharedInTransaction(tx);
         await tx`select pg_advisory_xact_lock(${NAMESPACE_LOCK}, hashtext(${ns}))`;
         return await fn(tx);
       }) as Promise<T>
@@ -801,7 +806,7 @@ export class PgMetadataStore implements MetadataStore {
         returning 1`;
       if (moved.length === 0) throw new Error(`Concurrent modification of namespace "${ns}"; retry`);
       return { results: plan.results, journal };
-    });
+    }, true);
   }
 
   // ---- repair ----

@@ -8,6 +8,15 @@ import { migrate } from "./pg_schema.ts";
 import { PgMetadataStore } from "./metadata_pg.ts";
 import { freshDatabase, TEST_POSTGRES, type TestDatabase } from "./pg_test_db.ts";
 
+/** Polls `check` every 20 ms until it holds; fails after 10 s. */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("Timed out waiting for the condition");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /** A store on a database (migrated), with a clock. */
 async function storeOn(db: TestDatabase, now?: () => number): Promise<PgMetadataStore> {
   const sql = await connectPostgres(db.target);
@@ -121,6 +130,29 @@ if (TEST_POSTGRES) {
       assert.equal((await store.listTrash(NS)).length, 2000);
     } finally {
       await store.end();
+    }
+  });
+
+  Deno.test("PgMetadataStore: garbage collection through one store holds off commits through another", async () => {
+    await using db = await freshDatabase();
+    const [a, b] = [await storeOn(db), await storeOn(db)];
+    try {
+      let committed = false;
+      let pending: Promise<unknown> | undefined;
+      await a.gcLock.exclusive(async () => {
+        pending = new Batch().upload("f.txt", [chunk("f")]).commit(b).then((r) => (committed = true, r));
+        // B's commit waits on the advisory lock A holds (seen in pg_locks), and writes nothing meanwhile.
+        await until(async () =>
+          (await a.sql`select 1 from pg_locks where locktype = 'advisory' and not granted`).length === 1
+        );
+        assert.equal(committed, false);
+        assert.equal(await a.latestSeq(NS), 0);
+      });
+      await pending;
+      assert.equal(await a.latestSeq(NS), 1);
+    } finally {
+      await a.end();
+      await b.end();
     }
   });
 }
