@@ -10,6 +10,7 @@ import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 import { fsckCommand } from "./server/fsck.ts";
 import { serverStatusCommand } from "./server/status_cli.ts";
 import { migrateCommand } from "./server/migrate_cli.ts";
+import { certCommand } from "./server/cert_cli.ts";
 
 /** Version printed by --version. */
 export const VERSION = "0.1.0";
@@ -21,10 +22,11 @@ Usage:
   filesync server fsck --data DIR [--json]
   filesync server status --data DIR [--json]
   filesync server migrate --metadata postgres://USER@HOST:PORT/DB [--data DIR]
+  filesync server cert --data DIR --name HOST [--name HOST …] --out PREFIX
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync user devices NAME [--json] --data DIR
   filesync user revoke NAME DEVICE --data DIR
-  filesync client --server HOST:PORT --user NAME --dir DIR [--ca FILE] [--device NAME]
+  filesync client --server HOST:PORT [--server HOST:PORT …] --user NAME --dir DIR [--ca FILE] [--device NAME]
   filesync confirm-deletes [--dir DIR]
   filesync gc --data DIR
   filesync versions PATH [--json] [--dir DIR]
@@ -53,6 +55,7 @@ async function main(args: string[]): Promise<number> {
       if (rest[0] === "fsck") return await fsckCommand(rest.slice(1));
       if (rest[0] === "status") return await serverStatusCommand(rest.slice(1));
       if (rest[0] === "migrate") return await migrateCommand(rest.slice(1));
+      if (rest[0] === "cert") return await certCommand(rest.slice(1));
       return await serverCommand(rest);
     case "user":
       return await userCommand(rest);

@@ -109,6 +109,73 @@ export async function ensureServerCertificate(
   };
 }
 
+/** A node's certificate, signed by the data folder's CA. */
+export interface NodeCertificate {
+  /** PEM of the node (leaf) certificate, for the node's `--cert`. */
+  certPem: string;
+  /** PKCS#8 PEM of its private key, for the node's `--key`. */
+  keyPem: string;
+  /** Absolute path of the CA certificate that signed it (clients trust it with `--ca`). */
+  caPath: string;
+  /** SHA-256 fingerprint of that CA, as from {@linkcode certificateFingerprint}. */
+  caFingerprint: string;
+}
+
+/** Options of {@linkcode issueNodeCertificate}. */
+export interface IssueNodeCertificateOptions {
+  /**
+   * The names clients (or a load balancer in front) reach the node by, at least one; each is an IP address if it
+   * parses as one, else a DNS name. The first becomes the common name; localhost, 127.0.0.1 and ::1 are added.
+   */
+  names: string[];
+  /**
+   * The current time, for the validity period.
+   * @default {new Date()}
+   */
+  now?: Date;
+}
+
+/**
+ * Signs a new certificate for another server node with the CA in DIR/certs/ (the one the server made on its first
+ * start), so that clients trusting that one CA trust every node. Nothing is written: the caller saves the key
+ * privately. Throws when there is no CA there yet or its key is missing or does not match; a name that is neither
+ * a DNS name nor an IP address is a TypeError.
+ *
+ * @example
+ * ```ts
+ * const node = await issueNodeCertificate("./data", { names: ["node2.example.org", "sync.example.org"] });
+ * await Deno.writeTextFile("node2-key.pem", node.keyPem, { mode: 0o600 });
+ * await Deno.writeTextFile("node2.pem", node.certPem);
+ * ```
+ */
+export async function issueNodeCertificate(
+  dataDir: string,
+  options: IssueNodeCertificateOptions,
+): Promise<NodeCertificate> {
+  const now = options.now ?? new Date();
+  if (!(now instanceof Date) || Number.isNaN(now.getTime())) throw new TypeError("now must be a valid Date");
+  if (!Array.isArray(options.names) || options.names.length === 0) {
+    throw new TypeError("names must list at least one host name");
+  }
+  const wanted = wantedNames(options.names, undefined);
+  const dir = resolve(dataDir, "certs");
+  const paths = { ca: join(dir, "ca.pem"), caKey: join(dir, "ca-key.pem") };
+  const caPem = await readIfExists(paths.ca);
+  if (caPem === undefined) {
+    throw new Error(
+      `No CA in "${dir}": start filesync server --data ${dataDir} once (without --cert) to create it`,
+    );
+  }
+  const ca = await loadCa(paths.ca, caPem, paths.caKey);
+  const leaf = await createLeaf(ca, wanted, now);
+  return {
+    certPem: leaf.pem,
+    keyPem: await privateKeyPem(leaf.key),
+    caPath: paths.ca,
+    caFingerprint: certificateFingerprint(ca.pem),
+  };
+}
+
 /**
  * "AB:CD:..." uppercase SHA-256 of the DER of the first certificate in a PEM text.
  * Throws SyntaxError if the text holds no certificate.

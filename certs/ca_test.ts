@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import * as x509 from "@peculiar/x509";
-import { certificateFingerprint, ensureServerCertificate } from "./ca.ts";
+import { certificateFingerprint, ensureServerCertificate, issueNodeCertificate } from "./ca.ts";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const ALPN = "filesync/1";
@@ -220,4 +220,49 @@ Deno.test("certificateFingerprint() hashes the first certificate and rejects tex
     () => certificateFingerprint("-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----"),
     SyntaxError,
   );
+});
+
+Deno.test("issueNodeCertificate() signs a node's certificate with the folder's CA, for the names given", async () => {
+  await withTempDir(async (dir) => {
+    const first = await ensureServerCertificate(dir);
+    const node = await issueNodeCertificate(dir, {
+      names: ["Node2.Example.org", "10.0.0.2", "sync.example.org"],
+    });
+    assert.equal(node.caPath, first.caPath);
+    assert.equal(node.caFingerprint, first.caFingerprint);
+    const ca = new x509.X509Certificate(await Deno.readTextFile(first.caPath));
+    const leaf = new x509.X509Certificate(node.certPem);
+    assert.equal(leaf.subject, "CN=node2.example.org");
+    assert.ok(await leaf.verify({ publicKey: ca, signatureOnly: true }));
+    assert.notEqual(node.certPem, first.certPem);
+    assert.notEqual(node.keyPem, first.keyPem);
+    const san = sanOf(node.certPem);
+    for (const name of ["dns:node2.example.org", "ip:10.0.0.2", "dns:sync.example.org", "dns:localhost"]) {
+      assert.ok(san.includes(name), `${name} in ${san}`);
+    }
+    assert.ok(!san.includes(`dns:${Deno.hostname().toLowerCase()}`) || Deno.hostname() === "localhost");
+    // A client that trusts the one CA accepts the node.
+    const alpn = await handshake(node, {
+      hostname: "localhost",
+      caCerts: [await Deno.readTextFile(first.caPath)],
+    });
+    assert.equal(alpn, ALPN);
+  });
+});
+
+Deno.test("issueNodeCertificate() refuses a folder without a CA, no names and a bad name", async () => {
+  await withTempDir(async (dir) => {
+    await assert.rejects(
+      () => issueNodeCertificate(dir, { names: ["n2"] }),
+      (error: Error) => error.message.startsWith(`No CA in "${join(dir, "certs")}": start filesync server`),
+    );
+    await ensureServerCertificate(dir);
+    await assert.rejects(() => issueNodeCertificate(dir, { names: [] }), TypeError);
+    await assert.rejects(
+      () => issueNodeCertificate(dir, { names: ["bad name"] }),
+      (error: Error) =>
+        error instanceof TypeError &&
+        error.message === 'Cannot use host name "bad name": not a DNS name or IP address',
+    );
+  });
 });

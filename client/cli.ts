@@ -4,7 +4,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { blameConfig, CONFIG_FILE, loadConfig } from "../protocol/config_file.ts";
-import { parseServerAddress } from "./connection.ts";
+import { parseServerList } from "./server_list.ts";
 import { confirmHeld, findSyncRoot } from "./held_deletes.ts";
 import { askAtTerminal, readPassword } from "../cli/password.ts";
 import { stopSignals } from "../cli/stop_signals.ts";
@@ -19,13 +19,16 @@ import { ProgressDisplay, progressModeOf } from "./progress.ts";
 import { timedLine } from "./event_format.ts";
 
 /** Help text of `filesync client`. */
-export const CLIENT_HELP = `Usage: filesync client --server HOST:PORT --user NAME --dir DIR [options]
+export const CLIENT_HELP =
+  `Usage: filesync client --server HOST:PORT [--server HOST:PORT …] --user NAME --dir DIR [options]
 
 Keeps DIR in sync with the server. The first start asks for the password (or reads
 FILESYNC_PASSWORD, or one line of standard input) and keeps a device token in DIR/.filesync/.
 
 Options:
-  --server HOST:PORT   server address (IPv6 as [::1]:PORT)
+  --server HOST:PORT   server address (IPv6 as [::1]:PORT); give it once per node of a cluster of servers
+                       (same journal and users): the client uses the first it can reach and moves to
+                       the next when that one is down
   --user NAME          user name
   --dir DIR            folder to sync (created if missing)
   --ca FILE            CA certificate to trust (the server prints its path, DATA/certs/ca.pem);
@@ -49,7 +52,8 @@ Errors and conflicts are also appended to DIR/.filesync/client.log (rotated at 1
 
 Config file: DIR/.filesync/config.json may hold any of these options but --dir, as JSON with the long
 option names as keys, e.g. {"server": "host:8443", "user": "alice", "ca": "ca.pem", "rescan": 5}
-(a relative "ca" is taken from DIR/.filesync/). The command line wins. Never a password.
+(a relative "ca" is taken from DIR/.filesync/; several servers as a list: "server": ["a:8443", "b:8443"]).
+The command line wins. Never a password.
 
 Safety stop: if the folder is missing, unreadable or replaced by another folder, nothing is deleted
 anywhere; syncing resumes by itself when it is back.
@@ -79,7 +83,7 @@ export function verbosityOf(values: { quiet?: boolean; verbose?: boolean }): Ver
 
 /** The options of `filesync client`, as parseArgs takes them (and the keys its config file may hold). */
 export const CLIENT_OPTIONS = {
-  server: { type: "string" },
+  server: { type: "string", multiple: true },
   user: { type: "string" },
   dir: { type: "string" },
   ca: { type: "string" },
@@ -136,13 +140,13 @@ export async function clientCommand(args: string[]): Promise<number> {
 /** Runs the client with its options merged from the command line and the config file. */
 async function runClient(values: ClientValues): Promise<number> {
   for (const name of ["server", "user"] as const) {
-    if (!values[name]) {
+    if (!values[name]?.length) {
       throw new UsageError(
         `Missing --${name} (give it on the command line or in DIR/.filesync/${CONFIG_FILE}; see filesync client --help)`,
       );
     }
   }
-  const { hostname: host, port } = parseServerAddress(values.server!);
+  const servers = parseServerList(values.server!);
   let caPem: string | undefined;
   if (values.ca) {
     try {
@@ -189,8 +193,7 @@ async function runClient(values: ClientValues): Promise<number> {
   if (notifier) events.subscribe(notifier.sink);
   const client = new SyncClient({
     dir: values.dir!,
-    hostname: host,
-    port,
+    servers,
     user: values.user!,
     device,
     caPem,
@@ -210,7 +213,7 @@ async function runClient(values: ClientValues): Promise<number> {
   // Commands such as `filesync versions` run in this folder must trust the same server.
   if (caPem) await saveCa(values.dir!, caPem);
   else await forgetCa(values.dir!);
-  notice(`syncing ${values.dir} with ${values.server} as ${values.user} (device "${device}")`);
+  notice(`syncing ${values.dir} with ${values.server!.join(", ")} as ${values.user} (device "${device}")`);
   try {
     await client.done;
   } catch (error) {

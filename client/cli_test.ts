@@ -23,3 +23,52 @@ Deno.test("filesync client --quiet --verbose stops with the usage error before t
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("filesync client takes several --server, from the command line or a list in the config file", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "filesync-cli-" });
+  try {
+    const sync = `${dir}/sync`;
+    const base = ["--user", "u", "--dir", sync, "--quiet", "--verbose"];
+    // The servers parse (the stop comes after them, from --quiet --verbose, before anything is touched).
+    await assert.rejects(
+      () => clientCommand(["--server", "a:1", "--server", "[::1]:2", ...base]),
+      (error: Error) => error instanceof UsageError && /--quiet and --verbose/.test(error.message),
+    );
+    const cases: { args: string[]; config?: unknown; message: string }[] = [
+      {
+        args: ["--server", "a:1", "--server", "a:1"],
+        message: '--server "a:1" is given twice: list each server once',
+      },
+      {
+        args: ["--server", "a:1", "--server", "b"],
+        message: 'Invalid --server "b": expected HOST:PORT, for example localhost:8443',
+      },
+      {
+        args: [],
+        config: { server: ["a:1", "a:1"] },
+        message:
+          `${sync}/.filesync/config.json: "server": --server "a:1" is given twice: list each server once`,
+      },
+      {
+        args: [],
+        config: { server: [] },
+        message:
+          `${sync}/.filesync/config.json: "server" is an empty list: give at least one value, or leave "server" out`,
+      },
+    ];
+    for (const { args, config, message } of cases) {
+      await Deno.remove(sync, { recursive: true }).catch(() => {});
+      if (config !== undefined) {
+        await Deno.mkdir(`${sync}/.filesync`, { recursive: true });
+        await Deno.writeTextFile(`${sync}/.filesync/config.json`, JSON.stringify(config));
+      }
+      await assert.rejects(
+        () => clientCommand([...args, "--user", "u", "--dir", sync]),
+        (error: Error) => error instanceof UsageError && error.message === message,
+        message,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -78,6 +78,27 @@ export async function openConnection(options: ConnectOptions): Promise<RpcPeer> 
   return peer;
 }
 
+/**
+ * Connects to the first of `servers` that can be reached (nodes of one cluster, in the order given), as
+ * {@linkcode openConnection} does. A {@linkcode UserError} (an untrusted certificate, say) stops at once; when
+ * none can be reached, the {@linkcode UnreachableError} names each one's reason.
+ */
+export async function openFirstReachable(
+  servers: readonly { hostname: string; port: number }[],
+  options: Omit<ConnectOptions, "hostname" | "port"> = {},
+): Promise<RpcPeer> {
+  const reasons: string[] = [];
+  for (const server of servers) {
+    try {
+      return await openConnection({ ...options, ...server });
+    } catch (error) {
+      if (!(error instanceof UnreachableError)) throw error;
+      reasons.push(error.message);
+    }
+  }
+  throw new UnreachableError(reasons.join("; "));
+}
+
 function describeNetError(error: unknown): string {
   if (error instanceof Deno.errors.ConnectionRefused) return "connection refused (is the server running?)";
   if (error instanceof Deno.errors.TimedOut) return "timed out";

@@ -5,7 +5,7 @@ import type { WireNamespace, WireTrashItem, WireVersion } from "../protocol/mess
 import { PathError, validatePath } from "../protocol/paths.ts";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
-import { openConnection, parseServerAddress } from "./connection.ts";
+import { openFirstReachable, parseServerAddress } from "./connection.ts";
 import { formatSize } from "./executor.ts";
 import { mountableViews, MountTable } from "./mounts.ts";
 import {
@@ -15,6 +15,7 @@ import {
   readDeviceInfo,
   readShownMounts,
   readToken,
+  savedServers,
   STATE_DIR,
 } from "./state.ts";
 
@@ -150,13 +151,15 @@ export async function connectMounted(folder: SyncedFolder): Promise<{ peer: RpcP
       `This device has no token in ${join(folder.root, STATE_DIR)}: start filesync client there to log in`,
     );
   }
-  const address = savedAddress(folder.device.server);
-  if (!address) {
-    throw new UserError(
-      `Saved server address "${folder.device.server}" is invalid: start filesync client again`,
-    );
-  }
-  const peer = await openConnection({ ...address, caPem: (await readCa(folder.root)) ?? undefined })
+  const addresses = savedServers(folder.device).map((saved) => {
+    const address = savedAddress(saved);
+    if (!address) {
+      throw new UserError(`Saved server address "${saved}" is invalid: start filesync client again`);
+    }
+    return address;
+  });
+  // Nodes of one cluster: the first that answers.
+  const peer = await openFirstReachable(addresses, { caPem: (await readCa(folder.root)) ?? undefined })
     .catch((error) => {
       if (error instanceof UserError) throw error;
       throw new UserError((error as Error).message);

@@ -21,7 +21,10 @@ export interface BaseRecord extends BaseEntry {
 
 /** Device identity saved at first login. */
 export interface DeviceInfo {
+  /** The first server the client was started with, `HOST:PORT` (an IPv6 host without brackets). */
   server: string;
+  /** Every server of `--server`, in order, when there are several (then `server` is the first). */
+  servers?: string[];
   user: string;
   device: string;
   deviceId: string;
@@ -454,6 +457,23 @@ export async function readDeviceInfo(root: string): Promise<DeviceInfo | null> {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
+}
+
+/** The servers a device identity names, in order: `servers`, or else the one `server`. */
+export function savedServers(info: DeviceInfo): string[] {
+  return Array.isArray(info.servers) && info.servers.length > 0 ? info.servers : [info.server];
+}
+
+/**
+ * Saves the servers the client now uses in the device identity (mode 0600, via temp file and rename), so that
+ * the folder's other commands (versions, share, lock, …) reach them; does nothing before the first login.
+ */
+export async function saveServers(root: string, servers: string[]): Promise<void> {
+  const info = await readDeviceInfo(root);
+  if (!info) return;
+  const { servers: _old, ...rest } = info;
+  const updated: DeviceInfo = { ...rest, server: servers[0], ...(servers.length > 1 ? { servers } : {}) };
+  await writePrivate(join(root, STATE_DIR, "device.json"), JSON.stringify(updated, null, 2) + "\n");
 }
 
 /** Saves the device identity and its token (mode 0600, via temp file and rename). */

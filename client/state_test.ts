@@ -4,7 +4,15 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import type { WireEntry } from "../protocol/messages.ts";
 import { MountTable } from "./mounts.ts";
-import { ClientState, saveLogin, STATE_DIR } from "./state.ts";
+import {
+  ClientState,
+  readDeviceInfo,
+  readToken,
+  savedServers,
+  saveLogin,
+  saveServers,
+  STATE_DIR,
+} from "./state.ts";
 
 async function withFolder(fn: (root: string) => Promise<void>): Promise<void> {
   const root = await Deno.makeTempDir({ prefix: "filesync-state-" });
@@ -146,5 +154,25 @@ Deno.test("applyEvents keeps the version a restore brought back on the mirror en
     } finally {
       await state.close();
     }
+  });
+});
+
+Deno.test("device.json keeps the list of servers; an older one with one server reads as a list of one", async () => {
+  await withFolder(async (root) => {
+    await saveServers(root, ["a:1"]); // before the first login: nothing to update
+    assert.equal(await readDeviceInfo(root), null);
+    const device = { server: "a:1", user: "bob", device: "d", deviceId: "id" };
+    await saveLogin(root, device, "token");
+    assert.deepEqual(savedServers((await readDeviceInfo(root))!), ["a:1"]);
+    await saveServers(root, ["b:2", "::1:3"]);
+    assert.deepEqual(await readDeviceInfo(root), { ...device, server: "b:2", servers: ["b:2", "::1:3"] });
+    assert.deepEqual(savedServers((await readDeviceInfo(root))!), ["b:2", "::1:3"]);
+    await saveServers(root, ["c:4"]);
+    assert.deepEqual(await readDeviceInfo(root), { ...device, server: "c:4" });
+    assert.equal(await readToken(root), "token");
+    if (Deno.build.os !== "windows") {
+      assert.equal((await Deno.stat(join(root, STATE_DIR, "device.json"))).mode! & 0o777, 0o600);
+    }
+    assert.deepEqual(savedServers({ ...device, servers: [] }), ["a:1"]);
   });
 });

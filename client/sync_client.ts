@@ -29,7 +29,9 @@ import {
   forgetToken,
   readDeviceInfo,
   readToken,
+  savedServers,
   saveLogin,
+  saveServers,
   saveShownMounts,
 } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
@@ -37,14 +39,15 @@ import { WatchLimitAdvisor } from "./watch_limit.ts";
 import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
 import type { ClientEvent, EventBus } from "./events.ts";
+import { sameServerNames, type ServerAddress, serverName, ServerRotation } from "./server_list.ts";
 import { planTotals, transferReporter, transfersAny } from "./progress_events.ts";
 
 /** Options of {@linkcode SyncClient}. */
 export interface SyncClientOptions {
   /** The synced folder (created if missing). */
   dir: string;
-  hostname: string;
-  port: number;
+  /** The servers of the cluster, tried in this order (see {@linkcode ServerRotation}); at least one. */
+  servers: ServerAddress[];
   user: string;
   /** Name of this device. @default the host name */
   device: string;
@@ -64,7 +67,7 @@ export interface SyncClientOptions {
   events: EventBus;
   /** Seconds between full scans. @default 10 */
   rescanSeconds?: number;
-  /** First and largest reconnect delay in ms. @default 250 / 30000 */
+  /** First and largest wait between rounds of connection attempts, in ms. @default 250 / 30000 */
   backoffMs?: [number, number];
   /** Whether to use Deno.watchFs. @default true */
   watch?: boolean;
@@ -202,7 +205,7 @@ export class SyncClient {
   async start(): Promise<void> {
     await ensureSyncFolder(this.#o.dir);
     const saved = await readDeviceInfo(this.#o.dir);
-    const server = `${this.#o.hostname}:${this.#o.port}`;
+    const servers = this.#o.servers.map(serverName);
     if (saved && saved.user !== this.#o.user) {
       throw new UserError(
         `"${this.#o.dir}" is synced for user "${saved.user}", not "${this.#o.user}": use another folder`,
@@ -218,9 +221,14 @@ export class SyncClient {
       renew: (path) => this.#renewLock(path),
     });
     this.#locks.load();
-    if (saved && saved.server !== server) {
-      this.#notice(`note: this folder was last synced with ${saved.server}; now using ${server}`);
+    if (saved && !sameServerNames(savedServers(saved), servers)) {
+      this.#notice(
+        `note: this folder was last synced with ${savedServers(saved).join(", ")}; now using ${
+          servers.join(", ")
+        }`,
+      );
     }
+    if (saved && savedServers(saved).join(" ") !== servers.join(" ")) await saveServers(this.#o.dir, servers);
     this.#rootId = rootIdentity(this.#o.dir);
     this.#ignoreStamp = this.#ignoreFileStamp();
     this.#ignore = await loadIgnoreRules(this.#o.dir);
@@ -336,7 +344,8 @@ export class SyncClient {
     try {
       const reply = await this.#loginWithPassword(peer, password);
       const info: DeviceInfo = {
-        server: `${this.#o.hostname}:${this.#o.port}`,
+        server: serverName(this.#o.servers[0]),
+        ...(this.#o.servers.length > 1 ? { servers: this.#o.servers.map(serverName) } : {}),
         user: this.#o.user,
         device: this.#o.device,
         deviceId: String(reply.message.deviceId),
@@ -401,19 +410,38 @@ export class SyncClient {
     await this.#fail(new UserError(REVOKED_CANNOT_ASK));
   }
 
+  /**
+   * Connects to the first server of the list that can be reached, follows the journals and waits for the
+   * connection to drop; then moves on to the next server (see {@linkcode ServerRotation}). The journal positions
+   * are the cluster's: its nodes share one journal (one epoch), so moving between them needs no resync, and a
+   * server with another epoch is another server (MONITOR says so, and the device resyncs with it).
+   */
   async #connectLoop(): Promise<void> {
-    const [firstDelay, maxDelay] = this.#o.backoffMs ?? [250, 30_000];
-    let delay = firstDelay;
+    const rotation = new ServerRotation(this.#o.servers, { backoffMs: this.#o.backoffMs });
     let announced = false;
     let reconnecting = false;
-    const server = `${this.#o.hostname}:${this.#o.port}`;
     while (!this.#stopped) {
+      const attempt = rotation.next();
+      const server = serverName(attempt.server);
+      if (attempt.waitMs > 0) {
+        // Said once per time offline (not before every try).
+        if (reconnecting) this.#emit({ type: "reconnecting", server, inMs: attempt.waitMs });
+        reconnecting = false;
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, attempt.waitMs);
+          this.#wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+        this.#wake = null;
+        if (this.#stopped) return;
+      }
       let peer: RpcPeer | null = null;
       try {
         let epoch: string | null = null;
         peer = await openConnection({
-          hostname: this.#o.hostname,
-          port: this.#o.port,
+          ...attempt.server,
           caPem: this.#o.caPem,
           rpc: { onPush: (frame) => this.#onPush(frame.message) },
           onHello: (reply) => epoch = typeof reply.epoch === "string" ? reply.epoch : null,
@@ -431,7 +459,7 @@ export class SyncClient {
         this.#peer = peer;
         this.#emit({ type: "connected", server, user: this.#o.user, device: this.#o.device });
         announced = false;
-        delay = firstDelay;
+        rotation.connected();
         this.#pingTimer = setInterval(() => peer?.request("PING").catch(() => {}), 20_000);
         this.#fullScanDue = true;
         this.#kick();
@@ -442,6 +470,7 @@ export class SyncClient {
         if (this.#stopped) return;
         if (!this.#revoked) this.#emit({ type: "offline", server, reason: reason.message, lost: true });
         reconnecting = true;
+        rotation.dropped();
       } catch (error) {
         peer?.close();
         this.#peer = null;
@@ -456,20 +485,8 @@ export class SyncClient {
           announced = true;
           reconnecting = true;
         }
+        rotation.failed();
       }
-      const jittered = delay * (0.75 + Math.random() * 0.5);
-      // Said once per time offline (not before every try).
-      if (reconnecting) this.#emit({ type: "reconnecting", server, inMs: Math.round(jittered) });
-      reconnecting = false;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, jittered);
-        this.#wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-      this.#wake = null;
-      delay = Math.min(maxDelay, delay * 2);
     }
   }
 
@@ -564,7 +581,11 @@ export class SyncClient {
         const [path, entry] of adjustBase(reason, { base: mine(state.base), remote: mine(state.remote) })
       ) {
         state.setBase(path, entry);
-        if (entry === null) dropped++;
+        if (entry === null) {
+          dropped++;
+          // This server may lack the chunks another one had: upload them rather than trust the local index.
+          this.#distrust.add(path);
+        }
         this.#dirty.add(path);
       }
       if (dropped > 0) this.#notice(`resync: ${dropped} paths to compare again with the server`);

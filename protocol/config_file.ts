@@ -66,7 +66,8 @@ export interface MergedConfig {
 /**
  * Merges a config file's JSON text into the values parseArgs gave for the command line. Every key must be a long
  * option of `options`; a string option takes a string or a number (made a string), a boolean option `true` or
- * `false`, a `multiple` option an array of those or one. Anything else is a {@linkcode UsageError} of one line
+ * `false`, a `multiple` option (given more than once on a command line) a non-empty array of those or one, and
+ * the command line's values then replace the file's list whole. Anything else is a {@linkcode UsageError} of one line
  * naming the file and the key.
  *
  * @example
@@ -217,17 +218,24 @@ function errorPosition(text: string): number {
 function checkValue(
   { file, key, spec, raw }: { file: string; key: string; spec: OptionSpec; raw: unknown },
 ): OptionValue {
+  const orList = spec.multiple ? ", or a list of them" : "";
   const one = (item: unknown): string | boolean => {
     if (spec.type === "boolean") {
       if (typeof item === "boolean") return item;
-      throw new UsageError(`${file}: "${key}" must be true or false, not ${describe(item)}`);
+      throw new UsageError(`${file}: "${key}" must be true or false${orList}, not ${describe(item)}`);
     }
     if (typeof item === "string") return item;
     if (typeof item === "number" && Number.isFinite(item)) return String(item);
-    throw new UsageError(`${file}: "${key}" must be a number or a string, not ${describe(item)}`);
+    throw new UsageError(`${file}: "${key}" must be a number or a string${orList}, not ${describe(item)}`);
   };
-  if (spec.multiple) return Array.isArray(raw) ? raw.map(one) : [one(raw)];
-  return one(raw);
+  if (!spec.multiple) return one(raw);
+  if (!Array.isArray(raw)) return [one(raw)];
+  if (raw.length === 0) {
+    throw new UsageError(
+      `${file}: "${key}" is an empty list: give at least one value, or leave "${key}" out`,
+    );
+  }
+  return raw.map(one);
 }
 
 /** How a JSON value is named in an error: "an object", "an array", "null", "a string (\"x\")", "true". */

@@ -50,6 +50,12 @@ Deno.test("mergeConfig() takes the file's values where the command line gives no
     { text: '{"ca": "ca.pem"}', values: { ca: "mine.pem" }, want: { ca: "mine.pem" } },
     { text: '{"tag": ["a", 1]}', want: { tag: ["a", "1"] } },
     { text: '{"tag": "a"}', want: { tag: ["a"] } },
+    { text: '{"tag": ["a", "b"]}', values: { tag: ["c"] }, want: { tag: ["c"] } },
+    {
+      text: '{"tag": ["a", "b"], "rescan": 1}',
+      values: { tag: undefined },
+      want: { tag: ["a", "b"], rescan: "1" },
+    },
     { text: '\ufeff{"rescan": "7"}', want: { rescan: "7" } },
   ];
   for (const { text, values, want } of cases) {
@@ -73,7 +79,10 @@ Deno.test("mergeConfig() refuses a bad file with one line naming the file and th
       `${FILE}: "allow-mass-delete" must be true or false, not a string ("yes")`,
     ],
     ['{"allow-mass-delete": 1}', `${FILE}: "allow-mass-delete" must be true or false, not the number 1`],
-    ['{"tag": [{}]}', `${FILE}: "tag" must be a number or a string, not an object`],
+    ['{"tag": [{}]}', `${FILE}: "tag" must be a number or a string, or a list of them, not an object`],
+    ['{"tag": null}', `${FILE}: "tag" must be a number or a string, or a list of them, not null`],
+    ['{"tag": [["a"]]}', `${FILE}: "tag" must be a number or a string, or a list of them, not an array`],
+    ['{"tag": []}', `${FILE}: "tag" is an empty list: give at least one value, or leave "tag" out`],
     [
       '{"sever": "h:1"}',
       `${FILE}: "sever" is not an option of filesync client (keys are long option names; see filesync client --help)`,
