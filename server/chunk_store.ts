@@ -2,6 +2,7 @@
 import { join } from "node:path";
 import { sha256Hex } from "../protocol/hash.ts";
 import { type ChunkCipher, SEAL_OVERHEAD, SEALED_HEAD_BYTES } from "./chunk_cipher.ts";
+import { parseS3Spec, type S3Credentials, s3Credentials } from "./s3_location.ts";
 
 /**
  * Where chunk bytes live, addressed by their SHA-256 (lowercase hex). `put` is atomic (a chunk is absent or
@@ -58,7 +59,7 @@ export interface ChunkSyncOptions {
 }
 
 /** Chunk store URL schemes {@linkcode openChunkStore} understands. */
-export const CHUNK_STORE_SCHEMES = ["file:"] as const;
+export const CHUNK_STORE_SCHEMES = ["file:", "s3:"] as const;
 
 /** Options of {@linkcode openChunkStore}. */
 export interface OpenChunkStoreOptions {
@@ -69,6 +70,13 @@ export interface OpenChunkStoreOptions {
   cipher: ChunkCipher | null;
   /** Only check the key, never migrate or write (fsck). @default false */
   readOnly?: boolean;
+  /** An `s3:` store's keys from the config file (the environment's AWS_* win). */
+  s3Credentials?: Partial<S3Credentials>;
+}
+
+/** True if a chunk store spec names an S3 store (`s3://BUCKET/PREFIX?…`) rather than a folder. */
+export function isS3Spec(spec: string): boolean {
+  return /^s3:/i.test(spec);
 }
 
 /** The chunk store folder a configuration names: a folder path, or a `file:` URL of one (see {@linkcode openChunkStore}). */
@@ -76,6 +84,7 @@ export function chunkStoreRoot(spec: string): string {
   const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(spec)?.[1]?.toLowerCase();
   let root = spec;
   if (scheme !== undefined && !/^[a-z]$/i.test(scheme)) {
+    if (scheme === "s3") throw new TypeError("An s3: chunk store is an object store, not a folder");
     if (scheme !== "file") {
       throw new TypeError(
         `Unsupported chunk store "${spec}": use a folder path or a ${CHUNK_STORE_SCHEMES.join(", ")} URL`,
@@ -88,8 +97,32 @@ export function chunkStoreRoot(spec: string): string {
 }
 
 /**
- * Opens the chunk store a configuration names: a folder path, or a `file:` URL of one. Anything else with a
- * URL scheme is a TypeError naming the supported ones (an S3-compatible store will be another scheme).
+ * The key check stored with the chunks a configuration names, or null when there is none (a new or plaintext
+ * store), and where it is for messages. An S3 store that cannot be reached is a one-line UserError.
+ */
+export async function chunkStoreRecord(
+  spec: string,
+  options: Pick<OpenChunkStoreOptions, "s3Credentials"> = {},
+): Promise<{ where: string; record: EncryptionRecord | null }> {
+  if (!isS3Spec(spec)) {
+    const root = chunkStoreRoot(spec);
+    return { where: root, record: readEncryptionRecord(root) };
+  }
+  const location = parseS3Spec(spec);
+  const credentials = s3Credentials(options.s3Credentials);
+  const { S3ChunkStore } = await import("./chunk_store_s3.ts");
+  const store = new S3ChunkStore(location, { credentials });
+  try {
+    return { where: store.where, record: await store.readRecord() };
+  } finally {
+    store.close();
+  }
+}
+
+/**
+ * Opens the chunk store a configuration names: a folder path, a `file:` URL of one, or an S3 bucket
+ * `s3://BUCKET/PREFIX?endpoint=URL&region=REGION` (loaded only then: the default pays nothing for it). Anything
+ * else with a URL scheme is a TypeError naming the supported ones.
  *
  * @example
  * ```ts
@@ -100,6 +133,18 @@ export async function openChunkStore(
   spec: string,
   options: OpenChunkStoreOptions,
 ): Promise<{ store: ChunkStore; report: OpenReport }> {
+  if (isS3Spec(spec)) {
+    const location = parseS3Spec(spec);
+    const credentials = s3Credentials(options.s3Credentials);
+    const { S3ChunkStore } = await import("./chunk_store_s3.ts");
+    const store = new S3ChunkStore(location, { credentials, cipher: options.cipher ?? undefined });
+    try {
+      return { store, report: await store.open({ readOnly: options.readOnly }) };
+    } catch (error) {
+      store.close();
+      throw error;
+    }
+  }
   const store = new DiskChunkStore(chunkStoreRoot(spec), { cipher: options.cipher ?? undefined });
   const report = await store.open({ readOnly: options.readOnly });
   return { store, report };
@@ -145,14 +190,19 @@ export function readEncryptionRecord(root: string): EncryptionRecord | null {
     if (error instanceof Deno.errors.NotFound) return null;
     throw error;
   }
+  return parseEncryptionRecord(text, join(root, ENCRYPTION_FILE));
+}
+
+/** An {@linkcode ENCRYPTION_FILE}'s text as a record; a SyntaxError naming `where` if it is not one. */
+export function parseEncryptionRecord(text: string, where: string): EncryptionRecord {
   let record: EncryptionRecord;
   try {
     record = JSON.parse(text);
   } catch {
-    throw new SyntaxError(`${join(root, ENCRYPTION_FILE)} is not valid JSON`);
+    throw new SyntaxError(`${where} is not valid JSON`);
   }
   if (typeof record?.keyCheck !== "string" || typeof record.allEncrypted !== "boolean") {
-    throw new SyntaxError(`${join(root, ENCRYPTION_FILE)} lacks its key check`);
+    throw new SyntaxError(`${where} lacks its key check`);
   }
   return record;
 }
@@ -163,9 +213,42 @@ export interface DiskChunkStoreOptions {
   cipher?: ChunkCipher;
 }
 
-const HEX_NAME = /^[0-9a-f]{64}$/;
-/** How many chunk names {@linkcode DiskChunkStore} keeps at hand (about 300 bytes each). */
+/** A stored chunk's name (its id, or {@linkcode ChunkCipher.nameOf} it): 64 lowercase hex digits. */
+export const HEX_NAME = /^[0-9a-f]{64}$/;
+/** How many chunk names a store keeps at hand (about 300 bytes each). */
 const NAME_CACHE_SIZE = 4096;
+
+/**
+ * The stored names of chunks (the id itself without a cipher), with the recently used ones kept at hand: a name
+ * is an HMAC, and one upload and its commit need it about four times. Shared by every store, so a chunk has the
+ * same name on disk and in an object store.
+ */
+export class ChunkNames {
+  #cipher: ChunkCipher | undefined;
+  #names = new Map<string, string>();
+
+  /** Names chunks by `cipher` (by their ids without one). */
+  constructor(cipher: ChunkCipher | undefined) {
+    this.#cipher = cipher;
+  }
+
+  /** Chunk `id`'s stored name. */
+  of(id: string): string {
+    if (!this.#cipher) return id;
+    let name = this.#names.get(id);
+    if (name === undefined) {
+      name = this.#cipher.nameOf(id);
+      if (this.#names.size >= NAME_CACHE_SIZE) this.#names.delete(this.#names.keys().next().value!);
+      this.#names.set(id, name);
+    }
+    return name;
+  }
+
+  /** Where a chunk named `name` lives below the store's root: `ab/abcdef…`. */
+  static path(name: string): string {
+    return `${name.slice(0, 2)}/${name}`;
+  }
+}
 
 /**
  * The entries of a folder, read synchronously: the async `Deno.readDir` costs a trip through the thread pool
@@ -204,24 +287,17 @@ export class DiskChunkStore implements ChunkStore {
   #sealBuffer = new Uint8Array(0);
   /** Chunks written by this process and not yet synced, with their stored names. */
   #unsynced = new Map<string, string>();
-  /** Stored names of recently used chunks: a chunk is named by an HMAC, and one PUT and its commit need it ~4 times. */
-  #names = new Map<string, string>();
+  #names: ChunkNames;
 
   /** Uses (and creates on demand) the folder `root`. */
   constructor(root: string, options: DiskChunkStoreOptions = {}) {
     this.#root = root;
     this.#cipher = options.cipher;
+    this.#names = new ChunkNames(options.cipher);
   }
 
   #name(id: string): string {
-    if (!this.#cipher) return id;
-    let name = this.#names.get(id);
-    if (name === undefined) {
-      name = this.#cipher.nameOf(id);
-      if (this.#names.size >= NAME_CACHE_SIZE) this.#names.delete(this.#names.keys().next().value!);
-      this.#names.set(id, name);
-    }
-    return name;
+    return this.#names.of(id);
   }
 
   #path(id: string): string {

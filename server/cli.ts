@@ -15,7 +15,9 @@ import type { MetadataStore } from "./metadata_store.ts";
 import { ensureDataDir, runAdmin, startServer } from "./server.ts";
 import {
   loadServerConfig,
-  refuseSecretOptions,
+  metadataConfigPassword,
+  s3ConfigCredentials,
+  SERVER_FILE_SECRETS,
   SERVER_OPTIONS,
   type StoreOptions,
   storeOptions,
@@ -42,7 +44,9 @@ Options:
                        "metadata-password" in DIR/config.json; never in the URL). The schema is
                        created and migrated on start ("filesync server migrate" does it alone)
   --kv PATH_OR_URL     the older name of --metadata, for Deno KV
-  --chunks PATH        chunk store: a folder path or file: URL (default DIR/chunks)
+  --chunks PATH_OR_URL chunk store: a folder path or file: URL (default DIR/chunks), or an S3 bucket
+                       s3://BUCKET/PREFIX?endpoint=URL&region=REGION, its keys from AWS_ACCESS_KEY_ID
+                       and AWS_SECRET_ACCESS_KEY or the config file (never in the URL)
   --master-key FILE    key the chunks are encrypted with (default DIR/keys/master.key, created on
                        first start); keep a copy apart from the data: without it the content is lost
   --keep-days N        keep replaced and deleted versions and the trash N days (default 30)
@@ -60,8 +64,9 @@ Options:
 Config file: DIR/config.json may hold any of these options but --data, as JSON with the long option
 names as keys, e.g. {"port": 8443, "keep-days": 90, "quota": "100G"}; relative paths in it are taken
 from DIR. The command line wins. It must be private to the server's user (chmod 600). "filesync gc",
-"filesync user" and "filesync server fsck" take --metadata (or --kv), metadata-password, --chunks and
---master-key from it too.
+"filesync user" and "filesync server fsck" take --metadata (or --kv), --chunks and --master-key from it too.
+Only there: "metadata-password" (of a postgres:// --metadata), "s3-access-key-id" and
+"s3-secret-access-key" (the keys of an s3: chunk store).
 `;
 
 /** Help text of `filesync user`. */
@@ -86,6 +91,15 @@ Works whether or not the server is running (through the server's admin socket wh
 `;
 
 function parseServerArgs(args: string[]) {
+  // A credential the config file may hold is refused here by name, with where it goes instead.
+  const secret = args.filter((arg) => arg.startsWith("--")).map((arg) => arg.slice(2).split("=")[0])
+    .find((name) => Object.hasOwn(SERVER_FILE_SECRETS, name));
+  if (secret !== undefined) {
+    throw new UsageError(
+      `--${secret} is refused on the command line (it would show in the process list): put "${secret}" ` +
+        `in DATA/${CONFIG_FILE} (chmod 600)`,
+    );
+  }
   return parseArgs({ args, options: SERVER_OPTIONS, strict: true, allowPositionals: false });
 }
 
@@ -99,7 +113,6 @@ export async function serverCommand(args: string[]): Promise<number> {
     console.log(SERVER_HELP);
     return 0;
   }
-  refuseSecretOptions(parsed.values);
   // The config file is found through --data, so that one must be on the command line.
   if (!parsed.values.data) throw new UsageError("Missing --data DIR (see filesync server --help)");
   const config = await loadServerConfig(parsed.values.data, parsed.values);
@@ -152,8 +165,9 @@ async function runServer(values: ServerValues): Promise<number> {
     keyFile: values.key,
     metadata: values.metadata,
     kv: values.kv,
-    metadataPassword: values["metadata-password"],
+    metadataPassword: metadataConfigPassword(values),
     chunks: values.chunks,
+    s3Credentials: s3ConfigCredentials(values),
     masterKeyFile: values["master-key"],
     plaintextChunks,
     retention: { keepDays, ...(keepVersions === undefined ? {} : { keepVersions }) },
@@ -219,7 +233,7 @@ function count(option: string, text: string): number {
 
 /** Help text of `filesync gc`. */
 export const GC_HELP =
-  `Usage: filesync gc --data DIR [--metadata LOCATION] [--chunks PATH] [--master-key FILE]
+  `Usage: filesync gc --data DIR [--metadata LOCATION] [--chunks PATH_OR_URL] [--master-key FILE]
 
 Drops versions and trash items older than the server's retention, then removes stored chunks and manifests
 that no file, kept version or pending upload needs (the server also does this every 6 hours).
@@ -248,18 +262,20 @@ export async function gcCommand(args: string[]): Promise<number> {
   }
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync gc --help)");
   // The stores the server uses, when its config file names them.
-  Object.assign(values, await storeOptions(values.data, values));
+  const stores = await storeOptions(values.data, values);
+  Object.assign(values, stores);
   let reply = await adminRequest(values.data, { op: "gc" });
   if (!reply) {
     await ensureDataDir(values.data);
     const opened = await openServerChunks({
       dataDir: values.data,
       chunks: values.chunks,
+      s3Credentials: stores.s3Credentials,
       masterKeyFile: values["master-key"],
     });
     for (const line of opened.lines) console.log(line);
     const chunks = opened.store;
-    const store = await openStore(values.data, values);
+    const store = await openStore(values.data, stores);
     try {
       for (const line of await store.repair()) console.log(line);
       reply = await runAdmin(store, { op: "gc" }, { chunks });
@@ -298,7 +314,8 @@ export async function userCommand(args: string[]): Promise<number> {
   }
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync user --help)");
   // The stores the server uses, when its config file names them.
-  Object.assign(values, await storeOptions(values.data, values));
+  const stores = await storeOptions(values.data, values);
+  Object.assign(values, stores);
   const [command, name, ...rest] = positionals;
   const quotaArg = command === "quota" ? rest.shift() : undefined;
   const deviceArg = command === "revoke" ? rest.shift() : undefined;
@@ -352,7 +369,7 @@ export async function userCommand(args: string[]): Promise<number> {
   if (!reply) {
     // No server running: open the KV directly (only one process may own it).
     await ensureDataDir(values.data);
-    const store = await openStore(values.data, values);
+    const store = await openStore(values.data, stores);
     try {
       reply = await runAdmin(store, request);
     } finally {
@@ -410,6 +427,6 @@ export async function openStore(dataDir: string, values: StoreOptions): Promise<
     dataDir,
     metadata: values.metadata,
     kv: values.kv,
-    password: values["metadata-password"],
+    password: values.metadataPassword,
   });
 }

@@ -9,7 +9,7 @@ import { ChunkDamagedError } from "./chunk_cipher.ts";
 import { openServerChunks } from "./master_key.ts";
 import { closeMetadata, isDefaultMetadata, metadataSpec, openMetadata } from "./metadata_open.ts";
 import type { ChunkRow, MetadataStore } from "./metadata_store.ts";
-import { type StoreOptions, storeOptions } from "./server_config.ts";
+import { storeOptions } from "./server_config.ts";
 
 /** One thing fsck found wrong. */
 export interface FsckProblem {
@@ -239,7 +239,8 @@ export async function fsckCommand(args: string[]): Promise<number> {
     throw new UserError(`Cannot read data folder "${values.data}": ${(error as Error).message}`);
   }
   // The stores the server uses, when its config file names them.
-  Object.assign(values, await storeOptions(values.data, values));
+  const stores = await storeOptions(values.data, values);
+  Object.assign(values, stores);
   if (isDefaultMetadata(values)) {
     try {
       await Deno.stat(metadataSpec(values.data, values));
@@ -255,6 +256,7 @@ export async function fsckCommand(args: string[]): Promise<number> {
   const { store: chunks } = await openServerChunks({
     dataDir: values.data,
     chunks: values.chunks,
+    s3Credentials: stores.s3Credentials,
     masterKeyFile: values["master-key"],
     readOnly: true,
   });
@@ -263,7 +265,7 @@ export async function fsckCommand(args: string[]): Promise<number> {
     dataDir: values.data,
     metadata: values.metadata,
     kv: values.kv,
-    password: (values as StoreOptions)["metadata-password"],
+    password: stores.metadataPassword,
     migrate: false,
   });
   let report: FsckReport;

@@ -3,13 +3,8 @@
 import { dirname, join } from "node:path";
 import { UserError } from "../protocol/user_error.ts";
 import { ChunkCipher, defaultChunkCrypto, MASTER_KEY_BYTES } from "./chunk_cipher.ts";
-import {
-  type ChunkStore,
-  chunkStoreRoot,
-  openChunkStore,
-  readEncryptionRecord,
-  WrongKeyError,
-} from "./chunk_store.ts";
+import { type ChunkStore, chunkStoreRecord, isS3Spec, openChunkStore, WrongKeyError } from "./chunk_store.ts";
+import type { S3Credentials } from "./s3_location.ts";
 
 /** Where the master key lives unless `--master-key FILE` says otherwise: `DIR/keys/master.key`. */
 export function defaultMasterKeyPath(dataDir: string): string {
@@ -84,8 +79,10 @@ export async function createMasterKey(
 export interface ServerChunksOptions {
   /** The server's data folder. */
   dataDir: string;
-  /** Chunk store: a folder path or `file:` URL. @default "DIR/chunks" */
+  /** Chunk store: a folder path, `file:` URL or `s3://BUCKET/PREFIX?endpoint=URL&region=REGION`. @default "DIR/chunks" */
   chunks?: string;
+  /** An S3 store's keys from the config file (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY win). */
+  s3Credentials?: Partial<S3Credentials>;
   /** The master key file. @default {@linkcode defaultMasterKeyPath} */
   masterKeyFile?: string;
   /** Check only (fsck): create no key, migrate nothing, write nothing. @default false */
@@ -114,14 +111,17 @@ export async function openServerChunks(
   let root: string;
   let record;
   try {
-    root = chunkStoreRoot(spec);
-    record = readEncryptionRecord(root);
+    ({ where: root, record } = await chunkStoreRecord(spec, { s3Credentials: options.s3Credentials }));
   } catch (error) {
     return fail(error);
   }
   const open = async (cipher: ChunkCipher | null) => {
     try {
-      return await openChunkStore(spec, { cipher, readOnly: options.readOnly });
+      return await openChunkStore(spec, {
+        cipher,
+        readOnly: options.readOnly,
+        s3Credentials: options.s3Credentials,
+      });
     } catch (error) {
       if (error instanceof WrongKeyError) {
         throw new UserError(
@@ -169,6 +169,7 @@ export async function openServerChunks(
         `they are (fsck reports the chunks they should hold)`,
     );
   }
+  if (isS3Spec(spec)) lines.push(`chunks in ${root}`);
   const { reason } = defaultChunkCrypto();
   const encryption = `AES-256-GCM through ${cipher.crypto.name}` +
     (reason ? ` (libcrypto not used: ${reason})` : "");

@@ -3,7 +3,7 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../protocol/user_error.ts";
 import { isPostgresUrl } from "./pg_connect.ts";
 import { closeMetadata, openMetadata } from "./metadata_open.ts";
-import { refuseSecretOptions, type StoreOptions, storeOptions } from "./server_config.ts";
+import { storeOptions } from "./server_config.ts";
 
 /** Help text of `filesync server migrate`. */
 export const MIGRATE_HELP =
@@ -23,7 +23,6 @@ export async function migrateCommand(args: string[]): Promise<number> {
     options: {
       data: { type: "string" },
       metadata: { type: "string" },
-      "metadata-password": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
@@ -33,8 +32,9 @@ export async function migrateCommand(args: string[]): Promise<number> {
     console.log(MIGRATE_HELP);
     return 0;
   }
-  refuseSecretOptions(values);
-  const stores: StoreOptions = values.data ? await storeOptions(values.data, values) : values;
+  const stores = values.data
+    ? await storeOptions(values.data, values)
+    : { ...values, metadataPassword: undefined };
   if (stores.metadata === undefined || !isPostgresUrl(stores.metadata)) {
     throw new UsageError(
       "Missing --metadata postgres://USER@HOST:PORT/DB (Deno KV needs no migration; see filesync server migrate --help)",
@@ -43,7 +43,7 @@ export async function migrateCommand(args: string[]): Promise<number> {
   const store = await openMetadata({
     dataDir: values.data ?? ".",
     metadata: stores.metadata,
-    password: stores["metadata-password"],
+    password: stores.metadataPassword,
     log: (line) => console.log(line),
   });
   await closeMetadata(store);

@@ -38,8 +38,10 @@ export interface ServerOptions {
   kv?: string;
   /** The PostgreSQL password from the config file (else PGPASSWORD or ~/.pgpass). */
   metadataPassword?: string;
-  /** Chunk store: a folder path or a `file:` URL. @default "DIR/chunks" */
+  /** Chunk store: a folder path, a `file:` URL or `s3://BUCKET/PREFIX?endpoint=URL&region=REGION`. @default "DIR/chunks" */
   chunks?: string;
+  /** An S3 chunk store's keys from the config file (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY win). */
+  s3Credentials?: { accessKeyId?: string; secretAccessKey?: string };
   /** The master key file chunks are encrypted with. @default "DIR/keys/master.key", created on first start */
   masterKeyFile?: string;
   /** Stores chunks unencrypted: for tests and benchmarks only, never offered to users. @default false */
@@ -226,6 +228,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const opened = await openServerChunks({
     dataDir: options.dataDir,
     chunks: options.chunks,
+    s3Credentials: options.s3Credentials,
     masterKeyFile: options.masterKeyFile,
     plaintext: options.plaintextChunks,
   });

@@ -3,7 +3,6 @@
 // `user`, `server fsck` and `server migrate`.
 import { join } from "node:path";
 import { CONFIG_FILE, loadConfig, type MergedConfig, type OptionValue } from "../protocol/config_file.ts";
-import { UsageError } from "../protocol/user_error.ts";
 
 /** The options of `filesync server`, as parseArgs takes them (and the keys DATA/config.json may hold). */
 export const SERVER_OPTIONS = {
@@ -14,8 +13,6 @@ export const SERVER_OPTIONS = {
   key: { type: "string" },
   metadata: { type: "string" },
   kv: { type: "string" },
-  /** Config file only (refused on the command line): the PostgreSQL password of `--metadata`. */
-  "metadata-password": { type: "string" },
   chunks: { type: "string" },
   "master-key": { type: "string" },
   "keep-days": { type: "string" },
@@ -27,6 +24,17 @@ export const SERVER_OPTIONS = {
   "handshake-timeout": { type: "string" },
   "password-checks": { type: "string" },
   help: { type: "boolean", short: "h" },
+} as const;
+
+/**
+ * Keys only DATA/config.json may hold, never the command line (where `ps` shows them): an S3 chunk store's keys
+ * (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY win when set).
+ */
+export const SERVER_FILE_SECRETS = {
+  "s3-access-key-id": { type: "string" },
+  "s3-secret-access-key": { type: "string" },
+  /** The PostgreSQL password of `--metadata` (PGPASSWORD and ~/.pgpass are the other sources). */
+  "metadata-password": { type: "string" },
 } as const;
 
 /** Path of the server's config file in a data folder. */
@@ -43,7 +51,7 @@ export async function loadServerConfig(
   values: Record<string, OptionValue>,
 ): Promise<MergedConfig> {
   return await loadConfig({
-    options: SERVER_OPTIONS,
+    options: { ...SERVER_OPTIONS, ...SERVER_FILE_SECRETS },
     values,
     file: serverConfigPath(dataDir),
     command: "filesync server",
@@ -59,35 +67,47 @@ export async function loadServerConfig(
  */
 export async function storeOptions(
   dataDir: string,
-  values: StoreOptions,
+  values: { metadata?: string; kv?: string; chunks?: string; "master-key"?: string },
 ): Promise<StoreOptions> {
-  refuseSecretOptions(values);
   const merged = await loadServerConfig(dataDir, { ...values }).then((c) => c.values);
-  const pick = (name: keyof StoreOptions) => merged[name] as string | undefined;
+  const pick = (name: "metadata" | "kv" | "chunks" | "master-key") => merged[name] as string | undefined;
   return {
     metadata: pick("metadata"),
     kv: pick("kv"),
-    "metadata-password": pick("metadata-password"),
     chunks: pick("chunks"),
     "master-key": pick("master-key"),
+    s3Credentials: s3ConfigCredentials(merged),
+    metadataPassword: metadataConfigPassword(merged),
   };
 }
 
-/** The store locations (and the metadata password) a command takes from its options and the config file. */
+/** What {@linkcode storeOptions} resolves with. */
 export interface StoreOptions {
+  /** --metadata. */
   metadata?: string;
+  /** --kv. */
   kv?: string;
-  "metadata-password"?: string;
+  /** --chunks. */
   chunks?: string;
+  /** --master-key. */
   "master-key"?: string;
+  /** The S3 chunk store's keys from the config file. */
+  s3Credentials: { accessKeyId?: string; secretAccessKey?: string };
+  /** The PostgreSQL password of --metadata from the config file. */
+  metadataPassword?: string;
 }
 
-/** Refuses a credential given on the command line (it would show in the process list). */
-export function refuseSecretOptions(values: { "metadata-password"?: unknown }): void {
-  if (values["metadata-password"] !== undefined) {
-    throw new UsageError(
-      `--metadata-password is refused on the command line (it would show in the process list): put ` +
-        `"metadata-password" in DATA/${CONFIG_FILE} (chmod 600), or use PGPASSWORD or ~/.pgpass`,
-    );
-  }
+/** The PostgreSQL password a merged config holds (from DATA/config.json only; see {@linkcode SERVER_FILE_SECRETS}). */
+export function metadataConfigPassword(values: Record<string, unknown>): string | undefined {
+  const value = values["metadata-password"];
+  return typeof value === "string" ? value : undefined;
+}
+
+/** The S3 chunk store's keys a merged config holds (from DATA/config.json only; see {@linkcode SERVER_FILE_SECRETS}). */
+export function s3ConfigCredentials(
+  values: Record<string, unknown>,
+): { accessKeyId?: string; secretAccessKey?: string } {
+  const pick = (name: "s3-access-key-id" | "s3-secret-access-key") =>
+    typeof values[name] === "string" ? values[name] as string : undefined;
+  return { accessKeyId: pick("s3-access-key-id"), secretAccessKey: pick("s3-secret-access-key") };
 }
