@@ -5,6 +5,7 @@ import { restoreCommand, trashCommand, versionsCommand } from "./client/history_
 import { getCommand, lsCommand, putCommand, rmCommand } from "./client/remote_cli.ts";
 import { lockCommand, locksCommand, unlockCommand } from "./client/lock_cli.ts";
 import { shareCommand, sharesCommand, unshareCommand } from "./client/share_cli.ts";
+import { pauseCommand, statusCommand } from "./client/status_cli.ts";
 import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 import { fsckCommand } from "./server/fsck.ts";
@@ -28,6 +29,9 @@ Usage:
   filesync user revoke NAME DEVICE --data DIR
   filesync client --server HOST:PORT [--server HOST:PORT …] --user NAME --dir DIR [--ca FILE] [--device NAME]
   filesync confirm-deletes [--dir DIR]
+  filesync status [--dir DIR] [--json] [--follow]
+  filesync pause [--dir DIR]
+  filesync resume [--dir DIR]
   filesync gc --data DIR
   filesync versions PATH [--json] [--dir DIR]
   filesync restore PATH [--version ID] [--as NEWPATH] [--dir DIR]
@@ -63,6 +67,11 @@ async function main(args: string[]): Promise<number> {
       return await clientCommand(rest);
     case "confirm-deletes":
       return await confirmDeletesCommand(rest);
+    case "status":
+      return await statusCommand(rest);
+    case "pause":
+    case "resume":
+      return await pauseCommand(command, rest);
     case "gc":
       return await gcCommand(rest);
     case "versions":
@@ -105,7 +114,7 @@ async function main(args: string[]): Promise<number> {
       return command === undefined ? 2 : 0;
     default:
       throw new UsageError(
-        `Unknown command "${command}" (server, server status, user, client, gc, versions, restore, trash, confirm-deletes, devices, lock, unlock, locks, share, unshare, shares, ls, get, put, rm; ` +
+        `Unknown command "${command}" (server, server status, user, client, gc, versions, restore, trash, confirm-deletes, status, pause, resume, devices, lock, unlock, locks, share, unshare, shares, ls, get, put, rm; ` +
           "see filesync --help)",
       );
   }

@@ -1,4 +1,5 @@
 // The `filesync client` command: options, password, and running the sync until stopped.
+import { readCaFile } from "./ca_file.ts";
 import { parseArgs } from "node:util";
 import { hostname } from "node:os";
 import { join } from "node:path";
@@ -12,6 +13,7 @@ import { MASS_DELETE_MIN, MASS_DELETE_PERCENT } from "./safety.ts";
 import { forgetCa, saveCa, STATE_DIR } from "./state.ts";
 import { SyncClient } from "./sync_client.ts";
 import { EventBus } from "./events.ts";
+import { startClientControl } from "./control.ts";
 import { eventPrinter, type Verbosity } from "./event_printer.ts";
 import { ErrorLog, errorLogPath } from "./error_log.ts";
 import { desktopNotifier } from "./desktop_notify.ts";
@@ -147,17 +149,7 @@ async function runClient(values: ClientValues): Promise<number> {
     }
   }
   const servers = parseServerList(values.server!);
-  let caPem: string | undefined;
-  if (values.ca) {
-    try {
-      caPem = await Deno.readTextFile(values.ca);
-    } catch (error) {
-      throw new UserError(`Cannot read --ca "${values.ca}": ${(error as Error).message}`);
-    }
-    if (!caPem.includes("BEGIN CERTIFICATE")) {
-      throw new UserError(`--ca "${values.ca}" holds no PEM certificate`);
-    }
-  }
+  const caPem = values.ca ? await readCaFile(values.ca as string) : undefined;
   const rescan = values.rescan ? Number(values.rescan) : 10;
   if (!(rescan > 0)) throw new UsageError(`Invalid --rescan "${values.rescan}": give a number of seconds`);
   const percent = values["mass-delete-percent"] ?? String(MASS_DELETE_PERCENT);
@@ -199,7 +191,6 @@ async function runClient(values: ClientValues): Promise<number> {
     caPem,
     password: () => readPassword(`Password for ${values.user}: `),
     askPassword: askAtTerminal(`Password for ${values.user} (this device was revoked): `) ?? undefined,
-    log: notice,
     events,
     rescanSeconds: rescan,
     massDeletePercent,
@@ -210,6 +201,11 @@ async function runClient(values: ClientValues): Promise<number> {
   // SIGINT and SIGTERM; SIGBREAK on Windows (no SIGTERM there: removing that listener below does nothing).
   for (const signal of stopSignals()) Deno.addSignalListener(signal, stop);
   await client.start();
+  // `filesync status`, `pause`, `resume` and the history, share and lock commands reach the client here.
+  const control = await startClientControl({ dir: values.dir!, events, client }).catch(async (error) => {
+    await client.stop();
+    throw error;
+  });
   // Commands such as `filesync versions` run in this folder must trust the same server.
   if (caPem) await saveCa(values.dir!, caPem);
   else await forgetCa(values.dir!);
@@ -221,6 +217,7 @@ async function runClient(values: ClientValues): Promise<number> {
     errorLog.append(`${new Date().toISOString()} ${(error as Error).message}`);
     throw error;
   } finally {
+    await control?.close();
     Deno.removeSignalListener("SIGINT", stop);
     Deno.removeSignalListener("SIGTERM", stop);
     progress.stop();

@@ -6,6 +6,7 @@ import { PathError, validatePath } from "../protocol/paths.ts";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { UsageError, UserError } from "../protocol/user_error.ts";
 import { openFirstReachable, parseServerAddress } from "./connection.ts";
+import { clientLink, type ServerLink } from "./control_client.ts";
 import { formatSize } from "./executor.ts";
 import { mountableViews, MountTable } from "./mounts.ts";
 import {
@@ -140,11 +141,23 @@ export function savedAddress(saved: string): { hostname: string; port: number } 
  * invalid saved address, or a server that cannot be reached or trusted. The caller closes the peer.
  */
 export async function connect(folder: SyncedFolder): Promise<RpcPeer> {
-  return (await connectMounted(folder)).peer;
+  return (await connectDirect(folder)).peer;
+}
+
+/**
+ * A link to the folder's server and where its namespaces show in the folder: through the client running for
+ * the folder when there is one (its own connection; see client/control.ts), else a connection of its own
+ * ({@linkcode connect}). Errors are the same either way.
+ */
+export async function connectMounted(
+  folder: SyncedFolder,
+): Promise<{ peer: ServerLink; mounts: MountTable }> {
+  const viaClient = await clientLink(folder.root).catch(() => null);
+  return viaClient ?? await connectDirect(folder);
 }
 
 /** {@linkcode connect}, and where the namespaces the server lists show in the folder. */
-export async function connectMounted(folder: SyncedFolder): Promise<{ peer: RpcPeer; mounts: MountTable }> {
+async function connectDirect(folder: SyncedFolder): Promise<{ peer: RpcPeer; mounts: MountTable }> {
   const token = await readToken(folder.root);
   if (!token) {
     throw new UserError(

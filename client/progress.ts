@@ -3,7 +3,14 @@
 import { MultiBar, Presets, type SingleBar } from "cli-progress";
 import process from "node:process";
 import type { EventSink, EventType } from "./events.ts";
-import { barText, fraction, progressLine, ProgressModel, type ProgressSnapshot } from "./progress_model.ts";
+import {
+  barText,
+  BIG_INITIAL_BYTES,
+  fraction,
+  progressLine,
+  ProgressModel,
+  type ProgressSnapshot,
+} from "./progress_model.ts";
 
 /** `bar`: a live bar (a terminal); `lines`: a plain line every {@linkcode LINE_EVERY_MS}; `off`: nothing. */
 export type ProgressMode = "bar" | "lines" | "off";
@@ -89,7 +96,9 @@ export class ProgressDisplay {
   /** A display; nothing shows until events come. */
   constructor(options: ProgressDisplayOptions) {
     this.mode = options.mode;
-    this.#model = options.model ?? new ProgressModel();
+    // A bar is cleared when done; plain lines stay, so a small initial sync prints none unless it takes a while.
+    this.#model = options.model ??
+      new ProgressModel({ initialMinBytes: options.mode === "lines" ? BIG_INITIAL_BYTES : 0 });
     this.#now = options.now ?? Date.now;
     this.#lineEveryMs = options.lineEveryMs ?? LINE_EVERY_MS;
     this.#writeLine = options.write ?? console.log;

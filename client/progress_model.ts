@@ -7,6 +7,8 @@ export const RATE_WINDOW_MS = 5000;
 
 /** Work that is not the initial sync is shown once it has run this long. */
 export const SHOW_AFTER_MS = 2000;
+/** In plain lines, an initial sync this big shows at once (a smaller one only once it ran SHOW_AFTER_MS). */
+export const BIG_INITIAL_BYTES = 16 * 1024 * 1024;
 
 /** A run with no progress for this long is over (its last files failed, say): nothing more is shown for it. */
 export const IDLE_MS = 15_000;
@@ -38,6 +40,8 @@ export interface ProgressModelOptions {
   showAfterMs?: number;
   /** A run without progress for this long is over. @default IDLE_MS */
   idleMs?: number;
+  /** The initial sync shows at once when it has at least this many bytes to transfer. @default 0 (always) */
+  initialMinBytes?: number;
 }
 
 interface Run {
@@ -78,12 +82,14 @@ export class ProgressModel {
   #rateWindowMs: number;
   #showAfterMs: number;
   #idleMs: number;
+  #initialMinBytes: number;
 
   /** A model with no run under way. */
   constructor(options: ProgressModelOptions = {}) {
     this.#rateWindowMs = options.rateWindowMs ?? RATE_WINDOW_MS;
     this.#showAfterMs = options.showAfterMs ?? SHOW_AFTER_MS;
     this.#idleMs = options.idleMs ?? IDLE_MS;
+    this.#initialMinBytes = options.initialMinBytes ?? 0;
   }
 
   /** Takes one event (others than the progress ones are ignored). */
@@ -135,11 +141,15 @@ export class ProgressModel {
     return this.#run !== null;
   }
 
-  /** True if the run under way should be shown: the initial sync at once, other work once it ran a while. */
+  /**
+   * True if the run under way should be shown: the initial sync at once (if it has `initialMinBytes`), other work
+   * once it ran a while.
+   */
   visible(now: number): boolean {
     if (!this.active(now)) return false;
     const run = this.#run!;
-    return run.initial || now - run.startedAt >= this.#showAfterMs;
+    return (run.initial && run.totalBytes >= this.#initialMinBytes) ||
+      now - run.startedAt >= this.#showAfterMs;
   }
 
   /** Where the run under way stands at `now`; null when none runs. */

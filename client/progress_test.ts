@@ -72,6 +72,22 @@ Deno.test("ProgressDisplay (lines): the initial sync at once, then every five se
   }
 });
 
+Deno.test("ProgressDisplay (lines): a small initial sync prints no progress line unless it takes two seconds", () => {
+  const { clock, lines, display, send } = setup("lines");
+  try {
+    send(plan(1, 6));
+    send({ type: "uploaded", path: "a", size: 6 });
+    assert.deepEqual(lines, []);
+    send(plan(1, MiB));
+    clock.now = 2500;
+    send(down("b", MiB / 2, MiB));
+    display.tick();
+    assert.equal(lines.length, 1, lines.join("\n"));
+  } finally {
+    display.stop();
+  }
+});
+
 Deno.test("ProgressDisplay (lines): later work shows only once it ran two seconds", () => {
   const { clock, lines, display, send } = setup("lines");
   try {
@@ -163,8 +179,8 @@ Deno.test("ProgressDisplay (lines): its own lines are stamped, the client's go a
   });
   try {
     display.write("12:00:00 connected to h:1");
-    display.sink({ ...plan(1, MiB), time: 0 } as TimedEvent);
-    assert.deepEqual(lines, ["12:00:00 connected to h:1", "12:00:00 progress: 0/1 file, 0 B of 1.0 MiB"]);
+    display.sink({ ...plan(1, 20 * MiB), time: 0 } as TimedEvent);
+    assert.deepEqual(lines, ["12:00:00 connected to h:1", "12:00:00 progress: 0/1 file, 0 B of 20.0 MiB"]);
   } finally {
     display.stop();
   }

@@ -1,4 +1,5 @@
 // What the remote commands (ls, get, put, rm) share: their options, which kept login they use, the session, progress.
+import { readCaFile } from "./ca_file.ts";
 import { parseArgs } from "node:util";
 import { hostname } from "node:os";
 import { askAtTerminal, readPassword } from "../cli/password.ts";
@@ -117,17 +118,7 @@ export async function withSession<T>(
     ? []
     : await listStoredLogins(config);
   const target = pickTarget(given, logins);
-  let caPem: string | undefined;
-  if (typeof values.ca === "string") {
-    try {
-      caPem = await Deno.readTextFile(values.ca);
-    } catch (error) {
-      throw new UserError(`Cannot read --ca "${values.ca}": ${(error as Error).message}`);
-    }
-    if (!caPem.includes("BEGIN CERTIFICATE")) {
-      throw new UserError(`--ca "${values.ca}" holds no PEM certificate`);
-    }
-  }
+  const caPem = typeof values.ca === "string" ? await readCaFile(values.ca as string) : undefined;
   const device = typeof values.device === "string" ? values.device.trim() : undefined;
   if (device !== undefined && (device === "" || device.length > 64)) {
     throw new UsageError("--device must be 1 to 64 characters");

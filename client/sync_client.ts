@@ -1,5 +1,5 @@
 // The client: keeps a folder in sync with the server (connect, monitor the journal, scan, reconcile, execute).
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { DEVICE_REVOKED, RESYNC_CODE, type ResyncReason, type WireNamespace } from "../protocol/messages.ts";
 import { BadMessageError, checkPush, type Push } from "../protocol/replies.ts";
@@ -39,6 +39,8 @@ import { WatchLimitAdvisor } from "./watch_limit.ts";
 import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
 import type { ClientEvent, EventBus } from "./events.ts";
+import { isConflictCopy } from "./conflict_name.ts";
+import { type PendingWork, type StatusFacts, summarizePlan } from "./status.ts";
 import { sameServerNames, type ServerAddress, serverName, ServerRotation } from "./server_list.ts";
 import { planTotals, transferReporter, transfersAny } from "./progress_events.ts";
 
@@ -61,8 +63,6 @@ export interface SyncClientOptions {
    * standard input), and without it the client stops with a {@linkcode UserError}.
    */
   askPassword?: () => Promise<string>;
-  /** Not used any more: everything the client reports goes to `events`, progress too (kept for callers). */
-  log: (line: string) => void;
   /** Where the client's events go (printed, logged, streamed to `filesync status --follow`, notified). */
   events: EventBus;
   /** Seconds between full scans. @default 10 */
@@ -180,6 +180,12 @@ export class SyncClient {
   #shareChain: Promise<void> = Promise.resolve();
   /** Size, mtime and inode of `.filesyncignore` when its rules were loaded ("" when absent). */
   #ignoreStamp = "";
+  /** Paused by `filesync pause`: plans are made (to show what waits) but none runs. Not kept over a restart. */
+  #paused = false;
+  /** What the last plan made while paused would do. */
+  #heldPlan: PendingWork | null = null;
+  /** Files whose delete the mass-delete stop holds now. */
+  #heldFiles = 0;
   #done: Promise<void>;
   #resolveDone!: () => void;
   #rejectDone!: (e: Error) => void;
@@ -313,6 +319,75 @@ export class SyncClient {
     await this.#state?.close();
     if (this.#fatal) this.#rejectDone(this.#fatal);
     else this.#resolveDone();
+  }
+
+  /** Pauses syncing (`filesync pause`): no plan runs; the folder is still watched. False if paused already. */
+  pause(): boolean {
+    if (this.#paused) return false;
+    this.#paused = true;
+    this.#o.events.emit({ type: "paused" });
+    return true;
+  }
+
+  /** Resumes syncing with a full scan at once. False if it was not paused. */
+  resume(): boolean {
+    if (!this.#paused) return false;
+    this.#paused = false;
+    this.#heldPlan = null;
+    this.#inSync = false; // the full scan at once says `synced` again when it finds nothing to do
+    this.#planPending = true;
+    this.#fullScanDue = true;
+    this.#o.events.emit({ type: "resumed" });
+    this.#kick();
+    return true;
+  }
+
+  /** What `filesync status` needs to know from the client now (see client/status.ts). */
+  facts(): StatusFacts {
+    const inSync = { files: 0, bytes: 0 };
+    for (const entry of this.#state.base.values()) {
+      if (entry.kind !== "file") continue;
+      inSync.files++;
+      inSync.bytes += entry.size;
+    }
+    const conflicts = [...this.#local].filter(([path, e]) => e.kind === "file" && isConflictCopy(path))
+      .map(([path]) => path);
+    const root = this.#rootStop;
+    return {
+      server: serverName(this.#o.servers[0]),
+      user: this.#o.user,
+      device: this.#o.device,
+      folder: resolve(this.#o.dir),
+      connected: this.connected,
+      paused: this.#paused,
+      inSync,
+      pending: this.#paused ? this.#heldPlan : null,
+      massStop: this.#massStop ? { held: this.#heldFiles } : null,
+      rootStop: root === null
+        ? null
+        : decideSafety({ plan: [], baseFiles: 0, root }, { dir: this.#o.dir }).message ?? root.kind,
+      conflicts,
+    };
+  }
+
+  /** Whether a connection to the server is up and logged in now. */
+  get connected(): boolean {
+    return this.#peer !== null;
+  }
+
+  /** Where the namespaces show in the folder now. */
+  get mounts(): readonly Mount[] {
+    return this.#state.mounts.list;
+  }
+
+  /**
+   * Sends one server request over this client's connection (for commands run while it runs) and returns the
+   * reply's message; {@linkcode RpcError} code `offline` when it is not connected.
+   */
+  async forward(op: string, body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const peer = this.#peer;
+    if (!peer) throw new RpcError("offline", "not connected to the server");
+    return (await peer.request(op, body)).message;
   }
 
   async #fail(error: Error): Promise<void> {
@@ -952,6 +1027,16 @@ export class SyncClient {
       }
       setTimeout(() => this.#kick(), 100);
     }
+    if (this.#paused) {
+      // Paused: nothing runs (nor moves out of read-only shares). What waits is counted over the whole folder.
+      this.#planPending = true;
+      if (!full) {
+        this.#fullScanDue = true;
+        return true;
+      }
+      this.#heldPlan = summarizePlan(plan);
+      return false;
+    }
     plan = this.#readOnlyShares(plan);
     if (!full && plan.some((action) => action.type === "deleteRemote" && action.kind === "file")) {
       // A file gone from where the watcher looked may have moved somewhere it did not report (into a folder
@@ -1074,6 +1159,7 @@ export class SyncClient {
   ): Promise<void> {
     const was = this.#massStop;
     this.#massStop = held.length > 0;
+    this.#heldFiles = heldFiles;
     const paths = held.map((a) => a.path);
     const key = paths.join("\n");
     if (key !== this.#heldWritten) {
