@@ -10,6 +10,7 @@ import { UsageError, UserError } from "./protocol/user_error.ts";
 import { gcCommand, serverCommand, userCommand } from "./server/cli.ts";
 import { fsckCommand } from "./server/fsck.ts";
 import { serverStatusCommand } from "./server/status_cli.ts";
+import { migrateCommand } from "./server/migrate_cli.ts";
 import { certCommand } from "./server/cert_cli.ts";
 
 /** Version printed by --version. */
@@ -18,9 +19,10 @@ export const VERSION = "0.1.0";
 const HELP = `filesync ${VERSION}: self-hosted file sync
 
 Usage:
-  filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--kv PATH_OR_URL]
+  filesync server --data DIR --port PORT [--host HOST] [--cert FILE --key FILE] [--metadata LOCATION]
   filesync server fsck --data DIR [--json]
   filesync server status --data DIR [--json]
+  filesync server migrate --metadata postgres://USER@HOST:PORT/DB [--data DIR]
   filesync server cert --data DIR --name HOST [--name HOST …] --out PREFIX
   filesync user add|passwd|remove|list [NAME] --data DIR
   filesync user devices NAME [--json] --data DIR
@@ -56,6 +58,7 @@ async function main(args: string[]): Promise<number> {
     case "server":
       if (rest[0] === "fsck") return await fsckCommand(rest.slice(1));
       if (rest[0] === "status") return await serverStatusCommand(rest.slice(1));
+      if (rest[0] === "migrate") return await migrateCommand(rest.slice(1));
       if (rest[0] === "cert") return await certCommand(rest.slice(1));
       return await serverCommand(rest);
     case "user":

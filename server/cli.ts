@@ -9,9 +9,19 @@ import { formatSize, parseSize } from "../protocol/sizes.ts";
 import { type AdminReply, type AdminRequest, adminRequest } from "./admin.ts";
 import { validateUserName } from "./auth.ts";
 import { openServerChunks } from "./master_key.ts";
-import { KvMetadataStore } from "./metadata_kv.ts";
-import { ensureDataDir, kvLocation, runAdmin, startServer } from "./server.ts";
-import { loadServerConfig, s3ConfigCredentials, SERVER_OPTIONS, storeOptions } from "./server_config.ts";
+import { closeMetadata, metadataSpec, openMetadata } from "./metadata_open.ts";
+import { isPostgresUrl, parsePostgresUrl } from "./pg_connect.ts";
+import type { MetadataStore } from "./metadata_store.ts";
+import { ensureDataDir, runAdmin, startServer } from "./server.ts";
+import {
+  loadServerConfig,
+  metadataConfigPassword,
+  s3ConfigCredentials,
+  SERVER_FILE_SECRETS,
+  SERVER_OPTIONS,
+  type StoreOptions,
+  storeOptions,
+} from "./server_config.ts";
 import { blameConfig, CONFIG_FILE } from "../protocol/config_file.ts";
 
 /** Help text of `filesync server`. */
@@ -20,7 +30,8 @@ export const SERVER_HELP = `Usage: filesync server --data DIR --port PORT [optio
 Runs the server. DIR holds the metadata (Deno KV), the chunk store, the certificates and the admin socket.
 Without --cert/--key the first start creates a local CA in DIR/certs/ca.pem and prints its fingerprint;
 give that file to clients with --ca. "filesync server fsck --data DIR" checks a stopped server's data folder;
-"filesync server status --data DIR" shows a running one's devices, counters and chunk store size.
+"filesync server status --data DIR" shows a running one's devices, counters and chunk store size;
+"filesync server migrate --metadata URL" creates or updates a PostgreSQL metadata schema.
 
 Options:
   --data DIR           data folder (created if missing)
@@ -28,7 +39,11 @@ Options:
   --host HOST          address to listen on (default 0.0.0.0)
   --cert FILE          PEM certificate chain (with --key), e.g. from a public CA
   --key FILE           PEM private key
-  --kv PATH_OR_URL     metadata store: a file path (default DIR/metadata.kv) or a KV Connect URL
+  --metadata LOCATION  metadata store: a Deno KV file path (default DIR/metadata.kv), a KV Connect URL,
+                       or postgres://USER@HOST:PORT/DB (password from PGPASSWORD, ~/.pgpass or
+                       "metadata-password" in DIR/config.json; never in the URL). The schema is
+                       created and migrated on start ("filesync server migrate" does it alone)
+  --kv PATH_OR_URL     the older name of --metadata, for Deno KV
   --chunks PATH_OR_URL chunk store: a folder path or file: URL (default DIR/chunks), or an S3 bucket
                        s3://BUCKET/PREFIX?endpoint=URL&region=REGION, its keys from AWS_ACCESS_KEY_ID
                        and AWS_SECRET_ACCESS_KEY or the config file (never in the URL)
@@ -49,12 +64,13 @@ Options:
 Config file: DIR/config.json may hold any of these options but --data, as JSON with the long option
 names as keys, e.g. {"port": 8443, "keep-days": 90, "quota": "100G"}; relative paths in it are taken
 from DIR. The command line wins. It must be private to the server's user (chmod 600). "filesync gc",
-"filesync user" and "filesync server fsck" take --kv, --chunks and --master-key from it too. Only
-there: "s3-access-key-id" and "s3-secret-access-key", the keys of an s3: chunk store.
+"filesync user" and "filesync server fsck" take --metadata (or --kv), --chunks and --master-key from it too.
+Only there: "metadata-password" (of a postgres:// --metadata), "s3-access-key-id" and
+"s3-secret-access-key" (the keys of an s3: chunk store).
 `;
 
 /** Help text of `filesync user`. */
-export const USER_HELP = `Usage: filesync user COMMAND [NAME] --data DIR [--kv PATH_OR_URL]
+export const USER_HELP = `Usage: filesync user COMMAND [NAME] --data DIR [--metadata LOCATION]
 
 Commands:
   add NAME      create a user; the password comes from FILESYNC_PASSWORD or standard input
@@ -75,6 +91,15 @@ Works whether or not the server is running (through the server's admin socket wh
 `;
 
 function parseServerArgs(args: string[]) {
+  // A credential the config file may hold is refused here by name, with where it goes instead.
+  const secret = args.filter((arg) => arg.startsWith("--")).map((arg) => arg.slice(2).split("=")[0])
+    .find((name) => Object.hasOwn(SERVER_FILE_SECRETS, name));
+  if (secret !== undefined) {
+    throw new UsageError(
+      `--${secret} is refused on the command line (it would show in the process list): put "${secret}" ` +
+        `in DATA/${CONFIG_FILE} (chmod 600)`,
+    );
+  }
   return parseArgs({ args, options: SERVER_OPTIONS, strict: true, allowPositionals: false });
 }
 
@@ -105,6 +130,9 @@ async function runServer(values: ServerValues): Promise<number> {
       `Missing --port PORT (on the command line or in DATA/${CONFIG_FILE}; see filesync server --help)`,
     );
   }
+  // The metadata location is checked before anything is made in the data folder.
+  const metadata = metadataSpec(values.data!, values);
+  if (isPostgresUrl(metadata)) parsePostgresUrl(metadata);
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new UsageError(`Invalid --port "${values.port}"`);
@@ -135,7 +163,9 @@ async function runServer(values: ServerValues): Promise<number> {
     host: values.host,
     certFile: values.cert,
     keyFile: values.key,
+    metadata: values.metadata,
     kv: values.kv,
+    metadataPassword: metadataConfigPassword(values),
     chunks: values.chunks,
     s3Credentials: s3ConfigCredentials(values),
     masterKeyFile: values["master-key"],
@@ -203,7 +233,7 @@ function count(option: string, text: string): number {
 
 /** Help text of `filesync gc`. */
 export const GC_HELP =
-  `Usage: filesync gc --data DIR [--kv PATH_OR_URL] [--chunks PATH_OR_URL] [--master-key FILE]
+  `Usage: filesync gc --data DIR [--metadata LOCATION] [--chunks PATH_OR_URL] [--master-key FILE]
 
 Drops versions and trash items older than the server's retention, then removes stored chunks and manifests
 that no file, kept version or pending upload needs (the server also does this every 6 hours).
@@ -217,6 +247,7 @@ export async function gcCommand(args: string[]): Promise<number> {
     args,
     options: {
       data: { type: "string" },
+      metadata: { type: "string" },
       kv: { type: "string" },
       chunks: { type: "string" },
       "master-key": { type: "string" },
@@ -244,12 +275,12 @@ export async function gcCommand(args: string[]): Promise<number> {
     });
     for (const line of opened.lines) console.log(line);
     const chunks = opened.store;
-    const store = await KvMetadataStore.open(kvLocation(values.data, values.kv));
+    const store = await openStore(values.data, stores);
     try {
       for (const line of await store.repair()) console.log(line);
       reply = await runAdmin(store, { op: "gc" }, { chunks });
     } finally {
-      store.close();
+      await closeMetadata(store);
     }
   }
   if (!reply.ok) throw new UserError(reply.error);
@@ -269,6 +300,7 @@ export async function userCommand(args: string[]): Promise<number> {
     args,
     options: {
       data: { type: "string" },
+      metadata: { type: "string" },
       kv: { type: "string" },
       json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
@@ -282,7 +314,8 @@ export async function userCommand(args: string[]): Promise<number> {
   }
   if (!values.data) throw new UsageError("Missing --data DIR (see filesync user --help)");
   // The stores the server uses, when its config file names them.
-  Object.assign(values, await storeOptions(values.data, values));
+  const stores = await storeOptions(values.data, values);
+  Object.assign(values, stores);
   const [command, name, ...rest] = positionals;
   const quotaArg = command === "quota" ? rest.shift() : undefined;
   const deviceArg = command === "revoke" ? rest.shift() : undefined;
@@ -336,11 +369,11 @@ export async function userCommand(args: string[]): Promise<number> {
   if (!reply) {
     // No server running: open the KV directly (only one process may own it).
     await ensureDataDir(values.data);
-    const store = await KvMetadataStore.open(kvLocation(values.data, values.kv));
+    const store = await openStore(values.data, stores);
     try {
       reply = await runAdmin(store, request);
     } finally {
-      store.close();
+      await closeMetadata(store);
     }
   }
   if (!reply.ok) throw new UserError(reply.error);
@@ -386,4 +419,14 @@ async function newPassword(name: string): Promise<string> {
   const password = await readPassword(`New password for ${name}: `);
   if (password.length < 1) throw new UserError("Empty password");
   return password;
+}
+
+/** Opens the metadata store a command without the server uses (its options merged with the config file's). */
+export async function openStore(dataDir: string, values: StoreOptions): Promise<MetadataStore> {
+  return await openMetadata({
+    dataDir,
+    metadata: values.metadata,
+    kv: values.kv,
+    password: values.metadataPassword,
+  });
 }

@@ -1,7 +1,7 @@
 // The cluster bus contract on the in-process bus always, and on PostgreSQL when FILESYNC_TEST_POSTGRES is set.
 import assert from "node:assert/strict";
 import postgres from "postgres";
-import { freshDatabase, TEST_POSTGRES } from "./cluster_bus_test_db.ts";
+import { freshDatabase, TEST_POSTGRES } from "./pg_test_db.ts";
 import { decodeNote, encodeNote, InProcessNetwork, singleNodeBus } from "./cluster_bus.ts";
 import { PgClusterBus } from "./cluster_bus_pg.ts";
 import { busContract, until } from "./cluster_bus_contract.ts";

@@ -11,12 +11,15 @@ import { makeUser } from "./auth.ts";
 import postgres from "postgres";
 import { type ClusterBus, InProcessNetwork } from "./cluster_bus.ts";
 import { PgClusterBus } from "./cluster_bus_pg.ts";
-import { freshDatabase, TEST_POSTGRES } from "./cluster_bus_test_db.ts";
+import { freshDatabase, TEST_POSTGRES } from "./pg_test_db.ts";
 import { until } from "./cluster_bus_contract.ts";
 import { type RunningServer, startServer } from "./server.ts";
 
-/** Two buses joined to each other, and how to let go of what they need. */
-type BusMaker = () => Promise<{ buses: ClusterBus[] } & AsyncDisposable>;
+/**
+ * What the two nodes share besides the chunk folder: buses joined to each other (metadata in one KV file), or
+ * a PostgreSQL database (metadata and bus: the server picks its bus itself); and how to let go of it.
+ */
+type BusMaker = () => Promise<{ buses?: ClusterBus[]; metadata?: string } & AsyncDisposable>;
 
 const inProcess: BusMaker = () => {
   const network = new InProcessNetwork();
@@ -41,7 +44,13 @@ const onPostgres: BusMaker = async () => {
   };
 };
 
-/** Two nodes on one metadata file and one chunk folder; disposing stops both and removes the folder. */
+/** PostgreSQL metadata on a fresh database: each server opens its own PgClusterBus on it. */
+const onPostgresMetadata: BusMaker = async () => {
+  const db = await freshDatabase();
+  return { metadata: db.url, [Symbol.asyncDispose]: () => db[Symbol.asyncDispose]() };
+};
+
+/** Two nodes on one metadata store and one chunk folder; disposing stops both and removes the folder. */
 async function twoNodes(
   makeBuses: BusMaker,
 ): Promise<{ nodes: RunningServer[]; dirs: string[]; logs: string[][] } & AsyncDisposable> {
@@ -56,11 +65,11 @@ async function twoNodes(
         dataDir,
         host: "127.0.0.1",
         port: 0,
-        kv: join(tmp, "metadata.kv"),
+        ...(made.metadata ? { metadata: made.metadata } : { kv: join(tmp, "metadata.kv") }),
         chunks: join(tmp, "chunks"),
         plaintextChunks: true,
         gcIntervalHours: 0,
-        clusterBus: made.buses[i],
+        clusterBus: made.buses?.[i],
         log: (line) => logs[i].push(line),
       }),
     );
@@ -96,7 +105,9 @@ async function device(
 
 const buses = [
   ["in-process", inProcess],
-  ...(TEST_POSTGRES ? [["PostgreSQL", onPostgres] as const] : []),
+  ...(TEST_POSTGRES
+    ? [["PostgreSQL", onPostgres] as const, ["PostgreSQL metadata and", onPostgresMetadata] as const]
+    : []),
 ] as const;
 for (const [name, makeBuses] of buses) {
   Deno.test(`two nodes (${name} bus): a commit through one reaches the other node's devices live, as does a lock; a revocation closes them there`, async () => {

@@ -7,9 +7,8 @@ import { adminRequest } from "./admin.ts";
 import type { ChunkStore } from "./chunk_store.ts";
 import { ChunkDamagedError } from "./chunk_cipher.ts";
 import { openServerChunks } from "./master_key.ts";
-import { KvMetadataStore } from "./metadata_kv.ts";
+import { closeMetadata, isDefaultMetadata, metadataSpec, openMetadata } from "./metadata_open.ts";
 import type { ChunkRow, MetadataStore } from "./metadata_store.ts";
-import { kvLocation } from "./server.ts";
 import { storeOptions } from "./server_config.ts";
 
 /** One thing fsck found wrong. */
@@ -195,7 +194,7 @@ export async function fsck(
 
 /** Help text of `filesync server fsck`. */
 export const FSCK_HELP =
-  `Usage: filesync server fsck --data DIR [--json] [--kv PATH_OR_URL] [--chunks SPEC] [--master-key FILE]
+  `Usage: filesync server fsck --data DIR [--json] [--metadata LOCATION] [--chunks SPEC] [--master-key FILE]
 
 Checks a stopped server's data folder: every file, kept version and trash item against its manifest, every
 chunk they use against its hash (decrypted with the master key: a tampered chunk is reported as damaged),
@@ -205,7 +204,8 @@ and exits 1 if there is any (0 when clean). Refuses while a server runs on DIR. 
 Options:
   --data DIR            the server's data folder
   --json                print the report as JSON
-  --kv PATH_OR_URL      metadata store (default DIR/metadata.kv)
+  --metadata LOCATION   metadata store (default DIR/metadata.kv; or postgres://USER@HOST:PORT/DB)
+  --kv PATH_OR_URL      the older name of --metadata, for Deno KV
   --chunks SPEC         chunk store (default DIR/chunks)
   --master-key FILE     the server's master key (default DIR/keys/master.key)
   -h, --help            show this help
@@ -217,6 +217,7 @@ export async function fsckCommand(args: string[]): Promise<number> {
     args,
     options: {
       data: { type: "string" },
+      metadata: { type: "string" },
       kv: { type: "string" },
       chunks: { type: "string" },
       "master-key": { type: "string" },
@@ -240,9 +241,9 @@ export async function fsckCommand(args: string[]): Promise<number> {
   // The stores the server uses, when its config file names them.
   const stores = await storeOptions(values.data, values);
   Object.assign(values, stores);
-  if (values.kv === undefined) {
+  if (isDefaultMetadata(values)) {
     try {
-      await Deno.stat(kvLocation(values.data));
+      await Deno.stat(metadataSpec(values.data, values));
     } catch {
       throw new UserError(`"${values.data}" holds no metadata.kv: is it a server's data folder?`);
     }
@@ -259,14 +260,21 @@ export async function fsckCommand(args: string[]): Promise<number> {
     masterKeyFile: values["master-key"],
     readOnly: true,
   });
-  const store = await KvMetadataStore.open(kvLocation(values.data, values.kv));
+  // fsck changes nothing: an older PostgreSQL schema is refused rather than migrated.
+  const store = await openMetadata({
+    dataDir: values.data,
+    metadata: values.metadata,
+    kv: values.kv,
+    password: stores.metadataPassword,
+    migrate: false,
+  });
   let report: FsckReport;
   try {
     report = await fsck(store, chunks, {
       onProblem: values.json ? undefined : (p) => console.log(p.message),
     });
   } finally {
-    store.close();
+    await closeMetadata(store);
   }
   const { problems, ...counts } = report;
   if (values.json) {

@@ -1,5 +1,4 @@
 // The filesync server: TLS listener, sessions, metadata KV, chunk store, admin socket.
-import { join } from "node:path";
 import { certificateFingerprint, ensureServerCertificate } from "../certs/ca.ts";
 import { ALPN } from "../protocol/messages.ts";
 import { formatRemote, listenTls, type TlsListener } from "./tls_listener.ts";
@@ -13,9 +12,11 @@ import { openServerChunks } from "./master_key.ts";
 import { syncEarlierUploads } from "./upload_recovery.ts";
 import { collectGarbage, type GcOptions } from "./gc.ts";
 import { Hub } from "./hub.ts";
-import { PgGcLock } from "./gc_lock_pg.ts";
+import { PgGcLock } from "./pg_gc_lock.ts";
 import { CATCH_UP_MS, type ClusterBus, type ClusterNote, singleNodeBus } from "./cluster_bus.ts";
-import { KvMetadataStore } from "./metadata_kv.ts";
+import { PgClusterBus } from "./cluster_bus_pg.ts";
+import { PgMetadataStore } from "./metadata_pg.ts";
+import { closeMetadata, openMetadata } from "./metadata_open.ts";
 import type { MetadataStore, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
 import { formatSize } from "../protocol/sizes.ts";
@@ -35,8 +36,12 @@ export interface ServerOptions {
   /** PEM certificate chain and key files; both or neither. Without them a local CA is used. */
   certFile?: string;
   keyFile?: string;
-  /** KV file path or KV Connect URL. @default "DIR/metadata.kv" */
+  /** Metadata store: a postgres:// URL, or a KV file path or KV Connect URL. @default "DIR/metadata.kv" */
+  metadata?: string;
+  /** The older name of `metadata` (KV only); not both. */
   kv?: string;
+  /** The PostgreSQL password from the config file (else PGPASSWORD or ~/.pgpass). */
+  metadataPassword?: string;
   /** Chunk store: a folder path, a `file:` URL or `s3://BUCKET/PREFIX?endpoint=URL&region=REGION`. @default "DIR/chunks" */
   chunks?: string;
   /** An S3 chunk store's keys from the config file (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY win). */
@@ -120,11 +125,6 @@ export async function ensureDataDir(dir: string): Promise<void> {
       : (error as Error).message;
     throw new UserError(`Cannot create data folder "${dir}": ${reason}`);
   }
-}
-
-/** The KV location for a data folder. */
-export function kvLocation(dataDir: string, kv?: string): string {
-  return kv ?? join(dataDir, "metadata.kv");
 }
 
 /** Runs admin requests against a metadata store (used by the admin socket and by offline commands). */
@@ -269,9 +269,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   }
   const now = options.now ?? Date.now;
   const retention = options.retention ?? DEFAULT_RETENTION;
-  const store = await KvMetadataStore.open(kvLocation(options.dataDir, options.kv), {
+  const store = await openMetadata({
+    dataDir: options.dataDir,
+    metadata: options.metadata,
+    kv: options.kv,
+    password: options.metadataPassword,
     now,
     beforeAtomic: options.beforeCommitAtomic,
+    log,
   });
   // KV makes its file and its -wal/-shm companions with the process's umask: they go owner-only too.
   await makePrivate(options.dataDir, { deepOnlyIfOpen: ["chunks"] });
@@ -319,9 +324,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       traffic: Object.fromEntries(traffic),
     };
   };
-  // The one place the bus to the other nodes is chosen; with metadata on PostgreSQL it is to be
-  // `new PgClusterBus(store.sql, { log })` (cluster_bus_pg.ts), on the store's own database.
-  const bus = options.clusterBus ?? singleNodeBus();
+  // The one place the bus to the other nodes is chosen: with metadata on PostgreSQL, LISTEN/NOTIFY on its
+  // database (other nodes may share it); otherwise this node is alone.
+  const bus = options.clusterBus ??
+    (store instanceof PgMetadataStore ? new PgClusterBus(store.sql, { log }) : singleNodeBus());
   const tell = bus.shared
     ? (note: ClusterNote) => {
       bus.send(note).catch((e) => log(`cannot tell the other nodes: ${(e as Error).message}`));
@@ -494,7 +500,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await stopCluster();
     admin?.close();
     await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
-    store.close();
+    await closeMetadata(store);
     const code = (error as { code?: string }).code;
     const reason = code === "EADDRINUSE" ? "address already in use" : (error as Error).message;
     throw new UserError(`Cannot listen on ${host}:${options.port}: ${reason}`);
@@ -518,7 +524,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await Promise.all([...sessions].map((s) => s.peer.closed));
       await stopSweeping();
       await stopCluster();
-      store.close();
+      await closeMetadata(store);
     },
   };
 }

@@ -1,5 +1,6 @@
 // The server's config file, DATA/config.json: any option of `filesync server` (the command line wins); the
-// store locations in it (--kv, --chunks, --master-key) also serve `filesync gc`, `user` and `server fsck`.
+// store locations in it (--metadata/--kv, metadata-password, --chunks, --master-key) also serve `filesync gc`,
+// `user`, `server fsck` and `server migrate`.
 import { join } from "node:path";
 import { CONFIG_FILE, loadConfig, type MergedConfig, type OptionValue } from "../protocol/config_file.ts";
 
@@ -10,6 +11,7 @@ export const SERVER_OPTIONS = {
   host: { type: "string" },
   cert: { type: "string" },
   key: { type: "string" },
+  metadata: { type: "string" },
   kv: { type: "string" },
   chunks: { type: "string" },
   "master-key": { type: "string" },
@@ -31,6 +33,8 @@ export const SERVER_OPTIONS = {
 export const SERVER_FILE_SECRETS = {
   "s3-access-key-id": { type: "string" },
   "s3-secret-access-key": { type: "string" },
+  /** The PostgreSQL password of `--metadata` (PGPASSWORD and ~/.pgpass are the other sources). */
+  "metadata-password": { type: "string" },
 } as const;
 
 /** Path of the server's config file in a data folder. */
@@ -52,7 +56,7 @@ export async function loadServerConfig(
     file: serverConfigPath(dataDir),
     command: "filesync server",
     refuse: { data: "the file is found through --data, which goes on the command line" },
-    paths: ["cert", "key", "kv", "chunks", "master-key"],
+    paths: ["cert", "key", "metadata", "kv", "chunks", "master-key"],
     private: true,
   });
 }
@@ -63,20 +67,24 @@ export async function loadServerConfig(
  */
 export async function storeOptions(
   dataDir: string,
-  values: { kv?: string; chunks?: string; "master-key"?: string },
+  values: { metadata?: string; kv?: string; chunks?: string; "master-key"?: string },
 ): Promise<StoreOptions> {
   const merged = await loadServerConfig(dataDir, { ...values }).then((c) => c.values);
-  const pick = (name: "kv" | "chunks" | "master-key") => merged[name] as string | undefined;
+  const pick = (name: "metadata" | "kv" | "chunks" | "master-key") => merged[name] as string | undefined;
   return {
+    metadata: pick("metadata"),
     kv: pick("kv"),
     chunks: pick("chunks"),
     "master-key": pick("master-key"),
     s3Credentials: s3ConfigCredentials(merged),
+    metadataPassword: metadataConfigPassword(merged),
   };
 }
 
 /** What {@linkcode storeOptions} resolves with. */
 export interface StoreOptions {
+  /** --metadata. */
+  metadata?: string;
   /** --kv. */
   kv?: string;
   /** --chunks. */
@@ -85,13 +93,21 @@ export interface StoreOptions {
   "master-key"?: string;
   /** The S3 chunk store's keys from the config file. */
   s3Credentials: { accessKeyId?: string; secretAccessKey?: string };
+  /** The PostgreSQL password of --metadata from the config file. */
+  metadataPassword?: string;
+}
+
+/** The PostgreSQL password a merged config holds (from DATA/config.json only; see {@linkcode SERVER_FILE_SECRETS}). */
+export function metadataConfigPassword(values: Record<string, unknown>): string | undefined {
+  const value = values["metadata-password"];
+  return typeof value === "string" ? value : undefined;
 }
 
 /** The S3 chunk store's keys a merged config holds (from DATA/config.json only; see {@linkcode SERVER_FILE_SECRETS}). */
 export function s3ConfigCredentials(
   values: Record<string, unknown>,
 ): { accessKeyId?: string; secretAccessKey?: string } {
-  const pick = (name: keyof typeof SERVER_FILE_SECRETS) =>
+  const pick = (name: "s3-access-key-id" | "s3-secret-access-key") =>
     typeof values[name] === "string" ? values[name] as string : undefined;
   return { accessKeyId: pick("s3-access-key-id"), secretAccessKey: pick("s3-secret-access-key") };
 }

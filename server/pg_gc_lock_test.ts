@@ -1,16 +1,16 @@
 // PgGcLock on a real PostgreSQL (FILESYNC_TEST_POSTGRES): one node's collection and another's uploads exclude.
 import assert from "node:assert/strict";
 import postgres, { type Sql } from "postgres";
-import { GC_ADVISORY_KEY, PgGcLock } from "./gc_lock_pg.ts";
+import { GC_LOCK, PgGcLock } from "./pg_gc_lock.ts";
 import { until } from "./cluster_bus_contract.ts";
-import { freshDatabase, TEST_POSTGRES } from "./cluster_bus_test_db.ts";
+import { freshDatabase, TEST_POSTGRES } from "./pg_test_db.ts";
 
 /** Polls until some session waits for the collection's advisory lock. */
 async function someoneWaits(sql: Sql): Promise<void> {
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline) {
     const rows = await sql`select 1 from pg_locks
-      where locktype = 'advisory' and objid = ${GC_ADVISORY_KEY} and not granted`;
+      where locktype = 'advisory' and objid = ${GC_LOCK} and not granted`;
     if (rows.length > 0) return;
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -58,9 +58,13 @@ if (TEST_POSTGRES) {
       await gc;
       await second;
       assert.deepEqual(order, ["upload", "upload done", "gc", "gc done", "second upload"]);
+      // With no holder left, no node holds the advisory lock (its reserved connection went back to the pool).
+      const held = async () =>
+        (await sql1`select 1 from pg_locks where locktype = 'advisory' and objid = ${GC_LOCK}`).length;
+      const deadline = Date.now() + 5000;
+      while (await held() > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(await held(), 0);
     } finally {
-      await node1.release();
-      await node2.release();
       await sql1.end({ timeout: 1 });
       await sql2.end({ timeout: 1 });
     }
