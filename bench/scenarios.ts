@@ -25,6 +25,7 @@ import { EDIT_HOP_LIMIT, type Figures, TARGETS } from "./compare.ts";
 import { Arrivals, Dataset, logUniformSizes } from "./dataset.ts";
 import { procStats } from "./proc_stats.ts";
 import { runSyncthing, type SyncthingMeasure, type SyncthingWorkload } from "./syncthing_runs.ts";
+import { scaleOut } from "./scale_out.ts";
 
 /** Settings shared by all scenarios of one run. */
 export interface BenchContext {
@@ -75,7 +76,8 @@ export interface Scenario {
   name: string;
   /** The target as shown in the report (also when the scenario fails). */
   target: string;
-  run(ctx: BenchContext): Promise<Row>;
+  /** One row, or several (a scenario run on several setups, e.g. `scale-out`). */
+  run(ctx: BenchContext): Promise<Row | Row[]>;
 }
 
 /** Formats a byte count for the report. */
@@ -1252,4 +1254,5 @@ export const SCENARIOS: Scenario[] = [
   memory,
   rescan,
   clients,
+  scaleOut,
 ];
