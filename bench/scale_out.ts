@@ -46,7 +46,7 @@ const TARGET = "— (issue #11: correctness and cost per commit; no speed-up on 
 function sizes(ctx: BenchContext) {
   return ctx.quick
     ? { smallFiles: 300, largeFiles: 2, largeBytes: 16 * MIB, commits: 50 }
-    : { smallFiles: 2000, largeFiles: 2, largeBytes: 64 * MIB, commits: 200 };
+    : { smallFiles: 1000, largeFiles: 2, largeBytes: 64 * MIB, commits: 200 };
 }
 
 /** The servers and devices of one setup, in a fresh folder; disposing stops them and drops what they stored. */
@@ -450,8 +450,8 @@ export const scaleOut: Scenario = {
       }
       console.error(`bench: scale-out ${setup.key} …`);
       rows.push(await runSetup(ctx, setup, typeof services === "string" ? null : services));
-      if (typeof services !== "string" && setup === SETUPS[0]) {
-        rows[0].notes.push(...services.notes.map((n) => `${n}.`));
+      if (typeof services !== "string" && setup === SETUPS.find((s) => s.shared)) {
+        rows.at(-1)!.notes.push(...services.notes.map((n) => `${n}.`));
       }
     }
     return rows;
