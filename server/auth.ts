@@ -133,6 +133,19 @@ interface Failures {
   last: number;
 }
 
+/** A login another node checked: the other nodes count it too (see {@linkcode LoginGuard.heard}). */
+export interface LoginOutcome {
+  user: string;
+  address: string;
+  outcome: "success" | "failure";
+}
+
+/** Options of {@linkcode LoginGuard} beyond its policy. */
+export interface LoginGuardOptions {
+  /** Tells the other nodes of each checked login. @default nobody */
+  announce?: (login: LoginOutcome) => void;
+}
+
 /**
  * Login limits that hold under concurrency and cannot be turned against the owner. Each attempt is counted in
  * {@linkcode LoginGuard.begin}, before its password is hashed, so pipelined or parallel guesses cannot slip past:
@@ -158,9 +171,11 @@ export class LoginGuard {
   #trusted = new Map<string, number>();
   #p: Required<Omit<LoginPolicy, "now">>;
   #now: () => number;
+  #announce: (login: LoginOutcome) => void;
 
   /** Creates a guard with the given limits. */
-  constructor(policy: LoginPolicy = {}) {
+  constructor(policy: LoginPolicy = {}, options: LoginGuardOptions = {}) {
+    this.#announce = options.announce ?? (() => {});
     this.#p = {
       perSourceFree: policy.perSourceFree ?? 5,
       perAddressFree: policy.perAddressFree ?? 10,
@@ -200,6 +215,7 @@ export class LoginGuard {
 
   /** Reports how a counted attempt ended: a wrong password, a success, or not checked at all (server busy). */
   end(ticket: LoginTicket, outcome: "success" | "failure" | "cancelled"): void {
+    if (outcome !== "cancelled") this.#announce({ user: ticket.user, address: ticket.address, outcome });
     if (outcome === "failure") return;
     const now = this.#now();
     const sourceKey = `${ticket.user}\n${ticket.address}`;
@@ -216,6 +232,30 @@ export class LoginGuard {
     } else {
       this.#uncount(this.#source, sourceKey);
       this.#uncount(this.#address, ticket.address);
+    }
+  }
+
+  /**
+   * Counts a login another node checked as if it was checked here: a failure counts against its user and
+   * address, a success clears them and trusts the address. Approximate across nodes: a note comes a little
+   * late (attempts racing on several nodes each pass), or is lost with the bus's connection.
+   */
+  heard(login: LoginOutcome): void {
+    const now = this.#now();
+    const sourceKey = `${login.user}\n${login.address}`;
+    if (login.outcome === "success") {
+      this.#source.delete(sourceKey);
+      this.#address.delete(login.address);
+      this.#trusted.delete(sourceKey);
+      this.#trusted.set(sourceKey, now + this.#p.trustMs);
+      this.#trim(this.#trusted);
+      return;
+    }
+    this.#count(this.#source, sourceKey, now);
+    this.#count(this.#address, login.address, now);
+    if ((this.#trusted.get(sourceKey) ?? 0) <= now) {
+      const bucket = this.#bucket(login.user, now);
+      bucket.tokens = Math.max(0, bucket.tokens - 1);
     }
   }
 

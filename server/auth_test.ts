@@ -10,6 +10,7 @@ import {
   checkToken,
   issueToken,
   LoginGuard,
+  type LoginOutcome,
   type LoginPolicy,
   makeUser,
   TOKEN_LIFETIME_MS,
@@ -287,4 +288,25 @@ Deno.test("a revoked device's token is refused as revoked (also past its expiry)
     assert.equal(await tokenState(store, "not-a-token"), "unknown");
     assert.ok((await checkToken(store, b.token, 70)).ok, "the user's other device is not affected");
   });
+});
+
+Deno.test("LoginGuard: another node's failures count here, its success trusts the address here too", () => {
+  const clock = { now: 1_000_000 };
+  const heard: LoginOutcome[] = [];
+  const node1 = new LoginGuard({ now: () => clock.now, userBurst: 100 }, { announce: (o) => heard.push(o) });
+  const node2 = new LoginGuard({ now: () => clock.now, userBurst: 3 });
+  for (let i = 0; i < 5; i++) {
+    const d = node1.begin("alice", "a1");
+    assert.ok(d.ok);
+    node1.end(d.ticket, "failure");
+  }
+  const cancelled = node1.begin("alice", "a1");
+  assert.equal(cancelled.ok, false, "node 1 makes a1 wait");
+  for (const login of heard) node2.heard(login);
+  assert.deepEqual(node2.begin("alice", "a1"), { ok: false, waitMs: 1000, reason: "source" });
+  // The user's budget for new addresses was spent on node 1 as well.
+  assert.deepEqual(node2.begin("alice", "a2"), { ok: false, waitMs: 6000 * 1, reason: "user" });
+  // A success on node 1 clears a1 on node 2 and trusts it there.
+  node2.heard({ user: "alice", address: "a1", outcome: "success" });
+  assert.equal(node2.begin("alice", "a1").ok, true);
 });

@@ -1,4 +1,4 @@
-// A shared/exclusive lock: uploads and commits share it, garbage collection takes it alone.
+// A shared/exclusive lock: uploads and commits share it, garbage collection takes it alone (in one process).
 
 /** Many shared holders at once, or one exclusive holder; waiting exclusive requests block new shared ones. */
 export class SharedExclusiveLock {
@@ -30,7 +30,19 @@ export class SharedExclusiveLock {
   }
 
   /** Runs `fn` while holding the lock alone. */
-  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return this.#alone(fn);
+  }
+
+  /**
+   * Lets a collection on another node in: admits no new shared holder until the current ones are done, and
+   * forgets what this node cached about stored chunks (bumps {@linkcode generation}). Resolves once they are done.
+   */
+  pause(): Promise<void> {
+    return this.#alone(() => Promise.resolve());
+  }
+
+  async #alone<T>(fn: () => Promise<T>): Promise<T> {
     this.#waitingExclusive++;
     try {
       while (this.#exclusive || this.#shared > 0) await new Promise<void>((r) => this.#wakers.push(r));

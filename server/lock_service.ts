@@ -35,18 +35,22 @@ export const LOCK_SWEEP_MS = 1000;
 export interface LockServiceOptions {
   /** The server's clock. @default Date.now */
   now?: () => number;
+  /** Tells the other nodes of each lock change made here. @default nobody */
+  announce?: (ns: string, change: LockChangeNote) => void;
 }
 
 /** Takes, renews, releases and expires locks, and tells the subscribed sessions of the namespace. */
 export class LockService {
   #store: MetadataStore;
   #now: () => number;
+  #announce: (ns: string, change: LockChangeNote) => void;
   #listeners = new Map<string, Set<(event: LockEvent) => void>>();
 
   /** A service over one store. */
   constructor(store: MetadataStore, options: LockServiceOptions = {}) {
     this.#store = store;
     this.#now = options.now ?? Date.now;
+    this.#announce = options.announce ?? (() => {});
   }
 
   /** The server's clock now. */
@@ -66,6 +70,12 @@ export class LockService {
   }
 
   async #publish(ns: string, change: LockChangeNote): Promise<void> {
+    this.#announce(ns, change);
+    await this.hear(ns, change);
+  }
+
+  /** Tells this node's subscribed sessions of a lock change (made here, or on another node). */
+  async hear(ns: string, change: LockChangeNote): Promise<void> {
     const listeners = this.#listeners.get(ns);
     if (!listeners || listeners.size === 0) return;
     const event = { locks: await this.live(ns), change };

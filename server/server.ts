@@ -12,6 +12,10 @@ import { openServerChunks } from "./master_key.ts";
 import { syncEarlierUploads } from "./upload_recovery.ts";
 import { collectGarbage, type GcOptions } from "./gc.ts";
 import { Hub } from "./hub.ts";
+import { PgGcLock } from "./pg_gc_lock.ts";
+import { CATCH_UP_MS, type ClusterBus, type ClusterNote, singleNodeBus } from "./cluster_bus.ts";
+import { PgClusterBus } from "./cluster_bus_pg.ts";
+import { PgMetadataStore } from "./metadata_pg.ts";
 import { closeMetadata, openMetadata } from "./metadata_open.ts";
 import type { MetadataStore, RetentionPolicy } from "./metadata_store.ts";
 import { DEFAULT_RETENTION } from "./retention.ts";
@@ -73,6 +77,11 @@ export interface ServerOptions {
   maxFileBytes?: number | null;
   /** Most bytes of live files each user may hold (kept versions and trash do not count). @default no limit */
   quotaBytes?: number;
+  /**
+   * How this node talks to the other nodes serving the same metadata (the server closes it when it stops).
+   * @default the bus of a node alone (with metadata on PostgreSQL: LISTEN/NOTIFY on its database)
+   */
+  clusterBus?: ClusterBus;
 }
 
 /** The largest file a server accepts unless told otherwise: 1 TiB. */
@@ -315,29 +324,96 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       traffic: Object.fromEntries(traffic),
     };
   };
+  // The one place the bus to the other nodes is chosen: with metadata on PostgreSQL, LISTEN/NOTIFY on its
+  // database (other nodes may share it); otherwise this node is alone.
+  const bus = options.clusterBus ??
+    (store instanceof PgMetadataStore ? new PgClusterBus(store.sql, { log }) : singleNodeBus());
+  const tell = bus.shared
+    ? (note: ClusterNote) => {
+      bus.send(note).catch((e) => log(`cannot tell the other nodes: ${(e as Error).message}`));
+    }
+    : undefined;
+  // Commits reach this node's sessions at once; with other nodes, in rev order and read from the journal.
+  const hub = new Hub(bus.shared ? { journal: store, announce: tell, log } : {});
   // A removed user, or one whose password changed, is logged out everywhere at once.
-  const logOut = (name: string) => {
+  const logOutHere = (name: string) => {
     for (const session of sessions) {
       if (session.user !== name) continue;
       session.peer.push({ push: "error", code: "auth_token", error: "Logged out: the account changed" });
       session.peer.close();
     }
   };
+  const logOut = (name: string) => {
+    tell?.({ kind: "logout", user: name });
+    logOutHere(name);
+  };
   // Locks outlive a restart; leases that ended meanwhile are removed (and pushed) by the sweeps.
-  const locks = new LockService(store, { now });
-  // A revoked device is told so and closed at once, on every connection it has; its locks are released.
-  const closeDevice = (name: string, deviceId: string) => {
-    locks.releaseDevice(name, deviceId).then(
-      (n) => n > 0 && log(`released ${n} lock${n === 1 ? "" : "s"} of revoked device ${deviceId} of ${name}`),
-      (e) => log(`releasing the locks of revoked device ${deviceId} failed: ${(e as Error).message}`),
-    );
+  const locks = new LockService(store, {
+    now,
+    announce: tell && ((ns, change) => tell({ kind: "locks", ns, change })),
+  });
+  const closeSessions = (name: string, deviceId: string): number => {
     let closed = 0;
     for (const session of sessions) {
       if (session.user !== name || session.deviceId !== deviceId) continue;
       session.revoke();
       closed++;
     }
+    return closed;
+  };
+  // A revoked device is told so and closed at once, on every connection it has on every node; its locks are
+  // released (here only: the other nodes just close its sessions).
+  const closeDevice = (name: string, deviceId: string) => {
+    locks.releaseDevice(name, deviceId).then(
+      (n) => n > 0 && log(`released ${n} lock${n === 1 ? "" : "s"} of revoked device ${deviceId} of ${name}`),
+      (e) => log(`releasing the locks of revoked device ${deviceId} failed: ${(e as Error).message}`),
+    );
+    tell?.({ kind: "revoked", user: name, deviceId });
+    const closed = closeSessions(name, deviceId);
     log(`revoked device ${deviceId} of ${name}: ${closed} connection${closed === 1 ? "" : "s"} closed`);
+  };
+  // Login limits count the logins of every node (approximately: see LoginGuard.heard).
+  const logins = new LoginGuard({ now, ...options.loginPolicy }, {
+    announce: tell && ((login) => tell({ kind: "login", ...login })),
+  });
+  const stopHearing = bus.listen((note) => {
+    if (note.kind === "journal" || note.kind === "share") hub.hear(note);
+    else if (note.kind === "login") logins.heard(note);
+    else if (note.kind === "gc" && note.phase === "start") void store.gcLock.pause();
+    else if (note.kind === "gc") store.gcLock.generation++;
+    else if (note.kind === "logout") logOutHere(note.user);
+    else if (note.kind === "locks") {
+      locks.hear(note.ns, note.change).catch((e) =>
+        log(`cannot push a lock change of another node: ${(e as Error).message}`)
+      );
+    } else if (note.kind === "revoked") {
+      const closed = closeSessions(note.user, note.deviceId);
+      if (closed > 0) {
+        log(
+          `device ${note.deviceId} of ${note.user} was revoked on another node: ` +
+            `${closed} connection${closed === 1 ? "" : "s"} closed`,
+        );
+      }
+    }
+  });
+  // A collection here pauses the other nodes' uploads and commits (the advisory lock alone would let their
+  // steady uploads starve it) and, once done, makes them forget what they cached about stored chunks.
+  if (store.gcLock instanceof PgGcLock && tell) {
+    store.gcLock.onCollect = () => tell({ kind: "gc", phase: "start" });
+    store.gcLock.onCollected = () => tell({ kind: "gc", phase: "done" });
+  }
+  // Notes lost while the bus was away are caught up from the journal, as are any missed between checks; a
+  // collection's end may be among them.
+  const stopResume = bus.onResume(() => {
+    store.gcLock.generation++;
+    void hub.catchUpAll();
+  });
+  const stopCatchingUp = hub.startCatchingUp(CATCH_UP_MS);
+  const stopCluster = async () => {
+    stopHearing();
+    stopResume();
+    await stopCatchingUp();
+    await bus.close();
   };
   const admin = await serveAdmin(
     options.dataDir,
@@ -365,7 +441,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       (e) => log(`garbage collection failed: ${(e as Error).message}`),
     );
   const gcTimer = gcEveryMs > 0 ? setInterval(runGc, gcEveryMs) : undefined;
-  const hub = new Hub();
   const attackTimer = setInterval(() => attacks.flush(), 60_000);
   const stopSweeping = locks.startSweeping(log);
   const ctx = {
@@ -374,7 +449,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     epoch: await store.journalEpoch(),
     chunks,
     hub,
-    logins: new LoginGuard({ now, ...options.loginPolicy }),
+    logins,
     passwordChecks: new CheckQueue({ concurrency: options.passwordChecks }),
     attacks,
     log,
@@ -422,6 +497,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     clearInterval(gcTimer);
     clearInterval(attackTimer);
     await stopSweeping();
+    await stopCluster();
     admin?.close();
     await Deno.remove(adminSocketPath(options.dataDir)).catch(() => {});
     await closeMetadata(store);
@@ -447,6 +523,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       for (const session of sessions) session.peer.close();
       await Promise.all([...sessions].map((s) => s.peer.closed));
       await stopSweeping();
+      await stopCluster();
       await closeMetadata(store);
     },
   };

@@ -654,6 +654,8 @@ export class Session {
     const unsubscribeJournal = this.#ctx.hub.subscribe(
       ns,
       (events) => live ? send(events) : buffered.push(...events),
+      // Where this session starts reading the journal itself (with other nodes, the hub goes on from there).
+      { from: since === 0 ? latest : since },
     );
     // Lock changes go out as they happen (the device asks LOCKS for the locks there are now).
     const unsubscribeLocks = this.#locks.subscribe(ns, (event) => this.#pushLocks(ns, part, event));
