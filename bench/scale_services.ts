@@ -23,12 +23,16 @@ async function script(
   name: string,
   args: string[],
 ): Promise<{ ok: boolean; stdout: string; stderr: string }> {
-  const out = await new Deno.Command("bash", {
-    args: [join(SERVICES, name), ...args],
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command("bash", {
+      args: [join(SERVICES, name), ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  } catch (error) {
+    return { ok: false, stdout: "", stderr: `cannot run bash: ${(error as Error).message}` };
+  }
   const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   return { ok: out.success, stdout: decode(out.stdout), stderr: decode(out.stderr) };
 }
