@@ -139,10 +139,13 @@ if (TEST_POSTGRES && s3) {
         path: `batch/f${String(i).padStart(2, "0")}.bin`,
         data: randomBytes(48 * 1024 + i, 100 + i),
       }));
+      const before = c.output.length;
       await Deno.mkdir(join(dirs.C, "batch"));
       await Deno.writeFile(join(dirs.C, "big.bin"), randomBytes(3 * 1024 * 1024, 7));
       for (const { path, data } of batch) await Deno.writeFile(join(dirs.C, path), data);
-      await c.waitForOutput(/uploaded /);
+      await waitFor(() => c.output.slice(before).includes("uploaded "), {
+        message: () => `C never started uploading:\n${c.output.slice(before)}`,
+      });
       node1.kill("SIGKILL");
       await node1.exited();
       await c.waitForOutput(new RegExp(`connected to ${node2.address}`));
