@@ -20,7 +20,7 @@ import { freshPrefix, removePrefix, testS3Url } from "../tests/services/s3_env.t
 import { countFiles, delay, KIB, MIB, type Traffic, until, writeRandomFile } from "./bench_world.ts";
 import { procStats } from "./proc_stats.ts";
 import { freshBenchDatabase, type ScaleServices, scaleServices } from "./scale_services.ts";
-import { type BenchContext, formatBytes, type Row, type Scenario } from "./scenarios.ts";
+import { type BenchContext, formatBytes, percentile, type Row, type Scenario } from "./scenarios.ts";
 
 /** One way of running the server(s). */
 interface Setup {
@@ -356,11 +356,6 @@ async function commitProbe(cluster: Cluster, count: number) {
     for (const peer of peers) peer.close();
     await Promise.all(peers.map((p) => p.closed));
   }
-}
-
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
 
 const sumOf = (values: Iterable<number>) => [...values].reduce((s, v) => s + v, 0);

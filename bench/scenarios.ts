@@ -101,7 +101,8 @@ function ofTls(ctx: BenchContext, mibps: number): string {
   return ctx.tlsMiBps ? ` (${((mibps / ctx.tlsMiBps) * 100).toFixed(0)}% of TLS)` : "";
 }
 
-function percentile(values: number[], p: number): number {
+/** The `p`th percentile of `values` (nearest rank). */
+export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
