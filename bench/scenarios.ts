@@ -25,6 +25,7 @@ import { EDIT_HOP_LIMIT, type Figures, TARGETS } from "./compare.ts";
 import { Arrivals, Dataset, logUniformSizes } from "./dataset.ts";
 import { procStats } from "./proc_stats.ts";
 import { runSyncthing, type SyncthingMeasure, type SyncthingWorkload } from "./syncthing_runs.ts";
+import { scaleOut } from "./scale_out.ts";
 
 /** Settings shared by all scenarios of one run. */
 export interface BenchContext {
@@ -75,7 +76,8 @@ export interface Scenario {
   name: string;
   /** The target as shown in the report (also when the scenario fails). */
   target: string;
-  run(ctx: BenchContext): Promise<Row>;
+  /** One row, or several (a scenario run on several setups, e.g. `scale-out`). */
+  run(ctx: BenchContext): Promise<Row | Row[]>;
 }
 
 /** Formats a byte count for the report. */
@@ -99,7 +101,8 @@ function ofTls(ctx: BenchContext, mibps: number): string {
   return ctx.tlsMiBps ? ` (${((mibps / ctx.tlsMiBps) * 100).toFixed(0)}% of TLS)` : "";
 }
 
-function percentile(values: number[], p: number): number {
+/** The `p`th percentile of `values` (nearest rank). */
+export function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
 }
@@ -1252,4 +1255,5 @@ export const SCENARIOS: Scenario[] = [
   memory,
   rescan,
   clients,
+  scaleOut,
 ];
