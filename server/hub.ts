@@ -27,7 +27,7 @@ export interface HubOptions {
    * order, a gap is filled from here, and notes of other nodes' commits are read from here.
    * @default none: this node makes every commit, whose entries are published as they come
    */
-  journal?: Pick<MetadataStore, "changesSince" | "latestSeq">;
+  journal?: Pick<MetadataStore, "changesSince" | "latestSeq" | "latestSeqs">;
   /** Tells the other nodes of each commit and share change. @default nobody */
   announce?: (note: ClusterNote) => void;
   /** Where failures to read the journal go. @default nowhere */
@@ -130,14 +130,18 @@ export class Hub {
 
   /** Checks every namespace with listeners for entries not published yet (a lost note); resolves when done. */
   async catchUpAll(): Promise<void> {
-    if (!this.#journal) return;
-    for (const [ns, feed] of [...this.#feeds]) {
-      try {
-        const latest = await this.#journal.latestSeq(ns);
-        if (feed.published === undefined || latest > feed.published) await this.#catchUp(ns);
-      } catch (error) {
-        this.#log(`cannot check the journal of namespace "${ns}": ${(error as Error).message}`);
-      }
+    if (!this.#journal || this.#feeds.size === 0) return;
+    const feeds = [...this.#feeds];
+    let latest: number[];
+    try {
+      // One read for every namespace followed, however many.
+      latest = await this.#journal.latestSeqs(feeds.map(([ns]) => ns));
+    } catch (error) {
+      this.#log(`cannot check the journals of ${feeds.length} namespace(s): ${(error as Error).message}`);
+      return;
+    }
+    for (const [i, [ns, feed]] of feeds.entries()) {
+      if (feed.published === undefined || latest[i] > feed.published) await this.#catchUp(ns);
     }
   }
 

@@ -30,6 +30,7 @@ function journal(n: number) {
       return Promise.resolve(entries.filter((e) => e.rev > since).slice(0, limit));
     },
     latestSeq: () => Promise.resolve(entries.length),
+    latestSeqs: (namespaces: readonly string[]) => Promise.resolve(namespaces.map(() => entries.length)),
   };
 }
 

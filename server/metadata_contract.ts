@@ -394,6 +394,49 @@ export function metadataContract(label: string, open: OpenStore): void {
     }, { now: () => 5_000 });
   });
 
+  test("getEntries, getManifests and latestSeqs answer each item as the single reads do, in the order asked", async () => {
+    await withStore(async (store) => {
+      const long = `${"d".repeat(200)}/${"x".repeat(1500)}.txt`;
+      const batch = new Batch().mkdir("dir");
+      for (let i = 0; i < 25; i++) batch.upload(`dir/f${i}.txt`, [chunk(`f${i}`, 10 + i)]);
+      batch.upload(long, [chunk("long", 7), chunk("long2", 8)]).upload("empty", []);
+      await batch.commit(store);
+      await new Batch().upload("dir/f3.txt", [chunk("bob", 5)]).commit(store, undefined, "bob");
+      const paths = [
+        "dir/f24.txt",
+        "missing",
+        long,
+        "dir",
+        "dir/f3.txt",
+        "empty",
+        "DIR/F1.TXT",
+        "dir/f24.txt",
+      ];
+      for (let i = 0; i < 25; i++) paths.push(`dir/f${i}.txt`);
+      const single = await Promise.all(paths.map((p) => store.getEntry(NS, p)));
+      assert.deepEqual(await store.getEntries(NS, paths), single);
+      assert.equal(single[1], null);
+      assert.equal(single[6], null);
+      assert.deepEqual(await store.getEntries(NS, []), []);
+      assert.deepEqual(
+        (await store.getEntries("bob", ["dir/f3.txt", "dir/f4.txt"])).map((e) => e?.size ?? null),
+        [5, null],
+      );
+      const hashes = single.flatMap((e) => e?.kind === "file" ? [e.hash] : []);
+      hashes.splice(2, 0, "0".repeat(64), hashes[0]);
+      const manifests = await Promise.all(hashes.map((h) => store.getManifest(h)));
+      assert.deepEqual(await store.getManifests(hashes), manifests);
+      assert.equal(manifests[2], null);
+      assert.deepEqual(manifests[3], [chunk("f24", 34)]);
+      assert.deepEqual(await store.getManifests([]), []);
+      const namespaces = ["bob", "nobody", NS, "bob"];
+      const seqs = await store.latestSeqs(namespaces);
+      assert.deepEqual(seqs, await Promise.all(namespaces.map((ns) => store.latestSeq(ns))));
+      assert.deepEqual(seqs, [2, 0, 29, 2]); // alice: dir, 25 files, the long path's folder and file, empty
+      assert.deepEqual(await store.latestSeqs([]), []);
+    });
+  });
+
   test("an empty file commits with an empty manifest", async () => {
     await withStore(async (store) => {
       const { results } = await new Batch().upload("empty", []).commit(store);

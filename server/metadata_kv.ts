@@ -299,8 +299,24 @@ export class KvMetadataStore implements MetadataStore {
     return (await this.kv.get<EntryRecord>(entryKey(ns, path))).value;
   }
 
+  async getEntries(ns: string, paths: readonly string[]): Promise<(EntryRecord | null)[]> {
+    const slices = await Promise.all(
+      chunked([...paths], 10).map((slice) =>
+        this.kv.getMany<EntryRecord[]>(slice.map((p) => entryKey(ns, p)))
+      ),
+    );
+    return slices.flat().map((got) => got.value);
+  }
+
   async latestSeq(ns: string): Promise<number> {
     return (await this.kv.get<number>(["seq", ns])).value ?? 0;
+  }
+
+  async latestSeqs(namespaces: readonly string[]): Promise<number[]> {
+    const slices = await Promise.all(
+      chunked([...namespaces], 10).map((slice) => this.kv.getMany<number[]>(slice.map((ns) => ["seq", ns]))),
+    );
+    return slices.flat().map((got) => got.value ?? 0);
   }
 
   async changesSince(ns: string, since: number, limit: number): Promise<WireEntry[]> {
@@ -348,6 +364,11 @@ export class KvMetadataStore implements MetadataStore {
     if (rows.length !== meta.value.count) throw new Error(`Manifest ${hash} is damaged: ${rows.length} rows`);
     this.#manifests.set(hash, rows);
     return rows;
+  }
+
+  getManifests(hashes: readonly string[]): Promise<(ChunkRow[] | null)[]> {
+    // Each is a cache hit or a read of its own (a manifest's parts are a list), all at once.
+    return Promise.all(hashes.map((hash) => this.getManifest(hash)));
   }
 
   async *listManifests(): AsyncIterable<string> {

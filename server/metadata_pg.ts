@@ -102,13 +102,14 @@ export class PgMetadataStore implements MetadataStore {
   }
 
   /**
-   * Runs `fn` in a transaction holding the namespace's lock (in this process and in the database); with
-   * `gc`, first the garbage collection lock shared (a commit).
+   * Runs `fn` in a transaction holding the namespace's lock (in this process and in the database). A commit
+   * holds the garbage collection lock through `gcLock.shared` around this, never inside the transaction (a
+   * second shared lock there could queue behind a waiting collection, which waits for the node's: a deadlock
+   * PostgreSQL cannot see).
    */
-  #inNamespace<T>(ns: string, fn: (tx: TransactionSql) => Promise<T>, gc = false): Promise<T> {
+  #inNamespace<T>(ns: string, fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
     return this.#mutex(ns).run(() =>
       this.sql.begin(async (tx) => {
-        if (gc) await this.gcLock.sharedInTransaction(tx);
         await tx`select pg_advisory_xact_lock(${NAMESPACE_LOCK}, hashtext(${ns}))`;
         return await fn(tx);
       }) as Promise<T>
@@ -269,6 +270,14 @@ export class PgMetadataStore implements MetadataStore {
     return rows.length ? rows[0].rec as EntryRecord : null;
   }
 
+  async getEntries(ns: string, paths: readonly string[]): Promise<(EntryRecord | null)[]> {
+    if (paths.length === 0) return [];
+    const rows = await this.sql`select path, rec from entries where ns = ${ns} and k in
+      (select fs_key(value) from jsonb_array_elements_text(${json(paths)}::text::jsonb))`;
+    const found = new Map(rows.map((r) => [r.path as string, r.rec as EntryRecord]));
+    return paths.map((path) => found.get(path) ?? null);
+  }
+
   async *listEntries(ns: string): AsyncIterable<EntryRecord> {
     let after = Buffer.alloc(0);
     while (true) {
@@ -282,6 +291,14 @@ export class PgMetadataStore implements MetadataStore {
 
   async latestSeq(ns: string): Promise<number> {
     return await latestSeqIn(this.sql, ns);
+  }
+
+  async latestSeqs(namespaces: readonly string[]): Promise<number[]> {
+    if (namespaces.length === 0) return [];
+    const rows = await this.sql`select ns, seq from counters where ns in
+      (select value from jsonb_array_elements_text(${json(namespaces)}::text::jsonb))`;
+    const found = new Map(rows.map((r) => [r.ns as string, Number(r.seq)]));
+    return namespaces.map((ns) => found.get(ns) ?? 0);
   }
 
   async changesSince(ns: string, since: number, limit: number): Promise<WireEntry[]> {
@@ -330,6 +347,19 @@ export class PgMetadataStore implements MetadataStore {
     const rows = decodeRows(found[0].rows);
     if (rows.length !== found[0].count) throw new Error(`Manifest ${hash} is damaged: ${rows.length} rows`);
     return rows;
+  }
+
+  async getManifests(hashes: readonly string[]): Promise<(ChunkRow[] | null)[]> {
+    if (hashes.length === 0) return [];
+    const found = await this.sql`select hash, count, rows from manifests where hash in
+      (select value from jsonb_array_elements_text(${json(hashes)}::text::jsonb))`;
+    const byHash = new Map<string, ChunkRow[]>();
+    for (const row of found) {
+      const rows = decodeRows(row.rows);
+      if (rows.length !== row.count) throw new Error(`Manifest ${row.hash} is damaged: ${rows.length} rows`);
+      byHash.set(row.hash as string, rows);
+    }
+    return hashes.map((hash) => byHash.get(hash) ?? null);
   }
 
   async *listManifests(): AsyncIterable<string> {
@@ -806,7 +836,7 @@ export class PgMetadataStore implements MetadataStore {
         returning 1`;
       if (moved.length === 0) throw new Error(`Concurrent modification of namespace "${ns}"; retry`);
       return { results: plan.results, journal };
-    }, true);
+    });
   }
 
   // ---- repair ----

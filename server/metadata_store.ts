@@ -242,10 +242,14 @@ export interface MetadataStore {
   // ---- entries and journal ----
   /** The live entry at a path, or null. */
   getEntry(ns: string, path: string): Promise<EntryRecord | null>;
+  /** The live entries at these paths, in their order (null where none): {@linkcode getEntry} in one read. */
+  getEntries(ns: string, paths: readonly string[]): Promise<(EntryRecord | null)[]>;
   /** Every live entry of a namespace (any order). */
   listEntries(ns: string): AsyncIterable<EntryRecord>;
   /** The namespace's latest sequence number (0 when empty). */
   latestSeq(ns: string): Promise<number>;
+  /** The latest sequence numbers of these namespaces, in their order: {@linkcode latestSeq} in one read. */
+  latestSeqs(namespaces: readonly string[]): Promise<number[]>;
   /** Journal entries with rev > since, oldest first, at most `limit`. */
   changesSince(ns: string, since: number, limit: number): Promise<WireEntry[]>;
   /** Journal entries with rev < before, newest first, at most `limit`. */
@@ -270,6 +274,8 @@ export interface MetadataStore {
   // ---- manifests ----
   /** The chunk rows of a file version, or null if the manifest is unknown. */
   getManifest(hash: string): Promise<ChunkRow[] | null>;
+  /** The chunk rows of these file versions, in their order (null where unknown): {@linkcode getManifest} in one read. */
+  getManifests(hashes: readonly string[]): Promise<(ChunkRow[] | null)[]>;
   /** Every stored manifest hash. */
   listManifests(): AsyncIterable<string>;
   /** Removes a manifest (garbage collection). */

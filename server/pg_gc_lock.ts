@@ -1,5 +1,5 @@
 // The garbage collection lock across server processes on one PostgreSQL database (an advisory lock).
-import type { ReservedSql, Sql, TransactionSql } from "postgres";
+import type { ReservedSql, Sql } from "postgres";
 import { SharedExclusiveLock } from "./gc_lock.ts";
 
 /** Advisory lock key: garbage collection holds it alone, each node's uploads and commits hold it shared. */
@@ -93,14 +93,5 @@ export class PgGcLock extends SharedExclusiveLock {
         reserved.release();
       }
     });
-  }
-
-  /**
-   * Nothing more for a commit's transaction: {@linkcode shared}, which every commit runs in, holds the lock for
-   * the node. (A second shared lock taken inside the transaction could queue behind a waiting collection, which
-   * waits for the node's: a deadlock PostgreSQL cannot see.)
-   */
-  sharedInTransaction(_tx: TransactionSql): Promise<void> {
-    return Promise.resolve();
   }
 }

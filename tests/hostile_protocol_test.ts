@@ -1,5 +1,6 @@
 // Protocol-level attacks on an in-process server: malformed frames, hostile paths, auth abuse, namespace isolation.
 import assert from "node:assert/strict";
+import { randomFillSync } from "node:crypto";
 import { openConnection } from "../client/connection.ts";
 import { adminRequest } from "../server/admin.ts";
 import { issueToken, TOKEN_LIFETIME_MS } from "../server/auth.ts";
@@ -10,6 +11,8 @@ import {
   ALPN,
   type ChangeResult,
   encodeRows,
+  FETCH_INLINE_BYTES,
+  MAX_FETCH_BYTES,
   MAX_FETCH_ITEMS,
   PROTOCOL_VERSION,
   type WireEntry,
@@ -796,6 +799,52 @@ Deno.test("FETCH checks access per item: another user's files are forbidden and 
   assert.equal(new TextDecoder().decode(reply.data), "shared notesbob's own");
   assert.ok(!JSON.stringify(reply.message).includes(sha256Hex(utf8(secret))), "the diary's chunk id leaked");
   assert.ok(!JSON.stringify(reply.message).includes(fileHashOfChunks([sha256Hex(utf8(secret))])));
+});
+
+Deno.test("FETCH of many files answers in item order with their bytes, within MAX_FETCH_BYTES, as one by one", async () => {
+  await using t = await TestServer.start();
+  const peer = await t.login(ALICE);
+  const files = Array.from({ length: 41 }, (_, i) => ({
+    path: `f${i}.bin`,
+    bytes: randomFillSync(new Uint8Array(i === 40 ? 1000 : i === 5 ? 0 : 120_000 + i)),
+  }));
+  files.push({ path: "big.bin", bytes: randomFillSync(new Uint8Array(FETCH_INLINE_BYTES + 1)) });
+  const revs = new Map<string, number>();
+  for (const { path, bytes } of files) {
+    const id = sha256Hex(bytes);
+    if (bytes.length > 0) await peer.request("PUT", { hash: id }, bytes);
+    const [result] = await commitUpload(peer, path, bytes.length > 0 ? [{ id, size: bytes.length }] : []);
+    assert.ok(result.ok);
+    revs.set(path, result.entries.find((e) => e.kind === "file")!.rev);
+  }
+  await t.server.chunks.delete(sha256Hex(files[2].bytes)); // unreadable: not_inline, and its budget goes on
+  const asked = files.map(({ path }) => ({ path, rev: revs.get(path)! }));
+  asked.splice(7, 0, { path: "f7.bin", rev: revs.get("f7.bin")! + 1 }, { path: "nothing.bin", rev: 1 });
+  // What one read after another answers.
+  const expected: (string | number)[] = [];
+  const sent: number[] = [];
+  let total = 0;
+  for (const item of asked) {
+    const file = files.find((f) => f.path === item.path);
+    if (!file) expected.push("not_found");
+    else if (item.rev !== revs.get(item.path)) expected.push("stale");
+    else if (file === files[2] || file.bytes.length > FETCH_INLINE_BYTES) expected.push("not_inline");
+    else if (total + file.bytes.length > MAX_FETCH_BYTES) expected.push("not_inline");
+    else {
+      expected.push(total);
+      sent.push(...file.bytes);
+      total += file.bytes.length;
+    }
+  }
+  // The budget ends the 120 kB files (the one without its chunk leaves room for one more); the small one fits.
+  assert.deepEqual(expected.slice(-3).map((e) => typeof e), ["string", "number", "string"]);
+  assert.equal(expected.filter((e) => typeof e === "number").length, 36);
+  const reply = await peer.request("FETCH", { items: asked });
+  const items = reply.message.items as { path: string; code?: string; entry?: WireEntry; at?: number }[];
+  assert.deepEqual(items.map((i) => i.path), asked.map((a) => a.path));
+  assert.deepEqual(items.map((i) => i.code ?? i.at!), expected);
+  assert.deepEqual(reply.data, new Uint8Array(sent));
+  for (const item of items) if (item.entry) assert.equal(item.entry.rev, revs.get(item.path));
 });
 
 Deno.test("FETCH refuses too many items, no items, bad paths and bad namespace ids as a whole", async () => {
