@@ -72,6 +72,10 @@ const REVOKED_MESSAGE = "This device was revoked on the server";
 
 /** A file of one chunk up to this size is sent whole in the DOWNLOAD reply. */
 const INLINE_CHUNK_BYTES = 64 * 1024;
+/** Chunk sizes a session keeps for the GETs of the files it downloads (a 4 GiB file of 64 KiB chunks). */
+const MAX_CHUNK_SIZES = 65_536;
+/** What a data reply holds of the reply budget beside its data. */
+const REPLY_OVERHEAD_BYTES = 1024;
 /** Chunk reads of one FETCH at once (the S3 store has 16 connections; the disk reads overlap too). */
 const FETCH_READS_IN_FLIGHT = 16;
 
@@ -126,6 +130,11 @@ export class Session {
    */
   #known = new Map<string, number | null>();
   #knownGeneration = 0;
+  /**
+   * The sizes the manifests of files this session downloads give their chunks, until each is asked for: a GET
+   * then holds that much of the reply budget instead of a largest chunk's, so more GETs of small chunks overlap.
+   */
+  #expectedSizes = new Map<string, number>();
   /** The namespaces this session serves (the user's own and those shared with it), by id. */
   #namespaces = new Map<string, NamespaceRecord>();
   /** The journal subscriptions of MONITOR, by {@linkcode monitorKey} (namespace id and followed path). */
@@ -248,7 +257,12 @@ export class Session {
       }
       case "GET": {
         const { hash } = this.#parse("GET", frame.message);
-        return await this.#withinBudget(() => this.#get(hash));
+        const size = this.#expectedSizes.get(hash);
+        this.#expectedSizes.delete(hash);
+        return await this.#withinBudget(
+          () => this.#get(hash),
+          size === undefined ? undefined : size + REPLY_OVERHEAD_BYTES,
+        );
       }
       case "DOWNLOAD": {
         const { path, base, ns } = this.#parse("DOWNLOAD", frame.message);
@@ -514,17 +528,30 @@ export class Session {
     };
   }
 
+  /** Remembers the sizes of a downloaded file's chunks for its GETs (the latest {@linkcode MAX_CHUNK_SIZES}). */
+  #expectChunks(rows: readonly { id: string; size: number }[]): void {
+    for (const row of rows.slice(-MAX_CHUNK_SIZES)) {
+      this.#expectedSizes.delete(row.id);
+      this.#expectedSizes.set(row.id, Math.min(row.size, MAX_CHUNK_BYTES));
+    }
+    for (const id of this.#expectedSizes.keys()) {
+      if (this.#expectedSizes.size <= MAX_CHUNK_SIZES) break;
+      this.#expectedSizes.delete(id); // the oldest first
+    }
+  }
+
   /**
-   * Runs a handler whose reply carries data inside the connection's reply budget: a chunk's worth is held
-   * before the data is read and kept, at its real size, until the reply is written. A client that sends
-   * requests without reading the replies thus stops being read from, instead of growing the server.
+   * Runs a handler whose reply carries data inside the connection's reply budget: a chunk's worth (`bytes`
+   * when the chunk's size is known, else a largest chunk's) is held before the data is read and kept, at its real size,
+   * until the reply is written. A client that sends requests without reading the replies thus stops being read
+   * from, instead of growing the server.
    */
-  async #withinBudget(run: () => Promise<Reply>): Promise<Reply> {
-    const reservation = await this.peer.reserve(MAX_CHUNK_BYTES);
+  async #withinBudget(run: () => Promise<Reply>, bytes = MAX_CHUNK_BYTES): Promise<Reply> {
+    const reservation = await this.peer.reserve(bytes);
     try {
       const reply = await run();
       if (this.#ctx.counters) this.#ctx.counters.downloadedBytes += reply.data?.length ?? 0;
-      reservation.resize((reply.data?.length ?? 0) + 1024);
+      reservation.resize((reply.data?.length ?? 0) + REPLY_OVERHEAD_BYTES);
       return { ...reply, onSent: () => reservation.release() };
     } catch (error) {
       reservation.release();
@@ -836,6 +863,7 @@ export class Session {
     const rows = await this.#ctx.store.getManifest(entry.hash);
     if (!rows) throw new RpcError("storage", `Manifest of "${path}" is missing`);
     for (const row of rows) if (!this.#known.has(row.id)) this.#known.set(row.id, null);
+    this.#expectChunks(rows);
     const baseRows = base && base !== entry.hash && await this.#keeps(ns, path, base)
       ? await this.#ctx.store.getManifest(base)
       : null;

@@ -847,6 +847,38 @@ Deno.test("FETCH of many files answers in item order with their bytes, within MA
   for (const item of items) if (item.entry) assert.equal(item.entry.rev, revs.get(item.path));
 });
 
+Deno.test("GETs of a downloaded file's small chunks overlap past four largest chunks' reply budget", async () => {
+  await using t = await TestServer.start();
+  const peer = await t.login(ALICE);
+  const parts = Array.from({ length: 12 }, () => randomFillSync(new Uint8Array(1000)));
+  for (const part of parts) await peer.request("PUT", { hash: sha256Hex(part) }, part);
+  const rows = parts.map((part) => ({ id: sha256Hex(part), size: part.length }));
+  const [result] = await commitUpload(peer, "parts.bin", rows);
+  assert.ok(result.ok);
+  await peer.request("DOWNLOAD", { path: "parts.bin" });
+  // Reads wait until every GET is being served at once (4 would be all with a largest chunk held per GET).
+  const chunks = t.server.chunks;
+  const read = chunks.get.bind(chunks);
+  let reading = 0;
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => open = resolve);
+  chunks.get = async (id) => {
+    reading++;
+    await gate;
+    return await read(id);
+  };
+  const gets = rows.map((row) => peer.request("GET", { hash: row.id }));
+  try {
+    await waitFor(() => reading === rows.length, {
+      timeoutMs: 5_000,
+      message: () => `${reading} GETs being served`,
+    });
+  } finally {
+    open();
+  }
+  assert.deepEqual((await Promise.all(gets)).map((reply) => reply.data), parts);
+});
+
 Deno.test("FETCH refuses too many items, no items, bad paths and bad namespace ids as a whole", async () => {
   await using t = await TestServer.start();
   const peer = await t.login(ALICE);
