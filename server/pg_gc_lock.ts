@@ -95,6 +95,11 @@ export class PgGcLock extends SharedExclusiveLock {
     });
   }
 
+  /** Resolves once the shared lock taken for the last holders is given back (call before closing the pool). */
+  async settled(): Promise<void> {
+    await this.#chain;
+  }
+
   /**
    * Nothing more for a commit's transaction: {@linkcode shared}, which every commit runs in, holds the lock for
    * the node. (A second shared lock taken inside the transaction could queue behind a waiting collection, which
