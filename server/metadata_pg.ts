@@ -92,6 +92,8 @@ export class PgMetadataStore implements MetadataStore {
   /** Settles pending references and closes the connections. */
   async end(): Promise<void> {
     await this.settlePending().catch(() => {});
+    // The shared GC lock is given back after the last commit returns: a pool closed before that waits its timeout.
+    await this.gcLock.settled();
     await this.sql.end({ timeout: 5 });
   }
 

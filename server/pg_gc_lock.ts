@@ -94,4 +94,9 @@ export class PgGcLock extends SharedExclusiveLock {
       }
     });
   }
+
+  /** Resolves once the shared lock taken for the last holders is given back (call before closing the pool). */
+  async settled(): Promise<void> {
+    await this.#chain;
+  }
 }
