@@ -394,7 +394,7 @@ export function metadataContract(label: string, open: OpenStore): void {
     }, { now: () => 5_000 });
   });
 
-  test("getEntries, getManifests and latestSeqs answer each item as the single reads do, in the order asked", async () => {
+  test("getEntries, getManifests and latestSeqs answer as the single reads do, in the order asked", async () => {
     await withStore(async (store) => {
       const long = `${"d".repeat(200)}/${"x".repeat(1500)}.txt`;
       const batch = new Batch().mkdir("dir");

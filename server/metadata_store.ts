@@ -274,7 +274,7 @@ export interface MetadataStore {
   // ---- manifests ----
   /** The chunk rows of a file version, or null if the manifest is unknown. */
   getManifest(hash: string): Promise<ChunkRow[] | null>;
-  /** The chunk rows of these file versions, in their order (null where unknown): {@linkcode getManifest} in one read. */
+  /** The chunk rows of these file versions, in their order (null where unknown): {@linkcode getManifest} at once. */
   getManifests(hashes: readonly string[]): Promise<(ChunkRow[] | null)[]>;
   /** Every stored manifest hash. */
   listManifests(): AsyncIterable<string>;

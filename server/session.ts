@@ -542,9 +542,9 @@ export class Session {
 
   /**
    * Runs a handler whose reply carries data inside the connection's reply budget: a chunk's worth (`bytes`
-   * when the chunk's size is known, else a largest chunk's) is held before the data is read and kept, at its real size,
-   * until the reply is written. A client that sends requests without reading the replies thus stops being read
-   * from, instead of growing the server.
+   * when the chunk's size is known, else a largest chunk's) is held before the data is read and kept, at its
+   * real size, until the reply is written. A client that sends requests without reading the replies thus stops
+   * being read from, instead of growing the server.
    */
   async #withinBudget(run: () => Promise<Reply>, bytes = MAX_CHUNK_BYTES): Promise<Reply> {
     const reservation = await this.peer.reserve(bytes);
@@ -984,7 +984,10 @@ export class Session {
   async #entriesAt(paths: string[], targets: (string | null)[]): Promise<(EntryRecord | null)[]> {
     const byNs = new Map<string, number[]>();
     targets.forEach((ns, i) => {
-      if (ns !== null) byNs.set(ns, [...byNs.get(ns) ?? [], i]);
+      if (ns === null) return;
+      const indices = byNs.get(ns);
+      if (indices) indices.push(i);
+      else byNs.set(ns, [i]);
     });
     const found: (EntryRecord | null)[] = paths.map(() => null);
     await Promise.all([...byNs].map(async ([ns, indices]) => {

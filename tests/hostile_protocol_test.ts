@@ -801,7 +801,7 @@ Deno.test("FETCH checks access per item: another user's files are forbidden and 
   assert.ok(!JSON.stringify(reply.message).includes(fileHashOfChunks([sha256Hex(utf8(secret))])));
 });
 
-Deno.test("FETCH of many files answers in item order with their bytes, within MAX_FETCH_BYTES, as one by one", async () => {
+Deno.test("FETCH of many files answers in item order, within MAX_FETCH_BYTES, as one read by one", async () => {
   await using t = await TestServer.start();
   const peer = await t.login(ALICE);
   const files = Array.from({ length: 41 }, (_, i) => ({
