@@ -1,4 +1,5 @@
 // The metadata store over Deno KV: key layout, manifest cache, group commit of chunk refs, crash-safe commits.
+import { deviceOf, type DeviceRow } from "./device_rows.ts";
 import { createHash, randomBytes } from "node:crypto";
 import { ancestorsOf, baseName, foldName, parentPath } from "../protocol/paths.ts";
 import { packUnits, splitMutations, writeMutations } from "../protocol/kv_batches.ts";
@@ -921,25 +922,4 @@ function chunked<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
-}
-
-/** What `["device", user, deviceId]` holds: the token's hash, the device's name, its login time, its revocation. */
-interface DeviceRow {
-  tokenHash: string;
-  device: string;
-  created: number;
-  revoked?: number;
-}
-
-/** A device as listed: its row, with expiry and last sight from its token (gone only after a crash of old code). */
-function deviceOf(deviceId: string, row: DeviceRow, token: TokenRecord | null): DeviceRecord {
-  const record: DeviceRecord = {
-    deviceId,
-    device: row.device,
-    created: row.created,
-    expires: token?.expires ?? row.created,
-  };
-  if (token?.lastSeen !== undefined) record.lastSeen = token.lastSeen;
-  if (row.revoked !== undefined) record.revoked = row.revoked;
-  return record;
 }

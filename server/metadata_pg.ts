@@ -1,4 +1,5 @@
 // The metadata store over PostgreSQL: one transaction per commit, serialized per namespace by an advisory lock.
+import { deviceOf, type DeviceRow } from "./device_rows.ts";
 import { randomBytes } from "node:crypto";
 import { Buffer } from "node:buffer";
 import type { Sql, TransactionSql } from "postgres";
@@ -899,25 +900,4 @@ async function writeManifests(
     select x.hash, x.size, x.count, decode(x.rows, 'base64')
     from jsonb_to_recordset(${json(list)}::text::jsonb) as x(hash text, size bigint, count int, rows text)
     on conflict (hash) do update set size = excluded.size, count = excluded.count, rows = excluded.rows`;
-}
-
-/** What a `devices` row holds: the token's hash, the device's name, its login time, its revocation. */
-interface DeviceRow {
-  tokenHash: string;
-  device: string;
-  created: number;
-  revoked?: number;
-}
-
-/** A device as listed: its row, with expiry and last sight from its token. */
-function deviceOf(deviceId: string, row: DeviceRow, token: TokenRecord | null): DeviceRecord {
-  const record: DeviceRecord = {
-    deviceId,
-    device: row.device,
-    created: row.created,
-    expires: token?.expires ?? row.created,
-  };
-  if (token?.lastSeen !== undefined) record.lastSeen = token.lastSeen;
-  if (row.revoked !== undefined) record.revoked = row.revoked;
-  return record;
 }
