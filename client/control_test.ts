@@ -9,6 +9,15 @@ import { EventBus } from "./events.ts";
 import type { StatusFacts, StatusReport } from "./status.ts";
 import { STATE_DIR } from "./state.ts";
 
+/** Polls `condition` every 5 ms; fails after 5 s. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 const handlers = (over: Partial<ControlHandlers> = {}): ControlHandlers => ({
   status: () => ({ state: "connected" }) as StatusReport,
   pause: () => true,
@@ -205,7 +214,7 @@ Deno.test("ControlServer: followers get every event; a slow one is dropped witho
       got.push(event);
       if (got.length === 2) abort.abort();
     }, abort.signal);
-    while (server.followers < 1) await new Promise((r) => setTimeout(r, 5));
+    await until(() => server.followers >= 1, "a follower");
     events.emit({ type: "paused" });
     events.emit({ type: "resumed" });
     assert.equal(await following, true);
@@ -214,11 +223,11 @@ Deno.test("ControlServer: followers get every event; a slow one is dropped witho
     // A follower that never reads: emitting goes on at full speed and the follower is dropped.
     const slow = await Deno.connect({ transport: "unix", path: server.path });
     await slow.write(new TextEncoder().encode('{"op":"follow"}\n'));
-    while (server.followers < 1) await new Promise((r) => setTimeout(r, 5));
+    await until(() => server.followers >= 1, "a follower");
     const started = performance.now();
     for (let i = 0; i < 20_000; i++) events.emit({ type: "notice", message: "x".repeat(200) });
     assert.ok(performance.now() - started < 5_000);
-    while (server.followers > 0) await new Promise((r) => setTimeout(r, 5));
+    await until(() => server.followers === 0, "the slow follower to be dropped");
     slow.close();
   } finally {
     await server.close();
