@@ -2,10 +2,9 @@
 // reaches a MONITOR session on node 2, and a revocation on node 1 closes the device's session on node 2.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { openConnection } from "../client/connection.ts";
-import type { RpcPeer } from "../protocol/rpc.ts";
+import { RpcPeer } from "../protocol/rpc.ts";
 import { fileHashOfChunks, sha256Hex } from "../protocol/hash.ts";
-import { encodeRows } from "../protocol/messages.ts";
+import { ALPN, encodeRows, PROTOCOL_VERSION } from "../protocol/messages.ts";
 import { adminRequest } from "./admin.ts";
 import { makeUser } from "./auth.ts";
 import postgres from "postgres";
@@ -93,12 +92,15 @@ async function device(
   name: string,
 ): Promise<{ peer: RpcPeer; pushes: Record<string, unknown>[] }> {
   const pushes: Record<string, unknown>[] = [];
-  const peer = await openConnection({
+  // Over the wire as any device connects (TLS with the node's CA, ALPN, HELLO), without client code.
+  const conn = await Deno.connectTls({
     hostname: "127.0.0.1",
     port: node.port,
-    caPem: await Deno.readTextFile(join(dataDir, "certs", "ca.pem")),
-    rpc: { onPush: (frame) => pushes.push(frame.message) },
+    caCerts: [await Deno.readTextFile(join(dataDir, "certs", "ca.pem"))],
+    alpnProtocols: [ALPN],
   });
+  const peer = new RpcPeer(conn, { onPush: (frame) => pushes.push(frame.message) });
+  await peer.request("HELLO", { version: PROTOCOL_VERSION, agent: "cluster-test" });
   await peer.request("LOGIN", { user: "alice", password: "pw", device: name });
   return { peer, pushes };
 }
