@@ -4,12 +4,8 @@ import { DEVICE_REVOKED } from "../protocol/messages.ts";
 import { RpcError, type RpcPeer } from "../protocol/rpc.ts";
 import { UserError } from "../protocol/user_error.ts";
 import { openConnection } from "./connection.ts";
+import { loginWithPassword } from "./login.ts";
 import { readStoredLogin, type StoredLogin, storeLogin } from "./token_store.ts";
-
-/** How often a LOGIN the server postponed is asked again before giving up (as `filesync client` does). */
-const LOGIN_RETRIES = 5;
-/** Longest postponement of a LOGIN that is waited out. */
-const LOGIN_RETRY_MAX_MS = 10_000;
 
 /** Options of {@linkcode openRemote}. */
 export interface RemoteOptions {
@@ -132,21 +128,5 @@ export async function openRemote(options: RemoteOptions): Promise<RemoteSession>
       throw new UserError(`Login failed: ${error.message}`);
     }
     throw new UserError(`Cannot log in to ${options.hostname}:${options.port}: ${(error as Error).message}`);
-  }
-}
-
-/** Sends LOGIN, waiting out short postponements (`rate_limited` with `retryMs`); a wrong password is not retried. */
-async function loginWithPassword(
-  peer: RpcPeer,
-  login: { user: string; device: string; password: string },
-): Promise<{ message: Record<string, unknown> }> {
-  for (let attempt = 0;; attempt++) {
-    try {
-      return await peer.request("LOGIN", login);
-    } catch (error) {
-      const waitMs = error instanceof RpcError && error.code === "rate_limited" ? error.detail.retryMs : null;
-      if (typeof waitMs !== "number" || waitMs > LOGIN_RETRY_MAX_MS || attempt >= LOGIN_RETRIES) throw error;
-      await new Promise((resolve) => setTimeout(resolve, waitMs + Math.random() * 250));
-    }
   }
 }

@@ -36,6 +36,7 @@ import {
 } from "./state.ts";
 import { type FolderWatch, watchFolder } from "./watcher.ts";
 import { WatchLimitAdvisor } from "./watch_limit.ts";
+import { loginWithPassword } from "./login.ts";
 import { LockGuard, type RenewOutcome } from "./lock_guard.ts";
 import type { WireLock } from "../protocol/locks.ts";
 import type { ClientEvent, EventBus } from "./events.ts";
@@ -89,10 +90,6 @@ const REVOKED_CANNOT_ASK =
 const WARN_EVERY_MS = 60_000;
 /** How often the folder's root is checked again, and a confirmation looked for, while a stop is in effect. */
 const STOP_POLL_MS = 1000;
-/** How often a LOGIN the server postponed is asked again before the client gives up. */
-const LOGIN_RETRIES = 5;
-/** Longest postponement of a LOGIN the client waits out (longer ones are reported as login failures). */
-const LOGIN_RETRY_MAX_MS = 10_000;
 /** How many example paths an "ignored now" line names. */
 const EXAMPLES = 3;
 
@@ -439,26 +436,14 @@ export class SyncClient {
     }
   }
 
-  /**
-   * Sends LOGIN; when the server postpones it for a short while (`rate_limited` with `retryMs`, as when several
-   * devices of this user log in from one address at the same moment), waits that long and asks again, up to
-   * {@linkcode LOGIN_RETRIES} times. A wrong password is never retried.
-   */
-  async #loginWithPassword(peer: RpcPeer, password: string) {
-    for (let attempt = 0;; attempt++) {
-      try {
-        return await peer.request("LOGIN", { user: this.#o.user, password, device: this.#o.device });
-      } catch (error) {
-        const waitMs = error instanceof RpcError && error.code === "rate_limited"
-          ? error.detail.retryMs
-          : null;
-        if (typeof waitMs !== "number" || waitMs > LOGIN_RETRY_MAX_MS || attempt >= LOGIN_RETRIES) {
-          throw error;
-        }
-        this.#notice(`the server postponed this login: trying again in ${Math.ceil(waitMs / 1000)} s`);
-        await new Promise((resolve) => setTimeout(resolve, waitMs + Math.random() * 250));
-      }
-    }
+  /** LOGIN with the password as this device, saying when the server postpones it (see client/login.ts). */
+  #loginWithPassword(peer: RpcPeer, password: string) {
+    return loginWithPassword(
+      peer,
+      { user: this.#o.user, password, device: this.#o.device },
+      (waitMs) =>
+        this.#notice(`the server postponed this login: trying again in ${Math.ceil(waitMs / 1000)} s`),
+    );
   }
 
   /** Says once that this device was revoked; then asks a person, or stops when nobody can be asked. */
